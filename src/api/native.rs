@@ -1,0 +1,101 @@
+//! Tessera's own JSON API, the canonical one: the core model on the wire.
+
+use axum::{
+    extract::{Path, State},
+    http::StatusCode,
+    response::IntoResponse,
+    routing::get,
+    Router,
+};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{json::Json, ApiError, AppState};
+use crate::{engine::PutOutcome, model::MixSpec};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/mixes", get(list).post(create))
+        .route("/v1/mixes/{id}", get(get_one).put(put).delete(delete))
+}
+
+async fn list(State(s): State<AppState>) -> impl IntoResponse {
+    axum::Json(json!({ "mixes": s.engine.list() }))
+}
+
+async fn get_one(State(s): State<AppState>, Path(id): Path<String>) -> Result<impl IntoResponse, ApiError> {
+    s.engine
+        .get_mix(&id)
+        .map(axum::Json)
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("mix {id:?} does not exist")))
+}
+
+async fn put(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    Json(spec): Json<MixSpec>,
+) -> Result<impl IntoResponse, ApiError> {
+    check_id(&id)?;
+    let outcome = s.engine.put_mix(&id, spec).await?;
+    respond(&s, &id, outcome)
+}
+
+/// `POST /v1/mixes` with the spec plus an `id`.
+#[derive(Deserialize)]
+struct CreateBody {
+    id: String,
+    #[serde(flatten)]
+    spec: MixSpec,
+}
+
+async fn create(State(s): State<AppState>, Json(body): Json<CreateBody>) -> Result<impl IntoResponse, ApiError> {
+    check_id(&body.id)?;
+    if s.engine.get_mix(&body.id).is_some() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "already_exists",
+            format!("mix {:?} already exists; PUT /v1/mixes/{} replaces it", body.id, body.id),
+        ));
+    }
+    let outcome = s.engine.put_mix(&body.id, body.spec).await?;
+    respond(&s, &body.id, outcome)
+}
+
+fn respond(s: &AppState, id: &str, outcome: PutOutcome) -> Result<impl IntoResponse, ApiError> {
+    let status = match outcome {
+        PutOutcome::Created => StatusCode::CREATED,
+        _ => StatusCode::OK,
+    };
+    let applied = match outcome {
+        PutOutcome::Created => "created",
+        PutOutcome::UpdatedLive => "updated_live",
+        PutOutcome::Restarted => "restarted",
+    };
+    let view = s
+        .engine
+        .get_mix(id)
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", "mix vanished"))?;
+    let mut body = serde_json::to_value(view).unwrap_or_default();
+    body["applied"] = json!(applied);
+    Ok((status, axum::Json(body)))
+}
+
+async fn delete(State(s): State<AppState>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+    s.engine.delete_mix(&id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+fn check_id(id: &str) -> Result<(), ApiError> {
+    let ok = !id.is_empty()
+        && id.len() <= 128
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.~".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_id",
+            "mix ids are 1 to 128 characters of A-Z a-z 0-9 - _ . ~",
+        ))
+    }
+}

@@ -1,0 +1,228 @@
+//! Tessera's configuration file: TOML, strict (an unknown key is an error that names it), and every value
+//! has a default that works on a single box with nginx-rtmp on loopback.
+
+use std::{net::SocketAddr, path::Path, time::Duration};
+
+use serde::Deserialize;
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// The HTTP listener that serves every API dialect.
+    pub server: ServerConfig,
+    /// Where input stream ids are pulled from, and how inputs are supervised.
+    pub ingest: IngestConfig,
+    /// Where output stream ids are published, and how outputs reconnect.
+    pub egress: EgressConfig,
+    /// Limits and tuning of the mixing engine.
+    pub engine: EngineConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address the HTTP API listens on.
+    pub listen: SocketAddr,
+    /// Largest request body accepted, in bytes; larger bodies get 413.
+    pub max_body_bytes: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".parse().expect("valid default address"),
+            max_body_bytes: 256 * 1024,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IngestConfig {
+    /// URL template an input given by stream id is pulled from; `{stream_id}` is replaced.
+    pub pull_url: String,
+    /// An input that delivered media and then none for this long is declared lost and reconnected.
+    pub stall_timeout_ms: u64,
+    /// An input that delivers nothing this long after connecting is retried.
+    pub connect_timeout_ms: u64,
+    /// First reconnect delay; doubles per failed attempt (with ±20 % jitter) up to `retry_max_ms`.
+    pub retry_initial_ms: u64,
+    /// Longest delay between two reconnect attempts.
+    pub retry_max_ms: u64,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        Self {
+            pull_url: "rtmp://127.0.0.1:1935/live/{stream_id}".into(),
+            stall_timeout_ms: 2_000,
+            connect_timeout_ms: 10_000,
+            retry_initial_ms: 500,
+            retry_max_ms: 10_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EgressConfig {
+    /// URL template an output given by stream id is published to; `{stream_id}` is replaced.
+    pub push_url: String,
+    /// First reconnect delay of a failed output; doubles per attempt (±20 % jitter) up to `retry_max_ms`.
+    pub retry_initial_ms: u64,
+    /// Longest delay between two reconnect attempts of an output.
+    pub retry_max_ms: u64,
+    /// Encoded media queued for one slow target before it skips ahead to the next keyframe, in bytes.
+    pub max_queue_bytes: u64,
+}
+
+impl Default for EgressConfig {
+    fn default() -> Self {
+        Self {
+            push_url: "rtmp://127.0.0.1:1935/mix/{stream_id}".into(),
+            retry_initial_ms: 1_000,
+            retry_max_ms: 30_000,
+            max_queue_bytes: 4 * 1024 * 1024,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EngineConfig {
+    /// Time the compositor and audio mixer wait for late input before producing a frame without it.
+    /// Inputs whose media arrives with more jitter than this are shown a frame late.
+    pub latency_ms: u64,
+    /// Most mixes running at once on this node.
+    pub max_mixes: usize,
+    /// Most inputs per mix.
+    pub max_inputs: usize,
+    /// Most image overlays per mix.
+    pub max_overlays: usize,
+    /// Most output targets per mix.
+    pub max_outputs: usize,
+    /// Largest image accepted for an overlay or background, in bytes.
+    pub max_image_bytes: u64,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            latency_ms: 100,
+            max_mixes: 16,
+            max_inputs: 16,
+            max_overlays: 8,
+            max_outputs: 8,
+            max_image_bytes: 4 * 1024 * 1024,
+        }
+    }
+}
+
+impl IngestConfig {
+    pub fn stall_timeout(&self) -> Duration {
+        Duration::from_millis(self.stall_timeout_ms)
+    }
+    pub fn connect_timeout(&self) -> Duration {
+        Duration::from_millis(self.connect_timeout_ms)
+    }
+}
+
+/// A configuration that could not be loaded; the message names the file and the offending key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("invalid config file {path}: {message}")]
+    Parse { path: String, message: String },
+    #[error("invalid config: {0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Parses and validates a configuration from TOML text.
+    pub fn from_toml(text: &str, origin: &str) -> Result<Self, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: origin.to_string(),
+            message: e.to_string(),
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Loads a configuration file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::from_toml(&text, &path.display().to_string())
+    }
+
+    /// Checks what TOML types cannot: templates, ranges.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        for (key, template) in [
+            ("ingest.pull_url", &self.ingest.pull_url),
+            ("egress.push_url", &self.egress.push_url),
+        ] {
+            if !template.contains("{stream_id}") {
+                return Err(ConfigError::Invalid(format!(
+                    "{key} must contain the placeholder {{stream_id}}"
+                )));
+            }
+        }
+        if self.engine.latency_ms > 2_000 {
+            return Err(ConfigError::Invalid(
+                "engine.latency_ms must be at most 2000".into(),
+            ));
+        }
+        if self.ingest.retry_initial_ms == 0 || self.egress.retry_initial_ms == 0 {
+            return Err(ConfigError::Invalid(
+                "retry_initial_ms must be greater than 0".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_gives_defaults() {
+        let c = Config::from_toml("", "t").unwrap();
+        assert_eq!(c.server.listen.port(), 8080);
+        assert!(c.ingest.pull_url.contains("{stream_id}"));
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let err = Config::from_toml("[server]\nlisten = \"127.0.0.1:1\"\nlistn = 3\n", "t")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("listn"), "{err}");
+    }
+
+    #[test]
+    fn template_without_placeholder_is_refused() {
+        let err = Config::from_toml("[egress]\npush_url = \"rtmp://x/y\"\n", "t").unwrap_err();
+        assert!(err.to_string().contains("egress.push_url"));
+    }
+}
+
+#[cfg(test)]
+mod example_tests {
+    use super::*;
+
+    /// The documented example file and the built-in defaults must not drift apart.
+    #[test]
+    fn example_file_matches_defaults() {
+        let c = Config::from_toml(include_str!("../tessera.example.toml"), "example").unwrap();
+        let d = Config::default();
+        assert_eq!(format!("{c:?}"), format!("{d:?}"));
+    }
+}

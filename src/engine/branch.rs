@@ -1,0 +1,392 @@
+//! The parts of a mix pipeline that belong to one input or one still picture, added and removed while the mix
+//! runs. Each input's video goes appsrc → crop → scale → label → rounded corners → compositor pad; its audio
+//! goes appsrc → audiomixer pad (volume). Geometry that depends on the input's picture size is recomputed
+//! whenever that size changes.
+
+use std::sync::{Arc, Mutex};
+
+use gst::prelude::*;
+
+use super::{input::MediaSink, still::Still};
+use crate::model::{geometry, Fit, InputSpec, Label, Rect};
+
+fn make(factory: &str) -> Result<gst::Element, gst::glib::BoolError> {
+    gst::ElementFactory::make(factory).build()
+}
+
+fn live_appsrc(caps: Option<&gst::Caps>) -> gst_app::AppSrc {
+    let mut b = gst_app::AppSrc::builder()
+        .is_live(true)
+        .format(gst::Format::Time)
+        .min_latency(0)
+        .max_time(gst::ClockTime::from_mseconds(500))
+        .max_bytes(0)
+        .max_buffers(0)
+        .leaky_type(gst_app::AppLeakyType::Downstream);
+    if let Some(caps) = caps {
+        b = b.caps(caps);
+    }
+    b.build()
+}
+
+/// Running time of `pipeline` for absolute clock time `clock_time`, if it is running and the time is not before
+/// its start.
+fn running_time(pipeline: &gst::Pipeline, clock_time: gst::ClockTime) -> Option<gst::ClockTime> {
+    pipeline.base_time().and_then(|base| clock_time.checked_sub(base))
+}
+
+fn current_running_time(pipeline: &gst::Pipeline) -> gst::ClockTime {
+    pipeline
+        .clock()
+        .and_then(|c| running_time(pipeline, c.time()))
+        .unwrap_or(gst::ClockTime::ZERO)
+}
+
+/// Geometry inputs of a video branch; the picture size arrives with the media.
+#[derive(Debug, Clone, PartialEq)]
+struct Layout {
+    rect: Rect,
+    crop: Option<Rect>,
+    fit: Fit,
+    source_size: Option<(u32, u32)>,
+    applied: Option<geometry::Placement>,
+}
+
+/// The video half of an input branch. Shared with the streaming thread that pushes frames.
+pub struct VideoBranch {
+    pipeline: gst::glib::WeakRef<gst::Pipeline>,
+    appsrc: gst_app::AppSrc,
+    crop: gst::Element,
+    scale_caps: gst::Element,
+    text: gst::Element,
+    corners: gst::Element,
+    pad: gst::Pad,
+    elements: Vec<gst::Element>,
+    layout: Mutex<Layout>,
+    last_caps: Mutex<Option<gst::Caps>>,
+}
+
+/// The audio half of an input branch.
+pub struct AudioBranch {
+    pipeline: gst::glib::WeakRef<gst::Pipeline>,
+    appsrc: gst_app::AppSrc,
+    pad: gst::Pad,
+    last_caps: Mutex<Option<gst::Caps>>,
+}
+
+/// Pushes one input's media into a mix (the hub calls it from its streaming threads).
+pub struct BranchSink {
+    pub video: Option<Arc<VideoBranch>>,
+    pub audio: Option<Arc<AudioBranch>>,
+}
+
+impl MediaSink for BranchSink {
+    fn video(&self, buffer: &gst::Buffer, caps: &gst::Caps) {
+        if let Some(v) = &self.video {
+            v.push(buffer, caps);
+        }
+    }
+    fn audio(&self, buffer: &gst::Buffer, caps: &gst::Caps) {
+        if let Some(a) = &self.audio {
+            a.push(buffer, caps);
+        }
+    }
+}
+
+/// Copies `buffer` with its PTS turned from clock time into `pipeline`'s running time.
+fn retime(pipeline: &gst::glib::WeakRef<gst::Pipeline>, buffer: &gst::Buffer) -> Option<gst::Buffer> {
+    let pipeline = pipeline.upgrade()?;
+    let rt = running_time(&pipeline, buffer.pts()?)?;
+    let mut out = buffer.copy();
+    out.make_mut().set_pts(rt);
+    Some(out)
+}
+
+/// Sets caps on `appsrc` when they changed; returns whether they did.
+fn update_caps(appsrc: &gst_app::AppSrc, last: &Mutex<Option<gst::Caps>>, caps: &gst::Caps) -> bool {
+    let mut last = last.lock().unwrap();
+    if last.as_ref() == Some(caps) {
+        return false;
+    }
+    *last = Some(caps.clone());
+    drop(last);
+    appsrc.set_caps(Some(caps));
+    true
+}
+
+impl VideoBranch {
+    /// Builds the branch inside `pipeline` and links it to a new `compositor` pad.
+    pub fn add(
+        pipeline: &gst::Pipeline,
+        compositor: &gst::Element,
+        input: &InputSpec,
+        rect: Rect,
+    ) -> Result<Arc<Self>, gst::glib::BoolError> {
+        let appsrc = live_appsrc(None);
+        let crop = make("videocrop")?;
+        let scale = gst::ElementFactory::make("videoscale")
+            .property("add-borders", false)
+            .build()?;
+        let scale_caps = make("capsfilter")?;
+        let text = gst::ElementFactory::make("textoverlay")
+            .property("silent", true)
+            .property("auto-resize", false)
+            .property("draw-shadow", false)
+            .property("draw-outline", false)
+            .property("xpad", 0i32)
+            .property("ypad", 0i32)
+            .property_from_str("halignment", "left")
+            .property_from_str("valignment", "top")
+            .build()?;
+        let corners = make("roundedcorners")?;
+        let elements: Vec<gst::Element> = vec![
+            appsrc.clone().upcast(),
+            crop.clone(),
+            scale,
+            scale_caps.clone(),
+            text.clone(),
+            corners.clone(),
+        ];
+        pipeline.add_many(&elements)?;
+        gst::Element::link_many(&elements)?;
+        let pad = compositor
+            .request_pad_simple("sink_%u")
+            .ok_or_else(|| gst::glib::bool_error!("compositor refused a pad"))?;
+        corners
+            .static_pad("src")
+            .expect("roundedcorners has a src pad")
+            .link(&pad)
+            .map_err(|e| gst::glib::bool_error!("link to compositor: {e:?}"))?;
+        let branch = Arc::new(Self {
+            pipeline: pipeline.downgrade(),
+            appsrc,
+            crop,
+            scale_caps,
+            text,
+            corners,
+            pad,
+            elements,
+            layout: Mutex::new(Layout {
+                rect,
+                crop: input.crop,
+                fit: input.fit,
+                source_size: None,
+                applied: None,
+            }),
+            last_caps: Mutex::new(None),
+        });
+        // Until the first frame arrives the pad shows nothing, so the canvas stays visible.
+        branch.pad.set_property("width", 0i32);
+        branch.pad.set_property("height", 0i32);
+        branch.update(input, rect);
+        for e in branch.elements.iter().rev() {
+            e.sync_state_with_parent()?;
+        }
+        Ok(branch)
+    }
+
+    /// Applies everything of `input` that can change live.
+    pub fn update(&self, input: &InputSpec, rect: Rect) {
+        {
+            let mut l = self.layout.lock().unwrap();
+            l.rect = rect;
+            l.crop = input.crop;
+            l.fit = input.fit;
+        }
+        self.apply_geometry();
+        self.corners
+            .set_property("border-radius-px", input.corner_radius);
+        self.apply_label(input.label.as_ref());
+    }
+
+    pub fn set_zorder(&self, z: u32) {
+        self.pad.set_property("zorder", z);
+    }
+
+    fn apply_label(&self, label: Option<&Label>) {
+        match label {
+            None => self.text.set_property("silent", true),
+            Some(l) => {
+                let alpha = (u32::from(l.color.a) * l.opacity.min(100) / 100) as u8;
+                let color = crate::model::Color { a: alpha, ..l.color };
+                self.text.set_property("text", &l.text);
+                self.text
+                    .set_property("font-desc", format!("Sans {}px", l.font_size));
+                self.text.set_property("color", color.argb());
+                self.text.set_property("deltax", l.x);
+                self.text.set_property("deltay", l.y);
+                self.text.set_property("silent", false);
+            }
+        }
+    }
+
+    /// Recomputes crop, scale and position from the current layout and picture size.
+    fn apply_geometry(&self) {
+        let placement = {
+            let mut l = self.layout.lock().unwrap();
+            let Some((w, h)) = l.source_size else { return };
+            let p = geometry::place(w, h, l.crop, l.rect, l.fit);
+            if l.applied == Some(p) {
+                return;
+            }
+            l.applied = Some(p);
+            p
+        };
+        self.crop.set_property("left", placement.crop_left as i32);
+        self.crop.set_property("right", placement.crop_right as i32);
+        self.crop.set_property("top", placement.crop_top as i32);
+        self.crop.set_property("bottom", placement.crop_bottom as i32);
+        self.scale_caps.set_property(
+            "caps",
+            gst::Caps::builder("video/x-raw")
+                .field("width", placement.width as i32)
+                .field("height", placement.height as i32)
+                .field("pixel-aspect-ratio", gst::Fraction::new(1, 1))
+                .build(),
+        );
+        self.pad.set_property("xpos", placement.x);
+        self.pad.set_property("ypos", placement.y);
+        self.pad.set_property("width", placement.width as i32);
+        self.pad.set_property("height", placement.height as i32);
+    }
+
+    fn push(&self, buffer: &gst::Buffer, caps: &gst::Caps) {
+        let Some(out) = retime(&self.pipeline, buffer) else {
+            return;
+        };
+        if update_caps(&self.appsrc, &self.last_caps, caps) {
+            if let Ok(info) = gst_video::VideoInfo::from_caps(caps) {
+                self.layout.lock().unwrap().source_size = Some((info.width(), info.height()));
+                self.apply_geometry();
+            }
+        }
+        let _ = self.appsrc.push_buffer(out);
+    }
+
+    /// Takes the branch out of the running pipeline and releases its compositor pad.
+    pub fn remove(&self, pipeline: &gst::Pipeline, compositor: &gst::Element) {
+        remove_elements(pipeline, &self.elements);
+        compositor.release_request_pad(&self.pad);
+    }
+}
+
+impl AudioBranch {
+    pub fn add(
+        pipeline: &gst::Pipeline,
+        mixer: &gst::Element,
+        volume: u32,
+    ) -> Result<Arc<Self>, gst::glib::BoolError> {
+        let appsrc = live_appsrc(Some(&super::mix_audio_caps()));
+        pipeline.add(&appsrc)?;
+        let pad = mixer
+            .request_pad_simple("sink_%u")
+            .ok_or_else(|| gst::glib::bool_error!("audiomixer refused a pad"))?;
+        appsrc
+            .static_pad("src")
+            .expect("appsrc has a src pad")
+            .link(&pad)
+            .map_err(|e| gst::glib::bool_error!("link to audiomixer: {e:?}"))?;
+        let branch = Arc::new(Self {
+            pipeline: pipeline.downgrade(),
+            appsrc,
+            pad,
+            last_caps: Mutex::new(None),
+        });
+        branch.set_volume(volume);
+        branch.appsrc.sync_state_with_parent()?;
+        Ok(branch)
+    }
+
+    pub fn set_volume(&self, percent: u32) {
+        self.pad.set_property("volume", f64::from(percent) / 100.0);
+    }
+
+    fn push(&self, buffer: &gst::Buffer, caps: &gst::Caps) {
+        let Some(out) = retime(&self.pipeline, buffer) else {
+            return;
+        };
+        update_caps(&self.appsrc, &self.last_caps, caps);
+        let _ = self.appsrc.push_buffer(out);
+    }
+
+    pub fn remove(&self, pipeline: &gst::Pipeline, mixer: &gst::Element) {
+        remove_elements(pipeline, &[self.appsrc.clone().upcast()]);
+        mixer.release_request_pad(&self.pad);
+    }
+}
+
+/// A still picture on its own compositor pad. The compositor repeats the last buffer of a pad for as long as no
+/// new one arrives, so one buffer is enough until the picture changes.
+pub struct StillLayer {
+    pipeline: gst::glib::WeakRef<gst::Pipeline>,
+    appsrc: gst_app::AppSrc,
+    pad: gst::Pad,
+}
+
+impl StillLayer {
+    pub fn add(
+        pipeline: &gst::Pipeline,
+        compositor: &gst::Element,
+        still: &Still,
+        x: i32,
+        y: i32,
+        zorder: u32,
+    ) -> Result<Self, gst::glib::BoolError> {
+        let appsrc = live_appsrc(Some(&still.caps));
+        pipeline.add(&appsrc)?;
+        let pad = compositor
+            .request_pad_simple("sink_%u")
+            .ok_or_else(|| gst::glib::bool_error!("compositor refused a pad"))?;
+        appsrc
+            .static_pad("src")
+            .expect("appsrc has a src pad")
+            .link(&pad)
+            .map_err(|e| gst::glib::bool_error!("link still to compositor: {e:?}"))?;
+        pad.set_property("xpos", x);
+        pad.set_property("ypos", y);
+        pad.set_property("zorder", zorder);
+        appsrc.sync_state_with_parent()?;
+        let layer = Self {
+            pipeline: pipeline.downgrade(),
+            appsrc,
+            pad,
+        };
+        layer.show(still);
+        Ok(layer)
+    }
+
+    /// Replaces the picture (same size and position semantics as when added).
+    pub fn show(&self, still: &Still) {
+        let Some(pipeline) = self.pipeline.upgrade() else {
+            return;
+        };
+        self.appsrc.set_caps(Some(&still.caps));
+        let mut buffer = still.buffer.copy();
+        {
+            let b = buffer.make_mut();
+            b.set_pts(current_running_time(&pipeline));
+            b.set_duration(gst::ClockTime::NONE);
+        }
+        let _ = self.appsrc.push_buffer(buffer);
+    }
+
+    pub fn set_position(&self, x: i32, y: i32, zorder: u32) {
+        self.pad.set_property("xpos", x);
+        self.pad.set_property("ypos", y);
+        self.pad.set_property("zorder", zorder);
+    }
+
+    pub fn remove(&self, pipeline: &gst::Pipeline, compositor: &gst::Element) {
+        remove_elements(pipeline, &[self.appsrc.clone().upcast()]);
+        compositor.release_request_pad(&self.pad);
+    }
+}
+
+/// Stops elements of a running pipeline and removes them. Stopping first ends their streaming threads, so no
+/// buffer is in flight when the downstream pad goes away.
+pub fn remove_elements(pipeline: &gst::Pipeline, elements: &[gst::Element]) {
+    for e in elements {
+        let _ = e.set_state(gst::State::Null);
+    }
+    let _ = pipeline.remove_many(elements);
+}

@@ -1,0 +1,508 @@
+//! One mix = one pipeline: still layers (canvas colour, background image, watermarks) and input branches on a
+//! compositor, input audio on an audiomixer, then one encoder branch per distinct output encoding.
+//!
+//! The compositor and audiomixer are forced live: they produce a frame (and a block of samples) on every clock
+//! tick whatever their inputs do, so a missing, late or dead input never stalls the output. Inputs are pushed
+//! with timestamps taken from the shared clock when their media arrived (see `timing`).
+
+use std::{
+    collections::HashMap,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+    time::{Duration, Instant},
+};
+
+use futures::StreamExt;
+use gst::prelude::*;
+
+use super::{
+    branch::{AudioBranch, BranchSink, StillLayer, VideoBranch},
+    input::{InputHub, Subscription},
+    meter::RateMeter,
+    output::{EncodeKey, Encoder},
+    status::{InputStatus, MixState, MixStatus, OutputStatus},
+    still::{self, Still, CANVAS_FORMAT},
+};
+use crate::{
+    config::Config,
+    error::Error,
+    model::{Canvas, ImageOverlay, InputSpec, MixSpec},
+};
+
+/// Compositor z-order of the canvas colour and the background image; inputs and overlays are above.
+const Z_BACKGROUND: u32 = 0;
+const Z_BACKGROUND_IMAGE: u32 = 1;
+const Z_FIRST_LAYER: u32 = 10;
+/// Room per layer number for list order among equal layers (inputs + overlays per mix stay below this).
+const Z_PER_LAYER: u32 = 64;
+
+/// Still pictures an update needs, rendered before anything is changed so a failure changes nothing.
+pub struct PreparedStills {
+    background: Option<Still>,
+    background_image: Option<Option<Still>>,
+    overlays: HashMap<String, Still>,
+}
+
+struct InputBranch {
+    spec: InputSpec,
+    url: String,
+    video: Option<Arc<VideoBranch>>,
+    audio: Option<Arc<AudioBranch>>,
+    subscription: Subscription,
+}
+
+struct OverlayLayer {
+    spec: ImageOverlay,
+    layer: StillLayer,
+}
+
+/// A running mix pipeline.
+pub struct MixPipeline {
+    spec: MixSpec,
+    pipeline: gst::Pipeline,
+    compositor: gst::Element,
+    audiomixer: gst::Element,
+    video_tee: gst::Element,
+    audio_tee: gst::Element,
+    background: StillLayer,
+    background_image: Option<StillLayer>,
+    overlays: HashMap<String, OverlayLayer>,
+    inputs: HashMap<String, InputBranch>,
+    encoders: Vec<Encoder>,
+    started: Instant,
+    fps: Arc<RateMeter>,
+    failed: Arc<AtomicBool>,
+    watch: tokio::task::JoinHandle<()>,
+}
+
+/// Renders the still pictures of `spec` that differ from `old` (all of them when `old` is `None`).
+pub fn prepare_stills(spec: &MixSpec, old: Option<&MixSpec>, config: &Config) -> Result<PreparedStills, Error> {
+    let max = config.engine.max_image_bytes;
+    let cv = &spec.canvas;
+    let same_canvas_size = old.is_some_and(|o| o.canvas.width == cv.width && o.canvas.height == cv.height);
+    let background = if same_canvas_size && old.is_some_and(|o| o.canvas.background == cv.background) {
+        None
+    } else {
+        Some(still::solid(cv.background, cv.width, cv.height)?)
+    };
+    let background_image = if same_canvas_size && old.is_some_and(|o| o.canvas.background_image == cv.background_image)
+    {
+        None
+    } else {
+        Some(match &cv.background_image {
+            Some(loc) => Some(still::image(loc, cv.width, cv.height, max)?),
+            None => None,
+        })
+    };
+    let mut overlays = HashMap::new();
+    for o in &spec.overlays {
+        let unchanged = old.is_some_and(|old| {
+            old.overlays
+                .iter()
+                .any(|p| p.id == o.id && p.image == o.image && p.rect.width == o.rect.width && p.rect.height == o.rect.height)
+        });
+        if !unchanged {
+            overlays.insert(o.id.clone(), still::image(&o.image, o.rect.width, o.rect.height, max)?);
+        }
+    }
+    Ok(PreparedStills {
+        background,
+        background_image,
+        overlays,
+    })
+}
+
+/// Caps of the compositor's output.
+fn canvas_caps(c: &Canvas) -> gst::Caps {
+    gst::Caps::builder("video/x-raw")
+        .field("format", CANVAS_FORMAT)
+        .field("width", c.width as i32)
+        .field("height", c.height as i32)
+        .field("framerate", gst::Fraction::new(c.fps as i32, 1))
+        .field("pixel-aspect-ratio", gst::Fraction::new(1, 1))
+        .build()
+}
+
+impl MixPipeline {
+    /// Builds and starts the pipeline. `stills` must come from [`prepare_stills`] with `old = None`.
+    pub fn start(
+        id: &str,
+        spec: &MixSpec,
+        stills: PreparedStills,
+        config: &Config,
+        hub: &InputHub,
+    ) -> Result<Self, Error> {
+        let latency = gst::ClockTime::from_mseconds(config.engine.latency_ms);
+        let pipeline = gst::Pipeline::with_name(&format!("mix-{id}"));
+        pipeline.use_clock(Some(&gst::SystemClock::obtain()));
+        let build = || -> Result<_, gst::glib::BoolError> {
+            let compositor = gst::ElementFactory::make("compositor")
+                .property("force-live", true)
+                .property("latency", latency.nseconds())
+                .property("ignore-inactive-pads", true)
+                .property_from_str("background", "black")
+                .build()?;
+            let vcaps = gst::ElementFactory::make("capsfilter")
+                .property("caps", canvas_caps(&spec.canvas))
+                .build()?;
+            let video_tee = gst::ElementFactory::make("tee")
+                .property("allow-not-linked", true)
+                .build()?;
+            let silence = gst::ElementFactory::make("audiotestsrc")
+                .property_from_str("wave", "silence")
+                .property("is-live", true)
+                .build()?;
+            let silence_caps = gst::ElementFactory::make("capsfilter")
+                .property("caps", super::mix_audio_caps())
+                .build()?;
+            let audiomixer = gst::ElementFactory::make("audiomixer")
+                .property("force-live", true)
+                .property("latency", latency.nseconds())
+                .property("ignore-inactive-pads", true)
+                .build()?;
+            let acaps = gst::ElementFactory::make("capsfilter")
+                .property("caps", super::mix_audio_caps())
+                .build()?;
+            let audio_tee = gst::ElementFactory::make("tee")
+                .property("allow-not-linked", true)
+                .build()?;
+            pipeline.add_many([&compositor, &vcaps, &video_tee, &silence, &silence_caps, &audiomixer, &acaps, &audio_tee])?;
+            gst::Element::link_many([&compositor, &vcaps, &video_tee])?;
+            gst::Element::link_many([&silence, &silence_caps, &audiomixer, &acaps, &audio_tee])?;
+            Ok((compositor, video_tee, audiomixer, audio_tee))
+        };
+        let (compositor, video_tee, audiomixer, audio_tee) = build().map_err(Error::internal)?;
+
+        let fps = Arc::new(RateMeter::new(Duration::from_secs(2)));
+        let meter = fps.clone();
+        compositor
+            .static_pad("src")
+            .expect("compositor src")
+            .add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+                meter.record(1);
+                gst::PadProbeReturn::Ok
+            });
+
+        let mut encoders: Vec<Encoder> = Vec::new();
+        for o in &spec.outputs {
+            let key = EncodeKey::of(o);
+            if !encoders.iter().any(|e| e.spec == key) {
+                encoders.push(
+                    Encoder::add(&pipeline, &video_tee, &audio_tee, key, spec.canvas.fps).map_err(Error::internal)?,
+                );
+            }
+        }
+
+        let failed = Arc::new(AtomicBool::new(false));
+        let watch = tokio::spawn(watch_bus(pipeline.clone(), id.to_string(), failed.clone()));
+        pipeline.set_state(gst::State::Playing).map_err(|e| {
+            let _ = pipeline.set_state(gst::State::Null);
+            Error::internal(format!("mix {id} cannot start: {e}"))
+        })?;
+
+        let background_still = stills.background.ok_or_else(|| Error::internal("background not rendered"))?;
+        let background = StillLayer::add(&pipeline, &compositor, &background_still, 0, 0, Z_BACKGROUND)
+            .map_err(Error::internal)?;
+        let mut mix = Self {
+            spec: spec.clone(),
+            pipeline,
+            compositor,
+            audiomixer,
+            video_tee,
+            audio_tee,
+            background,
+            background_image: None,
+            overlays: HashMap::new(),
+            inputs: HashMap::new(),
+            encoders,
+            started: Instant::now(),
+            fps,
+            failed,
+            watch,
+        };
+        if let Some(Some(img)) = stills.background_image {
+            mix.background_image = Some(
+                StillLayer::add(&mix.pipeline, &mix.compositor, &img, 0, 0, Z_BACKGROUND_IMAGE)
+                    .map_err(Error::internal)?,
+            );
+        }
+        let mut stills_overlays = stills.overlays;
+        for o in spec.overlays.clone() {
+            let still = stills_overlays.remove(&o.id).ok_or_else(|| Error::internal("overlay not rendered"))?;
+            mix.add_overlay(o, &still)?;
+        }
+        for input in spec.inputs.clone() {
+            mix.add_input(input, config, hub)?;
+        }
+        for o in &spec.outputs {
+            let url = super::resolve_output(&o.target, &config.egress);
+            let key = EncodeKey::of(o);
+            if let Some(e) = mix.encoders.iter_mut().find(|e| e.spec == key) {
+                e.add_target(&url, &config.egress);
+            }
+        }
+        mix.restack();
+        Ok(mix)
+    }
+
+    /// Whether `new` can be applied to this pipeline without restarting the output.
+    pub fn can_update_live(&self, new: &MixSpec) -> bool {
+        let (a, b) = (&self.spec.canvas, &new.canvas);
+        let keys = |s: &MixSpec| {
+            let mut k: Vec<EncodeKey> = s.outputs.iter().map(EncodeKey::of).collect();
+            k.sort_by_key(|k| format!("{k:?}"));
+            k.dedup();
+            k
+        };
+        a.width == b.width && a.height == b.height && a.fps == b.fps && keys(&self.spec) == keys(new)
+    }
+
+    /// Applies `new` to the running pipeline: same output, same RTMP sessions, continuous timestamps.
+    pub fn update(&mut self, new: &MixSpec, stills: PreparedStills, config: &Config, hub: &InputHub) -> Result<(), Error> {
+        if let Some(bg) = &stills.background {
+            self.background.show(bg);
+        }
+        if let Some(image) = stills.background_image {
+            if let Some(layer) = self.background_image.take() {
+                layer.remove(&self.pipeline, &self.compositor);
+            }
+            if let Some(img) = image {
+                self.background_image = Some(
+                    StillLayer::add(&self.pipeline, &self.compositor, &img, 0, 0, Z_BACKGROUND_IMAGE)
+                        .map_err(Error::internal)?,
+                );
+            }
+        }
+
+        // Overlays: removed, replaced (new picture) or moved.
+        let mut stills_overlays = stills.overlays;
+        let wanted: HashMap<&str, &ImageOverlay> = new.overlays.iter().map(|o| (o.id.as_str(), o)).collect();
+        let gone: Vec<String> = self
+            .overlays
+            .keys()
+            .filter(|id| !wanted.contains_key(id.as_str()) || stills_overlays.contains_key(id.as_str()))
+            .cloned()
+            .collect();
+        for id in gone {
+            if let Some(o) = self.overlays.remove(&id) {
+                o.layer.remove(&self.pipeline, &self.compositor);
+            }
+        }
+        for o in &new.overlays {
+            if let Some(still) = stills_overlays.remove(&o.id) {
+                self.add_overlay(o.clone(), &still)?;
+            } else if let Some(existing) = self.overlays.get_mut(&o.id) {
+                existing.spec = o.clone();
+            }
+        }
+
+        // Inputs: removed, rebuilt (new source or content) or updated in place.
+        self.spec.canvas = new.canvas.clone();
+        let wanted: HashMap<&str, &InputSpec> = new.inputs.iter().map(|i| (i.id.as_str(), i)).collect();
+        let rebuild: Vec<String> = self
+            .inputs
+            .iter()
+            .filter(|(id, b)| {
+                wanted
+                    .get(id.as_str())
+                    .is_none_or(|n| n.source != b.spec.source || n.content != b.spec.content)
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in rebuild {
+            self.remove_input(&id);
+        }
+        for input in &new.inputs {
+            if let Some(branch) = self.inputs.get_mut(&input.id) {
+                let rect = new.input_rect(input);
+                if let Some(v) = &branch.video {
+                    v.update(input, rect);
+                }
+                if let Some(a) = &branch.audio {
+                    a.set_volume(input.volume);
+                }
+                branch.spec = input.clone();
+            } else {
+                self.add_input(input.clone(), config, hub)?;
+            }
+        }
+
+        // Targets of unchanged encodings.
+        for enc in &mut self.encoders {
+            let urls: Vec<String> = new
+                .outputs
+                .iter()
+                .filter(|o| EncodeKey::of(o) == enc.spec)
+                .map(|o| super::resolve_output(&o.target, &config.egress))
+                .collect();
+            let stale: Vec<String> = enc.targets.iter().map(|(u, _)| u.clone()).filter(|u| !urls.contains(u)).collect();
+            for u in stale {
+                enc.remove_target(&u);
+            }
+            for u in &urls {
+                enc.add_target(u, &config.egress);
+            }
+        }
+        self.spec = new.clone();
+        self.restack();
+        Ok(())
+    }
+
+    fn add_overlay(&mut self, o: ImageOverlay, still: &Still) -> Result<(), Error> {
+        let layer = StillLayer::add(&self.pipeline, &self.compositor, still, o.rect.x, o.rect.y, Z_FIRST_LAYER)
+            .map_err(Error::internal)?;
+        self.overlays.insert(o.id.clone(), OverlayLayer { spec: o, layer });
+        Ok(())
+    }
+
+    fn add_input(&mut self, input: InputSpec, config: &Config, hub: &InputHub) -> Result<(), Error> {
+        let url = super::resolve_input(&input.source, &config.ingest);
+        let rect = self.spec.input_rect(&input);
+        let video = if input.content.has_video() {
+            Some(VideoBranch::add(&self.pipeline, &self.compositor, &input, rect).map_err(Error::internal)?)
+        } else {
+            None
+        };
+        let audio = if input.content.has_audio() {
+            Some(AudioBranch::add(&self.pipeline, &self.audiomixer, input.volume).map_err(Error::internal)?)
+        } else {
+            None
+        };
+        let sink = Arc::new(BranchSink {
+            video: video.clone(),
+            audio: audio.clone(),
+        });
+        let subscription = hub.subscribe(&url, sink);
+        self.inputs.insert(
+            input.id.clone(),
+            InputBranch {
+                spec: input,
+                url,
+                video,
+                audio,
+                subscription,
+            },
+        );
+        Ok(())
+    }
+
+    fn remove_input(&mut self, id: &str) {
+        if let Some(b) = self.inputs.remove(id) {
+            // Unsubscribe first so no streaming thread pushes into elements being removed.
+            drop(b.subscription);
+            if let Some(v) = b.video {
+                v.remove(&self.pipeline, &self.compositor);
+            }
+            if let Some(a) = b.audio {
+                a.remove(&self.pipeline, &self.audiomixer);
+            }
+        }
+    }
+
+    /// Sets every layer's z-order and position from the current spec: higher layers on top, list order among
+    /// equal layers, inputs before overlays.
+    fn restack(&self) {
+        let mut order: Vec<(u32, usize)> = Vec::new();
+        for (i, input) in self.spec.inputs.iter().enumerate() {
+            order.push((input.layer, i));
+        }
+        let n = self.spec.inputs.len();
+        for (i, o) in self.spec.overlays.iter().enumerate() {
+            order.push((o.layer, n + i));
+        }
+        for (layer, idx) in order {
+            let z = Z_FIRST_LAYER + layer * Z_PER_LAYER + idx as u32;
+            if idx < n {
+                if let Some(v) = self.inputs.get(&self.spec.inputs[idx].id).and_then(|b| b.video.as_ref()) {
+                    v.set_zorder(z);
+                }
+            } else {
+                let o = &self.spec.overlays[idx - n];
+                if let Some(layer) = self.overlays.get(&o.id) {
+                    layer.layer.set_position(o.rect.x, o.rect.y, z);
+                }
+            }
+        }
+    }
+
+    pub fn status(&self) -> MixStatus {
+        let inputs = self
+            .spec
+            .inputs
+            .iter()
+            .filter_map(|i| self.inputs.get(&i.id))
+            .map(|b| InputStatus {
+                id: b.spec.id.clone(),
+                url: b.url.clone(),
+                state: b.subscription.state(),
+                video_size: b.subscription.video_size(),
+            })
+            .collect();
+        let outputs = self
+            .encoders
+            .iter()
+            .flat_map(|e| e.targets.iter())
+            .map(|(url, t)| OutputStatus {
+                url: url.clone(),
+                state: t.shared.state(),
+                bitrate_kbps: t.shared.bitrate_kbps(),
+            })
+            .collect();
+        MixStatus {
+            state: if self.failed.load(Ordering::SeqCst) {
+                MixState::Failed
+            } else {
+                MixState::Running
+            },
+            uptime_s: self.started.elapsed().as_secs(),
+            output_fps: (self.fps.events_per_sec() * 10.0).round() / 10.0,
+            output_bitrate_kbps: self
+                .encoders
+                .first()
+                .map(|e| (e.fanout.bitrate.amount_per_sec() / 1000.0) as u64)
+                .unwrap_or(0),
+            inputs,
+            outputs,
+        }
+    }
+
+    pub fn spec(&self) -> &MixSpec {
+        &self.spec
+    }
+
+    /// Stops everything the mix holds: input subscriptions, targets, the pipeline.
+    pub fn stop(mut self) {
+        let ids: Vec<String> = self.inputs.keys().cloned().collect();
+        for id in ids {
+            if let Some(b) = self.inputs.remove(&id) {
+                drop(b.subscription);
+            }
+        }
+        for e in &mut self.encoders {
+            e.targets.clear();
+        }
+        self.watch.abort();
+        let _ = self.pipeline.set_state(gst::State::Null);
+        let _ = (&self.video_tee, &self.audio_tee);
+    }
+}
+
+async fn watch_bus(pipeline: gst::Pipeline, id: String, failed: Arc<AtomicBool>) {
+    let Some(bus) = pipeline.bus() else { return };
+    drop(pipeline);
+    let mut messages = bus.stream();
+    while let Some(msg) = messages.next().await {
+        match msg.view() {
+            gst::MessageView::Error(err) => {
+                tracing::error!(mix = %id, error = %err.error(), debug = ?err.debug(), src = ?msg.src().map(|s| s.path_string()), "mix pipeline error");
+                failed.store(true, Ordering::SeqCst);
+            }
+            gst::MessageView::Warning(w) => {
+                tracing::warn!(mix = %id, warning = %w.error(), "mix pipeline warning");
+            }
+            _ => {}
+        }
+    }
+}

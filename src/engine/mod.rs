@@ -1,0 +1,235 @@
+//! The mixing engine: GStreamer pipelines behind a small async API. See the crate docs for the layout.
+
+mod backoff;
+mod branch;
+pub mod input;
+mod meter;
+mod mix;
+mod output;
+pub mod status;
+mod still;
+mod timing;
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex, OnceLock},
+};
+
+use serde::Serialize;
+
+use crate::{
+    config::{Config, EgressConfig, IngestConfig},
+    error::{Error, ErrorKind},
+    model::{Limits, MixSpec, Source, Target},
+};
+pub use input::InputHub;
+use mix::MixPipeline;
+pub use status::MixStatus;
+
+/// Initialises GStreamer and registers the statically linked gst-plugins-rs elements (roundedcorners).
+pub fn init() -> Result<(), Error> {
+    static INIT: OnceLock<Result<(), String>> = OnceLock::new();
+    INIT.get_or_init(|| {
+        gst::init().map_err(|e| e.to_string())?;
+        gstrsvideofx::plugin_register_static().map_err(|e| e.to_string())?;
+        for factory in [
+            "compositor", "audiomixer", "x264enc", "avenc_aac", "flvmux", "rtmp2src", "rtmp2sink", "decodebin",
+            "textoverlay", "videocrop", "roundedcorners", "souphttpsrc",
+        ] {
+            if gst::ElementFactory::find(factory).is_none() {
+                return Err(format!("GStreamer element {factory} is missing: run scripts/setup"));
+            }
+        }
+        Ok(())
+    })
+    .clone()
+    .map_err(Error::internal)
+}
+
+/// The raw audio format inputs are converted to and mixed in.
+pub fn mix_audio_caps() -> gst::Caps {
+    gst::Caps::builder("audio/x-raw")
+        .field("format", "F32LE")
+        .field("rate", 48_000i32)
+        .field("channels", 2i32)
+        .field("layout", "interleaved")
+        .build()
+}
+
+/// The URL an input is pulled from.
+pub fn resolve_input(source: &Source, config: &IngestConfig) -> String {
+    match source {
+        Source::StreamId(id) => config.pull_url.replace("{stream_id}", id),
+        Source::Url(u) => u.clone(),
+    }
+}
+
+/// The URL an output is published to.
+pub fn resolve_output(target: &Target, config: &EgressConfig) -> String {
+    match target {
+        Target::StreamId(id) => config.push_url.replace("{stream_id}", id),
+        Target::Url(u) => u.clone(),
+    }
+}
+
+/// Whether a PUT created a mix or changed an existing one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PutOutcome {
+    Created,
+    /// Applied to the running output without restarting it.
+    UpdatedLive,
+    /// Applied by restarting the mix's pipeline (canvas size/rate or an output encoding changed).
+    Restarted,
+}
+
+/// A mix as the API shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct MixView {
+    pub id: String,
+    pub spec: MixSpec,
+    pub status: MixStatus,
+}
+
+/// The engine: every running mix, and the shared input hub.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<EngineInner>,
+}
+
+struct EngineInner {
+    config: Config,
+    hub: InputHub,
+    mixes: Mutex<HashMap<String, Arc<Mutex<MixPipeline>>>>,
+    /// Serialises create/update/delete so that two requests for one mix cannot interleave.
+    control: tokio::sync::Mutex<()>,
+}
+
+impl Engine {
+    /// Must be called inside a Tokio runtime (supervisors are tasks).
+    pub fn new(config: Config) -> Self {
+        Self {
+            inner: Arc::new(EngineInner {
+                hub: InputHub::new(config.ingest.clone()),
+                config,
+                mixes: Mutex::new(HashMap::new()),
+                control: tokio::sync::Mutex::new(()),
+            }),
+        }
+    }
+
+    pub fn limits(&self) -> Limits {
+        let e = &self.inner.config.engine;
+        Limits {
+            max_inputs: e.max_inputs,
+            max_overlays: e.max_overlays,
+            max_outputs: e.max_outputs,
+        }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// Creates mix `id`, or applies `spec` to it when it runs. Validates and renders still pictures first: a
+    /// refused request changes nothing.
+    pub async fn put_mix(&self, id: &str, spec: MixSpec) -> Result<PutOutcome, Error> {
+        spec.validate(&self.limits()).map_err(Error::invalid)?;
+        let _guard = self.inner.control.lock().await;
+        let existing = self.inner.mixes.lock().unwrap().get(id).cloned();
+        if existing.is_none() && self.inner.mixes.lock().unwrap().len() >= self.inner.config.engine.max_mixes {
+            return Err(Error::new(
+                ErrorKind::LimitExceeded,
+                format!("this node runs at most {} mixes", self.inner.config.engine.max_mixes),
+            ));
+        }
+        let engine = self.clone();
+        let id = id.to_string();
+        let rt = tokio::runtime::Handle::current();
+        tokio::task::spawn_blocking(move || {
+            let _rt = rt.enter();
+            engine.put_blocking(&id, spec, existing)
+        })
+        .await
+        .map_err(Error::internal)?
+    }
+
+    fn put_blocking(&self, id: &str, spec: MixSpec, existing: Option<Arc<Mutex<MixPipeline>>>) -> Result<PutOutcome, Error> {
+        let config = &self.inner.config;
+        if let Some(mix) = existing {
+            let mut mix = mix.lock().unwrap();
+            if mix.can_update_live(&spec) {
+                let stills = mix::prepare_stills(&spec, Some(mix.spec()), config)?;
+                mix.update(&spec, stills, config, &self.inner.hub)?;
+                tracing::info!(mix = %id, "mix updated live");
+                return Ok(PutOutcome::UpdatedLive);
+            }
+            let stills = mix::prepare_stills(&spec, None, config)?;
+            let fresh = MixPipeline::start(id, &spec, stills, config, &self.inner.hub)?;
+            let old = std::mem::replace(&mut *mix, fresh);
+            old.stop();
+            tracing::info!(mix = %id, "mix restarted with a new canvas or encoding");
+            return Ok(PutOutcome::Restarted);
+        }
+        let stills = mix::prepare_stills(&spec, None, config)?;
+        let mix = MixPipeline::start(id, &spec, stills, config, &self.inner.hub)?;
+        self.inner
+            .mixes
+            .lock()
+            .unwrap()
+            .insert(id.to_string(), Arc::new(Mutex::new(mix)));
+        tracing::info!(mix = %id, "mix created");
+        Ok(PutOutcome::Created)
+    }
+
+    /// Stops mix `id` and releases everything it held.
+    pub async fn delete_mix(&self, id: &str) -> Result<(), Error> {
+        let _guard = self.inner.control.lock().await;
+        let mix = self
+            .inner
+            .mixes
+            .lock()
+            .unwrap()
+            .remove(id)
+            .ok_or_else(|| Error::new(ErrorKind::NotFound, format!("mix {id:?} does not exist")))?;
+        let rt = tokio::runtime::Handle::current();
+        tokio::task::spawn_blocking(move || {
+            let _rt = rt.enter();
+            if let Ok(mix) = Arc::try_unwrap(mix).map(|m| m.into_inner().unwrap()) {
+                mix.stop();
+            }
+        })
+        .await
+        .map_err(Error::internal)?;
+        tracing::info!(mix = %id, "mix deleted");
+        Ok(())
+    }
+
+    pub fn get_mix(&self, id: &str) -> Option<MixView> {
+        let mix = self.inner.mixes.lock().unwrap().get(id).cloned()?;
+        let mix = mix.lock().unwrap();
+        Some(MixView {
+            id: id.to_string(),
+            spec: mix.spec().clone(),
+            status: mix.status(),
+        })
+    }
+
+    pub fn list(&self) -> Vec<MixView> {
+        let mut ids: Vec<String> = self.inner.mixes.lock().unwrap().keys().cloned().collect();
+        ids.sort();
+        ids.iter().filter_map(|id| self.get_mix(id)).collect()
+    }
+
+    /// Number of sources currently pulled (shared between mixes).
+    pub fn active_pulls(&self) -> usize {
+        self.inner.hub.active_pulls()
+    }
+
+    /// Stops every mix.
+    pub async fn shutdown(&self) {
+        let ids: Vec<String> = self.inner.mixes.lock().unwrap().keys().cloned().collect();
+        for id in ids {
+            let _ = self.delete_mix(&id).await;
+        }
+    }
+}

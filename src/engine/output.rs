@@ -1,0 +1,452 @@
+//! Encoding and delivery. Each distinct encoding of a mix is one encoder branch (tee → x264 + AAC → FLV);
+//! its FLV tags are fanned out to one small pipeline per target (appsrc → rtmp2sink). A target that is slow,
+//! refusing or unreachable only loses its own data: its queue is bounded and it skips to the next keyframe
+//! when full, and it reconnects with backoff on its own.
+
+use std::{
+    sync::{
+        atomic::{AtomicBool, AtomicU64, Ordering},
+        Arc, Mutex,
+    },
+    time::{Duration, Instant},
+};
+
+use futures::StreamExt;
+use gst::prelude::*;
+use tokio::sync::watch;
+
+use super::{backoff::Backoff, meter::RateMeter, status::OutputState};
+use crate::{config::EgressConfig, model::OutputSpec};
+
+/// FLV stream headers (file header, metadata, codec configuration), sent first on every (re)connect.
+#[derive(Clone)]
+struct Headers {
+    caps: gst::Caps,
+    buffers: Vec<gst::Buffer>,
+}
+
+/// Delivers one encoder's FLV tags to its targets.
+pub struct Fanout {
+    headers: Mutex<Option<Headers>>,
+    targets: Mutex<Arc<Vec<Arc<TargetShared>>>>,
+    /// Encoded bytes per second, for status.
+    pub bitrate: RateMeter,
+}
+
+impl Fanout {
+    fn new() -> Arc<Self> {
+        Arc::new(Self {
+            headers: Mutex::new(None),
+            targets: Mutex::new(Arc::new(Vec::new())),
+            bitrate: RateMeter::new(Duration::from_secs(2)),
+        })
+    }
+
+    fn on_sample(&self, sample: &gst::Sample) {
+        if let Some(caps) = sample.caps_owned() {
+            let changed = self.headers.lock().unwrap().as_ref().map(|h| &h.caps) != Some(&caps);
+            if changed {
+                let buffers = caps
+                    .structure(0)
+                    .and_then(|s| s.get::<gst::ArrayRef>("streamheader").ok())
+                    .map(|a| a.iter().filter_map(|v| v.get::<gst::Buffer>().ok()).collect())
+                    .unwrap_or_default();
+                *self.headers.lock().unwrap() = Some(Headers {
+                    caps,
+                    buffers,
+                });
+            }
+        }
+        let Some(buffer) = sample.buffer_owned() else { return };
+        if buffer.flags().contains(gst::BufferFlags::HEADER) {
+            return;
+        }
+        self.bitrate.record(buffer.size() as u64 * 8);
+        let headers = self.headers.lock().unwrap().clone();
+        let targets = self.targets.lock().unwrap().clone();
+        for t in targets.iter() {
+            t.push(&buffer, headers.as_ref());
+        }
+    }
+
+    fn add_target(&self, t: Arc<TargetShared>) {
+        let mut targets = self.targets.lock().unwrap();
+        let mut next = Vec::clone(&targets);
+        next.push(t);
+        *targets = Arc::new(next);
+    }
+
+    fn remove_target(&self, url: &str) {
+        let mut targets = self.targets.lock().unwrap();
+        let next: Vec<_> = targets.iter().filter(|t| t.url != url).cloned().collect();
+        *targets = Arc::new(next);
+    }
+}
+
+/// Whether an FLV tag is a video keyframe (tag type 9, frame type 1).
+fn is_keyframe_tag(buffer: &gst::BufferRef) -> bool {
+    let Ok(map) = buffer.map_readable() else {
+        return false;
+    };
+    map.len() > 11 && map[0] == 9 && (map[11] >> 4) == 1
+}
+
+/// The part of a target that the fan-out thread and its supervisor share.
+pub struct TargetShared {
+    pub url: String,
+    appsrc: Mutex<Option<gst_app::AppSrc>>,
+    need_keyframe: AtomicBool,
+    pushed_bytes: AtomicU64,
+    max_queue_bytes: u64,
+    state: Mutex<OutputState>,
+    sent: RateMeter,
+    headers_ready: tokio::sync::Notify,
+}
+
+impl TargetShared {
+    fn push(&self, buffer: &gst::Buffer, headers: Option<&Headers>) {
+        if headers.is_none() {
+            return;
+        }
+        self.headers_ready.notify_one();
+        let Some(appsrc) = self.appsrc.lock().unwrap().clone() else {
+            return;
+        };
+        if self.need_keyframe.load(Ordering::Relaxed) {
+            if !is_keyframe_tag(buffer) {
+                return;
+            }
+            self.need_keyframe.store(false, Ordering::Relaxed);
+            for h in headers.map(|h| h.buffers.as_slice()).unwrap_or_default() {
+                self.pushed_bytes.fetch_add(h.size() as u64, Ordering::Relaxed);
+                let _ = appsrc.push_buffer(h.clone());
+            }
+        }
+        if appsrc.current_level_bytes() > self.max_queue_bytes {
+            // The target does not keep up: drop what is queued for it and resume at the next keyframe.
+            tracing::warn!(url = %self.url, "output queue full; skipping to next keyframe");
+            self.need_keyframe.store(true, Ordering::Relaxed);
+            return;
+        }
+        self.pushed_bytes.fetch_add(buffer.size() as u64, Ordering::Relaxed);
+        let _ = appsrc.push_buffer(buffer.clone());
+    }
+
+    /// Bytes the sink has taken from its queue so far in this connection.
+    fn consumed_bytes(&self) -> u64 {
+        let level = self
+            .appsrc
+            .lock()
+            .unwrap()
+            .as_ref()
+            .map(|a| a.current_level_bytes())
+            .unwrap_or(0);
+        self.pushed_bytes.load(Ordering::Relaxed).saturating_sub(level)
+    }
+
+    pub fn state(&self) -> OutputState {
+        self.state.lock().unwrap().clone()
+    }
+
+    pub fn bitrate_kbps(&self) -> u64 {
+        (self.sent.amount_per_sec() / 1000.0) as u64
+    }
+}
+
+/// One running target: its shared part and the handle that stops its supervisor.
+pub struct Target {
+    pub shared: Arc<TargetShared>,
+    stop_tx: watch::Sender<bool>,
+}
+
+impl Drop for Target {
+    fn drop(&mut self) {
+        let _ = self.stop_tx.send(true);
+    }
+}
+
+/// One encoding of a mix and its targets.
+pub struct Encoder {
+    pub spec: EncodeKey,
+    pub fanout: Arc<Fanout>,
+    pub targets: Vec<(String, Target)>,
+}
+
+/// What makes two outputs shareable: the same encoding.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct EncodeKey {
+    pub video: crate::model::VideoEncoding,
+    pub audio: crate::model::AudioEncoding,
+}
+
+impl EncodeKey {
+    pub fn of(o: &OutputSpec) -> Self {
+        Self {
+            video: o.video.clone(),
+            audio: o.audio.clone(),
+        }
+    }
+}
+
+fn make(factory: &str) -> Result<gst::Element, gst::glib::BoolError> {
+    gst::ElementFactory::make(factory).build()
+}
+
+impl Encoder {
+    /// Builds the encoder branch behind the two tees of a running (or about to run) pipeline.
+    pub fn add(
+        pipeline: &gst::Pipeline,
+        video_tee: &gst::Element,
+        audio_tee: &gst::Element,
+        key: EncodeKey,
+        canvas_fps: u32,
+    ) -> Result<Self, gst::glib::BoolError> {
+        let fps = key.video.fps.unwrap_or(canvas_fps);
+        let vqueue = gst::ElementFactory::make("queue")
+            .property("max-size-buffers", 0u32)
+            .property("max-size-bytes", 0u32)
+            .property("max-size-time", 1_000_000_000u64)
+            .property_from_str("leaky", "downstream")
+            .build()?;
+        let vconvert = make("videoconvert")?;
+        let vrate = gst::ElementFactory::make("videorate")
+            .property("skip-to-first", true)
+            .build()?;
+        let vcaps = gst::ElementFactory::make("capsfilter")
+            .property(
+                "caps",
+                gst::Caps::builder("video/x-raw")
+                    .field("format", "I420")
+                    .field("framerate", gst::Fraction::new(fps as i32, 1))
+                    .build(),
+            )
+            .build()?;
+        let x264 = gst::ElementFactory::make("x264enc")
+            .property_from_str("speed-preset", "veryfast")
+            .property_from_str("tune", "zerolatency")
+            .property("bitrate", key.video.bitrate_kbps)
+            .property("key-int-max", fps * key.video.gop_s)
+            .property("bframes", 0u32)
+            .build()?;
+        let aqueue = gst::ElementFactory::make("queue")
+            .property("max-size-buffers", 0u32)
+            .property("max-size-bytes", 0u32)
+            .property("max-size-time", 1_000_000_000u64)
+            .property_from_str("leaky", "downstream")
+            .build()?;
+        let aconvert = make("audioconvert")?;
+        let aresample = make("audioresample")?;
+        let acaps = gst::ElementFactory::make("capsfilter")
+            .property(
+                "caps",
+                gst::Caps::builder("audio/x-raw")
+                    .field("rate", key.audio.sample_rate as i32)
+                    .field("channels", key.audio.channels as i32)
+                    .build(),
+            )
+            .build()?;
+        let aac = gst::ElementFactory::make("avenc_aac")
+            .property("bitrate", i64::from(key.audio.bitrate_kbps) * 1000)
+            .build()?;
+        let mux = gst::ElementFactory::make("flvmux")
+            .property("streamable", true)
+            .build()?;
+        let fanout = Fanout::new();
+        let weak = Arc::downgrade(&fanout);
+        let sink = gst_app::AppSink::builder()
+            .sync(false)
+            .callbacks(
+                gst_app::AppSinkCallbacks::builder()
+                    .new_sample(move |sink| {
+                        let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                        if let Some(f) = weak.upgrade() {
+                            f.on_sample(&sample);
+                        }
+                        Ok(gst::FlowSuccess::Ok)
+                    })
+                    .build(),
+            )
+            .build();
+        let video_chain = [vqueue.clone(), vconvert, vrate, vcaps, x264.clone()];
+        let audio_chain = [aqueue.clone(), aconvert, aresample, acaps, aac.clone()];
+        let mut elements: Vec<gst::Element> = Vec::new();
+        elements.extend(video_chain.iter().cloned());
+        elements.extend(audio_chain.iter().cloned());
+        elements.push(mux.clone());
+        elements.push(sink.upcast());
+        pipeline.add_many(&elements)?;
+        gst::Element::link_many(&video_chain)?;
+        gst::Element::link_many(&audio_chain)?;
+        x264.link_pads(Some("src"), &mux, Some("video"))?;
+        aac.link_pads(Some("src"), &mux, Some("audio"))?;
+        mux.link(elements.last().expect("sink pushed"))?;
+        for e in elements.iter().rev() {
+            e.sync_state_with_parent()?;
+        }
+        for (tee, queue) in [(video_tee, &vqueue), (audio_tee, &aqueue)] {
+            let pad = tee
+                .request_pad_simple("src_%u")
+                .ok_or_else(|| gst::glib::bool_error!("tee refused a pad"))?;
+            pad.link(&queue.static_pad("sink").expect("queue sink"))
+                .map_err(|e| gst::glib::bool_error!("link tee: {e:?}"))?;
+        }
+        Ok(Self {
+            spec: key,
+            fanout,
+            targets: Vec::new(),
+        })
+    }
+
+    /// Starts delivering to `url` (idempotent per URL).
+    pub fn add_target(&mut self, url: &str, config: &EgressConfig) {
+        if self.targets.iter().any(|(u, _)| u == url) {
+            return;
+        }
+        let shared = Arc::new(TargetShared {
+            url: url.to_string(),
+            appsrc: Mutex::new(None),
+            need_keyframe: AtomicBool::new(true),
+            pushed_bytes: AtomicU64::new(0),
+            max_queue_bytes: config.max_queue_bytes,
+            state: Mutex::new(OutputState::Connecting { attempt: 0 }),
+            sent: RateMeter::new(Duration::from_secs(2)),
+            headers_ready: tokio::sync::Notify::new(),
+        });
+        let (stop_tx, stop_rx) = watch::channel(false);
+        self.fanout.add_target(shared.clone());
+        tokio::spawn(supervise_target(shared.clone(), self.fanout.clone(), config.clone(), stop_rx));
+        self.targets.push((url.to_string(), Target { shared, stop_tx }));
+    }
+
+    pub fn remove_target(&mut self, url: &str) {
+        self.fanout.remove_target(url);
+        self.targets.retain(|(u, _)| u != url);
+    }
+}
+
+async fn supervise_target(
+    shared: Arc<TargetShared>,
+    fanout: Arc<Fanout>,
+    config: EgressConfig,
+    mut stop_rx: watch::Receiver<bool>,
+) {
+    let mut backoff = Backoff::new(
+        Duration::from_millis(config.retry_initial_ms),
+        Duration::from_millis(config.retry_max_ms),
+    );
+    loop {
+        // Nothing can be sent before the encoder has produced its stream headers.
+        let headers = loop {
+            if let Some(h) = fanout.headers.lock().unwrap().clone() {
+                break h;
+            }
+            tokio::select! {
+                _ = shared.headers_ready.notified() => {}
+                _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                _ = stop_rx.changed() => return,
+            }
+        };
+        *shared.state.lock().unwrap() = OutputState::Connecting {
+            attempt: backoff.attempt(),
+        };
+        let (reason, was_live) = match build_target(&shared.url, &headers.caps) {
+            Ok((pipeline, appsrc)) => {
+                shared.pushed_bytes.store(0, Ordering::Relaxed);
+                shared.need_keyframe.store(true, Ordering::Relaxed);
+                *shared.appsrc.lock().unwrap() = Some(appsrc);
+                let outcome = run_target(&pipeline, &shared, &mut stop_rx).await;
+                *shared.appsrc.lock().unwrap() = None;
+                let _ = tokio::task::spawn_blocking(move || pipeline.set_state(gst::State::Null)).await;
+                match outcome {
+                    None => return,
+                    Some(r) => r,
+                }
+            }
+            Err(e) => (format!("cannot build output pipeline: {e}"), false),
+        };
+        if was_live {
+            backoff.reset();
+        }
+        let delay = backoff.next_delay();
+        tracing::warn!(url = %shared.url, %reason, attempt = backoff.attempt(), ?delay, "output down; will retry");
+        *shared.state.lock().unwrap() = OutputState::Retrying {
+            attempt: backoff.attempt(),
+            last_error: reason,
+            retry_in_ms: delay.as_millis() as u64,
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = stop_rx.changed() => return,
+        }
+    }
+}
+
+fn build_target(url: &str, caps: &gst::Caps) -> Result<(gst::Pipeline, gst_app::AppSrc), gst::glib::BoolError> {
+    let pipeline = gst::Pipeline::with_name("push");
+    let appsrc = gst_app::AppSrc::builder()
+        .caps(caps)
+        .is_live(true)
+        .format(gst::Format::Time)
+        .max_bytes(0)
+        .block(false)
+        .build();
+    let sink = gst::ElementFactory::make("rtmp2sink")
+        .property("location", url)
+        .property("sync", false)
+        .property("async", false)
+        .build()?;
+    pipeline.add_many([appsrc.upcast_ref(), &sink])?;
+    appsrc.link(&sink)?;
+    Ok((pipeline, appsrc))
+}
+
+/// Runs one connection; `None` when stopped, else the failure and whether bytes were delivered.
+async fn run_target(
+    pipeline: &gst::Pipeline,
+    shared: &TargetShared,
+    stop_rx: &mut watch::Receiver<bool>,
+) -> Option<(String, bool)> {
+    let Some(bus) = pipeline.bus() else {
+        return Some(("pipeline without bus".into(), false));
+    };
+    let mut messages = bus.stream();
+    if let Err(e) = pipeline.set_state(gst::State::Playing) {
+        return Some((format!("cannot start: {e}"), false));
+    }
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    let mut last_consumed = 0u64;
+    let mut last_progress = Instant::now();
+    let mut live = false;
+    loop {
+        tokio::select! {
+            _ = stop_rx.changed() => return None,
+            msg = messages.next() => {
+                let msg = msg?;
+                match msg.view() {
+                    gst::MessageView::Error(err) => {
+                        tracing::debug!(error = %err.error(), debug = ?err.debug(), "output error");
+                        let text: String = err.error().message().chars().take(200).collect();
+                        return Some((text, live));
+                    }
+                    gst::MessageView::Eos(_) => return Some(("connection closed".into(), live)),
+                    _ => {}
+                }
+            }
+            _ = tick.tick() => {
+                let consumed = shared.consumed_bytes();
+                if consumed > last_consumed {
+                    shared.sent.record((consumed - last_consumed) * 8);
+                    last_consumed = consumed;
+                    last_progress = Instant::now();
+                    if !live {
+                        live = true;
+                        tracing::info!(url = %shared.url, "output live");
+                        *shared.state.lock().unwrap() = OutputState::Live;
+                    }
+                } else if last_progress.elapsed() > Duration::from_secs(10) {
+                    return Some(("no data delivered for 10 s".into(), live));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,117 @@
+//! Still pictures (canvas colour, background image, watermarks) rendered once, at their final size and in the
+//! compositor's own format, so the compositor only blends them: no per-frame decode, scale or conversion.
+
+use gst::prelude::*;
+
+use crate::{error::Error, error::ErrorKind, model::Color};
+
+/// The compositor works in AYUV so that per-pixel alpha (rounded corners, PNG watermarks) survives blending.
+pub const CANVAS_FORMAT: &str = "AYUV";
+
+/// A rendered picture: one buffer and its caps.
+#[derive(Clone)]
+pub struct Still {
+    pub buffer: gst::Buffer,
+    pub caps: gst::Caps,
+}
+
+/// Fills `width`×`height` with `color`.
+pub fn solid(color: Color, width: u32, height: u32) -> Result<Still, Error> {
+    let src = gst::ElementFactory::make("videotestsrc")
+        .property_from_str("pattern", "solid-color")
+        .property("foreground-color", color.argb())
+        .property("num-buffers", 1i32)
+        .build()
+        .map_err(Error::internal)?;
+    render(src, None, width, height)
+}
+
+/// Decodes a PNG or JPEG from a file path or http(s) URL and scales it to `width`×`height`.
+pub fn image(location: &str, width: u32, height: u32, max_bytes: u64) -> Result<Still, Error> {
+    let src = if location.starts_with("http://") || location.starts_with("https://") {
+        gst::ElementFactory::make("souphttpsrc")
+            .property("location", location)
+            .property("timeout", 10u32)
+            .build()
+            .map_err(Error::internal)?
+    } else {
+        let meta = std::fs::metadata(location).map_err(|e| {
+            tracing::warn!(%location, error = %e, "image not readable");
+            Error::new(ErrorKind::Unavailable, format!("image {location:?} cannot be read"))
+        })?;
+        if meta.len() > max_bytes {
+            return Err(Error::new(
+                ErrorKind::Unavailable,
+                format!("image {location:?} is larger than {max_bytes} bytes"),
+            ));
+        }
+        gst::ElementFactory::make("filesrc")
+            .property("location", location)
+            .build()
+            .map_err(Error::internal)?
+    };
+    let decode = gst::ElementFactory::make("decodebin").build().map_err(Error::internal)?;
+    render(src, Some(decode), width, height).map_err(|e| {
+        if e.kind == ErrorKind::Internal {
+            Error::new(ErrorKind::Unavailable, format!("image {location:?} cannot be fetched or decoded"))
+        } else {
+            e
+        }
+    })
+}
+
+fn render(src: gst::Element, decode: Option<gst::Element>, width: u32, height: u32) -> Result<Still, Error> {
+    let pipeline = gst::Pipeline::new();
+    let convert = gst::ElementFactory::make("videoconvert").build().map_err(Error::internal)?;
+    let scale = gst::ElementFactory::make("videoscale")
+        .property("add-borders", false)
+        .build()
+        .map_err(Error::internal)?;
+    let convert2 = gst::ElementFactory::make("videoconvert").build().map_err(Error::internal)?;
+    let caps = gst::Caps::builder("video/x-raw")
+        .field("format", CANVAS_FORMAT)
+        .field("width", width as i32)
+        .field("height", height as i32)
+        .field("pixel-aspect-ratio", gst::Fraction::new(1, 1))
+        .build();
+    let sink = gst_app::AppSink::builder().caps(&caps).sync(false).build();
+    let tail: Vec<gst::Element> = vec![convert.clone(), scale, convert2, sink.clone().upcast()];
+    pipeline.add(&src).map_err(Error::internal)?;
+    pipeline.add_many(&tail).map_err(Error::internal)?;
+    gst::Element::link_many(&tail).map_err(Error::internal)?;
+    match decode {
+        Some(decode) => {
+            pipeline.add(&decode).map_err(Error::internal)?;
+            src.link(&decode).map_err(Error::internal)?;
+            let convert = convert.downgrade();
+            decode.connect_pad_added(move |_, pad| {
+                if let Some(sinkpad) = convert.upgrade().and_then(|c| c.static_pad("sink")) {
+                    if !sinkpad.is_linked() {
+                        let _ = pad.link(&sinkpad);
+                    }
+                }
+            });
+        }
+        None => src.link(&convert).map_err(Error::internal)?,
+    }
+    pipeline.set_state(gst::State::Playing).map_err(Error::internal)?;
+    let sample = sink.try_pull_sample(gst::ClockTime::from_seconds(15));
+    let bus_error = pipeline.bus().and_then(|bus| {
+        bus.pop_filtered(&[gst::MessageType::Error]).map(|m| match m.view() {
+            gst::MessageView::Error(e) => e.error().to_string(),
+            _ => String::new(),
+        })
+    });
+    let _ = pipeline.set_state(gst::State::Null);
+    match sample {
+        Some(sample) => {
+            let buffer = sample.buffer_owned().ok_or_else(|| Error::internal("still without buffer"))?;
+            let caps = sample.caps_owned().ok_or_else(|| Error::internal("still without caps"))?;
+            Ok(Still { buffer, caps })
+        }
+        None => Err(Error::internal(format!(
+            "still picture not rendered: {}",
+            bus_error.unwrap_or_else(|| "timeout".into())
+        ))),
+    }
+}

@@ -1,0 +1,25 @@
+//! Tessera: a self-hosted, real-time media mixing engine.
+//!
+//! # Layout
+//! - [`config`]: the strict TOML configuration with working defaults.
+//! - [`model`]: the canonical, vendor-independent [`model::MixSpec`], its validation (every violated rule with its
+//!   field path) and the layout maths (crop, fit modes) shared by every dialect.
+//! - [`engine`]: GStreamer. Inputs are pulled and decoded once by an input hub (`engine::input`) and fanned out
+//!   to every mix that uses them; each mix is one pipeline (`engine::mix`) that composites, mixes audio and
+//!   encodes; each output target is its own small pipeline (`engine::output`) so one dead target never stalls
+//!   another. The engine never sees a vendor field name.
+//! - [`api`]: the HTTP listener. Each dialect is one module that translates wire types into the model and maps
+//!   core error kinds into its own codes; `api::native` is Tessera's own JSON API.
+//! - [`server`]: wires config, engine and router together; takes its listener and shutdown future as arguments
+//!   so tests bind port 0.
+//! - [`error`]: core errors, which carry a kind; only the HTTP layer maps kinds to status codes.
+
+pub mod api;
+pub mod config;
+pub mod engine;
+pub mod error;
+pub mod model;
+pub mod server;
+
+pub use config::Config;
+pub use error::{Error, ErrorKind};

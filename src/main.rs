@@ -1,0 +1,89 @@
+//! The `tessera` binary: `tessera serve [--config FILE]`.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use tessera::Config;
+
+#[derive(Parser)]
+#[command(version, about = "Tessera: self-hosted real-time media mixing")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Runs the HTTP API and the mixing engine.
+    Serve {
+        /// TOML configuration file; without it the embedded defaults are used (see README).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Prints the default configuration, documented.
+    DefaultConfig,
+}
+
+fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::DefaultConfig => {
+            print!("{}", include_str!("../tessera.example.toml"));
+            std::process::ExitCode::SUCCESS
+        }
+        Command::Serve { config } => {
+            let config = match config {
+                Some(path) => Config::load(&path),
+                None => Config::from_toml(include_str!("../tessera.example.toml"), "embedded default"),
+            };
+            let config = match config {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("tessera: {e}");
+                    return std::process::ExitCode::from(2);
+                }
+            };
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .expect("tokio runtime");
+            match runtime.block_on(run(config)) {
+                Ok(()) => std::process::ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("tessera: {e}");
+                    std::process::ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+async fn run(config: Config) -> std::io::Result<()> {
+    let listener = tokio::net::TcpListener::bind(config.server.listen).await?;
+    tracing::info!(listen = %listener.local_addr()?, "tessera ready");
+    tessera::server::serve(listener, config, shutdown_signal()).await
+}
+
+/// Resolves on the first SIGINT or SIGTERM; a second one exits at once.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    tracing::info!("shutting down; a second signal exits at once");
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        std::process::exit(130);
+    });
+}

@@ -1,0 +1,341 @@
+//! The canonical, vendor-independent description of a mix. Every dialect translates into [`MixSpec`]; the
+//! engine reads nothing else.
+
+mod color;
+pub mod geometry;
+mod validate;
+
+use serde::{Deserialize, Serialize};
+
+pub use color::Color;
+pub use validate::{Limits, Violation};
+
+/// Everything needed to run one mix: the picture, the sound and where it goes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MixSpec {
+    /// The output picture everything is placed on.
+    #[serde(default)]
+    pub canvas: Canvas,
+    /// Live streams shown and heard in the mix.
+    #[serde(default)]
+    pub inputs: Vec<InputSpec>,
+    /// Still images (watermarks, logos) placed on the canvas.
+    #[serde(default)]
+    pub overlays: Vec<ImageOverlay>,
+    /// Where the mixed stream is published; at least one.
+    #[serde(default)]
+    pub outputs: Vec<OutputSpec>,
+}
+
+/// The output picture.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Canvas {
+    /// Width in pixels (even, because the encoder works on 4:2:0).
+    pub width: u32,
+    /// Height in pixels (even).
+    pub height: u32,
+    /// Frames per second the compositor produces.
+    pub fps: u32,
+    /// Colour shown where no input or image covers the canvas.
+    pub background: Color,
+    /// Optional picture (file path or http(s) URL of a PNG/JPEG) stretched over the whole canvas, above the colour.
+    pub background_image: Option<String>,
+}
+
+impl Default for Canvas {
+    fn default() -> Self {
+        Self {
+            width: 1280,
+            height: 720,
+            fps: 30,
+            background: Color::BLACK,
+            background_image: None,
+        }
+    }
+}
+
+/// Where an input comes from: a stream id resolved through `ingest.pull_url`, or a full URL.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Source {
+    StreamId(String),
+    Url(String),
+}
+
+/// Which parts of an input are used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Content {
+    /// Picture and sound.
+    #[default]
+    Av,
+    /// Sound only: nothing is drawn.
+    Audio,
+    /// Picture only: the input is not heard.
+    Video,
+}
+
+impl Content {
+    pub fn has_video(self) -> bool {
+        matches!(self, Content::Av | Content::Video)
+    }
+    pub fn has_audio(self) -> bool {
+        matches!(self, Content::Av | Content::Audio)
+    }
+}
+
+/// How the (cropped) input picture is fitted into its destination rectangle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Fit {
+    /// Scale to the rectangle, ignoring the aspect ratio.
+    #[default]
+    Stretch,
+    /// Keep the aspect ratio and fill the rectangle, cutting the excess evenly from both sides.
+    CropToFill,
+    /// Keep the aspect ratio and show the whole picture, centred; the uncovered part shows what is beneath.
+    Letterbox,
+}
+
+/// A rectangle in pixels. For a destination it is on the canvas; for a crop it is on the input picture.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rect {
+    pub x: i32,
+    pub y: i32,
+    pub width: u32,
+    pub height: u32,
+}
+
+impl Rect {
+    pub fn new(x: i32, y: i32, width: u32, height: u32) -> Self {
+        Self {
+            x,
+            y,
+            width,
+            height,
+        }
+    }
+}
+
+/// A text drawn on top of an input's picture.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Label {
+    /// The text (UTF-8, one line).
+    pub text: String,
+    /// Font size in pixels.
+    #[serde(default = "Label::default_font_size")]
+    pub font_size: u32,
+    /// Text colour.
+    #[serde(default = "Label::default_color")]
+    pub color: Color,
+    /// Opacity in percent, 0 (invisible) to 100.
+    #[serde(default = "Label::default_opacity")]
+    pub opacity: u32,
+    /// Left edge of the text, in pixels from the left of the input's rectangle.
+    #[serde(default)]
+    pub x: i32,
+    /// Top edge of the text, in pixels from the top of the input's rectangle.
+    #[serde(default)]
+    pub y: i32,
+}
+
+impl Label {
+    fn default_font_size() -> u32 {
+        24
+    }
+    fn default_color() -> Color {
+        Color::WHITE
+    }
+    fn default_opacity() -> u32 {
+        100
+    }
+}
+
+/// One live input of a mix.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InputSpec {
+    /// Identifies the input within the mix (updates match inputs by id).
+    pub id: String,
+    /// Where the stream is pulled from.
+    pub source: Source,
+    /// Picture and/or sound.
+    #[serde(default)]
+    pub content: Content,
+    /// Z-order: higher layers are drawn over lower ones; equal layers keep list order.
+    #[serde(default = "InputSpec::default_layer")]
+    pub layer: u32,
+    /// Where the picture goes on the canvas; the whole canvas when absent.
+    #[serde(default)]
+    pub rect: Option<Rect>,
+    /// Part of the input picture to show; the whole picture when absent.
+    #[serde(default)]
+    pub crop: Option<Rect>,
+    /// How the picture is fitted into `rect`.
+    #[serde(default)]
+    pub fit: Fit,
+    /// Radius of the rounded corners in canvas pixels; 0 for square corners.
+    #[serde(default)]
+    pub corner_radius: u32,
+    /// Loudness in percent: 0 mutes, 100 keeps, 200 doubles.
+    #[serde(default = "InputSpec::default_volume")]
+    pub volume: u32,
+    /// Optional text drawn over the picture.
+    #[serde(default)]
+    pub label: Option<Label>,
+}
+
+impl InputSpec {
+    fn default_layer() -> u32 {
+        1
+    }
+    fn default_volume() -> u32 {
+        100
+    }
+
+    /// A full-canvas audio+video input with every default, for tests and dialects.
+    pub fn new(id: impl Into<String>, source: Source) -> Self {
+        Self {
+            id: id.into(),
+            source,
+            content: Content::Av,
+            layer: 1,
+            rect: None,
+            crop: None,
+            fit: Fit::Stretch,
+            corner_radius: 0,
+            volume: 100,
+            label: None,
+        }
+    }
+}
+
+/// A still image placed on the canvas.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImageOverlay {
+    /// Identifies the overlay within the mix.
+    pub id: String,
+    /// PNG or JPEG: a file path or an http(s) URL.
+    pub image: String,
+    /// Where the image goes (it is scaled to this size).
+    pub rect: Rect,
+    /// Z-order, shared with the inputs' layers.
+    #[serde(default = "ImageOverlay::default_layer")]
+    pub layer: u32,
+}
+
+impl ImageOverlay {
+    fn default_layer() -> u32 {
+        100
+    }
+}
+
+/// Where one copy of the mixed stream goes.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Target {
+    /// Published to `egress.push_url` with this stream id.
+    StreamId(String),
+    /// Published to this RTMP URL.
+    Url(String),
+}
+
+/// Video codecs an output can be encoded with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VideoCodec {
+    #[default]
+    H264,
+}
+
+/// Audio codecs an output can be encoded with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AudioCodec {
+    /// AAC-LC.
+    #[default]
+    Aac,
+}
+
+/// Video encoding of an output.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct VideoEncoding {
+    pub codec: VideoCodec,
+    /// Target bitrate in kbit/s.
+    pub bitrate_kbps: u32,
+    /// Output frame rate; the canvas rate when absent.
+    pub fps: Option<u32>,
+    /// Keyframe interval in seconds.
+    pub gop_s: u32,
+}
+
+impl Default for VideoEncoding {
+    fn default() -> Self {
+        Self {
+            codec: VideoCodec::H264,
+            bitrate_kbps: 2500,
+            fps: None,
+            gop_s: 2,
+        }
+    }
+}
+
+/// Audio encoding of an output.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AudioEncoding {
+    pub codec: AudioCodec,
+    /// Bitrate in kbit/s.
+    pub bitrate_kbps: u32,
+    /// Sample rate in Hz.
+    pub sample_rate: u32,
+    /// 1 (mono) or 2 (stereo).
+    pub channels: u32,
+}
+
+impl Default for AudioEncoding {
+    fn default() -> Self {
+        Self {
+            codec: AudioCodec::Aac,
+            bitrate_kbps: 128,
+            sample_rate: 48_000,
+            channels: 2,
+        }
+    }
+}
+
+/// One output of a mix. Outputs with identical encodings share one encoder.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutputSpec {
+    pub target: Target,
+    #[serde(default)]
+    pub video: VideoEncoding,
+    #[serde(default)]
+    pub audio: AudioEncoding,
+}
+
+impl OutputSpec {
+    pub fn new(target: Target) -> Self {
+        Self {
+            target,
+            video: VideoEncoding::default(),
+            audio: AudioEncoding::default(),
+        }
+    }
+}
+
+impl MixSpec {
+    /// The destination rectangle of an input: its own, or the whole canvas.
+    pub fn input_rect(&self, input: &InputSpec) -> Rect {
+        input
+            .rect
+            .unwrap_or_else(|| Rect::new(0, 0, self.canvas.width, self.canvas.height))
+    }
+}

@@ -1,0 +1,340 @@
+//! Validation of a [`MixSpec`]: every violated rule is reported with the path of the field, so a caller can fix
+//! a request in one go.
+
+use std::collections::HashSet;
+
+use serde::Serialize;
+
+use super::{ImageOverlay, InputSpec, MixSpec, OutputSpec, Rect, Source, Target};
+
+/// One broken rule.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Violation {
+    /// Path of the field, e.g. `inputs[2].rect.width`.
+    pub field: String,
+    /// The rule it breaks, in words.
+    pub rule: String,
+}
+
+/// Node limits that depend on configuration.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_inputs: usize,
+    pub max_overlays: usize,
+    pub max_outputs: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_inputs: 16,
+            max_overlays: 8,
+            max_outputs: 8,
+        }
+    }
+}
+
+const MAX_ID_LEN: usize = 128;
+const MAX_URL_LEN: usize = 2048;
+const MAX_LABEL_LEN: usize = 256;
+const MAX_DIMENSION: u32 = 4096;
+
+struct Checker(Vec<Violation>);
+
+impl Checker {
+    fn check(&mut self, ok: bool, field: impl FnOnce() -> String, rule: impl Into<String>) {
+        if !ok {
+            self.0.push(Violation {
+                field: field(),
+                rule: rule.into(),
+            });
+        }
+    }
+
+    fn id(&mut self, field: &str, id: &str) {
+        self.check(
+            !id.is_empty()
+                && id.len() <= MAX_ID_LEN
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.~".contains(&b)),
+            || field.to_string(),
+            format!("must be 1 to {MAX_ID_LEN} characters of A-Z a-z 0-9 - _ . ~"),
+        );
+    }
+
+    fn url(&mut self, field: &str, url: &str, schemes: &[&str]) {
+        if url.len() > MAX_URL_LEN {
+            self.check(false, || field.to_string(), format!("must be at most {MAX_URL_LEN} characters"));
+            return;
+        }
+        match url::Url::parse(url) {
+            Ok(u) if schemes.contains(&u.scheme()) && u.host_str().is_some_and(|h| !h.is_empty()) => {}
+            Ok(u) if !schemes.contains(&u.scheme()) => self.check(
+                false,
+                || field.to_string(),
+                format!("scheme {:?} is not supported; use one of {}", u.scheme(), schemes.join(", ")),
+            ),
+            _ => self.check(false, || field.to_string(), "must be an absolute URL with a host"),
+        }
+    }
+
+    fn rect_within(&mut self, field: &str, r: &Rect, canvas_w: u32, canvas_h: u32) {
+        self.check(r.width >= 2, || format!("{field}.width"), "must be at least 2");
+        self.check(r.height >= 2, || format!("{field}.height"), "must be at least 2");
+        self.check(r.x >= 0, || format!("{field}.x"), "must not be negative");
+        self.check(r.y >= 0, || format!("{field}.y"), "must not be negative");
+        if r.x >= 0 && r.width >= 2 {
+            self.check(
+                r.x as u64 + u64::from(r.width) <= u64::from(canvas_w),
+                || format!("{field}.width"),
+                format!("x + width must be at most the canvas width {canvas_w}"),
+            );
+        }
+        if r.y >= 0 && r.height >= 2 {
+            self.check(
+                r.y as u64 + u64::from(r.height) <= u64::from(canvas_h),
+                || format!("{field}.height"),
+                format!("y + height must be at most the canvas height {canvas_h}"),
+            );
+        }
+    }
+
+    fn image_location(&mut self, field: &str, image: &str) {
+        if image.starts_with("http://") || image.starts_with("https://") {
+            self.url(field, image, &["http", "https"]);
+        } else {
+            self.check(
+                !image.is_empty() && image.len() <= MAX_URL_LEN && !image.contains("://"),
+                || field.to_string(),
+                "must be a file path or an http(s) URL",
+            );
+        }
+    }
+}
+
+impl MixSpec {
+    /// Returns every violated rule, or `Ok` when the spec can be run.
+    pub fn validate(&self, limits: &Limits) -> Result<(), Vec<Violation>> {
+        let mut c = Checker(Vec::new());
+        let cv = &self.canvas;
+        for (name, v) in [("width", cv.width), ("height", cv.height)] {
+            c.check(
+                (16..=MAX_DIMENSION).contains(&v) && v % 2 == 0,
+                || format!("canvas.{name}"),
+                format!("must be an even number from 16 to {MAX_DIMENSION}"),
+            );
+        }
+        c.check((1..=60).contains(&cv.fps), || "canvas.fps".into(), "must be from 1 to 60");
+        if let Some(image) = &cv.background_image {
+            c.image_location("canvas.background_image", image);
+        }
+
+        c.check(
+            self.inputs.len() <= limits.max_inputs,
+            || "inputs".into(),
+            format!("at most {} inputs per mix", limits.max_inputs),
+        );
+        let mut ids = HashSet::new();
+        for (i, input) in self.inputs.iter().enumerate() {
+            self.validate_input(&mut c, &format!("inputs[{i}]"), input);
+            c.check(ids.insert(input.id.as_str()), || format!("inputs[{i}].id"), "must be unique within the mix");
+        }
+
+        c.check(
+            self.overlays.len() <= limits.max_overlays,
+            || "overlays".into(),
+            format!("at most {} overlays per mix", limits.max_overlays),
+        );
+        let mut ids = HashSet::new();
+        for (i, o) in self.overlays.iter().enumerate() {
+            self.validate_overlay(&mut c, &format!("overlays[{i}]"), o);
+            c.check(ids.insert(o.id.as_str()), || format!("overlays[{i}].id"), "must be unique within the mix");
+        }
+
+        c.check(
+            (1..=limits.max_outputs).contains(&self.outputs.len()),
+            || "outputs".into(),
+            format!("must list 1 to {} outputs", limits.max_outputs),
+        );
+        let mut targets = HashSet::new();
+        for (i, o) in self.outputs.iter().enumerate() {
+            validate_output(&mut c, &format!("outputs[{i}]"), o);
+            c.check(targets.insert(&o.target), || format!("outputs[{i}].target"), "must be unique within the mix");
+        }
+
+        if c.0.is_empty() {
+            Ok(())
+        } else {
+            Err(c.0)
+        }
+    }
+
+    fn validate_input(&self, c: &mut Checker, path: &str, input: &InputSpec) {
+        c.id(&format!("{path}.id"), &input.id);
+        match &input.source {
+            Source::StreamId(id) => c.id(&format!("{path}.source.stream_id"), id),
+            Source::Url(u) => c.url(&format!("{path}.source.url"), u, &["rtmp", "rtmps", "http", "https"]),
+        }
+        c.check(input.layer <= 1000, || format!("{path}.layer"), "must be from 0 to 1000");
+        if let Some(r) = &input.rect {
+            c.rect_within(&format!("{path}.rect"), r, self.canvas.width, self.canvas.height);
+        }
+        if let Some(r) = &input.crop {
+            c.check(r.x >= 0, || format!("{path}.crop.x"), "must not be negative");
+            c.check(r.y >= 0, || format!("{path}.crop.y"), "must not be negative");
+            c.check(r.width >= 2, || format!("{path}.crop.width"), "must be at least 2");
+            c.check(r.height >= 2, || format!("{path}.crop.height"), "must be at least 2");
+        }
+        let rect = self.input_rect(input);
+        c.check(
+            input.corner_radius <= rect.width.min(rect.height) / 2,
+            || format!("{path}.corner_radius"),
+            "must be at most half the rectangle's shorter side",
+        );
+        c.check(input.volume <= 200, || format!("{path}.volume"), "must be between 0 and 200");
+        if let Some(l) = &input.label {
+            c.check(
+                !l.text.is_empty() && l.text.chars().count() <= MAX_LABEL_LEN && !l.text.contains(['\n', '\r']),
+                || format!("{path}.label.text"),
+                format!("must be one line of 1 to {MAX_LABEL_LEN} characters"),
+            );
+            c.check((6..=200).contains(&l.font_size), || format!("{path}.label.font_size"), "must be from 6 to 200");
+            c.check(l.opacity <= 100, || format!("{path}.label.opacity"), "must be between 0 and 100");
+            c.check(
+                l.x >= 0 && (l.x as u32) < rect.width,
+                || format!("{path}.label.x"),
+                "must lie inside the input's rectangle",
+            );
+            c.check(
+                l.y >= 0 && (l.y as u32) < rect.height,
+                || format!("{path}.label.y"),
+                "must lie inside the input's rectangle",
+            );
+        }
+    }
+
+    fn validate_overlay(&self, c: &mut Checker, path: &str, o: &ImageOverlay) {
+        c.id(&format!("{path}.id"), &o.id);
+        c.image_location(&format!("{path}.image"), &o.image);
+        c.rect_within(&format!("{path}.rect"), &o.rect, self.canvas.width, self.canvas.height);
+        c.check(o.layer <= 1000, || format!("{path}.layer"), "must be from 0 to 1000");
+    }
+}
+
+fn validate_output(c: &mut Checker, path: &str, o: &OutputSpec) {
+    match &o.target {
+        Target::StreamId(id) => c.id(&format!("{path}.target.stream_id"), id),
+        Target::Url(u) => c.url(&format!("{path}.target.url"), u, &["rtmp", "rtmps"]),
+    }
+    let v = &o.video;
+    c.check(
+        (100..=50_000).contains(&v.bitrate_kbps),
+        || format!("{path}.video.bitrate_kbps"),
+        "must be from 100 to 50000",
+    );
+    if let Some(fps) = v.fps {
+        c.check((1..=60).contains(&fps), || format!("{path}.video.fps"), "must be from 1 to 60");
+    }
+    c.check((1..=10).contains(&v.gop_s), || format!("{path}.video.gop_s"), "must be from 1 to 10");
+    let a = &o.audio;
+    c.check(
+        (16..=320).contains(&a.bitrate_kbps),
+        || format!("{path}.audio.bitrate_kbps"),
+        "must be from 16 to 320",
+    );
+    c.check(
+        [16_000, 22_050, 24_000, 32_000, 44_100, 48_000].contains(&a.sample_rate),
+        || format!("{path}.audio.sample_rate"),
+        "must be one of 16000, 22050, 24000, 32000, 44100, 48000",
+    );
+    c.check((1..=2).contains(&a.channels), || format!("{path}.audio.channels"), "must be 1 or 2");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Label, OutputSpec};
+
+    fn base() -> MixSpec {
+        MixSpec {
+            canvas: Default::default(),
+            inputs: vec![InputSpec::new("a", Source::StreamId("a".into()))],
+            overlays: vec![],
+            outputs: vec![OutputSpec::new(Target::StreamId("out".into()))],
+        }
+    }
+
+    fn fields(spec: &MixSpec) -> Vec<String> {
+        spec.validate(&Limits::default())
+            .unwrap_err()
+            .into_iter()
+            .map(|v| v.field)
+            .collect()
+    }
+
+    #[test]
+    fn base_spec_is_valid() {
+        base().validate(&Limits::default()).unwrap();
+    }
+
+    #[test]
+    fn reports_every_violation_with_its_path() {
+        let mut s = base();
+        s.canvas.width = 641;
+        s.inputs[0].volume = 201;
+        s.inputs[0].rect = Some(Rect::new(1200, 0, 200, 100));
+        s.inputs.push(InputSpec::new("a", Source::Url("ftp://x/y".into())));
+        s.outputs[0].audio.channels = 3;
+        let f = fields(&s);
+        for want in [
+            "canvas.width",
+            "inputs[0].volume",
+            "inputs[0].rect.width",
+            "inputs[1].source.url",
+            "inputs[1].id",
+            "outputs[0].audio.channels",
+        ] {
+            assert!(f.contains(&want.to_string()), "missing {want} in {f:?}");
+        }
+    }
+
+    #[test]
+    fn unsupported_scheme_is_named() {
+        let mut s = base();
+        s.inputs[0].source = Source::Url("file:///etc/passwd".into());
+        let v = s.validate(&Limits::default()).unwrap_err();
+        assert!(v[0].rule.contains("\"file\""), "{v:?}");
+    }
+
+    #[test]
+    fn limits_and_labels() {
+        let mut s = base();
+        s.outputs.clear();
+        s.inputs[0].corner_radius = 400;
+        s.inputs[0].label = Some(Label {
+            text: "x".repeat(300),
+            font_size: 2,
+            color: crate::model::Color::WHITE,
+            opacity: 101,
+            x: -1,
+            y: 0,
+        });
+        let f = fields(&s);
+        for want in [
+            "outputs",
+            "inputs[0].corner_radius",
+            "inputs[0].label.text",
+            "inputs[0].label.font_size",
+            "inputs[0].label.opacity",
+            "inputs[0].label.x",
+        ] {
+            assert!(f.contains(&want.to_string()), "missing {want} in {f:?}");
+        }
+        let limits = Limits {
+            max_inputs: 0,
+            ..Limits::default()
+        };
+        assert!(base().validate(&limits).unwrap_err()[0].field == "inputs");
+    }
+}

@@ -1,0 +1,32 @@
+//! Runs the HTTP API over an already bound listener until `shutdown` resolves.
+
+use std::{future::Future, sync::Arc};
+
+use tokio::net::TcpListener;
+
+use crate::{api, config::Config, engine::Engine};
+
+/// Initialises GStreamer and the statically linked plugins. Safe to call more than once.
+pub fn init_media() -> Result<(), crate::Error> {
+    crate::engine::init()
+}
+
+/// Serves every API dialect on `listener` until `shutdown` completes, then stops every mix.
+pub async fn serve(
+    listener: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    init_media().map_err(|e| std::io::Error::other(e.to_string()))?;
+    let engine = Engine::new(config.clone());
+    let state = api::AppState {
+        engine: engine.clone(),
+        config: Arc::new(config),
+    };
+    let app = api::app(state);
+    let result = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await;
+    engine.shutdown().await;
+    result
+}
