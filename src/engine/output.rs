@@ -246,7 +246,7 @@ impl Encoder {
             )
             .build()?;
         let aac = gst::ElementFactory::make("avenc_aac")
-            .property("bitrate", i64::from(key.audio.bitrate_kbps) * 1000)
+            .property("bitrate", (key.audio.bitrate_kbps * 1000) as i32)
             .build()?;
         let mux = gst::ElementFactory::make("flvmux")
             .property("streamable", true)

@@ -1,0 +1,146 @@
+//! The native API's contract for bad input, driven in-process with `oneshot` (no media needed): every refusal is
+//! a JSON error with a stable code and the offending field, and nothing is started.
+
+use axum::{
+    body::Body,
+    http::{Request, StatusCode},
+    Router,
+};
+use serde_json::{json, Value};
+use tower::ServiceExt;
+
+use tessera::{api, engine::Engine, Config};
+
+fn app() -> (Router, Engine) {
+    tessera::server::init_media().unwrap();
+    let mut config = Config::default();
+    config.server.max_body_bytes = 64 * 1024;
+    let engine = Engine::new(config.clone());
+    let state = api::AppState {
+        engine: engine.clone(),
+        config: std::sync::Arc::new(config),
+    };
+    (api::app(state), engine)
+}
+
+async fn call(app: &Router, method: &str, uri: &str, content_type: Option<&str>, body: Vec<u8>) -> (StatusCode, Value) {
+    let mut req = Request::builder().method(method).uri(uri);
+    if let Some(ct) = content_type {
+        req = req.header("content-type", ct);
+    }
+    let resp = app.clone().oneshot(req.body(Body::from(body)).unwrap()).await.unwrap();
+    let status = resp.status();
+    let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX).await.unwrap();
+    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+}
+
+async fn put_json(app: &Router, id: &str, body: &Value) -> (StatusCode, Value) {
+    call(app, "PUT", &format!("/v1/mixes/{id}"), Some("application/json"), body.to_string().into_bytes()).await
+}
+
+fn valid_spec() -> Value {
+    json!({
+        "canvas": {"width": 640, "height": 360},
+        "inputs": [{"id": "a", "source": {"stream_id": "a"}, "rect": {"x": 0, "y": 0, "width": 320, "height": 180}}],
+        "outputs": [{"target": {"stream_id": "out"}}]
+    })
+}
+
+#[tokio::test]
+async fn healthz_and_openapi() {
+    let (app, _) = app();
+    let (s, _) = call(&app, "GET", "/healthz", None, vec![]).await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, doc) = call(&app, "GET", "/openapi.json", None, vec![]).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(doc["openapi"].as_str().map(|v| &v[..2]), Some("3."));
+    assert!(doc["paths"]["/v1/mixes/{id}"]["put"].is_object());
+}
+
+#[tokio::test]
+async fn invalid_spec_names_every_field_and_starts_nothing() {
+    let (app, engine) = app();
+    let mut spec = valid_spec();
+    spec["inputs"][0]["volume"] = json!(300);
+    spec["inputs"][0]["source"] = json!({"url": "ftp://example.com/a"});
+    spec["canvas"]["width"] = json!(641);
+    let (s, body) = put_json(&app, "m", &spec).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(body["error"]["code"], "invalid_spec");
+    let fields: Vec<&str> = body["error"]["details"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["field"].as_str().unwrap())
+        .collect();
+    assert!(fields.contains(&"inputs[0].volume"), "{fields:?}");
+    assert!(fields.contains(&"inputs[0].source.url"), "{fields:?}");
+    assert!(fields.contains(&"canvas.width"), "{fields:?}");
+    assert!(body["error"]["details"].to_string().contains("\\\"ftp\\\""));
+    assert!(engine.list().is_empty());
+    assert_eq!(engine.active_pulls(), 0);
+}
+
+#[tokio::test]
+async fn malformed_unknown_and_wrong_type_bodies() {
+    let (app, engine) = app();
+    let (s, body) = call(&app, "PUT", "/v1/mixes/m", Some("application/json"), b"{\"canvas\":".to_vec()).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_eq!(body["error"]["code"], "malformed_json");
+
+    let mut spec = valid_spec();
+    spec["inputs"][0]["colour"] = json!("red");
+    let (s, body) = put_json(&app, "m", &spec).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_eq!(body["error"]["code"], "invalid_body");
+    assert!(body["error"]["message"].as_str().unwrap().contains("colour"), "{body}");
+
+    let mut spec = valid_spec();
+    spec["inputs"][0]["volume"] = json!("loud");
+    let (s, body) = put_json(&app, "m", &spec).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(body["error"]["message"].as_str().unwrap().contains("volume"), "{body}");
+
+    let (s, body) = call(&app, "PUT", "/v1/mixes/m", Some("text/plain"), valid_spec().to_string().into_bytes()).await;
+    assert_eq!(s, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert_eq!(body["error"]["code"], "unsupported_media_type");
+    assert!(engine.list().is_empty());
+}
+
+#[tokio::test]
+async fn huge_body_is_refused() {
+    let (app, _) = app();
+    let mut spec = valid_spec();
+    spec["inputs"][0]["id"] = json!("x".repeat(100_000));
+    let (s, body) = put_json(&app, "m", &spec).await;
+    assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(body["error"]["code"], "body_too_large");
+}
+
+#[tokio::test]
+async fn unknown_mix_and_bad_ids() {
+    let (app, _) = app();
+    let (s, body) = call(&app, "GET", "/v1/mixes/nope", None, vec![]).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert_eq!(body["error"]["code"], "not_found");
+    let (s, _) = call(&app, "DELETE", "/v1/mixes/nope", None, vec![]).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, body) = put_json(&app, "bad%20id", &valid_spec()).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_eq!(body["error"]["code"], "invalid_id");
+    let (s, body) = call(&app, "GET", "/nowhere", None, vec![]).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert_eq!(body["error"]["code"], "not_found");
+}
+
+#[tokio::test]
+async fn missing_overlay_image_is_refused_before_anything_starts() {
+    let (app, engine) = app();
+    let mut spec = valid_spec();
+    spec["overlays"] = json!([{"id": "logo", "image": "/nonexistent/logo.png", "rect": {"x": 0, "y": 0, "width": 64, "height": 64}}]);
+    let (s, body) = put_json(&app, "m", &spec).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(body["error"]["code"], "resource_unavailable");
+    assert!(engine.list().is_empty());
+    assert_eq!(engine.active_pulls(), 0);
+}
