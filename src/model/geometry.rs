@@ -61,13 +61,15 @@ pub fn place(src_w: u32, src_h: u32, crop: Option<Rect>, dest: Rect, fit: Fit) -
             } else {
                 width = ((dh * rw + rh / 2) / rh).clamp(1, dw) as u32;
             }
-            x += ((dest.width - width) / 2) as i32;
-            y += ((dest.height - height) / 2) as i32;
         }
     }
     // 4:2:0 pictures need even sizes; rounding down keeps the picture inside its rectangle.
     width = (width & !1).max(2);
     height = (height & !1).max(2);
+    if fit == Fit::Letterbox {
+        x += (dest.width.saturating_sub(width) / 2) as i32;
+        y += (dest.height.saturating_sub(height) / 2) as i32;
+    }
     Placement {
         crop_left: region.x as u32,
         crop_top: region.y as u32,
