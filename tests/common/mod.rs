@@ -1,0 +1,17 @@
+//! Integration-test harness: nginx-rtmp, synthetic publishers, output probes and Tessera in-process.
+//!
+//! Submodules are self-contained (they refer to each other via `super::`), so a test file that must not
+//! depend on the tessera crate can include a subset (see `tests/harness.rs`).
+#![allow(dead_code, unused_imports)]
+
+mod nginx;
+mod probe;
+mod publisher;
+mod server;
+mod util;
+
+pub use nginx::*;
+pub use probe::*;
+pub use publisher::*;
+pub use server::*;
+pub use util::*;

@@ -1,0 +1,490 @@
+//! A viewer: pulls an RTMP (or HTTP-FLV) URL, decodes it and keeps what tests look at.
+
+use std::{
+    collections::VecDeque,
+    sync::{
+        atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering},
+        Arc, Condvar, Mutex,
+    },
+    thread::JoinHandle,
+    time::{Duration, Instant},
+};
+
+use gst::prelude::*;
+use gst_video::prelude::*;
+
+use super::util::{init, make};
+
+/// One decoded picture.
+#[derive(Clone, Debug)]
+pub struct Frame {
+    pub width: u32,
+    pub height: u32,
+    /// RGB, 3 bytes per pixel, rows tightly packed (`width * 3` bytes each).
+    pub data: Vec<u8>,
+    pub pts: Option<gst::ClockTime>,
+    /// When the probe's appsink got it.
+    pub arrival: Instant,
+}
+
+impl Frame {
+    /// The pixel at (x, y). Panics outside the picture.
+    pub fn pixel(&self, x: u32, y: u32) -> [u8; 3] {
+        assert!(x < self.width && y < self.height, "pixel ({x},{y}) outside {}x{}", self.width, self.height);
+        let i = ((y * self.width + x) * 3) as usize;
+        [self.data[i], self.data[i + 1], self.data[i + 2]]
+    }
+
+    /// Pixel at a relative position (0.0..1.0 of width and height), e.g. `at(0.5, 0.5)` is the centre.
+    pub fn at(&self, fx: f64, fy: f64) -> [u8; 3] {
+        let x = ((fx * self.width as f64) as u32).min(self.width - 1);
+        let y = ((fy * self.height as f64) as u32).min(self.height - 1);
+        self.pixel(x, y)
+    }
+
+    /// The centre pixel.
+    pub fn center(&self) -> [u8; 3] {
+        self.pixel(self.width / 2, self.height / 2)
+    }
+}
+
+const AUDIO_RATE: u32 = 48_000;
+const AUDIO_RING: usize = AUDIO_RATE as usize * 10;
+const TIMES_KEEP: Duration = Duration::from_secs(20);
+const WATCH_KEEP: usize = 30 * 120;
+/// Reconnect delay.
+const RETRY: Duration = Duration::from_millis(300);
+/// A session that delivered media and then nothing for this long is torn down and reconnected.
+const STALL: Duration = Duration::from_secs(5);
+/// A connection that delivers no media for this long is torn down and reconnected.
+const NO_MEDIA: Duration = Duration::from_secs(10);
+
+#[derive(Default)]
+struct Shared {
+    latest: Mutex<Option<Arc<Frame>>>,
+    new_frame: Condvar,
+    count: AtomicU64,
+    times: Mutex<VecDeque<(Instant, Option<gst::ClockTime>)>>,
+    watch: Mutex<(Vec<(u32, u32)>, VecDeque<(Option<gst::ClockTime>, Vec<[u8; 3]>)>)>,
+    audio: Mutex<VecDeque<f32>>,
+    audio_total: AtomicU64,
+    sessions: AtomicU32,
+    attempts: AtomicU32,
+    stop: AtomicBool,
+    errors: Mutex<VecDeque<String>>,
+}
+
+impl Shared {
+    fn note_error(&self, e: String) {
+        let mut errors = self.errors.lock().unwrap();
+        if errors.len() >= 20 {
+            errors.pop_front();
+        }
+        errors.push_back(e);
+    }
+}
+
+/// Media state of one connection attempt.
+struct Session {
+    got_media: AtomicBool,
+    last_media: Mutex<Instant>,
+}
+
+impl Session {
+    fn media(&self, shared: &Shared) {
+        *self.last_media.lock().unwrap() = Instant::now();
+        if !self.got_media.swap(true, Ordering::SeqCst) {
+            shared.sessions.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+}
+
+/// Pulls `url` (rtmp:// via rtmp2src, http(s):// via souphttpsrc) → decodebin; video → RGB at source
+/// size, audio → F32 mono 48 kHz; both into appsinks (sync=false: frames are taken as fast as they come,
+/// so `arrival` is the real arrival time). Reconnects by itself every 300 ms until the stream exists, and
+/// again whenever the connection ends, errors or stalls (5 s without media), until stopped.
+pub struct OutputProbe {
+    url: String,
+    shared: Arc<Shared>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl OutputProbe {
+    pub fn start(url: &str) -> OutputProbe {
+        init();
+        let shared = Arc::new(Shared::default());
+        let thread = {
+            let shared = shared.clone();
+            let url = url.to_string();
+            std::thread::Builder::new()
+                .name("output-probe".into())
+                .spawn(move || supervise(&url, &shared))
+                .expect("spawn probe thread")
+        };
+        OutputProbe {
+            url: url.to_string(),
+            shared,
+            thread: Some(thread),
+        }
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The newest decoded frame.
+    pub fn latest(&self) -> Option<Frame> {
+        self.shared.latest.lock().unwrap().as_deref().cloned()
+    }
+
+    /// Waits for a frame (the current newest one, then each newer one as it arrives) that satisfies `pred`;
+    /// `None` after `timeout`.
+    pub fn wait_until(&self, timeout: Duration, pred: impl Fn(&Frame) -> bool) -> Option<Frame> {
+        let deadline = Instant::now() + timeout;
+        let mut seen: Option<Instant> = None;
+        let mut latest = self.shared.latest.lock().unwrap();
+        loop {
+            if let Some(frame) = latest.as_ref() {
+                if seen != Some(frame.arrival) {
+                    seen = Some(frame.arrival);
+                    let frame = frame.clone();
+                    drop(latest);
+                    if pred(&frame) {
+                        return Some((*frame).clone());
+                    }
+                    latest = self.shared.latest.lock().unwrap();
+                    continue;
+                }
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return None;
+            }
+            latest = self.shared.new_frame.wait_timeout(latest, deadline - now).unwrap().0;
+        }
+    }
+
+    /// Frames decoded so far, over all sessions.
+    pub fn frame_count(&self) -> u64 {
+        self.shared.count.load(Ordering::SeqCst)
+    }
+
+    /// Arrival time and pts of the frames of the last ~20 s, oldest first.
+    pub fn frame_times(&self) -> Vec<(Instant, Option<gst::ClockTime>)> {
+        self.shared.times.lock().unwrap().iter().cloned().collect()
+    }
+
+    /// From now on, record for each frame the pixel at each of `points` (replaces earlier points and
+    /// clears what was recorded). Points outside a frame read as [0, 0, 0].
+    pub fn watch(&self, points: &[(u32, u32)]) {
+        let mut w = self.shared.watch.lock().unwrap();
+        w.0 = points.to_vec();
+        w.1.clear();
+    }
+
+    /// What [`OutputProbe::watch`] recorded: per frame, its pts and the pixel at each point (oldest first,
+    /// the last ~2 minutes at 30 fps).
+    pub fn watched(&self) -> Vec<(Option<gst::ClockTime>, Vec<[u8; 3]>)> {
+        self.shared.watch.lock().unwrap().1.iter().cloned().collect()
+    }
+
+    /// The newest `last` of audio (mono, 48 kHz, F32), at most 10 s; fewer if less has arrived.
+    pub fn audio(&self, last: Duration) -> Vec<f32> {
+        let n = ((last.as_secs_f64() * AUDIO_RATE as f64) as usize).min(AUDIO_RING);
+        let ring = self.shared.audio.lock().unwrap();
+        let skip = ring.len().saturating_sub(n);
+        ring.iter().skip(skip).copied().collect()
+    }
+
+    /// Audio samples received so far, over all sessions (to wait for fresh audio).
+    pub fn audio_samples_total(&self) -> u64 {
+        self.shared.audio_total.load(Ordering::SeqCst)
+    }
+
+    /// Waits until at least `dur` of audio has arrived after this call, then returns the newest `dur`.
+    /// `None` if it does not within `timeout`.
+    pub fn fresh_audio(&self, dur: Duration, timeout: Duration) -> Option<Vec<f32>> {
+        let start = self.audio_samples_total();
+        let need = (dur.as_secs_f64() * AUDIO_RATE as f64) as u64;
+        super::util::wait_for(timeout, || self.audio_samples_total() >= start + need).then(|| self.audio(dur))
+    }
+
+    /// Connections that delivered media (the first one included): 1 means one continuous session.
+    pub fn sessions(&self) -> u32 {
+        self.shared.sessions.load(Ordering::SeqCst)
+    }
+
+    /// Connection attempts so far (successful or not).
+    pub fn attempts(&self) -> u32 {
+        self.shared.attempts.load(Ordering::SeqCst)
+    }
+
+    /// The last few errors of the probe's pipelines (connection refused, stream not found, EOS, stall), for
+    /// assertion messages.
+    pub fn errors(&self) -> Vec<String> {
+        self.shared.errors.lock().unwrap().iter().cloned().collect()
+    }
+
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        self.shared.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for OutputProbe {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+fn supervise(url: &str, shared: &Arc<Shared>) {
+    while !shared.stop.load(Ordering::SeqCst) {
+        shared.attempts.fetch_add(1, Ordering::SeqCst);
+        let session = Arc::new(Session {
+            got_media: AtomicBool::new(false),
+            last_media: Mutex::new(Instant::now()),
+        });
+        match build(url, shared, &session) {
+            Ok(pipeline) => {
+                let reason = run_session(&pipeline, shared, &session);
+                shared.note_error(reason);
+                let _ = pipeline.set_state(gst::State::Null);
+            }
+            Err(e) => shared.note_error(e),
+        }
+        let until = Instant::now() + RETRY;
+        while Instant::now() < until && !shared.stop.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// Plays one connection until it ends; returns why it ended.
+fn run_session(pipeline: &gst::Pipeline, shared: &Shared, session: &Session) -> String {
+    if let Err(e) = pipeline.set_state(gst::State::Playing) {
+        return format!("set PLAYING failed: {e}");
+    }
+    let bus = pipeline.bus().unwrap();
+    let started = Instant::now();
+    loop {
+        if shared.stop.load(Ordering::SeqCst) {
+            return "stopped".into();
+        }
+        if let Some(msg) = bus.timed_pop(gst::ClockTime::from_mseconds(100)) {
+            match msg.view() {
+                gst::MessageView::Error(e) => {
+                    return format!(
+                        "error from {}: {} ({:?})",
+                        msg.src().map(|s| s.path_string().to_string()).unwrap_or_default(),
+                        e.error(),
+                        e.debug()
+                    )
+                }
+                gst::MessageView::Eos(_) => return "end of stream".into(),
+                _ => {}
+            }
+        }
+        if session.got_media.load(Ordering::SeqCst) {
+            if session.last_media.lock().unwrap().elapsed() > STALL {
+                return format!("stalled: no media for {STALL:?}");
+            }
+        } else if started.elapsed() > NO_MEDIA {
+            return format!("no media within {NO_MEDIA:?} of connecting");
+        }
+    }
+}
+
+fn build(url: &str, shared: &Arc<Shared>, session: &Arc<Session>) -> Result<gst::Pipeline, String> {
+    let pipeline = gst::Pipeline::with_name("output-probe");
+    let src = if url.starts_with("rtmp://") || url.starts_with("rtmps://") {
+        let s = make("rtmp2src");
+        s.set_property("location", url);
+        s.set_property("timeout", 3u32);
+        s
+    } else if url.starts_with("http://") || url.starts_with("https://") {
+        let s = make("souphttpsrc");
+        s.set_property("location", url);
+        s
+    } else {
+        return Err(format!("unsupported probe URL {url}"));
+    };
+    let decodebin = make("decodebin");
+    pipeline.add_many([&src, &decodebin]).unwrap();
+    src.link(&decodebin).map_err(|e| e.to_string())?;
+
+    // Low-latency decoding: frame threading would hold frames back by one per thread.
+    decodebin.connect("deep-element-added", false, |args| {
+        let element = args[2].get::<gst::Element>().ok()?;
+        let factory = element.factory().map(|f| f.name().to_string()).unwrap_or_default();
+        if factory.starts_with("avdec_h26") {
+            element.set_property_from_str("thread-type", "slice");
+        }
+        None
+    });
+
+    let weak_pipeline = pipeline.downgrade();
+    let shared = shared.clone();
+    let session = session.clone();
+    decodebin.connect_pad_added(move |_db, pad| {
+        let Some(pipeline) = weak_pipeline.upgrade() else { return };
+        let caps = pad.current_caps().unwrap_or_else(|| pad.query_caps(None));
+        let Some(name) = caps.structure(0).map(|s| s.name().to_string()) else { return };
+        let result = if name.starts_with("video/") {
+            video_branch(&pipeline, pad, shared.clone(), session.clone())
+        } else if name.starts_with("audio/") {
+            audio_branch(&pipeline, pad, shared.clone(), session.clone())
+        } else {
+            Ok(())
+        };
+        if let Err(e) = result {
+            shared.note_error(format!("cannot link {name}: {e}"));
+        }
+    });
+    Ok(pipeline)
+}
+
+fn add_chain(pipeline: &gst::Pipeline, pad: &gst::Pad, elements: &[&gst::Element]) -> Result<(), String> {
+    pipeline.add_many(elements.iter().copied()).map_err(|e| e.to_string())?;
+    gst::Element::link_many(elements.iter().copied()).map_err(|e| e.to_string())?;
+    for e in elements.iter().rev() {
+        e.sync_state_with_parent().map_err(|e| e.to_string())?;
+    }
+    let sink = elements[0].static_pad("sink").unwrap();
+    pad.link(&sink).map(|_| ()).map_err(|e| format!("{e:?}"))
+}
+
+fn video_branch(
+    pipeline: &gst::Pipeline,
+    pad: &gst::Pad,
+    shared: Arc<Shared>,
+    session: Arc<Session>,
+) -> Result<(), String> {
+    let queue = make("queue");
+    let convert = make("videoconvert");
+    let appsink = gst_app::AppSink::builder()
+        .caps(&gst::Caps::builder("video/x-raw").field("format", "RGB").build())
+        .sync(false)
+        .max_buffers(4)
+        .enable_last_sample(false)
+        .qos(false)
+        .build();
+    appsink.set_callbacks(
+        gst_app::AppSinkCallbacks::builder()
+            .new_sample(move |sink| {
+                let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                let arrival = Instant::now();
+                on_video(&shared, &session, &sample, arrival);
+                Ok(gst::FlowSuccess::Ok)
+            })
+            .build(),
+    );
+    let appsink: gst::Element = appsink.upcast();
+    add_chain(pipeline, pad, &[&queue, &convert, &appsink])
+}
+
+fn on_video(shared: &Shared, session: &Session, sample: &gst::Sample, arrival: Instant) {
+    let (Some(buffer), Some(caps)) = (sample.buffer(), sample.caps()) else { return };
+    let Ok(info) = gst_video::VideoInfo::from_caps(caps) else { return };
+    let Ok(vframe) = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer, &info) else { return };
+    let (w, h) = (info.width(), info.height());
+    let stride = vframe.plane_stride()[0] as usize;
+    let Ok(plane) = vframe.plane_data(0) else { return };
+    let row = w as usize * 3;
+    let mut data = Vec::with_capacity(row * h as usize);
+    if stride == row {
+        data.extend_from_slice(&plane[..row * h as usize]);
+    } else {
+        for y in 0..h as usize {
+            data.extend_from_slice(&plane[y * stride..y * stride + row]);
+        }
+    }
+    let pts = buffer.pts();
+    let frame = Arc::new(Frame {
+        width: w,
+        height: h,
+        data,
+        pts,
+        arrival,
+    });
+    session.media(shared);
+    {
+        let mut watch = shared.watch.lock().unwrap();
+        if !watch.0.is_empty() {
+            let pixels = watch
+                .0
+                .iter()
+                .map(|&(x, y)| if x < w && y < h { frame.pixel(x, y) } else { [0, 0, 0] })
+                .collect();
+            if watch.1.len() >= WATCH_KEEP {
+                watch.1.pop_front();
+            }
+            watch.1.push_back((pts, pixels));
+        }
+    }
+    {
+        let mut times = shared.times.lock().unwrap();
+        while times.front().is_some_and(|(t, _)| arrival.duration_since(*t) > TIMES_KEEP) {
+            times.pop_front();
+        }
+        times.push_back((arrival, pts));
+    }
+    *shared.latest.lock().unwrap() = Some(frame);
+    shared.count.fetch_add(1, Ordering::SeqCst);
+    shared.new_frame.notify_all();
+}
+
+fn audio_branch(
+    pipeline: &gst::Pipeline,
+    pad: &gst::Pad,
+    shared: Arc<Shared>,
+    session: Arc<Session>,
+) -> Result<(), String> {
+    let queue = make("queue");
+    let convert = make("audioconvert");
+    let resample = make("audioresample");
+    let appsink = gst_app::AppSink::builder()
+        .caps(
+            &gst::Caps::builder("audio/x-raw")
+                .field("format", "F32LE")
+                .field("layout", "interleaved")
+                .field("rate", AUDIO_RATE as i32)
+                .field("channels", 1i32)
+                .build(),
+        )
+        .sync(false)
+        .enable_last_sample(false)
+        .qos(false)
+        .build();
+    appsink.set_callbacks(
+        gst_app::AppSinkCallbacks::builder()
+            .new_sample(move |sink| {
+                let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                if let Some(buffer) = sample.buffer() {
+                    if let Ok(map) = buffer.map_readable() {
+                        let samples: Vec<f32> = map
+                            .as_slice()
+                            .chunks_exact(4)
+                            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                            .collect();
+                        session.media(&shared);
+                        let mut ring = shared.audio.lock().unwrap();
+                        let excess = (ring.len() + samples.len()).saturating_sub(AUDIO_RING);
+                        let excess = excess.min(ring.len());
+                        ring.drain(..excess);
+                        ring.extend(samples.iter().copied());
+                        shared.audio_total.fetch_add(samples.len() as u64, Ordering::SeqCst);
+                    }
+                }
+                Ok(gst::FlowSuccess::Ok)
+            })
+            .build(),
+    );
+    let appsink: gst::Element = appsink.upcast();
+    add_chain(pipeline, pad, &[&queue, &convert, &resample, &appsink])
+}

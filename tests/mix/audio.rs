@@ -1,0 +1,74 @@
+//! What the output sound contains: each input's tone at its volume.
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use super::*;
+
+/// Waits for fresh output audio in which `check` holds for the tone levels of `freqs`.
+fn wait_levels(probe: &OutputProbe, freqs: &[f64], timeout: Duration, check: impl Fn(&[f64]) -> bool) -> Vec<f64> {
+    let deadline = Instant::now() + timeout;
+    let mut last = vec![];
+    while Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(500));
+        let samples = probe.audio(Duration::from_millis(500));
+        if samples.len() < 20_000 {
+            continue;
+        }
+        last = freqs.iter().map(|&f| tone_level(&samples, 48_000, f)).collect();
+        if check(&last) {
+            return last;
+        }
+    }
+    panic!("audio levels never matched within {timeout:?}; last levels {last:?} for {freqs:?}");
+}
+
+#[test]
+fn each_tone_at_its_volume() {
+    let rig = Rig::new();
+    let _a = rig.solid("a", RED, Some(440.0));
+    let _b = rig.solid("b", GREEN, Some(660.0));
+    let _c = rig.solid("c", BLUE, Some(880.0));
+    let probe = rig.probe("out");
+    let inputs = |vb: u32| {
+        vec![
+            json!({"id": "a", "source": {"stream_id": "a"}, "rect": rect(0, 0, 200, 120), "volume": 100}),
+            json!({"id": "b", "source": {"stream_id": "b"}, "rect": rect(200, 0, 200, 120), "volume": vb}),
+            json!({"id": "c", "source": {"stream_id": "c"}, "rect": rect(400, 0, 200, 120), "volume": 200}),
+        ]
+    };
+    rig.put("m", &spec("#000000", inputs(0)));
+    // 440 Hz present; 660 Hz (volume 0) absent; 880 Hz at 200 % about twice as loud as 440 Hz at 100 %.
+    let levels = wait_levels(&probe, &[440.0, 660.0, 880.0], Duration::from_secs(25), |l| {
+        l[0] > 0.02 && l[2] > 0.02 && l[1] < 0.1 * l[0]
+    });
+    let ratio = levels[2] / levels[0];
+    assert!((1.6..=2.4).contains(&ratio), "200 % vs 100 %: ratio {ratio} from {levels:?}");
+    // Raising B's volume live makes its tone appear at the level of A's.
+    rig.put("m", &spec("#000000", inputs(100)));
+    let levels = wait_levels(&probe, &[440.0, 660.0], Duration::from_secs(5), |l| l[1] > 0.5 * l[0]);
+    let ratio = levels[1] / levels[0];
+    assert!((0.7..=1.4).contains(&ratio), "equal volumes: ratio {ratio} from {levels:?}");
+}
+
+#[test]
+fn audio_only_and_video_only_inputs() {
+    let rig = Rig::new();
+    let _a = rig.solid("a", RED, Some(440.0));
+    let _b = rig.solid("b", GREEN, Some(660.0));
+    let probe = rig.probe("out");
+    rig.put(
+        "m",
+        &spec(
+            "#0000FF",
+            vec![
+                json!({"id": "a", "source": {"stream_id": "a"}, "content": "audio", "rect": rect(0, 0, 320, 180)}),
+                json!({"id": "b", "source": {"stream_id": "b"}, "content": "video", "rect": rect(320, 0, 320, 180)}),
+            ],
+        ),
+    );
+    // A is heard but not seen; B is seen but not heard.
+    expect_pixels(&probe, &[(100, 100, BLUE), (480, 90, GREEN)], Duration::from_secs(25));
+    wait_levels(&probe, &[440.0, 660.0], Duration::from_secs(10), |l| l[0] > 0.02 && l[1] < 0.1 * l[0]);
+}

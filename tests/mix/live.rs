@@ -1,0 +1,175 @@
+//! Live behaviour: updates without restarting the output, input loss and return, alignment of inputs that
+//! join at different times, a dead output target, refused updates, deletion.
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use super::*;
+
+/// Asserts the output's timestamps run on without going back or jumping.
+fn assert_continuous(probe: &OutputProbe) {
+    let times = probe.frame_times();
+    let pts: Vec<u64> = times.iter().filter_map(|(_, p)| p.map(|p| p.mseconds())).collect();
+    assert!(pts.len() > 30, "too few frames: {}", pts.len());
+    for w in pts.windows(2) {
+        assert!(w[1] > w[0] && w[1] - w[0] <= 200, "output timestamps jump: {} → {} ms", w[0], w[1]);
+    }
+}
+
+#[test]
+fn layout_update_applies_within_a_second_on_the_same_output() {
+    let rig = Rig::new();
+    let _a = rig.solid("a", RED, None);
+    let probe = rig.probe("out");
+    let at = |x: i32, y: i32| spec("#0000FF", vec![json!({"id": "a", "source": {"stream_id": "a"}, "rect": rect(x, y, 160, 90)})]);
+    rig.put("m", &at(0, 0));
+    expect_pixels(&probe, &[(80, 45, RED), (480, 245, BLUE)], Duration::from_secs(25));
+    std::thread::sleep(Duration::from_secs(2));
+    let sent = Instant::now();
+    let body = rig.put("m", &at(400, 200));
+    assert_eq!(body["applied"], "updated_live");
+    expect_pixels(&probe, &[(80, 45, BLUE), (480, 245, RED)], Duration::from_secs(3));
+    let took = sent.elapsed();
+    // Request → decoded frame at the viewer, including encode and RTMP delivery.
+    assert!(took < Duration::from_secs(1), "update took {took:?} to show");
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(probe.sessions(), 1, "the output was restarted");
+    assert_continuous(&probe);
+}
+
+#[test]
+fn input_loss_keeps_frame_rate_and_the_input_resumes() {
+    let rig = Rig::new();
+    let _a = rig.solid("a", RED, None);
+    let b = rig.solid("b", GREEN, None);
+    let probe = rig.probe("out");
+    rig.put(
+        "m",
+        &spec(
+            "#0000FF",
+            vec![
+                json!({"id": "a", "source": {"stream_id": "a"}, "rect": rect(0, 0, 320, 180)}),
+                json!({"id": "b", "source": {"stream_id": "b"}, "rect": rect(320, 0, 320, 180)}),
+            ],
+        ),
+    );
+    expect_pixels(&probe, &[(160, 90, RED), (480, 90, GREEN)], Duration::from_secs(25));
+    b.stop();
+    std::thread::sleep(Duration::from_millis(500));
+    let before = probe.frame_count();
+    std::thread::sleep(Duration::from_secs(3));
+    let frames = probe.frame_count() - before;
+    assert!(frames >= 87, "only {frames} frames in 3 s after an input died");
+    // The dead input's last frame stays; the status says it is gone.
+    expect_pixels(&probe, &[(160, 90, RED), (480, 90, GREEN)], Duration::from_secs(1));
+    rig.wait_status("m", Duration::from_secs(10), |s| {
+        s["inputs"][1]["state"] != "live" && s["inputs"][0]["state"] == "live"
+    });
+    // Published again (in another colour): it comes back by itself.
+    let _b2 = rig.solid("b", YELLOW, None);
+    expect_pixels(&probe, &[(160, 90, RED), (480, 90, YELLOW)], Duration::from_secs(20));
+    rig.wait_status("m", Duration::from_secs(5), |s| s["inputs"][1]["state"] == "live");
+    assert_eq!(probe.sessions(), 1);
+}
+
+#[test]
+fn inputs_published_seconds_apart_are_in_step() {
+    let rig = Rig::new();
+    let flip = |a: u32, b: u32| PublishOpts {
+        pattern: Pattern::Flip { a, b },
+        ..PublishOpts::default()
+    };
+    let _a = rig.publish("a", flip(RED, GREEN));
+    let probe = rig.probe("out");
+    rig.put(
+        "m",
+        &spec(
+            "#0000FF",
+            vec![
+                json!({"id": "a", "source": {"stream_id": "a"}, "rect": rect(0, 0, 320, 180)}),
+                json!({"id": "b", "source": {"stream_id": "b"}, "rect": rect(320, 0, 320, 180)}),
+            ],
+        ),
+    );
+    expect_pixels(&probe, &[(160, 90, RED)], Duration::from_secs(25));
+    // B joins three seconds later; both flip colour on the same wall-clock second boundaries.
+    std::thread::sleep(Duration::from_secs(3));
+    let _b = rig.publish("b", flip(RED, GREEN));
+    probe
+        .wait_until(Duration::from_secs(20), |f| !color_close(f.pixel(480, 90), BLUE, TOL))
+        .expect("B never showed up");
+    std::thread::sleep(Duration::from_secs(1));
+    probe.watch(&[(160, 90), (480, 90)]);
+    std::thread::sleep(Duration::from_secs(5));
+    let frames = probe.watched();
+    let is_red = |p: [u8; 3]| color_close(p, RED, TOL);
+    let flips = |i: usize| -> Vec<usize> {
+        frames.windows(2).enumerate().filter(|(_, w)| is_red(w[0].1[i]) != is_red(w[1].1[i])).map(|(n, _)| n).collect()
+    };
+    let (fa, fb) = (flips(0), flips(1));
+    assert!(fa.len() >= 3 && fb.len() >= 3, "not enough flips seen: A {fa:?} B {fb:?}");
+    // Pair each of A's flips with B's nearest one: at 30 fps, 3 frames = 100 ms.
+    for a in &fa {
+        let skew = fb.iter().map(|b| a.abs_diff(*b)).min().unwrap();
+        assert!(skew <= 3, "inputs {skew} frames apart; flips A {fa:?} B {fb:?}");
+    }
+}
+
+#[test]
+fn unreachable_target_does_not_stop_another_and_missing_input_is_reported() {
+    let rig = Rig::new();
+    let _a = rig.solid("a", RED, None);
+    let probe = rig.probe("out");
+    let dead = format!("rtmp://127.0.0.1:{}/mix/nowhere", free_port());
+    let mut s = spec(
+        "#0000FF",
+        vec![
+            json!({"id": "a", "source": {"stream_id": "a"}, "rect": rect(0, 0, 320, 180)}),
+            json!({"id": "ghost", "source": {"stream_id": "never-published"}, "rect": rect(320, 0, 320, 180)}),
+        ],
+    );
+    s["outputs"] = json!([{"target": {"url": dead}}, {"target": {"stream_id": "out"}}]);
+    rig.put("m", &s);
+    // The never-published input leaves its rect to the canvas.
+    expect_pixels(&probe, &[(160, 90, RED), (480, 90, BLUE)], Duration::from_secs(25));
+    let st = rig.wait_status("m", Duration::from_secs(15), |s| {
+        s["outputs"][0]["state"] == "retrying" && s["outputs"][1]["state"] == "live" && s["inputs"][1]["state"] == "retrying"
+    });
+    assert!(st["outputs"][0]["last_error"].as_str().is_some_and(|e| !e.is_empty()), "{st}");
+    assert!(st["inputs"][1]["last_error"].as_str().is_some_and(|e| !e.is_empty()), "{st}");
+    assert!(st["output_fps"].as_f64().unwrap() >= 28.0, "{st}");
+}
+
+#[test]
+fn refused_update_changes_nothing_and_delete_releases_the_output() {
+    let rig = Rig::new();
+    let _a = rig.solid("a", RED, None);
+    let probe = rig.probe("out");
+    let good = spec("#0000FF", vec![json!({"id": "a", "source": {"stream_id": "a"}, "rect": rect(0, 0, 320, 180)})]);
+    rig.put("m", &good);
+    expect_pixels(&probe, &[(160, 90, RED)], Duration::from_secs(25));
+    let mut bad = good.clone();
+    bad["inputs"][0]["rect"] = rect(400, 0, 320, 180);
+    bad["inputs"][0]["volume"] = json!(500);
+    let (status, body) = rig.tessera.put("/v1/mixes/m", &bad);
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["error"]["code"], "invalid_spec");
+    let (_, view) = rig.tessera.get("/v1/mixes/m");
+    assert_eq!(view["spec"]["inputs"][0]["rect"], good["inputs"][0]["rect"]);
+    let before = probe.frame_count();
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(probe.frame_count() > before + 20, "output stalled after a refused update");
+    expect_pixels(&probe, &[(160, 90, RED), (500, 90, BLUE)], Duration::from_secs(1));
+
+    let (status, _) = rig.tessera.delete("/v1/mixes/m");
+    assert_eq!(status, 204);
+    let (status, _) = rig.tessera.get("/v1/mixes/m");
+    assert_eq!(status, 404);
+    // The output stream ends: nothing is published to it any more.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while rig.nginx.is_publishing("mix", "out") {
+        assert!(Instant::now() < deadline, "output still published after delete");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}

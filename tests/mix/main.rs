@@ -1,0 +1,117 @@
+//! Media tests of the core engine, end to end on real parts: nginx-rtmp on loopback, publishers encoding real
+//! H.264/AAC, Tessera in-process, and a probe that pulls and decodes the output to check pixels and tones.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod audio;
+mod live;
+mod picture;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::{json, Value};
+
+pub const RED: u32 = 0xFF0000;
+pub const GREEN: u32 = 0x00FF00;
+pub const BLUE: u32 = 0x0000FF;
+pub const YELLOW: u32 = 0xFFFF00;
+pub const MAGENTA: u32 = 0xFF00FF;
+pub const CYAN: u32 = 0x00FFFF;
+/// Per-channel tolerance for colours that went through 4:2:0, H.264 and back.
+pub const TOL: u8 = 48;
+
+/// One nginx, one Tessera. Fields drop in order: Tessera stops before nginx.
+pub struct Rig {
+    pub tessera: Tessera,
+    pub nginx: Nginx,
+}
+
+impl Rig {
+    pub fn new() -> Rig {
+        init();
+        let nginx = Nginx::start();
+        let tessera = Tessera::start(Tessera::config_for(&nginx));
+        Rig { tessera, nginx }
+    }
+
+    pub fn publish(&self, stream: &str, opts: PublishOpts) -> Publisher {
+        Publisher::start(&self.nginx.rtmp_url("live", stream), opts)
+    }
+
+    pub fn solid(&self, stream: &str, rgb: u32, tone_hz: Option<f64>) -> Publisher {
+        self.publish(
+            stream,
+            PublishOpts {
+                pattern: Pattern::Solid(rgb),
+                tone_hz,
+                ..PublishOpts::default()
+            },
+        )
+    }
+
+    pub fn probe(&self, out: &str) -> OutputProbe {
+        OutputProbe::start(&self.nginx.rtmp_url("mix", out))
+    }
+
+    /// PUTs a mix and insists it was accepted.
+    pub fn put(&self, id: &str, spec: &Value) -> Value {
+        let (status, body) = self.tessera.put(&format!("/v1/mixes/{id}"), spec);
+        assert!(status == 200 || status == 201, "PUT {id} answered {status}: {body}");
+        body
+    }
+
+    pub fn status(&self, id: &str) -> Value {
+        let (status, body) = self.tessera.get(&format!("/v1/mixes/{id}"));
+        assert_eq!(status, 200, "{body}");
+        body["status"].clone()
+    }
+
+    /// Polls the mix status until `pred` holds.
+    pub fn wait_status(&self, id: &str, timeout: Duration, pred: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let s = self.status(id);
+            if pred(&s) {
+                return s;
+            }
+            assert!(Instant::now() < deadline, "status never matched: {s}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+/// A rect as JSON.
+pub fn rect(x: i32, y: i32, w: u32, h: u32) -> Value {
+    json!({"x": x, "y": y, "width": w, "height": h})
+}
+
+/// A 640×360 mix on `background` with the given inputs, published as stream `out`.
+pub fn spec(background: &str, inputs: Vec<Value>) -> Value {
+    json!({
+        "canvas": {"width": 640, "height": 360, "fps": 30, "background": background},
+        "inputs": inputs,
+        "outputs": [{"target": {"stream_id": "out"}, "video": {"bitrate_kbps": 1500}}]
+    })
+}
+
+/// Waits until every (x, y, colour) holds in one output frame; panics with what was seen otherwise.
+pub fn expect_pixels(probe: &OutputProbe, checks: &[(u32, u32, u32)], timeout: Duration) -> Frame {
+    let found = probe.wait_until(timeout, |f| {
+        checks.iter().all(|&(x, y, c)| color_close(f.pixel(x, y), c, TOL))
+    });
+    match found {
+        Some(f) => f,
+        None => {
+            let seen: Vec<String> = match probe.latest() {
+                Some(f) => checks
+                    .iter()
+                    .map(|&(x, y, c)| format!("({x},{y}) want {c:06X} got {:?}", f.pixel(x, y)))
+                    .collect(),
+                None => vec!["no frame at all".into()],
+            };
+            panic!("pixels never matched within {timeout:?}: {}", seen.join("; "));
+        }
+    }
+}
