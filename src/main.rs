@@ -39,7 +39,9 @@ fn main() -> std::process::ExitCode {
         Command::Serve { config } => {
             let config = match config {
                 Some(path) => Config::load(&path),
-                None => Config::from_toml(include_str!("../tessera.example.toml"), "embedded default"),
+                None => {
+                    Config::from_toml(include_str!("../tessera.example.toml"), "embedded default")
+                }
             };
             let config = match config {
                 Ok(c) => c,

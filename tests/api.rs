@@ -23,19 +23,41 @@ fn app() -> (Router, Engine) {
     (api::app(state), engine)
 }
 
-async fn call(app: &Router, method: &str, uri: &str, content_type: Option<&str>, body: Vec<u8>) -> (StatusCode, Value) {
+async fn call(
+    app: &Router,
+    method: &str,
+    uri: &str,
+    content_type: Option<&str>,
+    body: Vec<u8>,
+) -> (StatusCode, Value) {
     let mut req = Request::builder().method(method).uri(uri);
     if let Some(ct) = content_type {
         req = req.header("content-type", ct);
     }
-    let resp = app.clone().oneshot(req.body(Body::from(body)).unwrap()).await.unwrap();
+    let resp = app
+        .clone()
+        .oneshot(req.body(Body::from(body)).unwrap())
+        .await
+        .unwrap();
     let status = resp.status();
-    let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX).await.unwrap();
-    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
 }
 
 async fn put_json(app: &Router, id: &str, body: &Value) -> (StatusCode, Value) {
-    call(app, "PUT", &format!("/v1/mixes/{id}"), Some("application/json"), body.to_string().into_bytes()).await
+    call(
+        app,
+        "PUT",
+        &format!("/v1/mixes/{id}"),
+        Some("application/json"),
+        body.to_string().into_bytes(),
+    )
+    .await
 }
 
 fn valid_spec() -> Value {
@@ -84,7 +106,14 @@ async fn invalid_spec_names_every_field_and_starts_nothing() {
 #[tokio::test]
 async fn malformed_unknown_and_wrong_type_bodies() {
     let (app, engine) = app();
-    let (s, body) = call(&app, "PUT", "/v1/mixes/m", Some("application/json"), b"{\"canvas\":".to_vec()).await;
+    let (s, body) = call(
+        &app,
+        "PUT",
+        "/v1/mixes/m",
+        Some("application/json"),
+        b"{\"canvas\":".to_vec(),
+    )
+    .await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
     assert_eq!(body["error"]["code"], "malformed_json");
 
@@ -93,15 +122,34 @@ async fn malformed_unknown_and_wrong_type_bodies() {
     let (s, body) = put_json(&app, "m", &spec).await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
     assert_eq!(body["error"]["code"], "invalid_body");
-    assert!(body["error"]["message"].as_str().unwrap().contains("colour"), "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("colour"),
+        "{body}"
+    );
 
     let mut spec = valid_spec();
     spec["inputs"][0]["volume"] = json!("loud");
     let (s, body) = put_json(&app, "m", &spec).await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
-    assert!(body["error"]["message"].as_str().unwrap().contains("volume"), "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("volume"),
+        "{body}"
+    );
 
-    let (s, body) = call(&app, "PUT", "/v1/mixes/m", Some("text/plain"), valid_spec().to_string().into_bytes()).await;
+    let (s, body) = call(
+        &app,
+        "PUT",
+        "/v1/mixes/m",
+        Some("text/plain"),
+        valid_spec().to_string().into_bytes(),
+    )
+    .await;
     assert_eq!(s, StatusCode::UNSUPPORTED_MEDIA_TYPE);
     assert_eq!(body["error"]["code"], "unsupported_media_type");
     assert!(engine.list().is_empty());

@@ -51,13 +51,24 @@ fn nginx_starts_serves_and_restarts() {
     let mut nginx = Nginx::start();
     assert_ne!(nginx.rtmp_port, nginx.http_port);
     assert!(accepts(nginx.rtmp_port), "rtmp port does not accept");
-    assert!(nginx.stat_xml().contains("<nginx_rtmp_version>"), "no rtmp stat page: {:?}", nginx.stat_xml());
-    assert_eq!(nginx.rtmp_url("live", "x"), format!("rtmp://127.0.0.1:{}/live/x", nginx.rtmp_port));
+    assert!(
+        nginx.stat_xml().contains("<nginx_rtmp_version>"),
+        "no rtmp stat page: {:?}",
+        nginx.stat_xml()
+    );
+    assert_eq!(
+        nginx.rtmp_url("live", "x"),
+        format!("rtmp://127.0.0.1:{}/live/x", nginx.rtmp_port)
+    );
 
     std::fs::write(nginx.http_dir().join("hello.txt"), b"hello").unwrap();
     let url = nginx.http_url("hello.txt");
     let path = url.splitn(4, '/').nth(3).map(|p| format!("/{p}")).unwrap();
-    assert_eq!(http_get_local(nginx.http_port, &path).as_deref(), Some("hello"), "{url}");
+    assert_eq!(
+        http_get_local(nginx.http_port, &path).as_deref(),
+        Some("hello"),
+        "{url}"
+    );
 
     // A second instance is fully separate.
     let other = Nginx::start();
@@ -66,13 +77,19 @@ fn nginx_starts_serves_and_restarts() {
 
     let port = nginx.rtmp_port;
     nginx.kill();
-    assert!(!accepts(port), "rtmp port still accepts after kill (orphaned worker?)");
+    assert!(
+        !accepts(port),
+        "rtmp port still accepts after kill (orphaned worker?)"
+    );
     nginx.restart();
     assert_eq!(nginx.rtmp_port, port);
     assert!(accepts(port), "rtmp port does not accept after restart");
     let http = nginx.http_port;
     drop(nginx);
-    assert!(!accepts(port) && !accepts(http), "ports still accept after drop");
+    assert!(
+        !accepts(port) && !accepts(http),
+        "ports still accept after drop"
+    );
 }
 
 #[test]
@@ -83,16 +100,27 @@ fn solid_colour_reaches_probe_and_changes_live() {
     let probe = OutputProbe::start(&url);
     std::thread::sleep(Duration::from_millis(700));
     assert_eq!(probe.sessions(), 0);
-    let publisher = Publisher::start(&url, PublishOpts { pattern: Pattern::Solid(GREEN), ..Default::default() });
+    let publisher = Publisher::start(
+        &url,
+        PublishOpts {
+            pattern: Pattern::Solid(GREEN),
+            ..Default::default()
+        },
+    );
     let frame = centre_is(&probe, GREEN, Duration::from_secs(10));
     assert_eq!((frame.width, frame.height), (320, 180));
     assert_eq!(frame.data.len(), 320 * 180 * 3);
     // Not just the centre: corners too, and no other colour.
     for (x, y) in [(2, 2), (317, 2), (2, 177), (317, 177)] {
-        assert!(color_close(frame.pixel(x, y), GREEN, 40), "({x},{y}) is {:?}", frame.pixel(x, y));
+        assert!(
+            color_close(frame.pixel(x, y), GREEN, 40),
+            "({x},{y}) is {:?}",
+            frame.pixel(x, y)
+        );
     }
     assert!(!color_close(frame.center(), RED, 40));
-    assert!(wait_for(Duration::from_secs(5), || nginx.is_publishing("live", "solid")));
+    assert!(wait_for(Duration::from_secs(5), || nginx
+        .is_publishing("live", "solid")));
     assert!(!nginx.is_publishing("live", "other"));
     assert_eq!(nginx.publish_count("live"), 1);
     assert_eq!(nginx.publish_count_of("live", "solid"), 1);
@@ -101,7 +129,11 @@ fn solid_colour_reaches_probe_and_changes_live() {
     publisher.set_color(BLUE);
     let t0 = Instant::now();
     centre_is(&probe, BLUE, Duration::from_secs(5));
-    assert!(t0.elapsed() < Duration::from_secs(2), "colour change took {:?}", t0.elapsed());
+    assert!(
+        t0.elapsed() < Duration::from_secs(2),
+        "colour change took {:?}",
+        t0.elapsed()
+    );
 
     // ~30 fps arrive.
     let n0 = probe.frame_count();
@@ -110,7 +142,12 @@ fn solid_colour_reaches_probe_and_changes_live() {
     assert!((45..=75).contains(&n), "{n} frames in 2 s");
     let times = probe.frame_times();
     assert!(times.len() as u64 >= probe.frame_count().min(300) - 5);
-    assert!(times.windows(2).all(|w| w[0].0 <= w[1].0 && w[0].1 < w[1].1), "arrival/pts not increasing");
+    assert!(
+        times
+            .windows(2)
+            .all(|w| w[0].0 <= w[1].0 && w[0].1 < w[1].1),
+        "arrival/pts not increasing"
+    );
     assert_eq!(probe.sessions(), 1, "errors: {:?}", probe.errors());
     publisher.stop();
     probe.stop();
@@ -121,19 +158,33 @@ fn quadrants_show_four_colours() {
     let nginx = Nginx::start();
     let url = nginx.rtmp_url("live", "quad");
     let colours = [RED, GREEN, BLUE, WHITE];
-    let _publisher = Publisher::start(&url, PublishOpts { pattern: Pattern::Quadrants(colours), ..Default::default() });
+    let _publisher = Publisher::start(
+        &url,
+        PublishOpts {
+            pattern: Pattern::Quadrants(colours),
+            ..Default::default()
+        },
+    );
     let probe = OutputProbe::start(&url);
     let points = [(80, 45), (240, 45), (80, 135), (240, 135)];
     let frame = probe
         .wait_until(Duration::from_secs(10), |f| {
-            points.iter().zip(colours).all(|(&(x, y), c)| color_close(f.pixel(x, y), c, 40))
+            points
+                .iter()
+                .zip(colours)
+                .all(|(&(x, y), c)| color_close(f.pixel(x, y), c, 40))
         })
         .unwrap_or_else(|| {
             let px = probe.latest().map(|f| points.map(|(x, y)| f.pixel(x, y)));
-            panic!("quadrants not seen; latest {px:?}, errors {:?}", probe.errors())
+            panic!(
+                "quadrants not seen; latest {px:?}, errors {:?}",
+                probe.errors()
+            )
         });
     // And the boundaries are where they should be (not just four colours somewhere).
-    assert!(color_close(frame.pixel(150, 80), RED, 40) && color_close(frame.pixel(170, 100), WHITE, 40));
+    assert!(
+        color_close(frame.pixel(150, 80), RED, 40) && color_close(frame.pixel(170, 100), WHITE, 40)
+    );
 
     // watch(): per-frame pixels at points.
     probe.watch(&points);
@@ -151,22 +202,36 @@ fn tone_level_measures_the_published_sine() {
     let nginx = Nginx::start();
     let url = nginx.rtmp_url("live", "tone");
     let quiet_url = nginx.rtmp_url("live", "quiet");
-    let _tone = Publisher::start(&url, PublishOpts { tone_hz: Some(440.0), tone_volume: 0.1, ..Default::default() });
+    let _tone = Publisher::start(
+        &url,
+        PublishOpts {
+            tone_hz: Some(440.0),
+            tone_volume: 0.1,
+            ..Default::default()
+        },
+    );
     let _quiet = Publisher::start(&quiet_url, PublishOpts::default());
     let probe = OutputProbe::start(&url);
     let quiet = OutputProbe::start(&quiet_url);
     centre_is(&probe, RED, Duration::from_secs(10));
     centre_is(&quiet, RED, Duration::from_secs(10));
 
-    let audio = probe.fresh_audio(Duration::from_secs(1), Duration::from_secs(5)).expect("1 s of fresh audio");
+    let audio = probe
+        .fresh_audio(Duration::from_secs(1), Duration::from_secs(5))
+        .expect("1 s of fresh audio");
     assert_eq!(audio.len(), 48_000);
     let at440 = tone_level(&audio, 48_000, 440.0);
     let at1000 = tone_level(&audio, 48_000, 1000.0);
-    eprintln!("tone: 440 Hz {at440:.4}, 1000 Hz {at1000:.5}, rms {:.4}", rms(&audio));
+    eprintln!(
+        "tone: 440 Hz {at440:.4}, 1000 Hz {at1000:.5}, rms {:.4}",
+        rms(&audio)
+    );
     assert!((0.05..=0.15).contains(&at440), "440 Hz level {at440}");
     assert!(at1000 < 0.005, "1000 Hz level {at1000}");
 
-    let silence = quiet.fresh_audio(Duration::from_secs(1), Duration::from_secs(5)).expect("audio from silent stream");
+    let silence = quiet
+        .fresh_audio(Duration::from_secs(1), Duration::from_secs(5))
+        .expect("audio from silent stream");
     let q440 = tone_level(&silence, 48_000, 440.0);
     assert!(q440 < 0.005, "silent publisher has 440 Hz at {q440}");
 
@@ -182,8 +247,11 @@ fn tone_level_measures_the_published_sine() {
 fn flip_instants(probe: &OutputProbe) -> Vec<(SystemTime, [u8; 3])> {
     let now_i = Instant::now();
     let now_w = SystemTime::now();
-    let arrivals: std::collections::HashMap<_, _> =
-        probe.frame_times().into_iter().filter_map(|(t, pts)| pts.map(|p| (p, t))).collect();
+    let arrivals: std::collections::HashMap<_, _> = probe
+        .frame_times()
+        .into_iter()
+        .filter_map(|(t, pts)| pts.map(|p| (p, t)))
+        .collect();
     let watched = probe.watched();
     let mut out = Vec::new();
     for w in watched.windows(2) {
@@ -203,8 +271,14 @@ fn flip_instants(probe: &OutputProbe) -> Vec<(SystemTime, [u8; 3])> {
 #[test]
 fn flip_publishers_flip_together_on_wall_clock_seconds() {
     let nginx = Nginx::start();
-    let (url_a, url_b) = (nginx.rtmp_url("live", "flipa"), nginx.rtmp_url("live", "flipb"));
-    let opts = PublishOpts { pattern: Pattern::Flip { a: RED, b: YELLOW }, ..Default::default() };
+    let (url_a, url_b) = (
+        nginx.rtmp_url("live", "flipa"),
+        nginx.rtmp_url("live", "flipb"),
+    );
+    let opts = PublishOpts {
+        pattern: Pattern::Flip { a: RED, b: YELLOW },
+        ..Default::default()
+    };
     let _a = Publisher::start(&url_a, opts.clone());
     let probe_a = OutputProbe::start(&url_a);
     // 2.4 s, not a whole number of seconds: publishers that flipped on their own running time rather
@@ -213,28 +287,48 @@ fn flip_publishers_flip_together_on_wall_clock_seconds() {
     let _b = Publisher::start(&url_b, opts);
     let probe_b = OutputProbe::start(&url_b);
     for p in [&probe_a, &probe_b] {
-        p.wait_until(Duration::from_secs(10), |_| true).expect("frames");
+        p.wait_until(Duration::from_secs(10), |_| true)
+            .expect("frames");
         p.watch(&[(160, 90)]);
     }
     std::thread::sleep(Duration::from_millis(4500));
     let (fa, fb) = (flip_instants(&probe_a), flip_instants(&probe_b));
     eprintln!("flips a: {fa:?}\nflips b: {fb:?}");
-    assert!(fa.len() >= 3 && fb.len() >= 3, "too few flips: {} / {}", fa.len(), fb.len());
+    assert!(
+        fa.len() >= 3 && fb.len() >= 3,
+        "too few flips: {} / {}",
+        fa.len(),
+        fb.len()
+    );
     let secs = |t: SystemTime| t.duration_since(UNIX_EPOCH).unwrap().as_secs_f64();
     for (t, colour) in fa.iter().chain(&fb) {
         // Flipped at a second boundary and arrived soon after; even seconds show `a` (red).
         let s = secs(*t);
         let (whole, frac) = (s.floor() as u64, s.fract());
-        assert!(frac < 0.3, "flip arrived {frac:.3} s after a second boundary (latency too high or off-boundary)");
+        assert!(
+            frac < 0.3,
+            "flip arrived {frac:.3} s after a second boundary (latency too high or off-boundary)"
+        );
         let expect_red = whole % 2 == 0;
-        assert_eq!(color_close(*colour, RED, 60), expect_red, "wrong colour {colour:?} in second {whole}");
+        assert_eq!(
+            color_close(*colour, RED, 60),
+            expect_red,
+            "wrong colour {colour:?} in second {whole}"
+        );
     }
     // The two publishers flip at the same instants (within a couple of frames of arrival jitter).
     let mut matched = 0;
     for (ta, _) in &fa {
-        let nearest = fb.iter().map(|(tb, _)| (secs(*ta) - secs(*tb)).abs()).fold(f64::MAX, f64::min);
+        let nearest = fb
+            .iter()
+            .map(|(tb, _)| (secs(*ta) - secs(*tb)).abs())
+            .fold(f64::MAX, f64::min);
         if nearest < 0.9 {
-            assert!(nearest < 0.1, "flip of a at {:.3} vs nearest of b {nearest:.3} s apart", secs(*ta));
+            assert!(
+                nearest < 0.1,
+                "flip of a at {:.3} vs nearest of b {nearest:.3} s apart",
+                secs(*ta)
+            );
             matched += 1;
         }
     }
@@ -245,13 +339,22 @@ fn flip_publishers_flip_together_on_wall_clock_seconds() {
 fn probe_reconnects_after_nginx_is_killed_and_restarted() {
     let mut nginx = Nginx::start();
     let url = nginx.rtmp_url("live", "crash");
-    let publisher = Publisher::start(&url, PublishOpts { pattern: Pattern::Solid(BLUE), ..Default::default() });
+    let publisher = Publisher::start(
+        &url,
+        PublishOpts {
+            pattern: Pattern::Solid(BLUE),
+            ..Default::default()
+        },
+    );
     let probe = OutputProbe::start(&url);
     centre_is(&probe, BLUE, Duration::from_secs(10));
     assert_eq!(probe.sessions(), 1);
 
     nginx.kill();
-    assert!(wait_for(Duration::from_secs(5), || publisher.failed()), "publisher did not notice the crash");
+    assert!(
+        wait_for(Duration::from_secs(5), || publisher.failed()),
+        "publisher did not notice the crash"
+    );
     std::thread::sleep(Duration::from_millis(1000));
     let n = probe.frame_count();
     std::thread::sleep(Duration::from_millis(700));
@@ -260,7 +363,13 @@ fn probe_reconnects_after_nginx_is_killed_and_restarted() {
 
     nginx.restart();
     publisher.stop();
-    let _publisher = Publisher::start(&url, PublishOpts { pattern: Pattern::Solid(GREEN), ..Default::default() });
+    let _publisher = Publisher::start(
+        &url,
+        PublishOpts {
+            pattern: Pattern::Solid(GREEN),
+            ..Default::default()
+        },
+    );
     centre_is(&probe, GREEN, Duration::from_secs(10));
     assert_eq!(probe.sessions(), 2, "errors: {:?}", probe.errors());
     assert_eq!(nginx.publish_count_of("live", "crash"), 2);

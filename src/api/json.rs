@@ -36,10 +36,20 @@ fn map_rejection(r: JsonRejection) -> ApiError {
             // serde's message names the field and what was expected; it carries no internal detail.
             ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", e.body_text())
         }
-        JsonRejection::JsonSyntaxError(e) => ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", e.body_text()),
-        JsonRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", "the request body is too large")
+        JsonRejection::JsonSyntaxError(e) => {
+            ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", e.body_text())
         }
-        other => ApiError::new(other.status(), "invalid_body", "the request body could not be read"),
+        JsonRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                "the request body is too large",
+            )
+        }
+        other => ApiError::new(
+            other.status(),
+            "invalid_body",
+            "the request body could not be read",
+        ),
     }
 }

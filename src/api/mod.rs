@@ -45,5 +45,9 @@ async fn openapi() -> impl axum::response::IntoResponse {
 }
 
 async fn not_found() -> ApiError {
-    ApiError::new(axum::http::StatusCode::NOT_FOUND, "not_found", "no such endpoint")
+    ApiError::new(
+        axum::http::StatusCode::NOT_FOUND,
+        "not_found",
+        "no such endpoint",
+    )
 }

@@ -23,11 +23,17 @@ async fn list(State(s): State<AppState>) -> impl IntoResponse {
     axum::Json(json!({ "mixes": s.engine.list() }))
 }
 
-async fn get_one(State(s): State<AppState>, Path(id): Path<String>) -> Result<impl IntoResponse, ApiError> {
-    s.engine
-        .get_mix(&id)
-        .map(axum::Json)
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("mix {id:?} does not exist")))
+async fn get_one(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    s.engine.get_mix(&id).map(axum::Json).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("mix {id:?} does not exist"),
+        )
+    })
 }
 
 async fn put(
@@ -48,13 +54,19 @@ struct CreateBody {
     spec: MixSpec,
 }
 
-async fn create(State(s): State<AppState>, Json(body): Json<CreateBody>) -> Result<impl IntoResponse, ApiError> {
+async fn create(
+    State(s): State<AppState>,
+    Json(body): Json<CreateBody>,
+) -> Result<impl IntoResponse, ApiError> {
     check_id(&body.id)?;
     if s.engine.get_mix(&body.id).is_some() {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             "already_exists",
-            format!("mix {:?} already exists; PUT /v1/mixes/{} replaces it", body.id, body.id),
+            format!(
+                "mix {:?} already exists; PUT /v1/mixes/{} replaces it",
+                body.id, body.id
+            ),
         ));
     }
     let outcome = s.engine.put_mix(&body.id, body.spec).await?;
@@ -88,7 +100,9 @@ async fn delete(State(s): State<AppState>, Path(id): Path<String>) -> Result<Sta
 fn check_id(id: &str) -> Result<(), ApiError> {
     let ok = !id.is_empty()
         && id.len() <= 128
-        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.~".contains(&b));
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.~".contains(&b));
     if ok {
         Ok(())
     } else {

@@ -32,7 +32,9 @@ fn live_appsrc(caps: Option<&gst::Caps>) -> gst_app::AppSrc {
 /// Running time of `pipeline` for absolute clock time `clock_time`, if it is running and the time is not before
 /// its start.
 fn running_time(pipeline: &gst::Pipeline, clock_time: gst::ClockTime) -> Option<gst::ClockTime> {
-    pipeline.base_time().and_then(|base| clock_time.checked_sub(base))
+    pipeline
+        .base_time()
+        .and_then(|base| clock_time.checked_sub(base))
 }
 
 fn current_running_time(pipeline: &gst::Pipeline) -> gst::ClockTime {
@@ -94,7 +96,10 @@ impl MediaSink for BranchSink {
 }
 
 /// Copies `buffer` with its PTS turned from clock time into `pipeline`'s running time.
-fn retime(pipeline: &gst::glib::WeakRef<gst::Pipeline>, buffer: &gst::Buffer) -> Option<gst::Buffer> {
+fn retime(
+    pipeline: &gst::glib::WeakRef<gst::Pipeline>,
+    buffer: &gst::Buffer,
+) -> Option<gst::Buffer> {
     let pipeline = pipeline.upgrade()?;
     let rt = running_time(&pipeline, buffer.pts()?)?;
     let mut out = buffer.copy();
@@ -103,7 +108,11 @@ fn retime(pipeline: &gst::glib::WeakRef<gst::Pipeline>, buffer: &gst::Buffer) ->
 }
 
 /// Sets caps on `appsrc` when they changed; returns whether they did.
-fn update_caps(appsrc: &gst_app::AppSrc, last: &Mutex<Option<gst::Caps>>, caps: &gst::Caps) -> bool {
+fn update_caps(
+    appsrc: &gst_app::AppSrc,
+    last: &Mutex<Option<gst::Caps>>,
+    caps: &gst::Caps,
+) -> bool {
     let mut last = last.lock().unwrap();
     if last.as_ref() == Some(caps) {
         return false;
@@ -208,7 +217,10 @@ impl VideoBranch {
             None => self.text.set_property("silent", true),
             Some(l) => {
                 let alpha = (u32::from(l.color.a) * l.opacity.min(100) / 100) as u8;
-                let color = crate::model::Color { a: alpha, ..l.color };
+                let color = crate::model::Color {
+                    a: alpha,
+                    ..l.color
+                };
                 self.text.set_property("text", &l.text);
                 self.text
                     .set_property("font-desc", format!("Sans {}px", l.font_size));
@@ -235,7 +247,8 @@ impl VideoBranch {
         self.crop.set_property("left", placement.crop_left as i32);
         self.crop.set_property("right", placement.crop_right as i32);
         self.crop.set_property("top", placement.crop_top as i32);
-        self.crop.set_property("bottom", placement.crop_bottom as i32);
+        self.crop
+            .set_property("bottom", placement.crop_bottom as i32);
         self.scale_caps.set_property(
             "caps",
             gst::Caps::builder("video/x-raw")

@@ -28,6 +28,9 @@ pub trait MediaSink: Send + Sync {
     fn audio(&self, buffer: &gst::Buffer, caps: &gst::Caps);
 }
 
+/// Subscribers of one pull with their ids, swapped wholesale on change.
+type SinkList = Arc<Vec<(u64, Arc<dyn MediaSink>)>>;
+
 /// Pulls shared between mixes, keyed by URL.
 #[derive(Clone)]
 pub struct InputHub {
@@ -43,7 +46,7 @@ struct HubInner {
 struct Pull {
     url: String,
     /// Subscribers, replaced wholesale on change so streaming threads can push without holding the lock.
-    sinks: Mutex<Arc<Vec<(u64, Arc<dyn MediaSink>)>>>,
+    sinks: Mutex<SinkList>,
     next_sink_id: AtomicU64,
     state: Mutex<InputState>,
     video_size: Mutex<Option<(u32, u32)>>,
@@ -123,7 +126,11 @@ impl Drop for Subscription {
         let mut pulls = hub.pulls.lock().unwrap();
         let empty = {
             let mut sinks = self.pull.sinks.lock().unwrap();
-            let next: Vec<_> = sinks.iter().filter(|(id, _)| *id != self.id).cloned().collect();
+            let next: Vec<_> = sinks
+                .iter()
+                .filter(|(id, _)| *id != self.id)
+                .cloned()
+                .collect();
             let empty = next.is_empty();
             *sinks = Arc::new(next);
             empty
@@ -151,7 +158,12 @@ impl Pull {
             stopping: AtomicBool::new(false),
             stop_tx,
         });
-        tokio::spawn(supervise(Arc::downgrade(&pull), pull.url.clone(), config, stop_rx));
+        tokio::spawn(supervise(
+            Arc::downgrade(&pull),
+            pull.url.clone(),
+            config,
+            stop_rx,
+        ));
         pull
     }
 
@@ -168,7 +180,11 @@ impl Pull {
             return;
         };
         let now = gst::SystemClock::obtain().time();
-        let (mapped, wait) = self.timing.lock().unwrap().map(pts.nseconds(), now.nseconds());
+        let (mapped, wait) = self
+            .timing
+            .lock()
+            .unwrap()
+            .map(pts.nseconds(), now.nseconds());
         *self.last_media.lock().unwrap() = Some(Instant::now());
         if !self.session_live.swap(true, Ordering::SeqCst) {
             tracing::info!(url = %self.url, "input live");
@@ -211,7 +227,12 @@ enum SessionEnd {
     Failed(String),
 }
 
-async fn supervise(pull: Weak<Pull>, url: String, config: IngestConfig, mut stop_rx: watch::Receiver<bool>) {
+async fn supervise(
+    pull: Weak<Pull>,
+    url: String,
+    config: IngestConfig,
+    mut stop_rx: watch::Receiver<bool>,
+) {
     let mut backoff = Backoff::new(
         Duration::from_millis(config.retry_initial_ms),
         Duration::from_millis(config.retry_max_ms),
@@ -232,7 +253,8 @@ async fn supervise(pull: Weak<Pull>, url: String, config: IngestConfig, mut stop
         let end = match build_pipeline(&url, pull.clone()) {
             Ok(pipeline) => {
                 let end = run_session(&pipeline, &pull, &config, &mut stop_rx).await;
-                let _ = tokio::task::spawn_blocking(move || pipeline.set_state(gst::State::Null)).await;
+                let _ =
+                    tokio::task::spawn_blocking(move || pipeline.set_state(gst::State::Null)).await;
                 end
             }
             Err(e) => SessionEnd::Failed(format!("cannot build pull pipeline: {e}")),
@@ -343,7 +365,11 @@ fn build_pipeline(url: &str, pull: Weak<Pull>) -> Result<gst::Pipeline, gst::gli
     Ok(pipeline)
 }
 
-fn link_decoded(pipeline: &gst::Pipeline, pad: &gst::Pad, pull: Weak<Pull>) -> Result<(), gst::glib::BoolError> {
+fn link_decoded(
+    pipeline: &gst::Pipeline,
+    pad: &gst::Pad,
+    pull: Weak<Pull>,
+) -> Result<(), gst::glib::BoolError> {
     let caps = pad.current_caps().unwrap_or_else(|| pad.query_caps(None));
     let Some(name) = caps.structure(0).map(|s| s.name().to_string()) else {
         return Ok(());
@@ -352,7 +378,9 @@ fn link_decoded(pipeline: &gst::Pipeline, pad: &gst::Pad, pull: Weak<Pull>) -> R
     let (chain, out_caps) = if is_video {
         (
             vec![gst::ElementFactory::make("videoconvert").build()?],
-            gst::Caps::builder("video/x-raw").field("format", "I420").build(),
+            gst::Caps::builder("video/x-raw")
+                .field("format", "I420")
+                .build(),
         )
     } else if name == "audio/x-raw" {
         (
@@ -394,7 +422,9 @@ fn link_decoded(pipeline: &gst::Pipeline, pad: &gst::Pad, pull: Weak<Pull>) -> R
     for e in elements.iter().rev() {
         e.sync_state_with_parent()?;
     }
-    let sinkpad = elements[0].static_pad("sink").expect("converters have a sink pad");
+    let sinkpad = elements[0]
+        .static_pad("sink")
+        .expect("converters have a sink pad");
     pad.link(&sinkpad)
         .map_err(|e| gst::glib::bool_error!("link decoded pad: {e:?}"))?;
     Ok(())

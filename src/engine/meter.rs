@@ -25,7 +25,10 @@ impl RateMeter {
         let now = Instant::now();
         let mut s = self.samples.lock().unwrap();
         s.push_back((now, amount));
-        while s.front().is_some_and(|(t, _)| now.duration_since(*t) > self.window) {
+        while s
+            .front()
+            .is_some_and(|(t, _)| now.duration_since(*t) > self.window)
+        {
             s.pop_front();
         }
     }

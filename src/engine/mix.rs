@@ -78,16 +78,23 @@ pub struct MixPipeline {
 }
 
 /// Renders the still pictures of `spec` that differ from `old` (all of them when `old` is `None`).
-pub fn prepare_stills(spec: &MixSpec, old: Option<&MixSpec>, config: &Config) -> Result<PreparedStills, Error> {
+pub fn prepare_stills(
+    spec: &MixSpec,
+    old: Option<&MixSpec>,
+    config: &Config,
+) -> Result<PreparedStills, Error> {
     let max = config.engine.max_image_bytes;
     let cv = &spec.canvas;
-    let same_canvas_size = old.is_some_and(|o| o.canvas.width == cv.width && o.canvas.height == cv.height);
-    let background = if same_canvas_size && old.is_some_and(|o| o.canvas.background == cv.background) {
-        None
-    } else {
-        Some(still::solid(cv.background, cv.width, cv.height)?)
-    };
-    let background_image = if same_canvas_size && old.is_some_and(|o| o.canvas.background_image == cv.background_image)
+    let same_canvas_size =
+        old.is_some_and(|o| o.canvas.width == cv.width && o.canvas.height == cv.height);
+    let background =
+        if same_canvas_size && old.is_some_and(|o| o.canvas.background == cv.background) {
+            None
+        } else {
+            Some(still::solid(cv.background, cv.width, cv.height)?)
+        };
+    let background_image = if same_canvas_size
+        && old.is_some_and(|o| o.canvas.background_image == cv.background_image)
     {
         None
     } else {
@@ -99,12 +106,18 @@ pub fn prepare_stills(spec: &MixSpec, old: Option<&MixSpec>, config: &Config) ->
     let mut overlays = HashMap::new();
     for o in &spec.overlays {
         let unchanged = old.is_some_and(|old| {
-            old.overlays
-                .iter()
-                .any(|p| p.id == o.id && p.image == o.image && p.rect.width == o.rect.width && p.rect.height == o.rect.height)
+            old.overlays.iter().any(|p| {
+                p.id == o.id
+                    && p.image == o.image
+                    && p.rect.width == o.rect.width
+                    && p.rect.height == o.rect.height
+            })
         });
         if !unchanged {
-            overlays.insert(o.id.clone(), still::image(&o.image, o.rect.width, o.rect.height, max)?);
+            overlays.insert(
+                o.id.clone(),
+                still::image(&o.image, o.rect.width, o.rect.height, max)?,
+            );
         }
     }
     Ok(PreparedStills {
@@ -168,7 +181,16 @@ impl MixPipeline {
             let audio_tee = gst::ElementFactory::make("tee")
                 .property("allow-not-linked", true)
                 .build()?;
-            pipeline.add_many([&compositor, &vcaps, &video_tee, &silence, &silence_caps, &audiomixer, &acaps, &audio_tee])?;
+            pipeline.add_many([
+                &compositor,
+                &vcaps,
+                &video_tee,
+                &silence,
+                &silence_caps,
+                &audiomixer,
+                &acaps,
+                &audio_tee,
+            ])?;
             gst::Element::link_many([&compositor, &vcaps, &video_tee])?;
             gst::Element::link_many([&silence, &silence_caps, &audiomixer, &acaps, &audio_tee])?;
             Ok((compositor, video_tee, audiomixer, audio_tee))
@@ -190,7 +212,8 @@ impl MixPipeline {
             let key = EncodeKey::of(o);
             if !encoders.iter().any(|e| e.spec == key) {
                 encoders.push(
-                    Encoder::add(&pipeline, &video_tee, &audio_tee, key, spec.canvas.fps).map_err(Error::internal)?,
+                    Encoder::add(&pipeline, &video_tee, &audio_tee, key, spec.canvas.fps)
+                        .map_err(Error::internal)?,
                 );
             }
         }
@@ -202,9 +225,18 @@ impl MixPipeline {
             Error::internal(format!("mix {id} cannot start: {e}"))
         })?;
 
-        let background_still = stills.background.ok_or_else(|| Error::internal("background not rendered"))?;
-        let background = StillLayer::add(&pipeline, &compositor, &background_still, 0, 0, Z_BACKGROUND)
-            .map_err(Error::internal)?;
+        let background_still = stills
+            .background
+            .ok_or_else(|| Error::internal("background not rendered"))?;
+        let background = StillLayer::add(
+            &pipeline,
+            &compositor,
+            &background_still,
+            0,
+            0,
+            Z_BACKGROUND,
+        )
+        .map_err(Error::internal)?;
         let mut mix = Self {
             spec: spec.clone(),
             pipeline,
@@ -224,13 +256,22 @@ impl MixPipeline {
         };
         if let Some(Some(img)) = stills.background_image {
             mix.background_image = Some(
-                StillLayer::add(&mix.pipeline, &mix.compositor, &img, 0, 0, Z_BACKGROUND_IMAGE)
-                    .map_err(Error::internal)?,
+                StillLayer::add(
+                    &mix.pipeline,
+                    &mix.compositor,
+                    &img,
+                    0,
+                    0,
+                    Z_BACKGROUND_IMAGE,
+                )
+                .map_err(Error::internal)?,
             );
         }
         let mut stills_overlays = stills.overlays;
         for o in spec.overlays.clone() {
-            let still = stills_overlays.remove(&o.id).ok_or_else(|| Error::internal("overlay not rendered"))?;
+            let still = stills_overlays
+                .remove(&o.id)
+                .ok_or_else(|| Error::internal("overlay not rendered"))?;
             mix.add_overlay(o, &still)?;
         }
         for input in spec.inputs.clone() {
@@ -256,11 +297,20 @@ impl MixPipeline {
             k.dedup();
             k
         };
-        a.width == b.width && a.height == b.height && a.fps == b.fps && keys(&self.spec) == keys(new)
+        a.width == b.width
+            && a.height == b.height
+            && a.fps == b.fps
+            && keys(&self.spec) == keys(new)
     }
 
     /// Applies `new` to the running pipeline: same output, same RTMP sessions, continuous timestamps.
-    pub fn update(&mut self, new: &MixSpec, stills: PreparedStills, config: &Config, hub: &InputHub) -> Result<(), Error> {
+    pub fn update(
+        &mut self,
+        new: &MixSpec,
+        stills: PreparedStills,
+        config: &Config,
+        hub: &InputHub,
+    ) -> Result<(), Error> {
         if let Some(bg) = &stills.background {
             self.background.show(bg);
         }
@@ -270,19 +320,29 @@ impl MixPipeline {
             }
             if let Some(img) = image {
                 self.background_image = Some(
-                    StillLayer::add(&self.pipeline, &self.compositor, &img, 0, 0, Z_BACKGROUND_IMAGE)
-                        .map_err(Error::internal)?,
+                    StillLayer::add(
+                        &self.pipeline,
+                        &self.compositor,
+                        &img,
+                        0,
+                        0,
+                        Z_BACKGROUND_IMAGE,
+                    )
+                    .map_err(Error::internal)?,
                 );
             }
         }
 
         // Overlays: removed, replaced (new picture) or moved.
         let mut stills_overlays = stills.overlays;
-        let wanted: HashMap<&str, &ImageOverlay> = new.overlays.iter().map(|o| (o.id.as_str(), o)).collect();
+        let wanted: HashMap<&str, &ImageOverlay> =
+            new.overlays.iter().map(|o| (o.id.as_str(), o)).collect();
         let gone: Vec<String> = self
             .overlays
             .keys()
-            .filter(|id| !wanted.contains_key(id.as_str()) || stills_overlays.contains_key(id.as_str()))
+            .filter(|id| {
+                !wanted.contains_key(id.as_str()) || stills_overlays.contains_key(id.as_str())
+            })
             .cloned()
             .collect();
         for id in gone {
@@ -300,7 +360,8 @@ impl MixPipeline {
 
         // Inputs: removed, rebuilt (new source or content) or updated in place.
         self.spec.canvas = new.canvas.clone();
-        let wanted: HashMap<&str, &InputSpec> = new.inputs.iter().map(|i| (i.id.as_str(), i)).collect();
+        let wanted: HashMap<&str, &InputSpec> =
+            new.inputs.iter().map(|i| (i.id.as_str(), i)).collect();
         let rebuild: Vec<String> = self
             .inputs
             .iter()
@@ -337,7 +398,12 @@ impl MixPipeline {
                 .filter(|o| EncodeKey::of(o) == enc.spec)
                 .map(|o| super::resolve_output(&o.target, &config.egress))
                 .collect();
-            let stale: Vec<String> = enc.targets.iter().map(|(u, _)| u.clone()).filter(|u| !urls.contains(u)).collect();
+            let stale: Vec<String> = enc
+                .targets
+                .iter()
+                .map(|(u, _)| u.clone())
+                .filter(|u| !urls.contains(u))
+                .collect();
             for u in stale {
                 enc.remove_target(&u);
             }
@@ -351,22 +417,41 @@ impl MixPipeline {
     }
 
     fn add_overlay(&mut self, o: ImageOverlay, still: &Still) -> Result<(), Error> {
-        let layer = StillLayer::add(&self.pipeline, &self.compositor, still, o.rect.x, o.rect.y, Z_FIRST_LAYER)
-            .map_err(Error::internal)?;
-        self.overlays.insert(o.id.clone(), OverlayLayer { spec: o, layer });
+        let layer = StillLayer::add(
+            &self.pipeline,
+            &self.compositor,
+            still,
+            o.rect.x,
+            o.rect.y,
+            Z_FIRST_LAYER,
+        )
+        .map_err(Error::internal)?;
+        self.overlays
+            .insert(o.id.clone(), OverlayLayer { spec: o, layer });
         Ok(())
     }
 
-    fn add_input(&mut self, input: InputSpec, config: &Config, hub: &InputHub) -> Result<(), Error> {
+    fn add_input(
+        &mut self,
+        input: InputSpec,
+        config: &Config,
+        hub: &InputHub,
+    ) -> Result<(), Error> {
         let url = super::resolve_input(&input.source, &config.ingest);
         let rect = self.spec.input_rect(&input);
         let video = if input.content.has_video() {
-            Some(VideoBranch::add(&self.pipeline, &self.compositor, &input, rect).map_err(Error::internal)?)
+            Some(
+                VideoBranch::add(&self.pipeline, &self.compositor, &input, rect)
+                    .map_err(Error::internal)?,
+            )
         } else {
             None
         };
         let audio = if input.content.has_audio() {
-            Some(AudioBranch::add(&self.pipeline, &self.audiomixer, input.volume).map_err(Error::internal)?)
+            Some(
+                AudioBranch::add(&self.pipeline, &self.audiomixer, input.volume)
+                    .map_err(Error::internal)?,
+            )
         } else {
             None
         };
@@ -415,7 +500,11 @@ impl MixPipeline {
         for (layer, idx) in order {
             let z = Z_FIRST_LAYER + layer * Z_PER_LAYER + idx as u32;
             if idx < n {
-                if let Some(v) = self.inputs.get(&self.spec.inputs[idx].id).and_then(|b| b.video.as_ref()) {
+                if let Some(v) = self
+                    .inputs
+                    .get(&self.spec.inputs[idx].id)
+                    .and_then(|b| b.video.as_ref())
+                {
                     v.set_zorder(z);
                 }
             } else {

@@ -33,11 +33,23 @@ pub fn init() -> Result<(), Error> {
         gst::init().map_err(|e| e.to_string())?;
         gstrsvideofx::plugin_register_static().map_err(|e| e.to_string())?;
         for factory in [
-            "compositor", "audiomixer", "x264enc", "avenc_aac", "flvmux", "rtmp2src", "rtmp2sink", "decodebin",
-            "textoverlay", "videocrop", "roundedcorners", "souphttpsrc",
+            "compositor",
+            "audiomixer",
+            "x264enc",
+            "avenc_aac",
+            "flvmux",
+            "rtmp2src",
+            "rtmp2sink",
+            "decodebin",
+            "textoverlay",
+            "videocrop",
+            "roundedcorners",
+            "souphttpsrc",
         ] {
             if gst::ElementFactory::find(factory).is_none() {
-                return Err(format!("GStreamer element {factory} is missing: run scripts/setup"));
+                return Err(format!(
+                    "GStreamer element {factory} is missing: run scripts/setup"
+                ));
             }
         }
         Ok(())
@@ -136,10 +148,15 @@ impl Engine {
         spec.validate(&self.limits()).map_err(Error::invalid)?;
         let _guard = self.inner.control.lock().await;
         let existing = self.inner.mixes.lock().unwrap().get(id).cloned();
-        if existing.is_none() && self.inner.mixes.lock().unwrap().len() >= self.inner.config.engine.max_mixes {
+        if existing.is_none()
+            && self.inner.mixes.lock().unwrap().len() >= self.inner.config.engine.max_mixes
+        {
             return Err(Error::new(
                 ErrorKind::LimitExceeded,
-                format!("this node runs at most {} mixes", self.inner.config.engine.max_mixes),
+                format!(
+                    "this node runs at most {} mixes",
+                    self.inner.config.engine.max_mixes
+                ),
             ));
         }
         let engine = self.clone();
@@ -153,7 +170,12 @@ impl Engine {
         .map_err(Error::internal)?
     }
 
-    fn put_blocking(&self, id: &str, spec: MixSpec, existing: Option<Arc<Mutex<MixPipeline>>>) -> Result<PutOutcome, Error> {
+    fn put_blocking(
+        &self,
+        id: &str,
+        spec: MixSpec,
+        existing: Option<Arc<Mutex<MixPipeline>>>,
+    ) -> Result<PutOutcome, Error> {
         let config = &self.inner.config;
         if let Some(mix) = existing {
             let mut mix = mix.lock().unwrap();
@@ -184,13 +206,10 @@ impl Engine {
     /// Stops mix `id` and releases everything it held.
     pub async fn delete_mix(&self, id: &str) -> Result<(), Error> {
         let _guard = self.inner.control.lock().await;
-        let mix = self
-            .inner
-            .mixes
-            .lock()
-            .unwrap()
-            .remove(id)
-            .ok_or_else(|| Error::new(ErrorKind::NotFound, format!("mix {id:?} does not exist")))?;
+        let mix =
+            self.inner.mixes.lock().unwrap().remove(id).ok_or_else(|| {
+                Error::new(ErrorKind::NotFound, format!("mix {id:?} does not exist"))
+            })?;
         let rt = tokio::runtime::Handle::current();
         tokio::task::spawn_blocking(move || {
             let _rt = rt.enter();

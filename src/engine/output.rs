@@ -49,15 +49,18 @@ impl Fanout {
                 let buffers = caps
                     .structure(0)
                     .and_then(|s| s.get::<gst::ArrayRef>("streamheader").ok())
-                    .map(|a| a.iter().filter_map(|v| v.get::<gst::Buffer>().ok()).collect())
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|v| v.get::<gst::Buffer>().ok())
+                            .collect()
+                    })
                     .unwrap_or_default();
-                *self.headers.lock().unwrap() = Some(Headers {
-                    caps,
-                    buffers,
-                });
+                *self.headers.lock().unwrap() = Some(Headers { caps, buffers });
             }
         }
-        let Some(buffer) = sample.buffer_owned() else { return };
+        let Some(buffer) = sample.buffer_owned() else {
+            return;
+        };
         if buffer.flags().contains(gst::BufferFlags::HEADER) {
             return;
         }
@@ -118,7 +121,8 @@ impl TargetShared {
             }
             self.need_keyframe.store(false, Ordering::Relaxed);
             for h in headers.map(|h| h.buffers.as_slice()).unwrap_or_default() {
-                self.pushed_bytes.fetch_add(h.size() as u64, Ordering::Relaxed);
+                self.pushed_bytes
+                    .fetch_add(h.size() as u64, Ordering::Relaxed);
                 let _ = appsrc.push_buffer(h.clone());
             }
         }
@@ -128,7 +132,8 @@ impl TargetShared {
             self.need_keyframe.store(true, Ordering::Relaxed);
             return;
         }
-        self.pushed_bytes.fetch_add(buffer.size() as u64, Ordering::Relaxed);
+        self.pushed_bytes
+            .fetch_add(buffer.size() as u64, Ordering::Relaxed);
         let _ = appsrc.push_buffer(buffer.clone());
     }
 
@@ -141,7 +146,9 @@ impl TargetShared {
             .as_ref()
             .map(|a| a.current_level_bytes())
             .unwrap_or(0);
-        self.pushed_bytes.load(Ordering::Relaxed).saturating_sub(level)
+        self.pushed_bytes
+            .load(Ordering::Relaxed)
+            .saturating_sub(level)
     }
 
     pub fn state(&self) -> OutputState {
@@ -314,8 +321,14 @@ impl Encoder {
         });
         let (stop_tx, stop_rx) = watch::channel(false);
         self.fanout.add_target(shared.clone());
-        tokio::spawn(supervise_target(shared.clone(), self.fanout.clone(), config.clone(), stop_rx));
-        self.targets.push((url.to_string(), Target { shared, stop_tx }));
+        tokio::spawn(supervise_target(
+            shared.clone(),
+            self.fanout.clone(),
+            config.clone(),
+            stop_rx,
+        ));
+        self.targets
+            .push((url.to_string(), Target { shared, stop_tx }));
     }
 
     pub fn remove_target(&mut self, url: &str) {
@@ -356,7 +369,8 @@ async fn supervise_target(
                 *shared.appsrc.lock().unwrap() = Some(appsrc);
                 let outcome = run_target(&pipeline, &shared, &mut stop_rx).await;
                 *shared.appsrc.lock().unwrap() = None;
-                let _ = tokio::task::spawn_blocking(move || pipeline.set_state(gst::State::Null)).await;
+                let _ =
+                    tokio::task::spawn_blocking(move || pipeline.set_state(gst::State::Null)).await;
                 match outcome {
                     None => return,
                     Some(r) => r,
@@ -381,7 +395,10 @@ async fn supervise_target(
     }
 }
 
-fn build_target(url: &str, caps: &gst::Caps) -> Result<(gst::Pipeline, gst_app::AppSrc), gst::glib::BoolError> {
+fn build_target(
+    url: &str,
+    caps: &gst::Caps,
+) -> Result<(gst::Pipeline, gst_app::AppSrc), gst::glib::BoolError> {
     let pipeline = gst::Pipeline::with_name("push");
     let appsrc = gst_app::AppSrc::builder()
         .caps(caps)

@@ -37,7 +37,10 @@ pub fn image(location: &str, width: u32, height: u32, max_bytes: u64) -> Result<
     } else {
         let meta = std::fs::metadata(location).map_err(|e| {
             tracing::warn!(%location, error = %e, "image not readable");
-            Error::new(ErrorKind::Unavailable, format!("image {location:?} cannot be read"))
+            Error::new(
+                ErrorKind::Unavailable,
+                format!("image {location:?} cannot be read"),
+            )
         })?;
         if meta.len() > max_bytes {
             return Err(Error::new(
@@ -50,24 +53,38 @@ pub fn image(location: &str, width: u32, height: u32, max_bytes: u64) -> Result<
             .build()
             .map_err(Error::internal)?
     };
-    let decode = gst::ElementFactory::make("decodebin").build().map_err(Error::internal)?;
+    let decode = gst::ElementFactory::make("decodebin")
+        .build()
+        .map_err(Error::internal)?;
     render(src, Some(decode), width, height).map_err(|e| {
         if e.kind == ErrorKind::Internal {
-            Error::new(ErrorKind::Unavailable, format!("image {location:?} cannot be fetched or decoded"))
+            Error::new(
+                ErrorKind::Unavailable,
+                format!("image {location:?} cannot be fetched or decoded"),
+            )
         } else {
             e
         }
     })
 }
 
-fn render(src: gst::Element, decode: Option<gst::Element>, width: u32, height: u32) -> Result<Still, Error> {
+fn render(
+    src: gst::Element,
+    decode: Option<gst::Element>,
+    width: u32,
+    height: u32,
+) -> Result<Still, Error> {
     let pipeline = gst::Pipeline::new();
-    let convert = gst::ElementFactory::make("videoconvert").build().map_err(Error::internal)?;
+    let convert = gst::ElementFactory::make("videoconvert")
+        .build()
+        .map_err(Error::internal)?;
     let scale = gst::ElementFactory::make("videoscale")
         .property("add-borders", false)
         .build()
         .map_err(Error::internal)?;
-    let convert2 = gst::ElementFactory::make("videoconvert").build().map_err(Error::internal)?;
+    let convert2 = gst::ElementFactory::make("videoconvert")
+        .build()
+        .map_err(Error::internal)?;
     let caps = gst::Caps::builder("video/x-raw")
         .field("format", CANVAS_FORMAT)
         .field("width", width as i32)
@@ -94,19 +111,26 @@ fn render(src: gst::Element, decode: Option<gst::Element>, width: u32, height: u
         }
         None => src.link(&convert).map_err(Error::internal)?,
     }
-    pipeline.set_state(gst::State::Playing).map_err(Error::internal)?;
+    pipeline
+        .set_state(gst::State::Playing)
+        .map_err(Error::internal)?;
     let sample = sink.try_pull_sample(gst::ClockTime::from_seconds(15));
     let bus_error = pipeline.bus().and_then(|bus| {
-        bus.pop_filtered(&[gst::MessageType::Error]).map(|m| match m.view() {
-            gst::MessageView::Error(e) => e.error().to_string(),
-            _ => String::new(),
-        })
+        bus.pop_filtered(&[gst::MessageType::Error])
+            .map(|m| match m.view() {
+                gst::MessageView::Error(e) => e.error().to_string(),
+                _ => String::new(),
+            })
     });
     let _ = pipeline.set_state(gst::State::Null);
     match sample {
         Some(sample) => {
-            let buffer = sample.buffer_owned().ok_or_else(|| Error::internal("still without buffer"))?;
-            let caps = sample.caps_owned().ok_or_else(|| Error::internal("still without caps"))?;
+            let buffer = sample
+                .buffer_owned()
+                .ok_or_else(|| Error::internal("still without buffer"))?;
+            let caps = sample
+                .caps_owned()
+                .ok_or_else(|| Error::internal("still without caps"))?;
             Ok(Still { buffer, caps })
         }
         None => Err(Error::internal(format!(

@@ -33,7 +33,9 @@ impl Timing {
             .offset
             .get_or_insert_with(|| i128::from(now) - i128::from(pts));
         let mut mapped = i128::from(pts) + offset;
-        if mapped + i128::from(LATE_RESYNC) < i128::from(now) || mapped > i128::from(now + EARLY_RESYNC) {
+        if mapped + i128::from(LATE_RESYNC) < i128::from(now)
+            || mapped > i128::from(now + EARLY_RESYNC)
+        {
             self.offset = Some(i128::from(now) - i128::from(pts));
             mapped = i128::from(now);
         }

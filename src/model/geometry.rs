@@ -89,7 +89,10 @@ mod tests {
     #[test]
     fn stretch_fills_rect_without_crop() {
         let p = place(640, 360, None, Rect::new(10, 20, 300, 300), Fit::Stretch);
-        assert_eq!((p.crop_left, p.crop_right, p.crop_top, p.crop_bottom), (0, 0, 0, 0));
+        assert_eq!(
+            (p.crop_left, p.crop_right, p.crop_top, p.crop_bottom),
+            (0, 0, 0, 0)
+        );
         assert_eq!((p.width, p.height, p.x, p.y), (300, 300, 10, 20));
     }
 
@@ -97,7 +100,10 @@ mod tests {
     fn crop_to_fill_cuts_sides_of_wide_picture() {
         // 16:9 into a square: keep the central 360×360.
         let p = place(640, 360, None, Rect::new(0, 0, 200, 200), Fit::CropToFill);
-        assert_eq!((p.crop_left, p.crop_right, p.crop_top, p.crop_bottom), (140, 140, 0, 0));
+        assert_eq!(
+            (p.crop_left, p.crop_right, p.crop_top, p.crop_bottom),
+            (140, 140, 0, 0)
+        );
         assert_eq!((p.width, p.height), (200, 200));
     }
 
@@ -112,7 +118,13 @@ mod tests {
 
     #[test]
     fn letterbox_centres_whole_picture() {
-        let p = place(640, 360, None, Rect::new(100, 100, 400, 400), Fit::Letterbox);
+        let p = place(
+            640,
+            360,
+            None,
+            Rect::new(100, 100, 400, 400),
+            Fit::Letterbox,
+        );
         assert_eq!((p.width, p.height), (400, 224));
         assert_eq!((p.x, p.y), (100, 188));
         let p = place(360, 640, None, Rect::new(0, 0, 640, 360), Fit::Letterbox);
@@ -123,8 +135,17 @@ mod tests {
     #[test]
     fn crop_then_fit_uses_the_crop_region() {
         // The top-left quadrant of a 640×360 picture stretched over 320×180.
-        let p = place(640, 360, Some(Rect::new(0, 0, 320, 180)), Rect::new(0, 0, 320, 180), Fit::Stretch);
-        assert_eq!((p.crop_left, p.crop_right, p.crop_top, p.crop_bottom), (0, 320, 0, 180));
+        let p = place(
+            640,
+            360,
+            Some(Rect::new(0, 0, 320, 180)),
+            Rect::new(0, 0, 320, 180),
+            Fit::Stretch,
+        );
+        assert_eq!(
+            (p.crop_left, p.crop_right, p.crop_top, p.crop_bottom),
+            (0, 320, 0, 180)
+        );
     }
 
     #[test]

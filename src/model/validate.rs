@@ -65,23 +65,45 @@ impl Checker {
 
     fn url(&mut self, field: &str, url: &str, schemes: &[&str]) {
         if url.len() > MAX_URL_LEN {
-            self.check(false, || field.to_string(), format!("must be at most {MAX_URL_LEN} characters"));
+            self.check(
+                false,
+                || field.to_string(),
+                format!("must be at most {MAX_URL_LEN} characters"),
+            );
             return;
         }
         match url::Url::parse(url) {
-            Ok(u) if schemes.contains(&u.scheme()) && u.host_str().is_some_and(|h| !h.is_empty()) => {}
+            Ok(u)
+                if schemes.contains(&u.scheme()) && u.host_str().is_some_and(|h| !h.is_empty()) => {
+            }
             Ok(u) if !schemes.contains(&u.scheme()) => self.check(
                 false,
                 || field.to_string(),
-                format!("scheme {:?} is not supported; use one of {}", u.scheme(), schemes.join(", ")),
+                format!(
+                    "scheme {:?} is not supported; use one of {}",
+                    u.scheme(),
+                    schemes.join(", ")
+                ),
             ),
-            _ => self.check(false, || field.to_string(), "must be an absolute URL with a host"),
+            _ => self.check(
+                false,
+                || field.to_string(),
+                "must be an absolute URL with a host",
+            ),
         }
     }
 
     fn rect_within(&mut self, field: &str, r: &Rect, canvas_w: u32, canvas_h: u32) {
-        self.check(r.width >= 2, || format!("{field}.width"), "must be at least 2");
-        self.check(r.height >= 2, || format!("{field}.height"), "must be at least 2");
+        self.check(
+            r.width >= 2,
+            || format!("{field}.width"),
+            "must be at least 2",
+        );
+        self.check(
+            r.height >= 2,
+            || format!("{field}.height"),
+            "must be at least 2",
+        );
         self.check(r.x >= 0, || format!("{field}.x"), "must not be negative");
         self.check(r.y >= 0, || format!("{field}.y"), "must not be negative");
         if r.x >= 0 && r.width >= 2 {
@@ -125,7 +147,11 @@ impl MixSpec {
                 format!("must be an even number from 16 to {MAX_DIMENSION}"),
             );
         }
-        c.check((1..=60).contains(&cv.fps), || "canvas.fps".into(), "must be from 1 to 60");
+        c.check(
+            (1..=60).contains(&cv.fps),
+            || "canvas.fps".into(),
+            "must be from 1 to 60",
+        );
         if let Some(image) = &cv.background_image {
             c.image_location("canvas.background_image", image);
         }
@@ -138,7 +164,11 @@ impl MixSpec {
         let mut ids = HashSet::new();
         for (i, input) in self.inputs.iter().enumerate() {
             self.validate_input(&mut c, &format!("inputs[{i}]"), input);
-            c.check(ids.insert(input.id.as_str()), || format!("inputs[{i}].id"), "must be unique within the mix");
+            c.check(
+                ids.insert(input.id.as_str()),
+                || format!("inputs[{i}].id"),
+                "must be unique within the mix",
+            );
         }
 
         c.check(
@@ -149,7 +179,11 @@ impl MixSpec {
         let mut ids = HashSet::new();
         for (i, o) in self.overlays.iter().enumerate() {
             self.validate_overlay(&mut c, &format!("overlays[{i}]"), o);
-            c.check(ids.insert(o.id.as_str()), || format!("overlays[{i}].id"), "must be unique within the mix");
+            c.check(
+                ids.insert(o.id.as_str()),
+                || format!("overlays[{i}].id"),
+                "must be unique within the mix",
+            );
         }
 
         c.check(
@@ -160,7 +194,11 @@ impl MixSpec {
         let mut targets = HashSet::new();
         for (i, o) in self.outputs.iter().enumerate() {
             validate_output(&mut c, &format!("outputs[{i}]"), o);
-            c.check(targets.insert(&o.target), || format!("outputs[{i}].target"), "must be unique within the mix");
+            c.check(
+                targets.insert(&o.target),
+                || format!("outputs[{i}].target"),
+                "must be unique within the mix",
+            );
         }
 
         if c.0.is_empty() {
@@ -174,17 +212,46 @@ impl MixSpec {
         c.id(&format!("{path}.id"), &input.id);
         match &input.source {
             Source::StreamId(id) => c.id(&format!("{path}.source.stream_id"), id),
-            Source::Url(u) => c.url(&format!("{path}.source.url"), u, &["rtmp", "rtmps", "http", "https"]),
+            Source::Url(u) => c.url(
+                &format!("{path}.source.url"),
+                u,
+                &["rtmp", "rtmps", "http", "https"],
+            ),
         }
-        c.check(input.layer <= 1000, || format!("{path}.layer"), "must be from 0 to 1000");
+        c.check(
+            input.layer <= 1000,
+            || format!("{path}.layer"),
+            "must be from 0 to 1000",
+        );
         if let Some(r) = &input.rect {
-            c.rect_within(&format!("{path}.rect"), r, self.canvas.width, self.canvas.height);
+            c.rect_within(
+                &format!("{path}.rect"),
+                r,
+                self.canvas.width,
+                self.canvas.height,
+            );
         }
         if let Some(r) = &input.crop {
-            c.check(r.x >= 0, || format!("{path}.crop.x"), "must not be negative");
-            c.check(r.y >= 0, || format!("{path}.crop.y"), "must not be negative");
-            c.check(r.width >= 2, || format!("{path}.crop.width"), "must be at least 2");
-            c.check(r.height >= 2, || format!("{path}.crop.height"), "must be at least 2");
+            c.check(
+                r.x >= 0,
+                || format!("{path}.crop.x"),
+                "must not be negative",
+            );
+            c.check(
+                r.y >= 0,
+                || format!("{path}.crop.y"),
+                "must not be negative",
+            );
+            c.check(
+                r.width >= 2,
+                || format!("{path}.crop.width"),
+                "must be at least 2",
+            );
+            c.check(
+                r.height >= 2,
+                || format!("{path}.crop.height"),
+                "must be at least 2",
+            );
         }
         let rect = self.input_rect(input);
         c.check(
@@ -192,15 +259,29 @@ impl MixSpec {
             || format!("{path}.corner_radius"),
             "must be at most half the rectangle's shorter side",
         );
-        c.check(input.volume <= 200, || format!("{path}.volume"), "must be between 0 and 200");
+        c.check(
+            input.volume <= 200,
+            || format!("{path}.volume"),
+            "must be between 0 and 200",
+        );
         if let Some(l) = &input.label {
             c.check(
-                !l.text.is_empty() && l.text.chars().count() <= MAX_LABEL_LEN && !l.text.contains(['\n', '\r']),
+                !l.text.is_empty()
+                    && l.text.chars().count() <= MAX_LABEL_LEN
+                    && !l.text.contains(['\n', '\r']),
                 || format!("{path}.label.text"),
                 format!("must be one line of 1 to {MAX_LABEL_LEN} characters"),
             );
-            c.check((6..=200).contains(&l.font_size), || format!("{path}.label.font_size"), "must be from 6 to 200");
-            c.check(l.opacity <= 100, || format!("{path}.label.opacity"), "must be between 0 and 100");
+            c.check(
+                (6..=200).contains(&l.font_size),
+                || format!("{path}.label.font_size"),
+                "must be from 6 to 200",
+            );
+            c.check(
+                l.opacity <= 100,
+                || format!("{path}.label.opacity"),
+                "must be between 0 and 100",
+            );
             c.check(
                 l.x >= 0 && (l.x as u32) < rect.width,
                 || format!("{path}.label.x"),
@@ -217,8 +298,17 @@ impl MixSpec {
     fn validate_overlay(&self, c: &mut Checker, path: &str, o: &ImageOverlay) {
         c.id(&format!("{path}.id"), &o.id);
         c.image_location(&format!("{path}.image"), &o.image);
-        c.rect_within(&format!("{path}.rect"), &o.rect, self.canvas.width, self.canvas.height);
-        c.check(o.layer <= 1000, || format!("{path}.layer"), "must be from 0 to 1000");
+        c.rect_within(
+            &format!("{path}.rect"),
+            &o.rect,
+            self.canvas.width,
+            self.canvas.height,
+        );
+        c.check(
+            o.layer <= 1000,
+            || format!("{path}.layer"),
+            "must be from 0 to 1000",
+        );
     }
 }
 
@@ -234,9 +324,17 @@ fn validate_output(c: &mut Checker, path: &str, o: &OutputSpec) {
         "must be from 100 to 50000",
     );
     if let Some(fps) = v.fps {
-        c.check((1..=60).contains(&fps), || format!("{path}.video.fps"), "must be from 1 to 60");
+        c.check(
+            (1..=60).contains(&fps),
+            || format!("{path}.video.fps"),
+            "must be from 1 to 60",
+        );
     }
-    c.check((1..=10).contains(&v.gop_s), || format!("{path}.video.gop_s"), "must be from 1 to 10");
+    c.check(
+        (1..=10).contains(&v.gop_s),
+        || format!("{path}.video.gop_s"),
+        "must be from 1 to 10",
+    );
     let a = &o.audio;
     c.check(
         (16..=320).contains(&a.bitrate_kbps),
@@ -248,7 +346,11 @@ fn validate_output(c: &mut Checker, path: &str, o: &OutputSpec) {
         || format!("{path}.audio.sample_rate"),
         "must be one of 16000, 22050, 24000, 32000, 44100, 48000",
     );
-    c.check((1..=2).contains(&a.channels), || format!("{path}.audio.channels"), "must be 1 or 2");
+    c.check(
+        (1..=2).contains(&a.channels),
+        || format!("{path}.audio.channels"),
+        "must be 1 or 2",
+    );
 }
 
 #[cfg(test)]
@@ -284,7 +386,8 @@ mod tests {
         s.canvas.width = 641;
         s.inputs[0].volume = 201;
         s.inputs[0].rect = Some(Rect::new(1200, 0, 200, 100));
-        s.inputs.push(InputSpec::new("a", Source::Url("ftp://x/y".into())));
+        s.inputs
+            .push(InputSpec::new("a", Source::Url("ftp://x/y".into())));
         s.outputs[0].audio.channels = 3;
         let f = fields(&s);
         for want in [

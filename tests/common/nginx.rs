@@ -176,7 +176,8 @@ rtmp {{
         loop {
             if let Ok(Some(status)) = child.try_wait() {
                 let mut stderr = String::new();
-                let _ = std::fs::File::open(&stderr_path).and_then(|mut f| f.read_to_string(&mut stderr));
+                let _ = std::fs::File::open(&stderr_path)
+                    .and_then(|mut f| f.read_to_string(&mut stderr));
                 return Err(format!(
                     "nginx exited with {status}\n--- stderr ---\n{stderr}\n--- error.log ---\n{}",
                     self.error_log()
@@ -186,15 +187,23 @@ rtmp {{
             if log.contains("bind() to") && log.contains("failed") {
                 // nginx retries bind for ~2.5 s before giving up; don't wait for that.
                 kill_group(&mut child);
-                return Err(format!("nginx could not bind (Address already in use):\n{log}"));
+                return Err(format!(
+                    "nginx could not bind (Address already in use):\n{log}"
+                ));
             }
-            if port_accepts(self.rtmp_port) && port_accepts(self.http_port) && log.contains("start worker process") {
+            if port_accepts(self.rtmp_port)
+                && port_accepts(self.http_port)
+                && log.contains("start worker process")
+            {
                 self.child = Some(child);
                 return Ok(());
             }
             if Instant::now() > deadline {
                 kill_group(&mut child);
-                return Err(format!("nginx did not accept connections within {timeout:?}\n{}", self.error_log()));
+                return Err(format!(
+                    "nginx did not accept connections within {timeout:?}\n{}",
+                    self.error_log()
+                ));
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -212,7 +221,11 @@ rtmp {{
 
     /// `http://127.0.0.1:{http_port}/{file}` for a file placed in [`Nginx::http_dir`].
     pub fn http_url(&self, file: &str) -> String {
-        format!("http://127.0.0.1:{}/{}", self.http_port, file.trim_start_matches('/'))
+        format!(
+            "http://127.0.0.1:{}/{}",
+            self.http_port,
+            file.trim_start_matches('/')
+        )
     }
 
     /// The temp dir nginx runs in (config, logs).
@@ -238,7 +251,10 @@ rtmp {{
                 Err(e) if Instant::now() < deadline && e.contains("Address already in use") => {
                     std::thread::sleep(Duration::from_millis(200))
                 }
-                Err(e) => panic!("nginx did not restart on ports {}/{}:\n{e}", self.rtmp_port, self.http_port),
+                Err(e) => panic!(
+                    "nginx did not restart on ports {}/{}:\n{e}",
+                    self.rtmp_port, self.http_port
+                ),
             }
         }
     }
@@ -251,7 +267,10 @@ rtmp {{
     fn publish_lines(&self, app: &str) -> Vec<String> {
         let log = std::fs::read_to_string(self.access_log_path()).unwrap_or_default();
         let needle = format!("GET /on_publish/{app}?");
-        log.lines().filter(|l| l.contains(&needle)).map(str::to_string).collect()
+        log.lines()
+            .filter(|l| l.contains(&needle))
+            .map(str::to_string)
+            .collect()
     }
 
     /// Number of publish sessions nginx accepted on `app` since [`Nginx::start`] (across restarts), from
@@ -278,7 +297,11 @@ rtmp {{
     /// Whether `app/stream` currently has a publisher, per nginx-rtmp's statistics.
     pub fn is_publishing(&self, app: &str, stream: &str) -> bool {
         // The page's line breaks vary (\n or \r\n); compare without them.
-        let xml: String = self.stat_xml().chars().filter(|c| *c != '\r' && *c != '\n').collect();
+        let xml: String = self
+            .stat_xml()
+            .chars()
+            .filter(|c| *c != '\r' && *c != '\n')
+            .collect();
         let Some(app_start) = xml.find(&format!("<application><name>{app}</name>")) else {
             return false;
         };
@@ -315,13 +338,21 @@ fn kill_group(child: &mut Child) {
 
 /// Whether any live (non-zombie) process is in process group `pgid`.
 fn group_alive(pgid: i32) -> bool {
-    let Ok(entries) = std::fs::read_dir("/proc") else { return false };
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return false;
+    };
     entries.flatten().any(|e| {
         let name = e.file_name();
-        let Some(_pid) = name.to_str().and_then(|n| n.parse::<i32>().ok()) else { return false };
-        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else { return false };
+        let Some(_pid) = name.to_str().and_then(|n| n.parse::<i32>().ok()) else {
+            return false;
+        };
+        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+            return false;
+        };
         // pid (comm) state ppid pgrp ...
-        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else { return false };
+        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
+            return false;
+        };
         let mut f = rest.split_whitespace();
         let state = f.next().unwrap_or("");
         let _ppid = f.next();
@@ -337,7 +368,8 @@ fn port_accepts(port: u16) -> bool {
 /// Minimal HTTP/1.0 GET against 127.0.0.1 (no client library needed for nginx's own pages).
 pub fn http_get_local(port: u16, path: &str) -> Option<String> {
     use std::io::Write;
-    let mut s = TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_secs(2)).ok()?;
+    let mut s =
+        TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_secs(2)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
     write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
     let mut buf = String::new();

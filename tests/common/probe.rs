@@ -30,7 +30,12 @@ pub struct Frame {
 impl Frame {
     /// The pixel at (x, y). Panics outside the picture.
     pub fn pixel(&self, x: u32, y: u32) -> [u8; 3] {
-        assert!(x < self.width && y < self.height, "pixel ({x},{y}) outside {}x{}", self.width, self.height);
+        assert!(
+            x < self.width && y < self.height,
+            "pixel ({x},{y}) outside {}x{}",
+            self.width,
+            self.height
+        );
         let i = ((y * self.width + x) * 3) as usize;
         [self.data[i], self.data[i + 1], self.data[i + 2]]
     }
@@ -65,7 +70,10 @@ struct Shared {
     new_frame: Condvar,
     count: AtomicU64,
     times: Mutex<VecDeque<(Instant, Option<gst::ClockTime>)>>,
-    watch: Mutex<(Vec<(u32, u32)>, VecDeque<(Option<gst::ClockTime>, Vec<[u8; 3]>)>)>,
+    watch: Mutex<(
+        Vec<(u32, u32)>,
+        VecDeque<(Option<gst::ClockTime>, Vec<[u8; 3]>)>,
+    )>,
     audio: Mutex<VecDeque<f32>>,
     audio_total: AtomicU64,
     sessions: AtomicU32,
@@ -160,7 +168,12 @@ impl OutputProbe {
             if now >= deadline {
                 return None;
             }
-            latest = self.shared.new_frame.wait_timeout(latest, deadline - now).unwrap().0;
+            latest = self
+                .shared
+                .new_frame
+                .wait_timeout(latest, deadline - now)
+                .unwrap()
+                .0;
         }
     }
 
@@ -185,7 +198,14 @@ impl OutputProbe {
     /// What [`OutputProbe::watch`] recorded: per frame, its pts and the pixel at each point (oldest first,
     /// the last ~2 minutes at 30 fps).
     pub fn watched(&self) -> Vec<(Option<gst::ClockTime>, Vec<[u8; 3]>)> {
-        self.shared.watch.lock().unwrap().1.iter().cloned().collect()
+        self.shared
+            .watch
+            .lock()
+            .unwrap()
+            .1
+            .iter()
+            .cloned()
+            .collect()
     }
 
     /// The newest `last` of audio (mono, 48 kHz, F32), at most 10 s; fewer if less has arrived.
@@ -206,7 +226,8 @@ impl OutputProbe {
     pub fn fresh_audio(&self, dur: Duration, timeout: Duration) -> Option<Vec<f32>> {
         let start = self.audio_samples_total();
         let need = (dur.as_secs_f64() * AUDIO_RATE as f64) as u64;
-        super::util::wait_for(timeout, || self.audio_samples_total() >= start + need).then(|| self.audio(dur))
+        super::util::wait_for(timeout, || self.audio_samples_total() >= start + need)
+            .then(|| self.audio(dur))
     }
 
     /// Connections that delivered media (the first one included): 1 means one continuous session.
@@ -281,7 +302,9 @@ fn run_session(pipeline: &gst::Pipeline, shared: &Shared, session: &Session) -> 
                 gst::MessageView::Error(e) => {
                     return format!(
                         "error from {}: {} ({:?})",
-                        msg.src().map(|s| s.path_string().to_string()).unwrap_or_default(),
+                        msg.src()
+                            .map(|s| s.path_string().to_string())
+                            .unwrap_or_default(),
                         e.error(),
                         e.debug()
                     )
@@ -321,7 +344,10 @@ fn build(url: &str, shared: &Arc<Shared>, session: &Arc<Session>) -> Result<gst:
     // Low-latency decoding: frame threading would hold frames back by one per thread.
     decodebin.connect("deep-element-added", false, |args| {
         let element = args[2].get::<gst::Element>().ok()?;
-        let factory = element.factory().map(|f| f.name().to_string()).unwrap_or_default();
+        let factory = element
+            .factory()
+            .map(|f| f.name().to_string())
+            .unwrap_or_default();
         if factory.starts_with("avdec_h26") {
             element.set_property_from_str("thread-type", "slice");
         }
@@ -332,9 +358,13 @@ fn build(url: &str, shared: &Arc<Shared>, session: &Arc<Session>) -> Result<gst:
     let shared = shared.clone();
     let session = session.clone();
     decodebin.connect_pad_added(move |_db, pad| {
-        let Some(pipeline) = weak_pipeline.upgrade() else { return };
+        let Some(pipeline) = weak_pipeline.upgrade() else {
+            return;
+        };
         let caps = pad.current_caps().unwrap_or_else(|| pad.query_caps(None));
-        let Some(name) = caps.structure(0).map(|s| s.name().to_string()) else { return };
+        let Some(name) = caps.structure(0).map(|s| s.name().to_string()) else {
+            return;
+        };
         let result = if name.starts_with("video/") {
             video_branch(&pipeline, pad, shared.clone(), session.clone())
         } else if name.starts_with("audio/") {
@@ -349,8 +379,14 @@ fn build(url: &str, shared: &Arc<Shared>, session: &Arc<Session>) -> Result<gst:
     Ok(pipeline)
 }
 
-fn add_chain(pipeline: &gst::Pipeline, pad: &gst::Pad, elements: &[&gst::Element]) -> Result<(), String> {
-    pipeline.add_many(elements.iter().copied()).map_err(|e| e.to_string())?;
+fn add_chain(
+    pipeline: &gst::Pipeline,
+    pad: &gst::Pad,
+    elements: &[&gst::Element],
+) -> Result<(), String> {
+    pipeline
+        .add_many(elements.iter().copied())
+        .map_err(|e| e.to_string())?;
     gst::Element::link_many(elements.iter().copied()).map_err(|e| e.to_string())?;
     for e in elements.iter().rev() {
         e.sync_state_with_parent().map_err(|e| e.to_string())?;
@@ -368,7 +404,11 @@ fn video_branch(
     let queue = make("queue");
     let convert = make("videoconvert");
     let appsink = gst_app::AppSink::builder()
-        .caps(&gst::Caps::builder("video/x-raw").field("format", "RGB").build())
+        .caps(
+            &gst::Caps::builder("video/x-raw")
+                .field("format", "RGB")
+                .build(),
+        )
         .sync(false)
         .max_buffers(4)
         .enable_last_sample(false)
@@ -389,12 +429,20 @@ fn video_branch(
 }
 
 fn on_video(shared: &Shared, session: &Session, sample: &gst::Sample, arrival: Instant) {
-    let (Some(buffer), Some(caps)) = (sample.buffer(), sample.caps()) else { return };
-    let Ok(info) = gst_video::VideoInfo::from_caps(caps) else { return };
-    let Ok(vframe) = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer, &info) else { return };
+    let (Some(buffer), Some(caps)) = (sample.buffer(), sample.caps()) else {
+        return;
+    };
+    let Ok(info) = gst_video::VideoInfo::from_caps(caps) else {
+        return;
+    };
+    let Ok(vframe) = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer, &info) else {
+        return;
+    };
     let (w, h) = (info.width(), info.height());
     let stride = vframe.plane_stride()[0] as usize;
-    let Ok(plane) = vframe.plane_data(0) else { return };
+    let Ok(plane) = vframe.plane_data(0) else {
+        return;
+    };
     let row = w as usize * 3;
     let mut data = Vec::with_capacity(row * h as usize);
     if stride == row {
@@ -419,7 +467,13 @@ fn on_video(shared: &Shared, session: &Session, sample: &gst::Sample, arrival: I
             let pixels = watch
                 .0
                 .iter()
-                .map(|&(x, y)| if x < w && y < h { frame.pixel(x, y) } else { [0, 0, 0] })
+                .map(|&(x, y)| {
+                    if x < w && y < h {
+                        frame.pixel(x, y)
+                    } else {
+                        [0, 0, 0]
+                    }
+                })
                 .collect();
             if watch.1.len() >= WATCH_KEEP {
                 watch.1.pop_front();
@@ -429,7 +483,10 @@ fn on_video(shared: &Shared, session: &Session, sample: &gst::Sample, arrival: I
     }
     {
         let mut times = shared.times.lock().unwrap();
-        while times.front().is_some_and(|(t, _)| arrival.duration_since(*t) > TIMES_KEEP) {
+        while times
+            .front()
+            .is_some_and(|(t, _)| arrival.duration_since(*t) > TIMES_KEEP)
+        {
             times.pop_front();
         }
         times.push_back((arrival, pts));
@@ -478,7 +535,9 @@ fn audio_branch(
                         let excess = excess.min(ring.len());
                         ring.drain(..excess);
                         ring.extend(samples.iter().copied());
-                        shared.audio_total.fetch_add(samples.len() as u64, Ordering::SeqCst);
+                        shared
+                            .audio_total
+                            .fetch_add(samples.len() as u64, Ordering::SeqCst);
                     }
                 }
                 Ok(gst::FlowSuccess::Ok)

@@ -89,7 +89,10 @@ fn capsfilter(caps: gst::Caps) -> gst::Element {
 
 /// The colour a `Flip` shows at wall-clock time `t`.
 fn flip_color(t: SystemTime, a: u32, b: u32) -> u32 {
-    let secs = t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let secs = t
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     if secs % 2 == 0 {
         a
     } else {
@@ -99,9 +102,16 @@ fn flip_color(t: SystemTime, a: u32, b: u32) -> u32 {
 
 /// Everything up to flvmux: returns the pipeline, the muxer (its src pad unlinked) and the solid source.
 /// `file_secs`: `None` for live sources; `Some(n)` for non-live sources that stop after n seconds.
-fn build_media(opts: &PublishOpts, name: &str, file_secs: Option<u32>) -> (gst::Pipeline, gst::Element, Option<gst::Element>) {
+fn build_media(
+    opts: &PublishOpts,
+    name: &str,
+    file_secs: Option<u32>,
+) -> (gst::Pipeline, gst::Element, Option<gst::Element>) {
     init();
-    assert!(opts.width >= 16 && opts.height >= 16 && opts.fps >= 1, "bad PublishOpts {opts:?}");
+    assert!(
+        opts.width >= 16 && opts.height >= 16 && opts.fps >= 1,
+        "bad PublishOpts {opts:?}"
+    );
     let pipeline = gst::Pipeline::with_name(name);
     let (w, h, fps) = (opts.width, opts.height, opts.fps);
     let live = file_secs.is_none();
@@ -136,28 +146,37 @@ fn build_media(opts: &PublishOpts, name: &str, file_secs: Option<u32>) -> (gst::
             // time at which N+1 will be pushed.
             let frame = gst::ClockTime::from_nseconds(1_000_000_000 / fps as u64);
             let weak = src.downgrade();
-            src.static_pad("src").unwrap().add_probe(gst::PadProbeType::BUFFER, move |_pad, info| {
-                let Some(src) = weak.upgrade() else { return gst::PadProbeReturn::Ok };
-                let Some(buffer) = info.buffer() else { return gst::PadProbeReturn::Ok };
-                let next_running = buffer.pts().map(|p| p + buffer.duration().unwrap_or(frame));
-                let next_wall = match (next_running, src.clock(), src.base_time()) {
-                    // A file: flip on the stream's own seconds.
-                    (Some(running), _, _) if !live => UNIX_EPOCH + Duration::from_nanos(running.nseconds()),
-                    (Some(running), Some(clock), Some(base)) => {
-                        let now_clock = clock.time();
-                        let now_wall = SystemTime::now();
-                        let target = base + running;
-                        if target >= now_clock {
-                            now_wall + Duration::from_nanos((target - now_clock).nseconds())
-                        } else {
-                            now_wall - Duration::from_nanos((now_clock - target).nseconds())
+            src.static_pad("src").unwrap().add_probe(
+                gst::PadProbeType::BUFFER,
+                move |_pad, info| {
+                    let Some(src) = weak.upgrade() else {
+                        return gst::PadProbeReturn::Ok;
+                    };
+                    let Some(buffer) = info.buffer() else {
+                        return gst::PadProbeReturn::Ok;
+                    };
+                    let next_running = buffer.pts().map(|p| p + buffer.duration().unwrap_or(frame));
+                    let next_wall = match (next_running, src.clock(), src.base_time()) {
+                        // A file: flip on the stream's own seconds.
+                        (Some(running), _, _) if !live => {
+                            UNIX_EPOCH + Duration::from_nanos(running.nseconds())
                         }
-                    }
-                    _ => SystemTime::now() + Duration::from_nanos(frame.nseconds()),
-                };
-                src.set_property("foreground-color", argb(flip_color(next_wall, a, b)));
-                gst::PadProbeReturn::Ok
-            });
+                        (Some(running), Some(clock), Some(base)) => {
+                            let now_clock = clock.time();
+                            let now_wall = SystemTime::now();
+                            let target = base + running;
+                            if target >= now_clock {
+                                now_wall + Duration::from_nanos((target - now_clock).nseconds())
+                            } else {
+                                now_wall - Duration::from_nanos((now_clock - target).nseconds())
+                            }
+                        }
+                        _ => SystemTime::now() + Duration::from_nanos(frame.nseconds()),
+                    };
+                    src.set_property("foreground-color", argb(flip_color(next_wall, a, b)));
+                    gst::PadProbeReturn::Ok
+                },
+            );
             caps
         }
         Pattern::Quadrants(colors) => {
@@ -189,7 +208,11 @@ fn build_media(opts: &PublishOpts, name: &str, file_secs: Option<u32>) -> (gst::
     };
     let convert = make("videoconvert");
     // x264enc picks High 4:4:4 unless I420 is forced in front of it.
-    let i420 = capsfilter(gst::Caps::builder("video/x-raw").field("format", "I420").build());
+    let i420 = capsfilter(
+        gst::Caps::builder("video/x-raw")
+            .field("format", "I420")
+            .build(),
+    );
     let enc = make("x264enc");
     enc.set_property_from_str("tune", "zerolatency");
     enc.set_property_from_str("speed-preset", "ultrafast");
@@ -228,7 +251,9 @@ fn build_media(opts: &PublishOpts, name: &str, file_secs: Option<u32>) -> (gst::
     mux.set_property("streamable", true);
 
     pipeline
-        .add_many([&convert, &i420, &enc, &parse, &vqueue, &asrc, &acaps, &aconv, &aenc, &aqueue, &mux])
+        .add_many([
+            &convert, &i420, &enc, &parse, &vqueue, &asrc, &acaps, &aconv, &aenc, &aqueue, &mux,
+        ])
         .unwrap();
     gst::Element::link_many([&video_out, &convert, &i420, &enc, &parse, &vqueue]).unwrap();
     gst::Element::link_many([&asrc, &acaps, &aconv, &aenc, &aqueue]).unwrap();
@@ -255,7 +280,9 @@ impl Publisher {
                 if let gst::MessageView::Error(e) = msg.view() {
                     let text = format!(
                         "{}: {} ({:?})",
-                        msg.src().map(|s| s.path_string().to_string()).unwrap_or_default(),
+                        msg.src()
+                            .map(|s| s.path_string().to_string())
+                            .unwrap_or_default(),
                         e.error(),
                         e.debug()
                     );
@@ -265,7 +292,9 @@ impl Publisher {
             });
         }
 
-        pipeline.set_state(gst::State::Playing).expect("publisher pipeline to PLAYING");
+        pipeline
+            .set_state(gst::State::Playing)
+            .expect("publisher pipeline to PLAYING");
         let (res, state, _) = pipeline.state(gst::ClockTime::from_seconds(10));
         if res.is_err() || state != gst::State::Playing {
             let errs = errors.lock().unwrap().clone();
@@ -338,7 +367,9 @@ pub fn write_flv(path: &std::path::Path, opts: &PublishOpts, secs: u32) {
     sink.set_property("location", path.to_str().expect("utf-8 path"));
     pipeline.add(&sink).unwrap();
     mux.link(&sink).unwrap();
-    pipeline.set_state(gst::State::Playing).expect("flv writer to PLAYING");
+    pipeline
+        .set_state(gst::State::Playing)
+        .expect("flv writer to PLAYING");
     let bus = pipeline.bus().unwrap();
     let result = match bus.timed_pop_filtered(
         gst::ClockTime::from_seconds(60),

@@ -64,7 +64,9 @@ impl Tessera {
         loop {
             match tessera.done.try_recv() {
                 Ok(result) => panic!("tessera exited during startup: {result:?}"),
-                Err(mpsc::TryRecvError::Disconnected) => panic!("tessera's server thread panicked during startup"),
+                Err(mpsc::TryRecvError::Disconnected) => {
+                    panic!("tessera's server thread panicked during startup")
+                }
                 Err(mpsc::TryRecvError::Empty) => {}
             }
             let healthy = tessera
@@ -99,10 +101,15 @@ impl Tessera {
     }
 
     fn send(&self, req: reqwest::blocking::RequestBuilder) -> (u16, serde_json::Value) {
-        let resp = req.send().unwrap_or_else(|e| panic!("request to tessera failed: {e}"));
+        let resp = req
+            .send()
+            .unwrap_or_else(|e| panic!("request to tessera failed: {e}"));
         let status = resp.status().as_u16();
         let bytes = resp.bytes().unwrap_or_default();
-        (status, serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null))
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+        )
     }
 
     pub fn put(&self, path: &str, body: &serde_json::Value) -> (u16, serde_json::Value) {
@@ -114,7 +121,12 @@ impl Tessera {
     }
 
     /// POST with an arbitrary body and content type; the answer is `Value::Null` when it is not JSON.
-    pub fn post_raw(&self, path: &str, content_type: &str, body: Vec<u8>) -> (u16, serde_json::Value) {
+    pub fn post_raw(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> (u16, serde_json::Value) {
         self.send(
             self.client
                 .post(self.url(path))
@@ -144,10 +156,16 @@ impl Tessera {
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
-        let resp = req.send().unwrap_or_else(|e| panic!("request to tessera failed: {e}"));
+        let resp = req
+            .send()
+            .unwrap_or_else(|e| panic!("request to tessera failed: {e}"));
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
-        (status, headers, resp.bytes().map(|b| b.to_vec()).unwrap_or_default())
+        (
+            status,
+            headers,
+            resp.bytes().map(|b| b.to_vec()).unwrap_or_default(),
+        )
     }
 }
 

@@ -7,7 +7,12 @@ use serde_json::json;
 use super::*;
 
 /// Waits for fresh output audio in which `check` holds for the tone levels of `freqs`.
-fn wait_levels(probe: &OutputProbe, freqs: &[f64], timeout: Duration, check: impl Fn(&[f64]) -> bool) -> Vec<f64> {
+fn wait_levels(
+    probe: &OutputProbe,
+    freqs: &[f64],
+    timeout: Duration,
+    check: impl Fn(&[f64]) -> bool,
+) -> Vec<f64> {
     let deadline = Instant::now() + timeout;
     let mut last = vec![];
     while Instant::now() < deadline {
@@ -16,7 +21,10 @@ fn wait_levels(probe: &OutputProbe, freqs: &[f64], timeout: Duration, check: imp
         if samples.len() < 20_000 {
             continue;
         }
-        last = freqs.iter().map(|&f| tone_level(&samples, 48_000, f)).collect();
+        last = freqs
+            .iter()
+            .map(|&f| tone_level(&samples, 48_000, f))
+            .collect();
         if check(&last) {
             return last;
         }
@@ -26,7 +34,7 @@ fn wait_levels(probe: &OutputProbe, freqs: &[f64], timeout: Duration, check: imp
 
 #[test]
 fn each_tone_at_its_volume() {
-    let rig = Rig::new();
+    let rig = Rig::start();
     let _a = rig.solid("a", RED, Some(440.0));
     let _b = rig.solid("b", GREEN, Some(660.0));
     let _c = rig.solid("c", BLUE, Some(880.0));
@@ -40,21 +48,32 @@ fn each_tone_at_its_volume() {
     };
     rig.put("m", &spec("#000000", inputs(0)));
     // 440 Hz present; 660 Hz (volume 0) absent; 880 Hz at 200 % about twice as loud as 440 Hz at 100 %.
-    let levels = wait_levels(&probe, &[440.0, 660.0, 880.0], Duration::from_secs(25), |l| {
-        l[0] > 0.02 && l[2] > 0.02 && l[1] < 0.1 * l[0]
-    });
+    let levels = wait_levels(
+        &probe,
+        &[440.0, 660.0, 880.0],
+        Duration::from_secs(25),
+        |l| l[0] > 0.02 && l[2] > 0.02 && l[1] < 0.1 * l[0],
+    );
     let ratio = levels[2] / levels[0];
-    assert!((1.6..=2.4).contains(&ratio), "200 % vs 100 %: ratio {ratio} from {levels:?}");
+    assert!(
+        (1.6..=2.4).contains(&ratio),
+        "200 % vs 100 %: ratio {ratio} from {levels:?}"
+    );
     // Raising B's volume live makes its tone appear at the level of A's.
     rig.put("m", &spec("#000000", inputs(100)));
-    let levels = wait_levels(&probe, &[440.0, 660.0], Duration::from_secs(5), |l| l[1] > 0.5 * l[0]);
+    let levels = wait_levels(&probe, &[440.0, 660.0], Duration::from_secs(5), |l| {
+        l[1] > 0.5 * l[0]
+    });
     let ratio = levels[1] / levels[0];
-    assert!((0.7..=1.4).contains(&ratio), "equal volumes: ratio {ratio} from {levels:?}");
+    assert!(
+        (0.7..=1.4).contains(&ratio),
+        "equal volumes: ratio {ratio} from {levels:?}"
+    );
 }
 
 #[test]
 fn audio_only_and_video_only_inputs() {
-    let rig = Rig::new();
+    let rig = Rig::start();
     let _a = rig.solid("a", RED, Some(440.0));
     let _b = rig.solid("b", GREEN, Some(660.0));
     let probe = rig.probe("out");
@@ -69,6 +88,12 @@ fn audio_only_and_video_only_inputs() {
         ),
     );
     // A is heard but not seen; B is seen but not heard.
-    expect_pixels(&probe, &[(100, 100, BLUE), (480, 90, GREEN)], Duration::from_secs(25));
-    wait_levels(&probe, &[440.0, 660.0], Duration::from_secs(10), |l| l[0] > 0.02 && l[1] < 0.1 * l[0]);
+    expect_pixels(
+        &probe,
+        &[(100, 100, BLUE), (480, 90, GREEN)],
+        Duration::from_secs(25),
+    );
+    wait_levels(&probe, &[440.0, 660.0], Duration::from_secs(10), |l| {
+        l[0] > 0.02 && l[1] < 0.1 * l[0]
+    });
 }

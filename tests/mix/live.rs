@@ -10,29 +10,53 @@ use super::*;
 /// Asserts the output's timestamps run on without going back or jumping.
 fn assert_continuous(probe: &OutputProbe) {
     let times = probe.frame_times();
-    let pts: Vec<u64> = times.iter().filter_map(|(_, p)| p.map(|p| p.mseconds())).collect();
+    let pts: Vec<u64> = times
+        .iter()
+        .filter_map(|(_, p)| p.map(|p| p.mseconds()))
+        .collect();
     assert!(pts.len() > 30, "too few frames: {}", pts.len());
     for w in pts.windows(2) {
-        assert!(w[1] > w[0] && w[1] - w[0] <= 200, "output timestamps jump: {} → {} ms", w[0], w[1]);
+        assert!(
+            w[1] > w[0] && w[1] - w[0] <= 200,
+            "output timestamps jump: {} → {} ms",
+            w[0],
+            w[1]
+        );
     }
 }
 
 #[test]
 fn layout_update_applies_within_a_second_on_the_same_output() {
-    let rig = Rig::new();
+    let rig = Rig::start();
     let _a = rig.solid("a", RED, None);
     let probe = rig.probe("out");
-    let at = |x: i32, y: i32| spec("#0000FF", vec![json!({"id": "a", "source": {"stream_id": "a"}, "rect": rect(x, y, 160, 90)})]);
+    let at = |x: i32, y: i32| {
+        spec(
+            "#0000FF",
+            vec![json!({"id": "a", "source": {"stream_id": "a"}, "rect": rect(x, y, 160, 90)})],
+        )
+    };
     rig.put("m", &at(0, 0));
-    expect_pixels(&probe, &[(80, 45, RED), (480, 245, BLUE)], Duration::from_secs(25));
+    expect_pixels(
+        &probe,
+        &[(80, 45, RED), (480, 245, BLUE)],
+        Duration::from_secs(25),
+    );
     std::thread::sleep(Duration::from_secs(2));
     let sent = Instant::now();
     let body = rig.put("m", &at(400, 200));
     assert_eq!(body["applied"], "updated_live");
-    expect_pixels(&probe, &[(80, 45, BLUE), (480, 245, RED)], Duration::from_secs(3));
+    expect_pixels(
+        &probe,
+        &[(80, 45, BLUE), (480, 245, RED)],
+        Duration::from_secs(3),
+    );
     let took = sent.elapsed();
     // Request → decoded frame at the viewer, including encode and RTMP delivery.
-    assert!(took < Duration::from_secs(1), "update took {took:?} to show");
+    assert!(
+        took < Duration::from_secs(1),
+        "update took {took:?} to show"
+    );
     std::thread::sleep(Duration::from_secs(1));
     assert_eq!(probe.sessions(), 1, "the output was restarted");
     assert_continuous(&probe);
@@ -40,7 +64,7 @@ fn layout_update_applies_within_a_second_on_the_same_output() {
 
 #[test]
 fn input_loss_keeps_frame_rate_and_the_input_resumes() {
-    let rig = Rig::new();
+    let rig = Rig::start();
     let _a = rig.solid("a", RED, None);
     let b = rig.solid("b", GREEN, None);
     let probe = rig.probe("out");
@@ -54,28 +78,45 @@ fn input_loss_keeps_frame_rate_and_the_input_resumes() {
             ],
         ),
     );
-    expect_pixels(&probe, &[(160, 90, RED), (480, 90, GREEN)], Duration::from_secs(25));
+    expect_pixels(
+        &probe,
+        &[(160, 90, RED), (480, 90, GREEN)],
+        Duration::from_secs(25),
+    );
     b.stop();
     std::thread::sleep(Duration::from_millis(500));
     let before = probe.frame_count();
     std::thread::sleep(Duration::from_secs(3));
     let frames = probe.frame_count() - before;
-    assert!(frames >= 87, "only {frames} frames in 3 s after an input died");
+    assert!(
+        frames >= 87,
+        "only {frames} frames in 3 s after an input died"
+    );
     // The dead input's last frame stays; the status says it is gone.
-    expect_pixels(&probe, &[(160, 90, RED), (480, 90, GREEN)], Duration::from_secs(1));
+    expect_pixels(
+        &probe,
+        &[(160, 90, RED), (480, 90, GREEN)],
+        Duration::from_secs(1),
+    );
     rig.wait_status("m", Duration::from_secs(10), |s| {
         s["inputs"][1]["state"] != "live" && s["inputs"][0]["state"] == "live"
     });
     // Published again (in another colour): it comes back by itself.
     let _b2 = rig.solid("b", YELLOW, None);
-    expect_pixels(&probe, &[(160, 90, RED), (480, 90, YELLOW)], Duration::from_secs(20));
-    rig.wait_status("m", Duration::from_secs(5), |s| s["inputs"][1]["state"] == "live");
+    expect_pixels(
+        &probe,
+        &[(160, 90, RED), (480, 90, YELLOW)],
+        Duration::from_secs(20),
+    );
+    rig.wait_status("m", Duration::from_secs(5), |s| {
+        s["inputs"][1]["state"] == "live"
+    });
     assert_eq!(probe.sessions(), 1);
 }
 
 #[test]
 fn inputs_published_seconds_apart_are_in_step() {
-    let rig = Rig::new();
+    let rig = Rig::start();
     let flip = |a: u32, b: u32| PublishOpts {
         pattern: Pattern::Flip { a, b },
         ..PublishOpts::default()
@@ -97,7 +138,9 @@ fn inputs_published_seconds_apart_are_in_step() {
     std::thread::sleep(Duration::from_secs(3));
     let _b = rig.publish("b", flip(RED, GREEN));
     probe
-        .wait_until(Duration::from_secs(20), |f| !color_close(f.pixel(480, 90), BLUE, TOL))
+        .wait_until(Duration::from_secs(20), |f| {
+            !color_close(f.pixel(480, 90), BLUE, TOL)
+        })
         .expect("B never showed up");
     std::thread::sleep(Duration::from_secs(1));
     probe.watch(&[(160, 90), (480, 90)]);
@@ -105,20 +148,31 @@ fn inputs_published_seconds_apart_are_in_step() {
     let frames = probe.watched();
     let is_red = |p: [u8; 3]| color_close(p, RED, TOL);
     let flips = |i: usize| -> Vec<usize> {
-        frames.windows(2).enumerate().filter(|(_, w)| is_red(w[0].1[i]) != is_red(w[1].1[i])).map(|(n, _)| n).collect()
+        frames
+            .windows(2)
+            .enumerate()
+            .filter(|(_, w)| is_red(w[0].1[i]) != is_red(w[1].1[i]))
+            .map(|(n, _)| n)
+            .collect()
     };
     let (fa, fb) = (flips(0), flips(1));
-    assert!(fa.len() >= 3 && fb.len() >= 3, "not enough flips seen: A {fa:?} B {fb:?}");
+    assert!(
+        fa.len() >= 3 && fb.len() >= 3,
+        "not enough flips seen: A {fa:?} B {fb:?}"
+    );
     // Pair each of A's flips with B's nearest one: at 30 fps, 3 frames = 100 ms.
     for a in &fa {
         let skew = fb.iter().map(|b| a.abs_diff(*b)).min().unwrap();
-        assert!(skew <= 3, "inputs {skew} frames apart; flips A {fa:?} B {fb:?}");
+        assert!(
+            skew <= 3,
+            "inputs {skew} frames apart; flips A {fa:?} B {fb:?}"
+        );
     }
 }
 
 #[test]
 fn unreachable_target_does_not_stop_another_and_missing_input_is_reported() {
-    let rig = Rig::new();
+    let rig = Rig::start();
     let _a = rig.solid("a", RED, None);
     let probe = rig.probe("out");
     let dead = format!("rtmp://127.0.0.1:{}/mix/nowhere", free_port());
@@ -132,21 +186,40 @@ fn unreachable_target_does_not_stop_another_and_missing_input_is_reported() {
     s["outputs"] = json!([{"target": {"url": dead}}, {"target": {"stream_id": "out"}}]);
     rig.put("m", &s);
     // The never-published input leaves its rect to the canvas.
-    expect_pixels(&probe, &[(160, 90, RED), (480, 90, BLUE)], Duration::from_secs(25));
+    expect_pixels(
+        &probe,
+        &[(160, 90, RED), (480, 90, BLUE)],
+        Duration::from_secs(25),
+    );
     let st = rig.wait_status("m", Duration::from_secs(15), |s| {
-        s["outputs"][0]["state"] == "retrying" && s["outputs"][1]["state"] == "live" && s["inputs"][1]["state"] == "retrying"
+        s["outputs"][0]["state"] == "retrying"
+            && s["outputs"][1]["state"] == "live"
+            && s["inputs"][1]["state"] == "retrying"
     });
-    assert!(st["outputs"][0]["last_error"].as_str().is_some_and(|e| !e.is_empty()), "{st}");
-    assert!(st["inputs"][1]["last_error"].as_str().is_some_and(|e| !e.is_empty()), "{st}");
+    assert!(
+        st["outputs"][0]["last_error"]
+            .as_str()
+            .is_some_and(|e| !e.is_empty()),
+        "{st}"
+    );
+    assert!(
+        st["inputs"][1]["last_error"]
+            .as_str()
+            .is_some_and(|e| !e.is_empty()),
+        "{st}"
+    );
     assert!(st["output_fps"].as_f64().unwrap() >= 28.0, "{st}");
 }
 
 #[test]
 fn refused_update_changes_nothing_and_delete_releases_the_output() {
-    let rig = Rig::new();
+    let rig = Rig::start();
     let _a = rig.solid("a", RED, None);
     let probe = rig.probe("out");
-    let good = spec("#0000FF", vec![json!({"id": "a", "source": {"stream_id": "a"}, "rect": rect(0, 0, 320, 180)})]);
+    let good = spec(
+        "#0000FF",
+        vec![json!({"id": "a", "source": {"stream_id": "a"}, "rect": rect(0, 0, 320, 180)})],
+    );
     rig.put("m", &good);
     expect_pixels(&probe, &[(160, 90, RED)], Duration::from_secs(25));
     let mut bad = good.clone();
@@ -159,8 +232,15 @@ fn refused_update_changes_nothing_and_delete_releases_the_output() {
     assert_eq!(view["spec"]["inputs"][0]["rect"], good["inputs"][0]["rect"]);
     let before = probe.frame_count();
     std::thread::sleep(Duration::from_secs(1));
-    assert!(probe.frame_count() > before + 20, "output stalled after a refused update");
-    expect_pixels(&probe, &[(160, 90, RED), (500, 90, BLUE)], Duration::from_secs(1));
+    assert!(
+        probe.frame_count() > before + 20,
+        "output stalled after a refused update"
+    );
+    expect_pixels(
+        &probe,
+        &[(160, 90, RED), (500, 90, BLUE)],
+        Duration::from_secs(1),
+    );
 
     let (status, _) = rig.tessera.delete("/v1/mixes/m");
     assert_eq!(status, 204);
@@ -169,7 +249,174 @@ fn refused_update_changes_nothing_and_delete_releases_the_output() {
     // The output stream ends: nothing is published to it any more.
     let deadline = Instant::now() + Duration::from_secs(10);
     while rig.nginx.is_publishing("mix", "out") {
-        assert!(Instant::now() < deadline, "output still published after delete");
+        assert!(
+            Instant::now() < deadline,
+            "output still published after delete"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn inputs_added_and_removed_live() {
+    let rig = Rig::start();
+    let _a = rig.solid("a", RED, Some(440.0));
+    let _b = rig.solid("b", GREEN, Some(660.0));
+    let probe = rig.probe("out");
+    let a = json!({"id": "a", "source": {"stream_id": "a"}, "rect": rect(0, 0, 320, 180)});
+    let b = json!({"id": "b", "source": {"stream_id": "b"}, "rect": rect(320, 180, 320, 180)});
+    rig.put("m", &spec("#0000FF", vec![a.clone()]));
+    expect_pixels(
+        &probe,
+        &[(160, 90, RED), (480, 270, BLUE)],
+        Duration::from_secs(25),
+    );
+    let body = rig.put("m", &spec("#0000FF", vec![a.clone(), b]));
+    assert_eq!(body["applied"], "updated_live");
+    expect_pixels(
+        &probe,
+        &[(160, 90, RED), (480, 270, GREEN)],
+        Duration::from_secs(10),
+    );
+    let body = rig.put("m", &spec("#0000FF", vec![a]));
+    assert_eq!(body["applied"], "updated_live");
+    expect_pixels(
+        &probe,
+        &[(160, 90, RED), (480, 270, BLUE)],
+        Duration::from_secs(3),
+    );
+    // B's sound is gone with it.
+    std::thread::sleep(Duration::from_secs(1));
+    let samples = probe.audio(Duration::from_millis(500));
+    let (la, lb) = (
+        tone_level(&samples, 48_000, 440.0),
+        tone_level(&samples, 48_000, 660.0),
+    );
+    assert!(
+        la > 0.02 && lb < 0.1 * la,
+        "levels after removal: 440 Hz {la}, 660 Hz {lb}"
+    );
+    assert_eq!(probe.sessions(), 1);
+    assert_continuous(&probe);
+}
+
+#[test]
+fn output_and_inputs_come_back_after_the_rtmp_server_restarts() {
+    let mut rig = Rig::start();
+    let a = rig.solid("a", RED, None);
+    let probe = rig.probe("out");
+    rig.put(
+        "m",
+        &spec(
+            "#0000FF",
+            vec![json!({"id": "a", "source": {"stream_id": "a"}, "rect": rect(0, 0, 320, 180)})],
+        ),
+    );
+    expect_pixels(&probe, &[(160, 90, RED)], Duration::from_secs(25));
+    rig.nginx.kill();
+    a.stop();
+    std::thread::sleep(Duration::from_secs(2));
+    rig.nginx.restart();
+    let _a = rig.solid("a", GREEN, None);
+    // Nobody touched the mix: its output target and its input reconnect by themselves.
+    expect_pixels(
+        &probe,
+        &[(160, 90, GREEN), (480, 270, BLUE)],
+        Duration::from_secs(40),
+    );
+    let st = rig.wait_status("m", Duration::from_secs(5), |s| {
+        s["outputs"][0]["state"] == "live"
+    });
+    assert!(
+        st["uptime_s"].as_u64().unwrap() >= 4,
+        "the mix was restarted: {st}"
+    );
+}
+
+/// Players (not publishers) of `app/stream`, per nginx-rtmp's statistics.
+fn players(nginx: &Nginx, app: &str, stream: &str) -> usize {
+    let xml: String = nginx
+        .stat_xml()
+        .chars()
+        .filter(|c| *c != '\n' && *c != '\r')
+        .collect();
+    let Some(app_at) = xml.find(&format!("<name>{app}</name>")) else {
+        return 0;
+    };
+    let app_xml = &xml[app_at..];
+    let app_xml = &app_xml[..app_xml.find("</application>").unwrap_or(app_xml.len())];
+    let Some(at) = app_xml.find(&format!("<stream><name>{stream}</name>")) else {
+        return 0;
+    };
+    let s = &app_xml[at..];
+    let s = &s[..s.find("</stream>").unwrap_or(s.len())];
+    s.split("<client>")
+        .skip(1)
+        .filter(|c| !c[..c.find("</client>").unwrap_or(c.len())].contains("<publishing/>"))
+        .count()
+}
+
+#[test]
+fn mixes_sharing_an_input_are_independent_and_delete_releases_it() {
+    let rig = Rig::start();
+    let _a = rig.solid("a", RED, None);
+    let _b = rig.solid("b", GREEN, None);
+    let (p1, p2) = (rig.probe("out1"), rig.probe("out2"));
+    let mix = |out: &str, b_first: bool| {
+        let (xa, xb) = if b_first { (320, 0) } else { (0, 320) };
+        let mut s = spec(
+            "#0000FF",
+            vec![
+                json!({"id": "a", "source": {"stream_id": "a"}, "rect": rect(xa, 0, 320, 180)}),
+                json!({"id": "b", "source": {"stream_id": "b"}, "rect": rect(xb, 0, 320, 180)}),
+            ],
+        );
+        s["outputs"][0]["target"] = json!({"stream_id": out});
+        s
+    };
+    // A PK pair: both mixes show A and B, mirrored.
+    rig.put("m1", &mix("out1", false));
+    rig.put("m2", &mix("out2", true));
+    expect_pixels(
+        &p1,
+        &[(160, 90, RED), (480, 90, GREEN)],
+        Duration::from_secs(25),
+    );
+    expect_pixels(
+        &p2,
+        &[(160, 90, GREEN), (480, 90, RED)],
+        Duration::from_secs(25),
+    );
+    // Each source is pulled once for both mixes.
+    assert_eq!(
+        players(&rig.nginx, "live", "a"),
+        1,
+        "{}",
+        rig.nginx.stat_xml()
+    );
+    // A refused update of one mix and the deletion of the other leave the survivor running.
+    let mut bad = mix("out2", true);
+    bad["inputs"][0]["corner_radius"] = json!(1000);
+    assert_eq!(rig.tessera.put("/v1/mixes/m2", &bad).0, 422);
+    assert_eq!(rig.tessera.delete("/v1/mixes/m1").0, 204);
+    let before = p2.frame_count();
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(p2.frame_count() >= before + 55, "the other mix stalled");
+    expect_pixels(
+        &p2,
+        &[(160, 90, GREEN), (480, 90, RED)],
+        Duration::from_secs(2),
+    );
+    assert_eq!(players(&rig.nginx, "live", "a"), 1);
+    // Deleting the last user of the sources stops pulling them.
+    assert_eq!(rig.tessera.delete("/v1/mixes/m2").0, 204);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while players(&rig.nginx, "live", "a") + players(&rig.nginx, "live", "b") > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "sources still pulled after delete: {}",
+            rig.nginx.stat_xml()
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
 }

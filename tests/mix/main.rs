@@ -29,7 +29,7 @@ pub struct Rig {
 }
 
 impl Rig {
-    pub fn new() -> Rig {
+    pub fn start() -> Rig {
         init();
         let nginx = Nginx::start();
         let tessera = Tessera::start(Tessera::config_for(&nginx));
@@ -58,7 +58,10 @@ impl Rig {
     /// PUTs a mix and insists it was accepted.
     pub fn put(&self, id: &str, spec: &Value) -> Value {
         let (status, body) = self.tessera.put(&format!("/v1/mixes/{id}"), spec);
-        assert!(status == 200 || status == 201, "PUT {id} answered {status}: {body}");
+        assert!(
+            status == 200 || status == 201,
+            "PUT {id} answered {status}: {body}"
+        );
         body
     }
 
@@ -99,7 +102,9 @@ pub fn spec(background: &str, inputs: Vec<Value>) -> Value {
 /// Waits until every (x, y, colour) holds in one output frame; panics with what was seen otherwise.
 pub fn expect_pixels(probe: &OutputProbe, checks: &[(u32, u32, u32)], timeout: Duration) -> Frame {
     let found = probe.wait_until(timeout, |f| {
-        checks.iter().all(|&(x, y, c)| color_close(f.pixel(x, y), c, TOL))
+        checks
+            .iter()
+            .all(|&(x, y, c)| color_close(f.pixel(x, y), c, TOL))
     });
     match found {
         Some(f) => f,
@@ -111,7 +116,10 @@ pub fn expect_pixels(probe: &OutputProbe, checks: &[(u32, u32, u32)], timeout: D
                     .collect(),
                 None => vec!["no frame at all".into()],
             };
-            panic!("pixels never matched within {timeout:?}: {}", seen.join("; "));
+            panic!(
+                "pixels never matched within {timeout:?}: {}",
+                seen.join("; ")
+            );
         }
     }
 }

@@ -10,7 +10,7 @@ const T: Duration = Duration::from_secs(25);
 
 #[test]
 fn rects_zorder_and_canvas_colour() {
-    let rig = Rig::new();
+    let rig = Rig::start();
     let _a = rig.solid("a", RED, None);
     let _b = rig.solid("b", GREEN, None);
     let probe = rig.probe("out");
@@ -22,15 +22,29 @@ fn rects_zorder_and_canvas_colour() {
     };
     rig.put("m", &spec("#0000FF", inputs(1, 2)));
     // A alone, B alone, the overlap (B above), and the canvas outside both.
-    expect_pixels(&probe, &[(60, 40, RED), (420, 230, GREEN), (240, 135, GREEN), (600, 330, BLUE), (600, 20, BLUE)], T);
+    expect_pixels(
+        &probe,
+        &[
+            (60, 40, RED),
+            (420, 230, GREEN),
+            (240, 135, GREEN),
+            (600, 330, BLUE),
+            (600, 20, BLUE),
+        ],
+        T,
+    );
     // Swapping layers live puts A on top in the overlap.
     rig.put("m", &spec("#0000FF", inputs(3, 2)));
-    expect_pixels(&probe, &[(240, 135, RED), (420, 230, GREEN), (600, 330, BLUE)], Duration::from_secs(5));
+    expect_pixels(
+        &probe,
+        &[(240, 135, RED), (420, 230, GREEN), (600, 330, BLUE)],
+        Duration::from_secs(5),
+    );
 }
 
 #[test]
 fn crop_shows_only_the_chosen_quadrant() {
-    let rig = Rig::new();
+    let rig = Rig::start();
     let _q = rig.publish(
         "q",
         PublishOpts {
@@ -56,7 +70,7 @@ fn crop_shows_only_the_chosen_quadrant() {
 
 #[test]
 fn fit_modes_stretch_crop_to_fill_and_letterbox() {
-    let rig = Rig::new();
+    let rig = Rig::start();
     let _q = rig.publish(
         "q",
         PublishOpts {
@@ -67,9 +81,7 @@ fn fit_modes_stretch_crop_to_fill_and_letterbox() {
     let probe = rig.probe("out");
     // The crop keeps the top band x 0..240, y 0..90: red up to x 160, green after — an asymmetric picture, so
     // each fit mode puts the red/green edge somewhere else.
-    let input = |id: &str, r: serde_json::Value, fit: &str| {
-        json!({"id": id, "source": {"stream_id": "q"}, "rect": r, "crop": rect(0, 0, 240, 90), "fit": fit})
-    };
+    let input = |id: &str, r: serde_json::Value, fit: &str| json!({"id": id, "source": {"stream_id": "q"}, "rect": r, "crop": rect(0, 0, 240, 90), "fit": fit});
     rig.put(
         "m",
         &spec(
@@ -102,7 +114,7 @@ fn fit_modes_stretch_crop_to_fill_and_letterbox() {
 
 #[test]
 fn rounded_corners_show_what_is_beneath() {
-    let rig = Rig::new();
+    let rig = Rig::start();
     let _a = rig.solid("a", RED, None);
     let probe = rig.probe("out");
     rig.put(
@@ -115,13 +127,26 @@ fn rounded_corners_show_what_is_beneath() {
     // Corner pixels of the rect show the canvas; the centre and the middle of an edge show the input.
     expect_pixels(
         &probe,
-        &[(103, 103, BLUE), (296, 216, BLUE), (200, 160, RED), (200, 103, RED), (103, 160, RED)],
+        &[
+            (103, 103, BLUE),
+            (296, 216, BLUE),
+            (200, 160, RED),
+            (200, 103, RED),
+            (103, 160, RED),
+        ],
         T,
     );
     // Square corners once the radius goes to 0, live.
-    let mut s = spec("#0000FF", vec![json!({"id": "a", "source": {"stream_id": "a"}, "rect": rect(100, 100, 200, 120)})]);
+    let mut s = spec(
+        "#0000FF",
+        vec![json!({"id": "a", "source": {"stream_id": "a"}, "rect": rect(100, 100, 200, 120)})],
+    );
     rig.put("m", &s);
-    expect_pixels(&probe, &[(103, 103, RED), (296, 216, RED)], Duration::from_secs(5));
+    expect_pixels(
+        &probe,
+        &[(103, 103, RED), (296, 216, RED)],
+        Duration::from_secs(5),
+    );
     s["inputs"][0]["corner_radius"] = json!(40);
     rig.put("m", &s);
     expect_pixels(&probe, &[(103, 103, BLUE)], Duration::from_secs(5));
@@ -138,35 +163,56 @@ fn write_png(path: &std::path::Path, argb: u32, w: u32, h: u32) {
     use gst::prelude::*;
     pipeline.set_state(gst::State::Playing).unwrap();
     let bus = pipeline.bus().unwrap();
-    bus.timed_pop_filtered(gst::ClockTime::from_seconds(10), &[gst::MessageType::Eos, gst::MessageType::Error]);
+    bus.timed_pop_filtered(
+        gst::ClockTime::from_seconds(10),
+        &[gst::MessageType::Eos, gst::MessageType::Error],
+    );
     pipeline.set_state(gst::State::Null).unwrap();
-    assert!(std::fs::metadata(path).map(|m| m.len() > 0).unwrap_or(false));
+    assert!(std::fs::metadata(path)
+        .map(|m| m.len() > 0)
+        .unwrap_or(false));
 }
 
 #[test]
 fn background_image_and_watermark_from_file_and_http() {
-    let rig = Rig::new();
+    let rig = Rig::start();
     let _a = rig.solid("a", RED, None);
     let probe = rig.probe("out");
     let bg = rig.nginx.http_dir().join("bg.png");
     write_png(&bg, 0xFF00FFFF, 64, 36);
     let logo = rig.nginx.http_dir().join("logo.png");
     write_png(&logo, 0xFFFF00FF, 32, 32);
-    let mut s = spec("#000000", vec![json!({"id": "a", "source": {"stream_id": "a"}, "rect": rect(0, 0, 320, 180)})]);
+    let mut s = spec(
+        "#000000",
+        vec![json!({"id": "a", "source": {"stream_id": "a"}, "rect": rect(0, 0, 320, 180)})],
+    );
     s["canvas"]["background_image"] = json!(bg.display().to_string());
     s["overlays"] = json!([{"id": "logo", "image": rig.nginx.http_url("logo.png"), "rect": rect(280, 140, 80, 80), "layer": 100}]);
     rig.put("m", &s);
     // Canvas covered by the (cyan) background image; the (magenta) watermark lies over the input's corner.
-    expect_pixels(&probe, &[(500, 300, CYAN), (100, 100, RED), (300, 160, MAGENTA), (350, 210, MAGENTA)], T);
+    expect_pixels(
+        &probe,
+        &[
+            (500, 300, CYAN),
+            (100, 100, RED),
+            (300, 160, MAGENTA),
+            (350, 210, MAGENTA),
+        ],
+        T,
+    );
     // Moving the watermark live.
     s["overlays"][0]["rect"] = rect(500, 20, 80, 80);
     rig.put("m", &s);
-    expect_pixels(&probe, &[(300, 160, RED), (540, 60, MAGENTA)], Duration::from_secs(5));
+    expect_pixels(
+        &probe,
+        &[(300, 160, RED), (540, 60, MAGENTA)],
+        Duration::from_secs(5),
+    );
 }
 
 #[test]
 fn http_flv_input_is_shown() {
-    let rig = Rig::new();
+    let rig = Rig::start();
     let file = rig.nginx.http_dir().join("clip.flv");
     write_flv(
         &file,
