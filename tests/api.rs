@@ -192,3 +192,20 @@ async fn missing_overlay_image_is_refused_before_anything_starts() {
     assert!(engine.list().is_empty());
     assert_eq!(engine.active_pulls(), 0);
 }
+
+/// The demo's and the benchmarks' scene files are valid specs, so they cannot rot.
+#[test]
+fn shipped_scene_files_are_valid_specs() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = vec![root.join("pipelines/demo-mix.json")];
+    for e in std::fs::read_dir(root.join("benches/scenes")).unwrap() {
+        files.push(e.unwrap().path());
+    }
+    for f in files {
+        let text = std::fs::read_to_string(&f).unwrap();
+        let spec: tessera::model::MixSpec =
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+        spec.validate(&tessera::model::Limits::default())
+            .unwrap_or_else(|v| panic!("{}: {v:?}", f.display()));
+    }
+}

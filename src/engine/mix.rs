@@ -561,6 +561,16 @@ impl MixPipeline {
         &self.spec
     }
 
+    /// Ends every output connection now (the rest stops with [`MixPipeline::stop`]).
+    pub fn stop_outputs(&mut self) {
+        for e in &mut self.encoders {
+            let urls: Vec<String> = e.targets.iter().map(|(u, _)| u.clone()).collect();
+            for u in urls {
+                e.remove_target(&u);
+            }
+        }
+    }
+
     /// Stops everything the mix holds: input subscriptions, targets, the pipeline.
     pub fn stop(mut self) {
         let ids: Vec<String> = self.inputs.keys().cloned().collect();

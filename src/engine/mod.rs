@@ -186,7 +186,17 @@ impl Engine {
                 return Ok(PutOutcome::UpdatedLive);
             }
             let stills = mix::prepare_stills(&spec, None, config)?;
-            let fresh = MixPipeline::start(id, &spec, stills, config, &self.inner.hub)?;
+            // The old pipeline's publish must end before the new one connects: RTMP servers refuse a second
+            // publisher of the same stream.
+            mix.stop_outputs();
+            let fresh = match MixPipeline::start(id, &spec, stills, config, &self.inner.hub) {
+                Ok(fresh) => fresh,
+                Err(e) => {
+                    drop(mix);
+                    self.remove_failed(id);
+                    return Err(e);
+                }
+            };
             let old = std::mem::replace(&mut *mix, fresh);
             old.stop();
             tracing::info!(mix = %id, "mix restarted with a new canvas or encoding");
@@ -201,6 +211,14 @@ impl Engine {
             .insert(id.to_string(), Arc::new(Mutex::new(mix)));
         tracing::info!(mix = %id, "mix created");
         Ok(PutOutcome::Created)
+    }
+
+    /// Drops a mix whose restart failed (its old pipeline is already stopped).
+    fn remove_failed(&self, id: &str) {
+        let mix = self.inner.mixes.lock().unwrap().remove(id);
+        if let Some(Ok(mix)) = mix.map(|m| Arc::try_unwrap(m).map(|m| m.into_inner().unwrap())) {
+            mix.stop();
+        }
     }
 
     /// Stops mix `id` and releases everything it held.

@@ -420,3 +420,33 @@ fn mixes_sharing_an_input_are_independent_and_delete_releases_it() {
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+#[test]
+fn canvas_size_change_restarts_the_output_at_the_new_size() {
+    let rig = Rig::start();
+    let _a = rig.solid("a", RED, None);
+    let probe = rig.probe("out");
+    let mut s = spec(
+        "#0000FF",
+        vec![json!({"id": "a", "source": {"stream_id": "a"}, "rect": rect(0, 0, 160, 90)})],
+    );
+    rig.put("m", &s);
+    expect_pixels(
+        &probe,
+        &[(80, 45, RED), (400, 300, BLUE)],
+        Duration::from_secs(25),
+    );
+    s["canvas"]["width"] = json!(320);
+    s["canvas"]["height"] = json!(180);
+    let body = rig.put("m", &s);
+    assert_eq!(body["applied"], "restarted");
+    let f = probe
+        .wait_until(Duration::from_secs(20), |f| {
+            f.width == 320 && f.height == 180
+        })
+        .expect("output never came back at 320x180");
+    assert!(color_close(f.pixel(80, 45), RED, TOL) && color_close(f.pixel(250, 150), BLUE, TOL));
+    rig.wait_status("m", Duration::from_secs(10), |s| {
+        s["outputs"][0]["state"] == "live"
+    });
+}
