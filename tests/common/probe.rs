@@ -64,16 +64,23 @@ const STALL: Duration = Duration::from_secs(5);
 /// A connection that delivers no media for this long is torn down and reconnected.
 const NO_MEDIA: Duration = Duration::from_secs(10);
 
+/// One frame's pts and the pixels at the watched points.
+type WatchedFrame = (Option<gst::ClockTime>, Vec<[u8; 3]>);
+
+/// Points being watched and what was recorded at them.
+#[derive(Default)]
+struct Watch {
+    points: Vec<(u32, u32)>,
+    frames: VecDeque<WatchedFrame>,
+}
+
 #[derive(Default)]
 struct Shared {
     latest: Mutex<Option<Arc<Frame>>>,
     new_frame: Condvar,
     count: AtomicU64,
     times: Mutex<VecDeque<(Instant, Option<gst::ClockTime>)>>,
-    watch: Mutex<(
-        Vec<(u32, u32)>,
-        VecDeque<(Option<gst::ClockTime>, Vec<[u8; 3]>)>,
-    )>,
+    watch: Mutex<Watch>,
     audio: Mutex<VecDeque<f32>>,
     audio_total: AtomicU64,
     sessions: AtomicU32,
@@ -191,8 +198,8 @@ impl OutputProbe {
     /// clears what was recorded). Points outside a frame read as [0, 0, 0].
     pub fn watch(&self, points: &[(u32, u32)]) {
         let mut w = self.shared.watch.lock().unwrap();
-        w.0 = points.to_vec();
-        w.1.clear();
+        w.points = points.to_vec();
+        w.frames.clear();
     }
 
     /// What [`OutputProbe::watch`] recorded: per frame, its pts and the pixel at each point (oldest first,
@@ -202,7 +209,7 @@ impl OutputProbe {
             .watch
             .lock()
             .unwrap()
-            .1
+            .frames
             .iter()
             .cloned()
             .collect()
@@ -463,9 +470,9 @@ fn on_video(shared: &Shared, session: &Session, sample: &gst::Sample, arrival: I
     session.media(shared);
     {
         let mut watch = shared.watch.lock().unwrap();
-        if !watch.0.is_empty() {
+        if !watch.points.is_empty() {
             let pixels = watch
-                .0
+                .points
                 .iter()
                 .map(|&(x, y)| {
                     if x < w && y < h {
@@ -475,10 +482,10 @@ fn on_video(shared: &Shared, session: &Session, sample: &gst::Sample, arrival: I
                     }
                 })
                 .collect();
-            if watch.1.len() >= WATCH_KEEP {
-                watch.1.pop_front();
+            if watch.frames.len() >= WATCH_KEEP {
+                watch.frames.pop_front();
             }
-            watch.1.push_back((pts, pixels));
+            watch.frames.push_back((pts, pixels));
         }
     }
     {

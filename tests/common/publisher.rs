@@ -93,7 +93,7 @@ fn flip_color(t: SystemTime, a: u32, b: u32) -> u32 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
-    if secs % 2 == 0 {
+    if secs.is_multiple_of(2) {
         a
     } else {
         b
