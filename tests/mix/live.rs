@@ -30,12 +30,7 @@ fn layout_update_applies_within_a_second_on_the_same_output() {
     let rig = Rig::start();
     let _a = rig.solid("a", RED, None);
     let probe = rig.probe("out");
-    let at = |x: i32, y: i32| {
-        spec(
-            "#0000FF",
-            vec![json!({"id": "a", "source": {"stream_id": "a"}, "rect": rect(x, y, 160, 90)})],
-        )
-    };
+    let at = |x: i32, y: i32| spec("#0000FF", vec![input("a", rect(x, y, 160, 90))]);
     rig.put("m", &at(0, 0));
     expect_pixels(
         &probe,
@@ -68,16 +63,7 @@ fn input_loss_keeps_frame_rate_and_the_input_resumes() {
     let _a = rig.solid("a", RED, None);
     let b = rig.solid("b", GREEN, None);
     let probe = rig.probe("out");
-    rig.put(
-        "m",
-        &spec(
-            "#0000FF",
-            vec![
-                json!({"id": "a", "source": {"stream_id": "a"}, "rect": rect(0, 0, 320, 180)}),
-                json!({"id": "b", "source": {"stream_id": "b"}, "rect": rect(320, 0, 320, 180)}),
-            ],
-        ),
-    );
+    rig.put("m", &spec("#0000FF", side_by_side()));
     expect_pixels(
         &probe,
         &[(160, 90, RED), (480, 90, GREEN)],
@@ -123,16 +109,7 @@ fn inputs_published_seconds_apart_are_in_step() {
     };
     let _a = rig.publish("a", flip(RED, GREEN));
     let probe = rig.probe("out");
-    rig.put(
-        "m",
-        &spec(
-            "#0000FF",
-            vec![
-                json!({"id": "a", "source": {"stream_id": "a"}, "rect": rect(0, 0, 320, 180)}),
-                json!({"id": "b", "source": {"stream_id": "b"}, "rect": rect(320, 0, 320, 180)}),
-            ],
-        ),
-    );
+    rig.put("m", &spec("#0000FF", side_by_side()));
     expect_pixels(&probe, &[(160, 90, RED)], Duration::from_secs(25));
     // B joins three seconds later; both flip colour on the same wall-clock second boundaries.
     std::thread::sleep(Duration::from_secs(3));
@@ -179,7 +156,7 @@ fn unreachable_target_does_not_stop_another_and_missing_input_is_reported() {
     let mut s = spec(
         "#0000FF",
         vec![
-            json!({"id": "a", "source": {"stream_id": "a"}, "rect": rect(0, 0, 320, 180)}),
+            input("a", rect(0, 0, 320, 180)),
             json!({"id": "ghost", "source": {"stream_id": "never-published"}, "rect": rect(320, 0, 320, 180)}),
         ],
     );
@@ -216,10 +193,7 @@ fn refused_update_changes_nothing_and_delete_releases_the_output() {
     let rig = Rig::start();
     let _a = rig.solid("a", RED, None);
     let probe = rig.probe("out");
-    let good = spec(
-        "#0000FF",
-        vec![json!({"id": "a", "source": {"stream_id": "a"}, "rect": rect(0, 0, 320, 180)})],
-    );
+    let good = spec("#0000FF", vec![input("a", rect(0, 0, 320, 180))]);
     rig.put("m", &good);
     expect_pixels(&probe, &[(160, 90, RED)], Duration::from_secs(25));
     let mut bad = good.clone();
@@ -263,8 +237,8 @@ fn inputs_added_and_removed_live() {
     let _a = rig.solid("a", RED, Some(440.0));
     let _b = rig.solid("b", GREEN, Some(660.0));
     let probe = rig.probe("out");
-    let a = json!({"id": "a", "source": {"stream_id": "a"}, "rect": rect(0, 0, 320, 180)});
-    let b = json!({"id": "b", "source": {"stream_id": "b"}, "rect": rect(320, 180, 320, 180)});
+    let a = input("a", rect(0, 0, 320, 180));
+    let b = input("b", rect(320, 180, 320, 180));
     rig.put("m", &spec("#0000FF", vec![a.clone()]));
     expect_pixels(
         &probe,
@@ -307,10 +281,7 @@ fn output_and_inputs_come_back_after_the_rtmp_server_restarts() {
     let probe = rig.probe("out");
     rig.put(
         "m",
-        &spec(
-            "#0000FF",
-            vec![json!({"id": "a", "source": {"stream_id": "a"}, "rect": rect(0, 0, 320, 180)})],
-        ),
+        &spec("#0000FF", vec![input("a", rect(0, 0, 320, 180))]),
     );
     expect_pixels(&probe, &[(160, 90, RED)], Duration::from_secs(25));
     rig.nginx.kill();
@@ -367,8 +338,8 @@ fn mixes_sharing_an_input_are_independent_and_delete_releases_it() {
         let mut s = spec(
             "#0000FF",
             vec![
-                json!({"id": "a", "source": {"stream_id": "a"}, "rect": rect(xa, 0, 320, 180)}),
-                json!({"id": "b", "source": {"stream_id": "b"}, "rect": rect(xb, 0, 320, 180)}),
+                input("a", rect(xa, 0, 320, 180)),
+                input("b", rect(xb, 0, 320, 180)),
             ],
         );
         s["outputs"][0]["target"] = json!({"stream_id": out});
@@ -426,10 +397,7 @@ fn canvas_size_change_restarts_the_output_at_the_new_size() {
     let rig = Rig::start();
     let _a = rig.solid("a", RED, None);
     let probe = rig.probe("out");
-    let mut s = spec(
-        "#0000FF",
-        vec![json!({"id": "a", "source": {"stream_id": "a"}, "rect": rect(0, 0, 160, 90)})],
-    );
+    let mut s = spec("#0000FF", vec![input("a", rect(0, 0, 160, 90))]);
     rig.put("m", &s);
     expect_pixels(
         &probe,

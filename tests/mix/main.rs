@@ -51,6 +51,17 @@ impl Rig {
         )
     }
 
+    /// A publisher of four coloured quadrants: red, green / blue, yellow.
+    pub fn quadrants(&self, stream: &str) -> Publisher {
+        self.publish(
+            stream,
+            PublishOpts {
+                pattern: Pattern::Quadrants([RED, GREEN, BLUE, YELLOW]),
+                ..PublishOpts::default()
+            },
+        )
+    }
+
     pub fn probe(&self, out: &str) -> OutputProbe {
         OutputProbe::start(&self.nginx.rtmp_url("mix", out))
     }
@@ -88,6 +99,19 @@ impl Rig {
 /// A rect as JSON.
 pub fn rect(x: i32, y: i32, w: u32, h: u32) -> Value {
     json!({"x": x, "y": y, "width": w, "height": h})
+}
+
+/// An input pulled from the stream of the same id, shown in `r`.
+pub fn input(id: &str, r: Value) -> Value {
+    json!({"id": id, "source": {"stream_id": id}, "rect": r})
+}
+
+/// Inputs `a` and `b` side by side across the top half of the canvas.
+pub fn side_by_side() -> Vec<Value> {
+    vec![
+        input("a", rect(0, 0, 320, 180)),
+        input("b", rect(320, 0, 320, 180)),
+    ]
 }
 
 /// A 640×360 mix on `background` with the given inputs, published as stream `out`.

@@ -45,13 +45,7 @@ fn rects_zorder_and_canvas_colour() {
 #[test]
 fn crop_shows_only_the_chosen_quadrant() {
     let rig = Rig::start();
-    let _q = rig.publish(
-        "q",
-        PublishOpts {
-            pattern: Pattern::Quadrants([RED, GREEN, BLUE, YELLOW]),
-            ..PublishOpts::default()
-        },
-    );
+    let _q = rig.quadrants("q");
     let probe = rig.probe("out");
     // The publisher is 320×180: the top-right quadrant is x 160..320, y 0..90, all green.
     rig.put(
@@ -71,13 +65,7 @@ fn crop_shows_only_the_chosen_quadrant() {
 #[test]
 fn fit_modes_stretch_crop_to_fill_and_letterbox() {
     let rig = Rig::start();
-    let _q = rig.publish(
-        "q",
-        PublishOpts {
-            pattern: Pattern::Quadrants([RED, GREEN, BLUE, YELLOW]),
-            ..PublishOpts::default()
-        },
-    );
+    let _q = rig.quadrants("q");
     let probe = rig.probe("out");
     // The crop keeps the top band x 0..240, y 0..90: red up to x 160, green after — an asymmetric picture, so
     // each fit mode puts the red/green edge somewhere else.
@@ -137,10 +125,7 @@ fn rounded_corners_show_what_is_beneath() {
         T,
     );
     // Square corners once the radius goes to 0, live.
-    let mut s = spec(
-        "#0000FF",
-        vec![json!({"id": "a", "source": {"stream_id": "a"}, "rect": rect(100, 100, 200, 120)})],
-    );
+    let mut s = spec("#0000FF", vec![input("a", rect(100, 100, 200, 120))]);
     rig.put("m", &s);
     expect_pixels(
         &probe,
@@ -182,10 +167,7 @@ fn background_image_and_watermark_from_file_and_http() {
     write_png(&bg, 0xFF00FFFF, 64, 36);
     let logo = rig.nginx.http_dir().join("logo.png");
     write_png(&logo, 0xFFFF00FF, 32, 32);
-    let mut s = spec(
-        "#000000",
-        vec![json!({"id": "a", "source": {"stream_id": "a"}, "rect": rect(0, 0, 320, 180)})],
-    );
+    let mut s = spec("#000000", vec![input("a", rect(0, 0, 320, 180))]);
     s["canvas"]["background_image"] = json!(bg.display().to_string());
     s["overlays"] = json!([{"id": "logo", "image": rig.nginx.http_url("logo.png"), "rect": rect(280, 140, 80, 80), "layer": 100}]);
     rig.put("m", &s);
