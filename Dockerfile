@@ -3,7 +3,7 @@
 #   docker build -t tessera .
 #   docker run --rm -p 8080:8080 -v "$PWD/tessera.toml:/etc/tessera/tessera.toml:ro" tessera
 #
-# Two stages: Debian 12's own Rust (1.63) is older than the crate's minimum (rust-version 1.85), so the build runs
+# Two stages: Debian 12's own Rust (1.63) is older than the crate's minimum (rust-version 1.92), so the build runs
 # on the official rust:1-bookworm image (same Debian release, so the same GStreamer 1.22 the binary links against);
 # the runtime is debian:12-slim with only the GStreamer plugins Tessera uses.
 
