@@ -64,8 +64,6 @@ pub struct MixPipeline {
     pipeline: gst::Pipeline,
     compositor: gst::Element,
     audiomixer: gst::Element,
-    video_tee: gst::Element,
-    audio_tee: gst::Element,
     background: StillLayer,
     background_image: Option<StillLayer>,
     overlays: HashMap<String, OverlayLayer>,
@@ -75,6 +73,8 @@ pub struct MixPipeline {
     fps: Arc<RateMeter>,
     failed: Arc<AtomicBool>,
     watch: tokio::task::JoinHandle<()>,
+    /// Set once [`MixPipeline::stop`] ran.
+    stopped: bool,
 }
 
 /// Renders the still pictures of `spec` that differ from `old` (all of them when `old` is `None`).
@@ -242,8 +242,6 @@ impl MixPipeline {
             pipeline,
             compositor,
             audiomixer,
-            video_tee,
-            audio_tee,
             background,
             background_image: None,
             overlays: HashMap::new(),
@@ -253,6 +251,7 @@ impl MixPipeline {
             fps,
             failed,
             watch,
+            stopped: false,
         };
         if let Some(Some(img)) = stills.background_image {
             mix.background_image = Some(
@@ -571,20 +570,24 @@ impl MixPipeline {
         }
     }
 
-    /// Stops everything the mix holds: input subscriptions, targets, the pipeline.
-    pub fn stop(mut self) {
-        let ids: Vec<String> = self.inputs.keys().cloned().collect();
-        for id in ids {
-            if let Some(b) = self.inputs.remove(&id) {
-                drop(b.subscription);
-            }
+    /// Stops everything the mix holds: input subscriptions, targets, the pipeline. Idempotent.
+    pub fn stop(&mut self) {
+        if self.stopped {
+            return;
         }
-        for e in &mut self.encoders {
-            e.targets.clear();
-        }
+        self.stopped = true;
+        // Unsubscribing first means no streaming thread pushes into the pipeline while it goes down.
+        self.inputs.clear();
+        self.stop_outputs();
         self.watch.abort();
         let _ = self.pipeline.set_state(gst::State::Null);
-        let _ = (&self.video_tee, &self.audio_tee);
+    }
+}
+
+impl Drop for MixPipeline {
+    /// A pipeline that failed half-way through [`MixPipeline::start`] is torn down too.
+    fn drop(&mut self) {
+        self.stop();
     }
 }
 

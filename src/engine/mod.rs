@@ -177,47 +177,47 @@ impl Engine {
         existing: Option<Arc<Mutex<MixPipeline>>>,
     ) -> Result<PutOutcome, Error> {
         let config = &self.inner.config;
-        if let Some(mix) = existing {
-            let mut mix = mix.lock().unwrap();
-            if mix.can_update_live(&spec) {
-                let stills = mix::prepare_stills(&spec, Some(mix.spec()), config)?;
-                mix.update(&spec, stills, config, &self.inner.hub)?;
-                tracing::info!(mix = %id, "mix updated live");
-                return Ok(PutOutcome::UpdatedLive);
-            }
+        let Some(mix) = existing else {
             let stills = mix::prepare_stills(&spec, None, config)?;
-            // The old pipeline's publish must end before the new one connects: RTMP servers refuse a second
-            // publisher of the same stream.
-            mix.stop_outputs();
-            let fresh = match MixPipeline::start(id, &spec, stills, config, &self.inner.hub) {
-                Ok(fresh) => fresh,
-                Err(e) => {
-                    drop(mix);
-                    self.remove_failed(id);
-                    return Err(e);
-                }
-            };
-            let old = std::mem::replace(&mut *mix, fresh);
-            old.stop();
-            tracing::info!(mix = %id, "mix restarted with a new canvas or encoding");
-            return Ok(PutOutcome::Restarted);
+            let mix = MixPipeline::start(id, &spec, stills, config, &self.inner.hub)?;
+            self.inner
+                .mixes
+                .lock()
+                .unwrap()
+                .insert(id.to_string(), Arc::new(Mutex::new(mix)));
+            tracing::info!(mix = %id, "mix created");
+            return Ok(PutOutcome::Created);
+        };
+        // Pictures are fetched and rendered without holding the mix, so status reads are never held up by them;
+        // the control lock keeps the spec from changing meanwhile.
+        let (live, old_spec) = {
+            let m = mix.lock().unwrap();
+            (m.can_update_live(&spec), m.spec().clone())
+        };
+        if live {
+            let stills = mix::prepare_stills(&spec, Some(&old_spec), config)?;
+            mix.lock()
+                .unwrap()
+                .update(&spec, stills, config, &self.inner.hub)?;
+            tracing::info!(mix = %id, "mix updated live");
+            return Ok(PutOutcome::UpdatedLive);
         }
         let stills = mix::prepare_stills(&spec, None, config)?;
-        let mix = MixPipeline::start(id, &spec, stills, config, &self.inner.hub)?;
-        self.inner
-            .mixes
-            .lock()
-            .unwrap()
-            .insert(id.to_string(), Arc::new(Mutex::new(mix)));
-        tracing::info!(mix = %id, "mix created");
-        Ok(PutOutcome::Created)
-    }
-
-    /// Drops a mix whose restart failed (its old pipeline is already stopped).
-    fn remove_failed(&self, id: &str) {
-        let mix = self.inner.mixes.lock().unwrap().remove(id);
-        if let Some(Ok(mix)) = mix.map(|m| Arc::try_unwrap(m).map(|m| m.into_inner().unwrap())) {
-            mix.stop();
+        let mut mix = mix.lock().unwrap();
+        // The old pipeline's publish must end before the new one connects: RTMP servers refuse a second
+        // publisher of the same stream.
+        mix.stop();
+        match MixPipeline::start(id, &spec, stills, config, &self.inner.hub) {
+            Ok(fresh) => {
+                *mix = fresh;
+                tracing::info!(mix = %id, "mix restarted with a new canvas or encoding");
+                Ok(PutOutcome::Restarted)
+            }
+            Err(e) => {
+                drop(mix);
+                self.inner.mixes.lock().unwrap().remove(id);
+                Err(e)
+            }
         }
     }
 
@@ -228,15 +228,9 @@ impl Engine {
             self.inner.mixes.lock().unwrap().remove(id).ok_or_else(|| {
                 Error::new(ErrorKind::NotFound, format!("mix {id:?} does not exist"))
             })?;
-        let rt = tokio::runtime::Handle::current();
-        tokio::task::spawn_blocking(move || {
-            let _rt = rt.enter();
-            if let Ok(mix) = Arc::try_unwrap(mix).map(|m| m.into_inner().unwrap()) {
-                mix.stop();
-            }
-        })
-        .await
-        .map_err(Error::internal)?;
+        tokio::task::spawn_blocking(move || mix.lock().unwrap().stop())
+            .await
+            .map_err(Error::internal)?;
         tracing::info!(mix = %id, "mix deleted");
         Ok(())
     }
