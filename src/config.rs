@@ -17,6 +17,8 @@ pub struct Config {
     pub egress: EgressConfig,
     /// Limits and tuning of the mixing engine.
     pub engine: EngineConfig,
+    /// The ZEGO server API dialect (`/?Action=StartMix`, …).
+    pub zego: ZegoConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -115,6 +117,47 @@ impl Default for EngineConfig {
             max_overlays: 8,
             max_outputs: 8,
             max_image_bytes: 4 * 1024 * 1024,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ZegoConfig {
+    /// The AppId requests must carry; 0 turns the dialect off (every request is refused with 100000001).
+    pub app_id: u64,
+    /// The ServerSecret signatures are made with. Never logged.
+    pub server_secret: String,
+    /// How far a request's Timestamp may be from the server's clock, in seconds; nonces are remembered as long.
+    pub timestamp_window_s: u64,
+    /// Most inputs per task (ZEGO's default limit is 9; over it: 110200158).
+    pub max_inputs: usize,
+    /// How long StartMix waits for a new input to show whether it exists (110200150 when pulling it fails);
+    /// 0 skips the check.
+    pub input_check_ms: u64,
+    /// Seconds a task may have no live input before it ends by itself, when the request gives no MaxIdleTime.
+    pub max_idle_s: u64,
+    /// Play URL templates returned in PlayInfo (`{stream_id}` is replaced); an empty template is returned as "".
+    pub play_rtmp_url: String,
+    pub play_flv_url: String,
+    pub play_hls_url: String,
+    /// `preset-id://…` names for BackgroundImage and WaterMark.Image, mapped to a file path or http(s) URL.
+    pub image_presets: std::collections::BTreeMap<String, String>,
+}
+
+impl Default for ZegoConfig {
+    fn default() -> Self {
+        Self {
+            app_id: 0,
+            server_secret: String::new(),
+            timestamp_window_s: 600,
+            max_inputs: 9,
+            input_check_ms: 3_000,
+            max_idle_s: 90,
+            play_rtmp_url: "rtmp://127.0.0.1:1935/mix/{stream_id}".into(),
+            play_flv_url: String::new(),
+            play_hls_url: String::new(),
+            image_presets: Default::default(),
         }
     }
 }

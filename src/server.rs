@@ -1,6 +1,6 @@
 //! Runs the HTTP API over an already bound listener until `shutdown` resolves.
 
-use std::{future::Future, sync::Arc};
+use std::future::Future;
 
 use tokio::net::TcpListener;
 
@@ -19,10 +19,7 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     init_media().map_err(|e| std::io::Error::other(e.to_string()))?;
     let engine = Engine::new(config.clone());
-    let state = api::AppState {
-        engine: engine.clone(),
-        config: Arc::new(config),
-    };
+    let state = api::AppState::new(engine.clone(), config);
     let app = api::app(state);
     let result = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)

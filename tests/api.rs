@@ -16,10 +16,7 @@ fn app() -> (Router, Engine) {
     let mut config = Config::default();
     config.server.max_body_bytes = 64 * 1024;
     let engine = Engine::new(config.clone());
-    let state = api::AppState {
-        engine: engine.clone(),
-        config: std::sync::Arc::new(config),
-    };
+    let state = api::AppState::new(engine.clone(), config);
     (api::app(state), engine)
 }
 

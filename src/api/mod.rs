@@ -4,11 +4,19 @@
 mod error;
 mod json;
 pub mod native;
+pub mod zego;
 
 use std::sync::Arc;
 
-use axum::{routing::get, Router};
-use tower_http::limit::RequestBodyLimitLayer;
+use std::collections::HashMap;
+
+use axum::{
+    body::Bytes,
+    extract::{DefaultBodyLimit, RawQuery, State},
+    response::{IntoResponse, Response},
+    routing::get,
+    Router,
+};
 
 use crate::{config::Config, engine::Engine};
 
@@ -19,6 +27,18 @@ pub use error::ApiError;
 pub struct AppState {
     pub engine: Engine,
     pub config: Arc<Config>,
+    /// The ZEGO dialect's task registry and nonce cache.
+    pub zego: Arc<zego::ZegoState>,
+}
+
+impl AppState {
+    pub fn new(engine: Engine, config: Config) -> Self {
+        Self {
+            engine,
+            config: Arc::new(config),
+            zego: Arc::default(),
+        }
+    }
 }
 
 /// The whole HTTP application; tests drive it with `oneshot` or over a socket.
@@ -27,10 +47,29 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/openapi.json", get(openapi))
+        .route("/", get(root).post(root))
         .merge(native::routes())
         .fallback(not_found)
-        .layer(RequestBodyLimitLayer::new(max_body))
+        // Extractors refuse larger bodies, so each dialect answers in its own shape.
+        .layer(DefaultBodyLimit::max(max_body))
         .with_state(state)
+}
+
+/// `/` is shared by the vendor dialects: ZEGO names an `Action` in the query.
+async fn root(
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Response {
+    let query: HashMap<String, String> =
+        url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+            .into_owned()
+            .collect();
+    if query.contains_key("Action") {
+        let body = body.map_err(|_| zego::codes::PARAMETER);
+        return zego::handle(&state, &query, body).await;
+    }
+    not_found().await.into_response()
 }
 
 async fn healthz() -> &'static str {

@@ -84,6 +84,9 @@ pub fn resolve_output(target: &Target, config: &EgressConfig) -> String {
     }
 }
 
+/// Keeps a probed source pulled (see [`Engine::probe_source`]).
+pub struct SourceHold(#[allow(dead_code)] input::Subscription);
+
 /// Whether a PUT created a mix or changed an existing one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PutOutcome {
@@ -254,6 +257,39 @@ impl Engine {
     /// Number of sources currently pulled (shared between mixes).
     pub fn active_pulls(&self) -> usize {
         self.inner.hub.active_pulls()
+    }
+
+    /// Starts pulling `source` (unless something already does) and waits up to `timeout` to learn whether it
+    /// exists. `Ok` once it delivers media, or when the wait ends undecided; `Err` with the reason when pulling it
+    /// failed. The returned hold keeps the pull running, so a mix created while it is held reuses it.
+    pub async fn probe_source(
+        &self,
+        source: &Source,
+        timeout: std::time::Duration,
+    ) -> Result<SourceHold, String> {
+        struct Discard;
+        impl input::MediaSink for Discard {
+            fn video(&self, _: &gst::Buffer, _: &gst::Caps) {}
+            fn audio(&self, _: &gst::Buffer, _: &gst::Caps) {}
+        }
+        let url = resolve_input(source, &self.inner.config.ingest);
+        let sub = self.inner.hub.subscribe(&url, Arc::new(Discard));
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            match sub.state() {
+                status::InputState::Live => return Ok(SourceHold(sub)),
+                status::InputState::Retrying { last_error, .. }
+                | status::InputState::Lost { reason: last_error } => return Err(last_error),
+                status::InputState::Connecting { .. }
+                    if tokio::time::Instant::now() >= deadline =>
+                {
+                    return Ok(SourceHold(sub))
+                }
+                status::InputState::Connecting { .. } => {
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await
+                }
+            }
+        }
     }
 
     /// Stops every mix.

@@ -16,7 +16,10 @@ use gst::prelude::*;
 use tokio::sync::watch;
 
 use super::{backoff::Backoff, meter::RateMeter, status::OutputState};
-use crate::{config::EgressConfig, model::OutputSpec};
+use crate::{
+    config::EgressConfig,
+    model::{AudioCodec, OutputSpec},
+};
 
 /// FLV stream headers (file header, metadata, codec configuration), sent first on every (re)connect.
 #[derive(Clone)]
@@ -252,9 +255,21 @@ impl Encoder {
                     .build(),
             )
             .build()?;
-        let aac = gst::ElementFactory::make("avenc_aac")
-            .property("bitrate", (key.audio.bitrate_kbps * 1000) as i32)
-            .build()?;
+        let aenc = match key.audio.codec {
+            AudioCodec::Aac => gst::ElementFactory::make("avenc_aac")
+                .property("bitrate", (key.audio.bitrate_kbps * 1000) as i32)
+                .build()?,
+            AudioCodec::Mp3 => gst::ElementFactory::make("lamemp3enc")
+                .property_from_str("target", "bitrate")
+                .property("bitrate", key.audio.bitrate_kbps as i32)
+                .property("cbr", true)
+                .build()?,
+        };
+        // flvmux takes MP3 only as parsed frames.
+        let aparse = match key.audio.codec {
+            AudioCodec::Aac => make("identity")?,
+            AudioCodec::Mp3 => make("mpegaudioparse")?,
+        };
         let mux = gst::ElementFactory::make("flvmux")
             .property("streamable", true)
             .build()?;
@@ -275,7 +290,14 @@ impl Encoder {
             )
             .build();
         let video_chain = [vqueue.clone(), vconvert, vrate, vcaps, x264.clone()];
-        let audio_chain = [aqueue.clone(), aconvert, aresample, acaps, aac.clone()];
+        let audio_chain = [
+            aqueue.clone(),
+            aconvert,
+            aresample,
+            acaps,
+            aenc,
+            aparse.clone(),
+        ];
         let mut elements: Vec<gst::Element> = Vec::new();
         elements.extend(video_chain.iter().cloned());
         elements.extend(audio_chain.iter().cloned());
@@ -285,7 +307,7 @@ impl Encoder {
         gst::Element::link_many(&video_chain)?;
         gst::Element::link_many(&audio_chain)?;
         x264.link_pads(Some("src"), &mux, Some("video"))?;
-        aac.link_pads(Some("src"), &mux, Some("audio"))?;
+        aparse.link_pads(Some("src"), &mux, Some("audio"))?;
         mux.link(elements.last().expect("sink pushed"))?;
         for e in elements.iter().rev() {
             e.sync_state_with_parent()?;

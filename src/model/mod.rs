@@ -260,6 +260,8 @@ pub enum AudioCodec {
     /// AAC-LC.
     #[default]
     Aac,
+    /// MPEG-1 Layer III (FLV carries it; sample rates 44100, 22050, 11025 only).
+    Mp3,
 }
 
 /// Video encoding of an output.

@@ -351,6 +351,13 @@ fn validate_output(c: &mut Checker, path: &str, o: &OutputSpec) {
         || format!("{path}.audio.channels"),
         "must be 1 or 2",
     );
+    if a.codec == crate::model::AudioCodec::Mp3 {
+        c.check(
+            [11_025, 22_050, 44_100].contains(&a.sample_rate),
+            || format!("{path}.audio.sample_rate"),
+            "MP3 over FLV must be 11025, 22050 or 44100",
+        );
+    }
 }
 
 #[cfg(test)]

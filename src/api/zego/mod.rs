@@ -1,0 +1,224 @@
+//! The ZEGO server API dialect: `POST /?Action=StartMix`, `POST /?Action=StopMix`,
+//! `GET /?Action=GetMixTaskInfo&TaskId=…`, signature v2.0. Every answer, errors included, is ZEGO's envelope
+//! `{"Code","Message","RequestId","Data"}` with HTTP 200. The signature is checked before the body is read.
+
+mod auth;
+pub mod codes;
+mod tasks;
+mod translate;
+mod wire;
+
+use std::{collections::HashMap, time::Duration};
+
+use axum::{
+    body::Bytes,
+    response::{IntoResponse, Response},
+    Json,
+};
+use serde::Serialize;
+use serde_json::{json, Value};
+
+pub use auth::signature;
+use codes::*;
+pub use tasks::ZegoState;
+
+use super::AppState;
+use crate::{error::ErrorKind, model::Target};
+
+/// ZEGO's envelope around every answer.
+fn envelope(code: u32, message: &str, data: Value) -> Response {
+    let request_id = fastrand::u64(..).to_string();
+    Json(json!({"Code": code, "Message": message, "RequestId": request_id, "Data": data}))
+        .into_response()
+}
+
+fn ok(data: impl Serialize) -> Response {
+    envelope(
+        0,
+        "success",
+        serde_json::to_value(data).unwrap_or(Value::Null),
+    )
+}
+
+impl IntoResponse for ZegoError {
+    fn into_response(self) -> Response {
+        envelope(self.code, &self.message, json!({}))
+    }
+}
+
+fn now_unix() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// Handles a request whose query names an `Action`. `body` is read only after the signature was checked.
+pub async fn handle(
+    state: &AppState,
+    query: &HashMap<String, String>,
+    body: Result<Bytes, u32>,
+) -> Response {
+    match handle_inner(state, query, body).await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::info!(code = e.code, message = %e.message, action = ?query.get("Action"), "zego request refused");
+            e.into_response()
+        }
+    }
+}
+
+async fn handle_inner(
+    state: &AppState,
+    query: &HashMap<String, String>,
+    body: Result<Bytes, u32>,
+) -> Result<Response, ZegoError> {
+    let config = &state.config.zego;
+    auth::verify(query, config, &state.zego.nonces, now_unix())?;
+    let action = query.get("Action").map(String::as_str).unwrap_or("");
+    let parse = |body: Result<Bytes, u32>| -> Result<Bytes, ZegoError> {
+        body.map_err(|code| ZegoError::new(code, "the request body could not be read (too large?)"))
+    };
+    match action {
+        "" => Err(ZegoError::new(ACTION_EMPTY, "Action is empty")),
+        "StartMix" => {
+            let body = parse(body)?;
+            let req: wire::StartMix = serde_json::from_slice(&body).map_err(|e| {
+                ZegoError::new(
+                    BODY_UNPARSABLE,
+                    format!("the body is not a valid StartMix: {e}"),
+                )
+            })?;
+            start_mix(state, req).await
+        }
+        "StopMix" => {
+            let body = parse(body)?;
+            let req: wire::StopMix = serde_json::from_slice(&body).map_err(|e| {
+                ZegoError::new(
+                    BODY_UNPARSABLE,
+                    format!("the body is not a valid StopMix: {e}"),
+                )
+            })?;
+            state
+                .zego
+                .stop(&state.engine, &req.task_id, &req.user_id)
+                .await?;
+            Ok(ok(json!({})))
+        }
+        "GetMixTaskInfo" => {
+            let task_id = query.get("TaskId").cloned().unwrap_or_default();
+            let duration = state.zego.duration(&task_id).ok_or_else(|| {
+                ZegoError::new(TASK_NOT_FOUND, format!("task {task_id:?} does not exist"))
+            })?;
+            Ok(ok(wire::TaskInfoData {
+                task_id,
+                mix_duration: duration.as_secs(),
+            }))
+        }
+        other => Err(ZegoError::new(
+            ACTION_UNSUPPORTED,
+            format!("Action {other:?} is not supported"),
+        )),
+    }
+}
+
+async fn start_mix(state: &AppState, req: wire::StartMix) -> Result<Response, ZegoError> {
+    let config = &state.config.zego;
+    let spec = translate::start_mix(&req, config)?;
+    let _op = state.zego.lock().await;
+    let existing = state
+        .zego
+        .check_update(&req.task_id, &req.user_id, req.sequence)?;
+
+    // Like ZEGO, refuse inputs that cannot be pulled; inputs the task already has were checked before.
+    let mut holds = Vec::new();
+    if config.input_check_ms > 0 {
+        let known = existing.map(|t| t.sources).unwrap_or_default();
+        let wait = Duration::from_millis(config.input_check_ms);
+        let checks = spec
+            .inputs
+            .iter()
+            .filter(|i| !known.contains(&i.source))
+            .map(|i| async move { (i, state.engine.probe_source(&i.source, wait).await) });
+        for (input, result) in futures::future::join_all(checks).await {
+            match result {
+                Ok(hold) => holds.push(hold),
+                Err(reason) => {
+                    tracing::info!(source = ?input.source, %reason, "zego input not found");
+                    return Err(ZegoError::new(
+                        INPUT_NOT_FOUND,
+                        format!(
+                            "input stream {} cannot be pulled",
+                            describe_source(&input.source)
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+
+    let mix_id = tasks::mix_id(&req.task_id);
+    state
+        .engine
+        .put_mix(&mix_id, spec.clone())
+        .await
+        .map_err(|e| match e.kind {
+            ErrorKind::Invalid => {
+                ZegoError::new(PARAMETER, format!("parameter error: {}", e.message))
+            }
+            ErrorKind::Unavailable => ZegoError::new(IMAGE_FETCH, e.message),
+            ErrorKind::LimitExceeded => ZegoError::new(TASK_FAILED, e.message),
+            ErrorKind::NotFound | ErrorKind::Internal => {
+                ZegoError::new(TASK_FAILED, "mixing failed; retry later")
+            }
+        })?;
+    drop(holds);
+    let max_idle = Duration::from_secs(
+        req.max_idle_time
+            .filter(|v| *v > 0)
+            .map(|v| v as u64)
+            .unwrap_or(config.max_idle_s),
+    );
+    let sequence = req.sequence.unwrap_or(0);
+    state.zego.record(state, &req, &spec, sequence, max_idle);
+
+    let play_info = spec
+        .outputs
+        .iter()
+        .map(|o| {
+            let (stream_id, rtmp) = match &o.target {
+                Target::StreamId(id) => (id.clone(), play_url(&config.play_rtmp_url, id)),
+                Target::Url(u) => (String::new(), u.clone()),
+            };
+            wire::PlayInfo {
+                flv: play_url(&config.play_flv_url, &stream_id),
+                hls: play_url(&config.play_hls_url, &stream_id),
+                stream_id,
+                rtmp,
+                status: 0,
+                user_name: String::new(),
+            }
+        })
+        .collect();
+    Ok(ok(wire::StartMixData {
+        user_id: req.user_id.clone(),
+        sequence,
+        room_id: req.room_id.clone(),
+        play_info,
+    }))
+}
+
+fn play_url(template: &str, stream_id: &str) -> String {
+    if template.is_empty() || stream_id.is_empty() {
+        String::new()
+    } else {
+        template.replace("{stream_id}", stream_id)
+    }
+}
+
+fn describe_source(s: &crate::model::Source) -> String {
+    match s {
+        crate::model::Source::StreamId(id) => format!("{id:?}"),
+        crate::model::Source::Url(u) => format!("{u:?}"),
+    }
+}

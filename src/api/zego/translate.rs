@@ -1,0 +1,594 @@
+//! StartMix → [`MixSpec`]. Every ZEGO rule that has its own return code is checked here, in ZEGO's terms; what
+//! remains is checked by the core model's validation and reported as 110200002.
+
+use std::collections::HashSet;
+
+use super::{codes::*, wire};
+use crate::{
+    config::ZegoConfig,
+    model::{
+        AudioCodec, AudioEncoding, Canvas, Color, Content, Fit, ImageOverlay, InputSpec, Label,
+        MixSpec, OutputSpec, Rect, Source, Target, VideoEncoding,
+    },
+};
+
+const MAX_OUTPUTS: usize = 3;
+const MAX_SIZE: i64 = 3000;
+/// ZEGO's limit: 100 CJK or 300 Latin characters, i.e. 300 bytes of UTF-8.
+const MAX_LABEL_BYTES: usize = 300;
+/// Watermarks sit above every input.
+const WATERMARK_LAYER: u32 = 1000;
+
+fn param(msg: impl Into<String>) -> ZegoError {
+    ZegoError::new(PARAMETER, msg)
+}
+
+/// `0xRRGGBBAA` (ZEGO ignores the alpha: backgrounds are opaque).
+fn parse_color_hex(s: &str) -> Result<Color, ZegoError> {
+    let hex = s
+        .trim_start_matches("0x")
+        .trim_start_matches("0X")
+        .trim_start_matches('#');
+    if !(hex.len() == 6 || hex.len() == 8) || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(param(format!(
+            "BackGroundColorHex {s:?} must be 0xRRGGBBAA"
+        )));
+    }
+    let v = u32::from_str_radix(&hex[..6], 16).expect("checked hex");
+    Ok(Color::from_rgb_u32(v))
+}
+
+/// An image reference: an http(s) URL, or a `preset-id://` name registered in the config.
+fn image_location(s: &str, config: &ZegoConfig, field: &str) -> Result<String, ZegoError> {
+    if s.starts_with("http://") || s.starts_with("https://") {
+        return Ok(s.to_string());
+    }
+    if s.starts_with("preset-id://") {
+        return config.image_presets.get(s).cloned().ok_or_else(|| {
+            ZegoError::new(
+                IMAGE_SCHEME,
+                format!("{field} preset {s:?} is not registered"),
+            )
+        });
+    }
+    Err(ZegoError::new(
+        IMAGE_SCHEME,
+        format!("{field} must be an http(s):// URL or a preset-id:// name"),
+    ))
+}
+
+/// Left/Top/Right/Bottom → rect; `None` when none of the four is given.
+fn rect_of(r: &wire::RectInfo) -> Option<Result<Rect, String>> {
+    if r.left.is_none() && r.top.is_none() && r.right.is_none() && r.bottom.is_none() {
+        return None;
+    }
+    let (l, t, rt, b) = (
+        r.left.unwrap_or(0),
+        r.top.unwrap_or(0),
+        r.right.unwrap_or(0),
+        r.bottom.unwrap_or(0),
+    );
+    if l < 0 || t < 0 || rt <= l || b <= t {
+        return Some(Err(format!(
+            "RectInfo needs 0 <= Left < Right and 0 <= Top < Bottom (got Left {l}, Top {t}, Right {rt}, Bottom {b})"
+        )));
+    }
+    Some(Ok(Rect::new(
+        l as i32,
+        t as i32,
+        (rt - l) as u32,
+        (b - t) as u32,
+    )))
+}
+
+fn input_source(i: &wire::MixInput, n: usize) -> Result<Source, ZegoError> {
+    // The URL wins when both are given.
+    match (
+        i.stream_url.as_deref().filter(|u| !u.is_empty()),
+        i.stream_id.as_deref().filter(|s| !s.is_empty()),
+    ) {
+        (Some(u), _) => {
+            let ok = ["rtmp://", "rtmps://", "http://", "https://"]
+                .iter()
+                .any(|p| u.starts_with(p));
+            if !ok {
+                return Err(param(format!(
+                    "MixInput[{n}].StreamUrl must be an RTMP or HTTP-FLV URL"
+                )));
+            }
+            Ok(Source::Url(u.to_string()))
+        }
+        (None, Some(id)) => Ok(Source::StreamId(id.to_string())),
+        (None, None) => Err(param(format!("MixInput[{n}] needs StreamId or StreamUrl"))),
+    }
+}
+
+fn output_target(o: &wire::MixOutput, n: usize) -> Result<Target, ZegoError> {
+    match (
+        o.stream_url.as_deref().filter(|u| !u.is_empty()),
+        o.stream_id.as_deref().filter(|s| !s.is_empty()),
+    ) {
+        (Some(u), _) if u.starts_with("rtmp://") || u.starts_with("rtmps://") => {
+            Ok(Target::Url(u.to_string()))
+        }
+        (Some(_), _) => Err(param(format!(
+            "MixOutput[{n}].StreamUrl must be an rtmp:// URL"
+        ))),
+        (None, Some(id)) => Ok(Target::StreamId(id.to_string())),
+        (None, None) => Err(param(format!("MixOutput[{n}] needs StreamId or StreamUrl"))),
+    }
+}
+
+fn check_size(v: Option<i64>, name: &str) -> Result<u32, ZegoError> {
+    let v = v.unwrap_or(0);
+    // ZEGO recommends 1 for audio-only mixes, the one odd value it accepts.
+    if !(0..=MAX_SIZE).contains(&v) || (v > 1 && v % 2 != 0) {
+        return Err(ZegoError::new(
+            SIZE_INVALID,
+            format!("{name} must be an even number from 0 to 3000"),
+        ));
+    }
+    Ok(v as u32)
+}
+
+/// Translates a StartMix request. `ingest_url` resolves stream ids, to tell an input that is also an output.
+pub fn start_mix(req: &wire::StartMix, config: &ZegoConfig) -> Result<MixSpec, ZegoError> {
+    if req.task_id.is_empty() {
+        return Err(param("TaskId is required"));
+    }
+    if req.mix_input.len() > config.max_inputs {
+        return Err(ZegoError::new(
+            TOO_MANY_INPUTS,
+            format!("at most {} MixInput entries per task", config.max_inputs),
+        ));
+    }
+    if req.mix_output.is_empty() {
+        return Err(param("MixOutput needs at least one entry"));
+    }
+    if req.mix_output.len() > MAX_OUTPUTS {
+        return Err(ZegoError::new(
+            TOO_MANY_OUTPUTS,
+            "at most 3 MixOutput entries per task",
+        ));
+    }
+
+    // Canvas: the first output's size and rate apply to every output.
+    let first = &req.mix_output[0];
+    let mut size = (0, 0);
+    for (n, o) in req.mix_output.iter().enumerate() {
+        let w = check_size(o.width, &format!("MixOutput[{n}].Width"))?;
+        let h = check_size(o.height, &format!("MixOutput[{n}].Height"))?;
+        if n == 0 {
+            size = (w, h);
+        }
+    }
+    let fps = first.fps.unwrap_or(15);
+    if !(1..=60).contains(&fps) {
+        return Err(param("MixOutput[0].Fps must be from 1 to 60"));
+    }
+    // Audio-only mixes (size 0 or 1) still carry a minimal picture.
+    let (width, height) = (size.0.max(16), size.1.max(16));
+    let background = match req
+        .background_color_hex
+        .as_deref()
+        .filter(|s| !s.is_empty())
+    {
+        Some(s) => parse_color_hex(s)?,
+        None => Color::BLACK,
+    };
+    let background_image = match req.background_image.as_deref().filter(|s| !s.is_empty()) {
+        Some(s) => Some(image_location(s, config, "BackgroundImage")?),
+        None => None,
+    };
+    let canvas = Canvas {
+        width,
+        height,
+        fps: fps as u32,
+        background,
+        background_image,
+    };
+
+    let mut outputs = Vec::new();
+    let mut targets = HashSet::new();
+    for (n, o) in req.mix_output.iter().enumerate() {
+        let target = output_target(o, n)?;
+        if !targets.insert(target.clone()) {
+            return Err(ZegoError::new(
+                DUPLICATE_OUTPUT,
+                format!("MixOutput[{n}] repeats another output"),
+            ));
+        }
+        match o.video_enc_id.unwrap_or(0) {
+            0 => {}
+            2 => {
+                return Err(ZegoError::new(
+                    CODEC_UNSUPPORTED,
+                    "VideoEncId 2 (VP8) cannot be carried over RTMP/FLV",
+                ))
+            }
+            3 => {
+                return Err(ZegoError::new(
+                    CODEC_UNSUPPORTED,
+                    "VideoEncId 3 (H.265) output is not available on this server yet",
+                ))
+            }
+            v => return Err(param(format!("MixOutput[{n}].VideoEncId {v} is unknown"))),
+        }
+        let codec = match o.audio_codec.unwrap_or(0) {
+            // HE-AAC cannot be encoded with the available encoders; it is sent as AAC-LC (see README).
+            0 | 1 => AudioCodec::Aac,
+            2 => AudioCodec::Mp3,
+            3 => {
+                return Err(ZegoError::new(
+                    CODEC_UNSUPPORTED,
+                    "AudioCodec 3 (Opus) cannot be carried over RTMP/FLV",
+                ))
+            }
+            v => return Err(param(format!("MixOutput[{n}].AudioCodec {v} is unknown"))),
+        };
+        let channels = o.sound_channel.or(req.sound_channel).unwrap_or(1);
+        if !(1..=2).contains(&channels) {
+            return Err(param("SoundChannel must be 1 or 2"));
+        }
+        let video_kbps = (o.video_bitrate.unwrap_or(1_200_000) / 1000).clamp(100, 50_000) as u32;
+        let audio_kbps = (o.audio_bitrate.unwrap_or(48_000) / 1000).clamp(16, 320) as u32;
+        outputs.push(OutputSpec {
+            target,
+            video: VideoEncoding {
+                bitrate_kbps: video_kbps,
+                fps: Some(fps as u32),
+                ..VideoEncoding::default()
+            },
+            audio: AudioEncoding {
+                codec,
+                bitrate_kbps: audio_kbps,
+                sample_rate: 44_100,
+                channels: channels as u32,
+            },
+        });
+    }
+
+    let mut inputs = Vec::new();
+    let mut sources = HashSet::new();
+    for (n, i) in req.mix_input.iter().enumerate() {
+        let source = input_source(i, n)?;
+        if !sources.insert(source.clone()) {
+            return Err(ZegoError::new(
+                DUPLICATE_INPUT,
+                format!("MixInput[{n}] repeats another input stream"),
+            ));
+        }
+        let same_as_output = match &source {
+            Source::StreamId(id) => targets.contains(&Target::StreamId(id.clone())),
+            Source::Url(u) => targets.contains(&Target::Url(u.clone())),
+        };
+        if same_as_output {
+            return Err(ZegoError::new(
+                INPUT_IS_OUTPUT,
+                format!("MixInput[{n}] is also an output stream"),
+            ));
+        }
+        let rect_info = i.rect_info.clone().unwrap_or_default();
+        let (rect, mut content) = match rect_of(&rect_info) {
+            None => (None, Content::Audio),
+            Some(Ok(r)) => (Some(r), Content::Av),
+            Some(Err(e)) => return Err(param(format!("MixInput[{n}].{e}"))),
+        };
+        match (i.content_control.unwrap_or(0), content) {
+            (0, _) => {}
+            (1, _) => content = Content::Audio,
+            (2, Content::Av) => content = Content::Video,
+            (2, _) => {
+                return Err(param(format!(
+                    "MixInput[{n}]: ContentControl 2 (video) needs a RectInfo"
+                )))
+            }
+            (v, _) => {
+                return Err(param(format!(
+                    "MixInput[{n}].ContentControl {v} is unknown"
+                )))
+            }
+        }
+        let volume = i.volume.unwrap_or(100);
+        if !(0..=200).contains(&volume) {
+            return Err(param(format!("MixInput[{n}].Volume must be from 0 to 200")));
+        }
+        let fit = match i.render_mode.unwrap_or(0) {
+            0 => Fit::CropToFill,
+            1 => Fit::Letterbox,
+            v => return Err(param(format!("MixInput[{n}].RenderMode {v} is unknown"))),
+        };
+        let label = match &i.label {
+            Some(l) if !l.text.is_empty() => Some(label_of(l, n)?),
+            _ => None,
+        };
+        let radius = rect_info.corner_radius.unwrap_or(0);
+        let layer = rect_info.layer.unwrap_or(0);
+        if radius < 0 || layer < 0 {
+            return Err(param(format!(
+                "MixInput[{n}]: Layer and CornerRadius must not be negative"
+            )));
+        }
+        inputs.push(InputSpec {
+            id: format!("in{n}"),
+            source,
+            content,
+            layer: layer.min(999) as u32,
+            rect,
+            crop: None,
+            fit,
+            corner_radius: radius as u32,
+            volume: volume as u32,
+            label,
+        });
+    }
+
+    let mut overlays = Vec::new();
+    if let Some(wm) = &req.water_mark {
+        let image = wm
+            .image
+            .as_deref()
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| ZegoError::new(WATERMARK_IMAGE, "WaterMark.Image is required"))?;
+        let image = image_location(image, config, "WaterMark.Image")?;
+        let rect = match wm.rect_info.as_ref().and_then(rect_of) {
+            Some(Ok(r)) if r.x as u32 + r.width <= width && r.y as u32 + r.height <= height => r,
+            Some(Ok(_)) => {
+                return Err(ZegoError::new(
+                    WATERMARK_RECT,
+                    "WaterMark.RectInfo must lie inside the canvas",
+                ))
+            }
+            Some(Err(e)) => return Err(ZegoError::new(WATERMARK_RECT, format!("WaterMark.{e}"))),
+            None => {
+                return Err(ZegoError::new(
+                    WATERMARK_RECT,
+                    "WaterMark.RectInfo is required",
+                ))
+            }
+        };
+        overlays.push(ImageOverlay {
+            id: "watermark".into(),
+            image,
+            rect,
+            layer: WATERMARK_LAYER,
+        });
+    }
+
+    Ok(MixSpec {
+        canvas,
+        inputs,
+        overlays,
+        outputs,
+    })
+}
+
+fn label_of(l: &wire::Label, n: usize) -> Result<Label, ZegoError> {
+    if l.text.len() > MAX_LABEL_BYTES {
+        return Err(ZegoError::new(
+            LABEL_TOO_LONG,
+            format!("MixInput[{n}].Label.Text is longer than 100 Chinese or 300 Latin characters"),
+        ));
+    }
+    let font = l.font.as_ref();
+    let size = font.and_then(|f| f.font_size).unwrap_or(24);
+    if !(12..=100).contains(&size) {
+        return Err(param(format!(
+            "MixInput[{n}].Label.Font.FontSize must be from 12 to 100"
+        )));
+    }
+    let transparency = font.and_then(|f| f.transparency).unwrap_or(0);
+    if !(0..=100).contains(&transparency) {
+        return Err(param(format!(
+            "MixInput[{n}].Label.Font.Transparency must be from 0 to 100"
+        )));
+    }
+    // R + G·256 + B·65536.
+    let c = font.and_then(|f| f.font_color).unwrap_or(0xFFFFFF);
+    if !(0..=0xFFFFFF).contains(&c) {
+        return Err(param(format!(
+            "MixInput[{n}].Label.Font.FontColor must be R + G*256 + B*65536"
+        )));
+    }
+    let color = Color::rgb(
+        (c & 0xFF) as u8,
+        ((c >> 8) & 0xFF) as u8,
+        ((c >> 16) & 0xFF) as u8,
+    );
+    Ok(Label {
+        text: l.text.clone(),
+        font_size: size as u32,
+        color,
+        opacity: (100 - transparency) as u32,
+        x: l.left.unwrap_or(0).clamp(0, i64::from(i32::MAX)) as i32,
+        y: l.top.unwrap_or(0).clamp(0, i64::from(i32::MAX)) as i32,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(json: serde_json::Value) -> wire::StartMix {
+        serde_json::from_value(json).unwrap()
+    }
+
+    fn code(json: serde_json::Value) -> u32 {
+        start_mix(&req(json), &ZegoConfig::default())
+            .map(|_| 0)
+            .unwrap_or_else(|e| e.code)
+    }
+
+    fn sample() -> serde_json::Value {
+        // The basic request of the ZEGO documentation (5.1).
+        serde_json::json!({
+            "TaskId": "2213699902971205739", "UserId": "123",
+            "MixInput": [
+                {"RectInfo": {"Bottom": 640, "Left": 0, "Right": 180, "Top": 0}, "StreamId": "stream1"},
+                {"RectInfo": {"Bottom": 640, "Left": 180, "Right": 360, "Top": 0}, "StreamId": "stream2"}
+            ],
+            "MixOutput": [{"Fps": 15, "Width": 360, "Height": 640, "StreamId": "stream3", "VideoBitrate": 1200000}]
+        })
+    }
+
+    #[test]
+    fn documented_sample_maps_to_the_model() {
+        let spec = start_mix(&req(sample()), &ZegoConfig::default()).unwrap();
+        assert_eq!(
+            (spec.canvas.width, spec.canvas.height, spec.canvas.fps),
+            (360, 640, 15)
+        );
+        assert_eq!(spec.canvas.background, Color::BLACK);
+        assert_eq!(spec.inputs[1].rect, Some(Rect::new(180, 0, 180, 640)));
+        assert_eq!(spec.inputs[0].fit, Fit::CropToFill);
+        assert_eq!(spec.outputs[0].video.bitrate_kbps, 1200);
+        assert_eq!(spec.outputs[0].audio.channels, 1);
+        spec.validate(&Default::default()).unwrap();
+    }
+
+    #[test]
+    fn fields_map_as_documented() {
+        let mut j = sample();
+        j["BackGroundColorHex"] = "0x87CEFA00".into();
+        j["MixInput"][0]["RenderMode"] = 1.into();
+        j["MixInput"][0]["ContentControl"] = 2.into();
+        j["MixInput"][0]["Volume"] = 0.into();
+        j["MixInput"][0]["RectInfo"]["Layer"] = 3.into();
+        j["MixInput"][0]["RectInfo"]["CornerRadius"] = 10.into();
+        j["MixInput"][0]["Label"] = serde_json::json!({"Text": "Hi", "Left": 5, "Top": 6, "Font": {"FontSize": 30, "FontColor": 256, "Transparency": 40}});
+        j["MixInput"][1].as_object_mut().unwrap().remove("RectInfo");
+        let spec = start_mix(&req(j), &ZegoConfig::default()).unwrap();
+        assert_eq!(spec.canvas.background, Color::rgb(0x87, 0xCE, 0xFA));
+        let a = &spec.inputs[0];
+        assert_eq!(
+            (a.fit, a.content, a.volume, a.layer, a.corner_radius),
+            (Fit::Letterbox, Content::Video, 0, 3, 10)
+        );
+        let l = a.label.as_ref().unwrap();
+        assert_eq!(
+            (l.x, l.y, l.font_size, l.opacity, l.color),
+            (5, 6, 30, 60, Color::rgb(0, 1, 0))
+        );
+        // No RectInfo: audio only.
+        assert_eq!(spec.inputs[1].content, Content::Audio);
+    }
+
+    #[test]
+    fn every_rule_has_its_code() {
+        let with = |f: &dyn Fn(&mut serde_json::Value)| {
+            let mut j = sample();
+            f(&mut j);
+            code(j)
+        };
+        assert_eq!(with(&|_| {}), 0);
+        assert_eq!(
+            with(&|j| j["MixInput"][1]["StreamId"] = "stream1".into()),
+            DUPLICATE_INPUT
+        );
+        assert_eq!(
+            with(&|j| j["MixInput"][1]["StreamId"] = "stream3".into()),
+            INPUT_IS_OUTPUT
+        );
+        assert_eq!(
+            with(&|j| {
+                let o = j["MixOutput"][0].clone();
+                j["MixOutput"].as_array_mut().unwrap().push(o);
+            }),
+            DUPLICATE_OUTPUT
+        );
+        assert_eq!(
+            with(&|j| {
+                let o = j["MixOutput"][0].clone();
+                for (n, s) in ["a", "b", "c"].iter().enumerate() {
+                    let mut o = o.clone();
+                    o["StreamId"] = (*s).into();
+                    j["MixOutput"].as_array_mut().unwrap().insert(n, o);
+                }
+            }),
+            TOO_MANY_OUTPUTS
+        );
+        assert_eq!(
+            with(&|j| {
+                let i = j["MixInput"][0].clone();
+                for n in 0..8 {
+                    let mut i = i.clone();
+                    i["StreamId"] = format!("x{n}").into();
+                    j["MixInput"].as_array_mut().unwrap().push(i);
+                }
+            }),
+            TOO_MANY_INPUTS
+        );
+        assert_eq!(
+            with(&|j| j["MixOutput"][0]["Width"] = 361.into()),
+            SIZE_INVALID
+        );
+        assert_eq!(
+            with(&|j| j["MixOutput"][0]["Height"] = 3002.into()),
+            SIZE_INVALID
+        );
+        assert_eq!(
+            with(&|j| j["MixOutput"][0]["VideoEncId"] = 3.into()),
+            CODEC_UNSUPPORTED
+        );
+        assert_eq!(
+            with(&|j| j["MixOutput"][0]["AudioCodec"] = 3.into()),
+            CODEC_UNSUPPORTED
+        );
+        assert_eq!(
+            with(&|j| j["BackgroundImage"] = "ftp://x/y.png".into()),
+            IMAGE_SCHEME
+        );
+        assert_eq!(
+            with(&|j| j["BackgroundImage"] = "preset-id://nope.jpg".into()),
+            IMAGE_SCHEME
+        );
+        assert_eq!(
+            with(
+                &|j| j["WaterMark"] = serde_json::json!({"RectInfo": {"Top": 0, "Left": 0, "Bottom": 10, "Right": 10}})
+            ),
+            WATERMARK_IMAGE
+        );
+        assert_eq!(
+            with(&|j| j["WaterMark"] = serde_json::json!({"Image": "http://h/i.png"})),
+            WATERMARK_RECT
+        );
+        assert_eq!(
+            with(
+                &|j| j["WaterMark"] = serde_json::json!({"Image": "http://h/i.png", "RectInfo": {"Top": 0, "Left": 300, "Bottom": 10, "Right": 400}})
+            ),
+            WATERMARK_RECT
+        );
+        assert_eq!(
+            with(&|j| j["MixInput"][0]["Label"] = serde_json::json!({"Text": "长".repeat(101)})),
+            LABEL_TOO_LONG
+        );
+        assert_eq!(
+            with(&|j| j["MixInput"][0]["Label"] = serde_json::json!({"Text": "长".repeat(100)})),
+            0
+        );
+        assert_eq!(
+            with(&|j| j["MixInput"][0]["Volume"] = 201.into()),
+            PARAMETER
+        );
+        assert_eq!(
+            with(&|j| j["MixInput"][0]["RectInfo"]["Right"] = 0.into()),
+            PARAMETER
+        );
+        assert_eq!(
+            with(&|j| j["MixInput"][0]["StreamId"] = serde_json::Value::Null),
+            PARAMETER
+        );
+        assert_eq!(with(&|j| j["MixOutput"] = serde_json::json!([])), PARAMETER);
+    }
+
+    #[test]
+    fn stream_url_wins_over_stream_id() {
+        let mut j = sample();
+        j["MixInput"][0]["StreamUrl"] = "http://cdn/live/x.flv".into();
+        let spec = start_mix(&req(j), &ZegoConfig::default()).unwrap();
+        assert_eq!(
+            spec.inputs[0].source,
+            Source::Url("http://cdn/live/x.flv".into())
+        );
+    }
+}
