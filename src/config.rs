@@ -137,7 +137,8 @@ pub struct ZegoConfig {
     pub input_check_ms: u64,
     /// Seconds a task may have no live input before it ends by itself, when the request gives no MaxIdleTime.
     pub max_idle_s: u64,
-    /// Play URL templates returned in PlayInfo (`{stream_id}` is replaced); an empty template is returned as "".
+    /// Play URL templates returned in PlayInfo (`{stream_id}` is replaced). An empty RTMP template means the
+    /// egress URL the output is published to; empty FLV / HLS templates are returned as "".
     pub play_rtmp_url: String,
     pub play_flv_url: String,
     pub play_hls_url: String,
@@ -154,7 +155,7 @@ impl Default for ZegoConfig {
             max_inputs: 9,
             input_check_ms: 3_000,
             max_idle_s: 90,
-            play_rtmp_url: "rtmp://127.0.0.1:1935/mix/{stream_id}".into(),
+            play_rtmp_url: String::new(),
             play_flv_url: String::new(),
             play_hls_url: String::new(),
             image_presets: Default::default(),

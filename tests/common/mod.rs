@@ -4,12 +4,14 @@
 //! depend on the tessera crate can include a subset (see `tests/harness.rs`).
 #![allow(dead_code, unused_imports)]
 
+mod checks;
 mod nginx;
 mod probe;
 mod publisher;
 mod server;
 mod util;
 
+pub use checks::*;
 pub use nginx::*;
 pub use probe::*;
 pub use publisher::*;

@@ -13,15 +13,6 @@ use std::time::{Duration, Instant};
 use common::*;
 use serde_json::{json, Value};
 
-pub const RED: u32 = 0xFF0000;
-pub const GREEN: u32 = 0x00FF00;
-pub const BLUE: u32 = 0x0000FF;
-pub const YELLOW: u32 = 0xFFFF00;
-pub const MAGENTA: u32 = 0xFF00FF;
-pub const CYAN: u32 = 0x00FFFF;
-/// Per-channel tolerance for colours that went through 4:2:0, H.264 and back.
-pub const TOL: u8 = 48;
-
 /// One nginx, one Tessera. Fields drop in order: Tessera stops before nginx.
 pub struct Rig {
     pub tessera: Tessera,
@@ -121,29 +112,4 @@ pub fn spec(background: &str, inputs: Vec<Value>) -> Value {
         "inputs": inputs,
         "outputs": [{"target": {"stream_id": "out"}, "video": {"bitrate_kbps": 1500}}]
     })
-}
-
-/// Waits until every (x, y, colour) holds in one output frame; panics with what was seen otherwise.
-pub fn expect_pixels(probe: &OutputProbe, checks: &[(u32, u32, u32)], timeout: Duration) -> Frame {
-    let found = probe.wait_until(timeout, |f| {
-        checks
-            .iter()
-            .all(|&(x, y, c)| color_close(f.pixel(x, y), c, TOL))
-    });
-    match found {
-        Some(f) => f,
-        None => {
-            let seen: Vec<String> = match probe.latest() {
-                Some(f) => checks
-                    .iter()
-                    .map(|&(x, y, c)| format!("({x},{y}) want {c:06X} got {:?}", f.pixel(x, y)))
-                    .collect(),
-                None => vec!["no frame at all".into()],
-            };
-            panic!(
-                "pixels never matched within {timeout:?}: {}",
-                seen.join("; ")
-            );
-        }
-    }
 }

@@ -187,6 +187,10 @@ async fn start_mix(state: &AppState, req: wire::StartMix) -> Result<Response, Ze
         .iter()
         .map(|o| {
             let (stream_id, rtmp) = match &o.target {
+                Target::StreamId(id) if config.play_rtmp_url.is_empty() => (
+                    id.clone(),
+                    crate::engine::resolve_output(&o.target, &state.config.egress),
+                ),
                 Target::StreamId(id) => (id.clone(), play_url(&config.play_rtmp_url, id)),
                 Target::Url(u) => (String::new(), u.clone()),
             };

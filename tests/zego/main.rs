@@ -1,0 +1,362 @@
+//! The ZEGO dialect end to end: requests signed the way ZEGO's samples sign them, the real engine, nginx-rtmp,
+//! and the decoded output checked for the picture and sound the request asked for.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::{json, Value};
+
+const APP_ID: u64 = 1234567890;
+const SECRET: &str = "0123456789abcdef0123456789abcdef";
+const T: Duration = Duration::from_secs(25);
+
+struct Rig {
+    tessera: Tessera,
+    nginx: Nginx,
+}
+
+impl Rig {
+    fn start() -> Rig {
+        init();
+        let nginx = Nginx::start();
+        let mut config = Tessera::config_for(&nginx);
+        config.zego.app_id = APP_ID;
+        config.zego.server_secret = SECRET.into();
+        config.zego.play_flv_url = "http://127.0.0.1/mix/{stream_id}.flv".into();
+        let tessera = Tessera::start(config);
+        Rig { tessera, nginx }
+    }
+
+    fn solid(&self, stream: &str, rgb: u32, tone: Option<f64>) -> Publisher {
+        Publisher::start(
+            &self.nginx.rtmp_url("live", stream),
+            PublishOpts {
+                pattern: Pattern::Solid(rgb),
+                tone_hz: tone,
+                ..PublishOpts::default()
+            },
+        )
+    }
+
+    fn probe(&self, stream: &str) -> OutputProbe {
+        OutputProbe::start(&self.nginx.rtmp_url("mix", stream))
+    }
+
+    /// The signed common query parameters, as ZEGO's samples build them.
+    fn query(&self, action: &str, nonce: &str) -> String {
+        let ts = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            .to_string();
+        let sig = tessera::api::zego::signature(&APP_ID.to_string(), nonce, SECRET, &ts);
+        format!(
+            "/?Action={action}&AppId={APP_ID}&SignatureNonce={nonce}&Timestamp={ts}&Signature={sig}&SignatureVersion=2.0&IsTest=false"
+        )
+    }
+
+    /// Sends a signed request and returns ZEGO's envelope (asserting HTTP 200 + JSON).
+    fn call(&self, method: &str, action_and_query: &str, body: Option<&Value>) -> Value {
+        let nonce = format!("{:016x}", fastrand::u64(..));
+        let (action, extra) = action_and_query
+            .split_once('&')
+            .unwrap_or((action_and_query, ""));
+        let mut path = self.query(action, &nonce);
+        if !extra.is_empty() {
+            path = format!("{path}&{extra}");
+        }
+        self.raw(
+            method,
+            &path,
+            body.map(|b| b.to_string().into_bytes()).unwrap_or_default(),
+        )
+    }
+
+    fn raw(&self, method: &str, path: &str, body: Vec<u8>) -> Value {
+        let (status, headers, bytes) =
+            self.tessera
+                .request_raw(method, path, &[("content-type", "application/json")], body);
+        assert_eq!(status, 200, "ZEGO answers are HTTP 200");
+        assert!(headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/json"));
+        let v: Value = serde_json::from_slice(&bytes).expect("JSON envelope");
+        assert!(
+            v["Code"].is_u64() && v["Message"].is_string() && v["RequestId"].is_string(),
+            "{v}"
+        );
+        v
+    }
+
+    fn start_mix(&self, body: &Value) -> Value {
+        self.call("POST", "StartMix", Some(body))
+    }
+}
+
+fn code(v: &Value) -> u64 {
+    v["Code"].as_u64().unwrap()
+}
+
+/// Two inputs and one 360×360 output, as in ZEGO's samples.
+fn sample_body(task: &str, sequence: i64) -> Value {
+    json!({
+        "TaskId": task, "Sequence": sequence, "UserId": "123",
+        "MixInput": [
+            {"StreamId": "stream1", "RectInfo": {"Top": 70, "Bottom": 160, "Left": 100, "Right": 260}},
+            {"StreamId": "stream2", "RectInfo": {"Top": 200, "Bottom": 290, "Left": 100, "Right": 260}}
+        ],
+        "MixOutput": [{"StreamId": "stream3", "Width": 360, "Height": 360, "VideoBitrate": 12000, "Fps": 15}]
+    })
+}
+
+#[test]
+fn documented_python_sample_gives_its_picture() {
+    let rig = Rig::start();
+    let _a = rig.solid("stream1", RED, None);
+    let _b = rig.solid("stream2", GREEN, None);
+    let probe = rig.probe("stream3");
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/zego/start_mix_sample.py");
+    let out = std::process::Command::new("/usr/bin/python3")
+        .arg(&script)
+        .arg(format!("{}/", rig.tessera.base))
+        .arg(APP_ID.to_string())
+        .arg(SECRET)
+        .output()
+        .expect("run /usr/bin/python3 (scripts/setup installs python3-requests)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let resp: Value = serde_json::from_str(text.trim())
+        .unwrap_or_else(|_| panic!("{text}\n{}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(code(&resp), 0, "{resp}");
+    assert_eq!(resp["Data"]["UserId"], "123");
+    assert_eq!(resp["Data"]["Sequence"], 123);
+    let play = &resp["Data"]["PlayInfo"][0];
+    assert_eq!(play["StreamId"], "stream3");
+    assert_eq!(play["RTMP"], rig.nginx.rtmp_url("mix", "stream3"));
+    assert_eq!(play["FLV"], "http://127.0.0.1/mix/stream3.flv");
+    // Each RectInfo is filled by its stream; everything else is black.
+    expect_pixels(
+        &probe,
+        &[
+            (180, 115, RED),
+            (180, 245, GREEN),
+            (50, 50, 0),
+            (300, 330, 0),
+            (180, 180, 0),
+        ],
+        T,
+    );
+}
+
+#[test]
+fn update_by_task_id_sequence_owner_stop_and_task_info() {
+    let rig = Rig::start();
+    let _a = rig.solid("stream1", RED, None);
+    let _b = rig.solid("stream2", GREEN, None);
+    let probe = rig.probe("stream3");
+    assert_eq!(code(&rig.start_mix(&sample_body("t1", 1))), 0);
+    expect_pixels(&probe, &[(180, 115, RED)], T);
+    // Update by TaskId: stream1 moves to the top-left corner, on the same output.
+    let mut moved = sample_body("t1", 2);
+    moved["MixInput"][0]["RectInfo"] = json!({"Top": 0, "Bottom": 60, "Left": 0, "Right": 80});
+    assert_eq!(code(&rig.start_mix(&moved)), 0);
+    expect_pixels(
+        &probe,
+        &[(40, 30, RED), (180, 115, 0), (180, 245, GREEN)],
+        Duration::from_secs(5),
+    );
+    // A lower Sequence is refused and not applied.
+    let stale = sample_body("t1", 1);
+    let r = rig.start_mix(&stale);
+    assert_eq!(code(&r), 110200002, "{r}");
+    std::thread::sleep(Duration::from_secs(1));
+    expect_pixels(
+        &probe,
+        &[(40, 30, RED), (180, 115, 0)],
+        Duration::from_secs(1),
+    );
+    // Another user may neither update nor stop it.
+    let mut other = sample_body("t1", 3);
+    other["UserId"] = "456".into();
+    assert_eq!(code(&rig.start_mix(&other)), 110200160);
+    assert_eq!(
+        code(&rig.call(
+            "POST",
+            "StopMix",
+            Some(&json!({"TaskId": "t1", "UserId": "456"}))
+        )),
+        110200160
+    );
+
+    let info = rig.call("GET", "GetMixTaskInfo&TaskId=t1", None);
+    assert_eq!(code(&info), 0, "{info}");
+    assert_eq!(info["Data"]["TaskId"], "t1");
+    assert!(info["Data"]["MixDuration"].as_u64().unwrap() >= 1, "{info}");
+
+    assert_eq!(
+        code(&rig.call(
+            "POST",
+            "StopMix",
+            Some(&json!({"TaskId": "t1", "UserId": "123", "Sequence": 4}))
+        )),
+        0
+    );
+    assert_eq!(
+        code(&rig.call("GET", "GetMixTaskInfo&TaskId=t1", None)),
+        110209001
+    );
+    assert_eq!(
+        code(&rig.call(
+            "POST",
+            "StopMix",
+            Some(&json!({"TaskId": "t1", "UserId": "123"}))
+        )),
+        110209001
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while rig.nginx.is_publishing("mix", "stream3") {
+        assert!(
+            Instant::now() < deadline,
+            "output still published after StopMix"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn write_png(path: &std::path::Path, argb: u32, w: u32, h: u32) {
+    use gst::prelude::*;
+    let desc = format!(
+        "videotestsrc num-buffers=1 pattern=solid-color foreground-color={argb} ! video/x-raw,format=RGBA,width={w},height={h} ! pngenc ! filesink location={}",
+        path.display()
+    );
+    let pipeline = gst::parse::launch(&desc).unwrap();
+    pipeline.set_state(gst::State::Playing).unwrap();
+    pipeline.bus().unwrap().timed_pop_filtered(
+        gst::ClockTime::from_seconds(10),
+        &[gst::MessageType::Eos, gst::MessageType::Error],
+    );
+    pipeline.set_state(gst::State::Null).unwrap();
+}
+
+#[test]
+fn corner_radius_render_mode_label_volume_watermark_and_background() {
+    let rig = Rig::start();
+    let _a = rig.solid("stream1", RED, Some(440.0));
+    let _b = rig.solid("stream2", GREEN, Some(660.0));
+    let probe = rig.probe("stream3");
+    write_png(&rig.nginx.http_dir().join("wm.png"), 0xFFFF00FF, 40, 40);
+    let body = json!({
+        "TaskId": "t2", "Sequence": 1, "UserId": "u",
+        "BackGroundColorHex": "0x0000FF00",
+        "WaterMark": {"Image": rig.nginx.http_url("wm.png"), "RectInfo": {"Top": 300, "Left": 300, "Bottom": 350, "Right": 350}},
+        "MixInput": [
+            {"StreamId": "stream1", "RectInfo": {"Top": 20, "Left": 20, "Bottom": 140, "Right": 180, "CornerRadius": 30},
+             "Label": {"Text": "WWWW", "Left": 10, "Top": 10, "Font": {"FontSize": 40, "FontColor": 16777215}}},
+            {"StreamId": "stream2", "RenderMode": 1, "Volume": 0,
+             "RectInfo": {"Top": 180, "Left": 200, "Bottom": 340, "Right": 280}}
+        ],
+        "MixOutput": [{"StreamId": "stream3", "Width": 360, "Height": 360, "VideoBitrate": 800000, "Fps": 15, "SoundChannel": 2}]
+    });
+    assert_eq!(code(&rig.start_mix(&body)), 0);
+    let frame = expect_pixels(
+        &probe,
+        &[
+            // Blue background; the corner of stream1's rect is rounded off.
+            (5, 5, BLUE),
+            (22, 22, BLUE),
+            (100, 120, RED),
+            // RenderMode 1: 16:9 into 80×160 shows the whole picture, 80×44, centred: background above and below.
+            (240, 190, BLUE),
+            (240, 260, GREEN),
+            (240, 330, BLUE),
+            (325, 325, MAGENTA),
+        ],
+        T,
+    );
+    // The label: white text inside stream1's rect, near its top-left.
+    let white = (30..120)
+        .flat_map(|x| (30..75).map(move |y| (x, y)))
+        .filter(|&(x, y)| color_close(frame.pixel(x, y), 0xFFFFFF, 60))
+        .count();
+    assert!(white > 50, "label not visible: {white} white pixels");
+    // Volume 0 silences stream2's tone; stream1's is there.
+    std::thread::sleep(Duration::from_secs(1));
+    let samples = probe.audio(Duration::from_millis(500));
+    let (a, b) = (
+        tone_level(&samples, 48_000, 440.0),
+        tone_level(&samples, 48_000, 660.0),
+    );
+    assert!(a > 0.02 && b < 0.1 * a, "440 Hz {a}, 660 Hz {b}");
+}
+
+#[test]
+fn idle_task_ends_by_itself() {
+    let rig = Rig::start();
+    let a = rig.solid("stream1", RED, None);
+    let mut body = sample_body("t3", 1);
+    body["MixInput"].as_array_mut().unwrap().truncate(1);
+    body["MaxIdleTime"] = 2.into();
+    assert_eq!(code(&rig.start_mix(&body)), 0);
+    assert_eq!(code(&rig.call("GET", "GetMixTaskInfo&TaskId=t3", None)), 0);
+    std::thread::sleep(Duration::from_secs(1));
+    a.stop();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let c = code(&rig.call("GET", "GetMixTaskInfo&TaskId=t3", None));
+        if c == 110209001 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "idle task still running");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+#[test]
+fn auth_replay_and_request_errors() {
+    let rig = Rig::start();
+    let _a = rig.solid("stream1", RED, None);
+    // The same signed query twice: the second is a replay.
+    let path = rig.query("GetMixTaskInfo", "feedfacecafebeef") + "&TaskId=none";
+    assert_eq!(code(&rig.raw("GET", &path, vec![])), 110209001);
+    let replay = rig.raw("GET", &path, vec![]);
+    assert_eq!(code(&replay), 100000005, "{replay}");
+    // Unsigned, wrongly signed, unknown actions.
+    assert_eq!(
+        code(&rig.raw("GET", "/?Action=GetMixTaskInfo", vec![])),
+        100000001
+    );
+    let bad = rig
+        .query("StartMix", "0123456789abcdef")
+        .replace("Signature=", "Signature=0");
+    assert_eq!(code(&rig.raw("POST", &bad, b"{}".to_vec())), 100000005);
+    assert_eq!(code(&rig.call("POST", "Nope", Some(&json!({})))), 100000007);
+    assert_eq!(code(&rig.call("POST", "", Some(&json!({})))), 100000006);
+    // Bodies.
+    let nonce = format!("{:016x}", fastrand::u64(..));
+    assert_eq!(
+        code(&rig.raw(
+            "POST",
+            &rig.query("StartMix", &nonce),
+            b"{not json".to_vec()
+        )),
+        110200004
+    );
+    // An input that cannot be pulled.
+    let mut body = sample_body("t4", 1);
+    body["MixInput"][1]["StreamId"] = "never-published".into();
+    let r = rig.start_mix(&body);
+    assert_eq!(code(&r), 110200150, "{r}");
+    assert!(r["Message"].as_str().unwrap().contains("never-published"));
+    assert_eq!(
+        code(&rig.call("GET", "GetMixTaskInfo&TaskId=t4", None)),
+        110209001
+    );
+    // Rules with their own codes reach the caller through HTTP too.
+    let mut body = sample_body("t5", 1);
+    body["MixOutput"][0]["Width"] = 361.into();
+    assert_eq!(code(&rig.start_mix(&body)), 110200161);
+}
