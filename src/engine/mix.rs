@@ -290,16 +290,10 @@ impl MixPipeline {
     /// Whether `new` can be applied to this pipeline without restarting the output.
     pub fn can_update_live(&self, new: &MixSpec) -> bool {
         let (a, b) = (&self.spec.canvas, &new.canvas);
-        let keys = |s: &MixSpec| {
-            let mut k: Vec<EncodeKey> = s.outputs.iter().map(EncodeKey::of).collect();
-            k.sort_by_key(|k| format!("{k:?}"));
-            k.dedup();
-            k
-        };
         a.width == b.width
             && a.height == b.height
             && a.fps == b.fps
-            && keys(&self.spec) == keys(new)
+            && live_encoders(&self.spec) == live_encoders(new)
     }
 
     /// Applies `new` to the running pipeline: same output, same RTMP sessions, continuous timestamps.
@@ -389,7 +383,18 @@ impl MixPipeline {
             }
         }
 
-        // Targets of unchanged encodings.
+        // Encoders whose bitrate alone changed are retuned in place.
+        for enc in &mut self.encoders {
+            let shape = enc.spec.without_bitrate();
+            if let Some(o) = new
+                .outputs
+                .iter()
+                .find(|o| EncodeKey::of(o).without_bitrate() == shape)
+            {
+                enc.set_video_bitrate(o.video.bitrate_kbps);
+            }
+        }
+        // Targets of each encoding.
         for enc in &mut self.encoders {
             let urls: Vec<String> = new
                 .outputs
@@ -589,6 +594,17 @@ impl Drop for MixPipeline {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// The encodings of `spec` up to their video bitrate (which changes live), if each occurs at one bitrate only.
+fn live_encoders(spec: &MixSpec) -> Option<Vec<EncodeKey>> {
+    let mut keys: Vec<EncodeKey> = spec.outputs.iter().map(EncodeKey::of).collect();
+    keys.sort_by_key(|k| format!("{k:?}"));
+    keys.dedup();
+    let mut shapes: Vec<EncodeKey> = keys.iter().map(EncodeKey::without_bitrate).collect();
+    let n = shapes.len();
+    shapes.dedup();
+    (shapes.len() == n).then_some(shapes)
 }
 
 async fn watch_bus(pipeline: gst::Pipeline, id: String, failed: Arc<AtomicBool>) {

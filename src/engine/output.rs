@@ -178,6 +178,8 @@ impl Drop for Target {
 /// One encoding of a mix and its targets.
 pub struct Encoder {
     pub spec: EncodeKey,
+    /// x264enc, whose bitrate can change while it runs.
+    video_encoder: gst::Element,
     pub fanout: Arc<Fanout>,
     pub targets: Vec<(String, Target)>,
 }
@@ -195,6 +197,13 @@ impl EncodeKey {
             video: o.video.clone(),
             audio: o.audio.clone(),
         }
+    }
+
+    /// The key with the video bitrate blanked: encoders that differ only there can be retuned live.
+    pub fn without_bitrate(&self) -> Self {
+        let mut k = self.clone();
+        k.video.bitrate_kbps = 0;
+        k
     }
 }
 
@@ -321,9 +330,18 @@ impl Encoder {
         }
         Ok(Self {
             spec: key,
+            video_encoder: x264,
             fanout,
             targets: Vec::new(),
         })
+    }
+
+    /// Changes the video bitrate without restarting the encoder.
+    pub fn set_video_bitrate(&mut self, kbps: u32) {
+        if self.spec.video.bitrate_kbps != kbps {
+            self.video_encoder.set_property("bitrate", kbps);
+            self.spec.video.bitrate_kbps = kbps;
+        }
     }
 
     /// Starts delivering to `url` (idempotent per URL).

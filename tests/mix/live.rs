@@ -52,6 +52,10 @@ fn layout_update_applies_within_a_second_on_the_same_output() {
         took < Duration::from_secs(1),
         "update took {took:?} to show"
     );
+    // A new video bitrate is applied to the running encoder too.
+    let mut slower = at(400, 200);
+    slower["outputs"][0]["video"]["bitrate_kbps"] = json!(400);
+    assert_eq!(rig.put("m", &slower)["applied"], "updated_live");
     std::thread::sleep(Duration::from_secs(1));
     assert_eq!(probe.sessions(), 1, "the output was restarted");
     assert_continuous(&probe);
