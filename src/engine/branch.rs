@@ -3,7 +3,10 @@
 //! goes appsrc → audiomixer pad (volume). Geometry that depends on the input's picture size is recomputed
 //! whenever that size changes.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{
+    atomic::{AtomicU32, Ordering},
+    Arc, Mutex,
+};
 
 use gst::prelude::*;
 
@@ -74,6 +77,8 @@ pub struct AudioBranch {
     appsrc: gst_app::AppSrc,
     pad: gst::Pad,
     last_caps: Mutex<Option<gst::Caps>>,
+    /// Sound level 0–100 of the latest buffer (before volume), for the sound-level SEI.
+    pub level: Arc<AtomicU32>,
 }
 
 /// Pushes one input's media into a mix (the hub calls it from its streaming threads).
@@ -304,6 +309,7 @@ impl AudioBranch {
             appsrc,
             pad,
             last_caps: Mutex::new(None),
+            level: Arc::new(AtomicU32::new(0)),
         });
         branch.set_volume(volume);
         branch.appsrc.sync_state_with_parent()?;
@@ -319,6 +325,15 @@ impl AudioBranch {
             return;
         };
         update_caps(&self.appsrc, &self.last_caps, caps);
+        // The hub delivers interleaved F32 (see `mix_audio_caps`).
+        if let Ok(map) = out.map_readable() {
+            let samples: Vec<f32> = map
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect();
+            self.level
+                .store(super::sei::level_of(&samples), Ordering::Relaxed);
+        }
         let _ = self.appsrc.push_buffer(out);
     }
 

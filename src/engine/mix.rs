@@ -22,6 +22,7 @@ use super::{
     input::{InputHub, Subscription},
     meter::RateMeter,
     output::{EncodeKey, Encoder},
+    sei::SeiSource,
     status::{InputStatus, MixState, MixStatus, OutputStatus},
     still::{self, Still, CANVAS_FORMAT},
 };
@@ -75,6 +76,8 @@ pub struct MixPipeline {
     watch: tokio::task::JoinHandle<()>,
     /// Set once [`MixPipeline::stop`] ran.
     stopped: bool,
+    /// What the encoders put into the video as SEI.
+    sei: Arc<SeiSource>,
 }
 
 /// Renders the still pictures of `spec` that differ from `old` (all of them when `old` is `None`).
@@ -207,13 +210,21 @@ impl MixPipeline {
                 gst::PadProbeReturn::Ok
             });
 
+        let sei = Arc::new(SeiSource::default());
         let mut encoders: Vec<Encoder> = Vec::new();
         for o in &spec.outputs {
             let key = EncodeKey::of(o);
             if !encoders.iter().any(|e| e.spec == key) {
                 encoders.push(
-                    Encoder::add(&pipeline, &video_tee, &audio_tee, key, spec.canvas.fps)
-                        .map_err(Error::internal)?,
+                    Encoder::add(
+                        &pipeline,
+                        &video_tee,
+                        &audio_tee,
+                        key,
+                        spec.canvas.fps,
+                        &sei,
+                    )
+                    .map_err(Error::internal)?,
                 );
             }
         }
@@ -252,6 +263,7 @@ impl MixPipeline {
             failed,
             watch,
             stopped: false,
+            sei,
         };
         if let Some(Some(img)) = stills.background_image {
             mix.background_image = Some(
@@ -284,6 +296,7 @@ impl MixPipeline {
             }
         }
         mix.restack();
+        mix.apply_sei();
         Ok(mix)
     }
 
@@ -417,7 +430,25 @@ impl MixPipeline {
         }
         self.spec = new.clone();
         self.restack();
+        self.apply_sei();
         Ok(())
+    }
+
+    /// Hands the spec's SEI data and the sound-level sources to the encoders.
+    fn apply_sei(&self) {
+        self.sei.set_user_data(self.spec.sei.user_data());
+        let levels = self.spec.sei.sound_levels.then(|| {
+            self.spec
+                .inputs
+                .iter()
+                .filter_map(|i| {
+                    let id = i.sound_level_id?;
+                    let audio = self.inputs.get(&i.id)?.audio.as_ref()?;
+                    Some((id, audio.level.clone()))
+                })
+                .collect()
+        });
+        self.sei.set_levels(levels);
     }
 
     fn add_overlay(&mut self, o: ImageOverlay, still: &Still) -> Result<(), Error> {

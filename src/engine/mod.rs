@@ -6,6 +6,7 @@ pub mod input;
 mod meter;
 mod mix;
 mod output;
+pub mod sei;
 pub mod status;
 mod still;
 mod timing;

@@ -219,6 +219,7 @@ impl Encoder {
         audio_tee: &gst::Element,
         key: EncodeKey,
         canvas_fps: u32,
+        sei: &Arc<super::sei::SeiSource>,
     ) -> Result<Self, gst::glib::BoolError> {
         let fps = key.video.fps.unwrap_or(canvas_fps);
         let vqueue = gst::ElementFactory::make("queue")
@@ -247,6 +248,7 @@ impl Encoder {
             .property("key-int-max", fps * key.video.gop_s)
             .property("bframes", 0u32)
             .build()?;
+        sei.attach(&x264);
         let aqueue = gst::ElementFactory::make("queue")
             .property("max-size-buffers", 0u32)
             .property("max-size-bytes", 0u32)

@@ -26,6 +26,19 @@ pub struct MixSpec {
     /// Where the mixed stream is published; at least one.
     #[serde(default)]
     pub outputs: Vec<OutputSpec>,
+    /// Data carried inside the output video as H.264 SEI messages.
+    #[serde(default)]
+    pub sei: SeiSpec,
+}
+
+/// What the output video carries as SEI `user_data_unregistered` messages (see the README for the UUIDs).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SeiSpec {
+    /// Opaque application data, base64 (1 to 4096 bytes once decoded), sent on every keyframe and after each change.
+    pub user_data_base64: Option<String>,
+    /// Sends each frame the sound level (0–100) of every input that has a `sound_level_id`.
+    pub sound_levels: bool,
 }
 
 /// The output picture.
@@ -187,6 +200,9 @@ pub struct InputSpec {
     /// Optional text drawn over the picture.
     #[serde(default)]
     pub label: Option<Label>,
+    /// Identifies this input in the sound-level SEI (see [`SeiSpec::sound_levels`]).
+    #[serde(default)]
+    pub sound_level_id: Option<u32>,
 }
 
 impl InputSpec {
@@ -210,6 +226,7 @@ impl InputSpec {
             corner_radius: 0,
             volume: 100,
             label: None,
+            sound_level_id: None,
         }
     }
 }
@@ -330,6 +347,15 @@ impl OutputSpec {
             video: VideoEncoding::default(),
             audio: AudioEncoding::default(),
         }
+    }
+}
+
+impl SeiSpec {
+    /// The decoded user data, if any and valid.
+    pub fn user_data(&self) -> Option<Vec<u8>> {
+        use base64::Engine as _;
+        let b64 = self.user_data_base64.as_deref()?;
+        base64::engine::general_purpose::STANDARD.decode(b64).ok()
     }
 }
 

@@ -38,6 +38,7 @@ const MAX_ID_LEN: usize = 128;
 const MAX_URL_LEN: usize = 2048;
 const MAX_LABEL_LEN: usize = 256;
 const MAX_DIMENSION: u32 = 4096;
+const MAX_SEI_BYTES: usize = 4096;
 
 struct Checker(Vec<Violation>);
 
@@ -186,6 +187,15 @@ impl MixSpec {
             );
         }
 
+        if self.sei.user_data_base64.is_some() {
+            c.check(
+                self.sei
+                    .user_data()
+                    .is_some_and(|d| (1..=MAX_SEI_BYTES).contains(&d.len())),
+                || "sei.user_data_base64".into(),
+                format!("must be base64 of 1 to {MAX_SEI_BYTES} bytes"),
+            );
+        }
         c.check(
             (1..=limits.max_outputs).contains(&self.outputs.len()),
             || "outputs".into(),
@@ -371,6 +381,7 @@ mod tests {
             inputs: vec![InputSpec::new("a", Source::StreamId("a".into()))],
             overlays: vec![],
             outputs: vec![OutputSpec::new(Target::StreamId("out".into()))],
+            sei: Default::default(),
         }
     }
 

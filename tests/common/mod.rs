@@ -8,6 +8,7 @@ mod checks;
 mod nginx;
 mod probe;
 mod publisher;
+mod sei;
 mod server;
 mod util;
 
@@ -15,5 +16,6 @@ pub use checks::*;
 pub use nginx::*;
 pub use probe::*;
 pub use publisher::*;
+pub use sei::*;
 pub use server::*;
 pub use util::*;

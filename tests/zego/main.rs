@@ -360,3 +360,77 @@ fn auth_replay_and_request_errors() {
     body["MixOutput"][0]["Width"] = 361.into();
     assert_eq!(code(&rig.start_mix(&body)), 110200161);
 }
+
+#[test]
+fn user_data_and_sound_levels_are_carried_as_sei() {
+    let rig = Rig::start();
+    let _a = rig.solid("stream1", RED, Some(440.0));
+    let _b = rig.solid("stream2", GREEN, None);
+    let mut body = sample_body("t6", 1);
+    body["UserData"] = "aGVsbG8gdGVzc2VyYQ==".into(); // "hello tessera"
+    body["SoundLevel"] = 1.into();
+    body["MixInput"][0]["SoundLevelId"] = 11.into();
+    body["MixInput"][1]["SoundLevelId"] = 12.into();
+    let r = rig.start_mix(&body);
+    assert_eq!(code(&r), 0, "{r}");
+    let url = rig.nginx.rtmp_url("mix", "stream3");
+    const USER: &[u8; 16] = b"tessera-userdata";
+    const LEVELS: &[u8; 16] = b"tessera-soundlvl";
+    // Levels settle once both inputs deliver audio: the tone is loud, the silent input is 0.
+    let levels_ok = |m: &[SeiMessage]| {
+        m.iter()
+            .rev()
+            .find(|(u, _)| u == LEVELS)
+            .is_some_and(|(_, d)| {
+                let v: Value = serde_json::from_slice(d).unwrap();
+                let level = |id: u64| {
+                    v["levels"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .find(|e| e["id"] == id)
+                        .map(|e| e["level"].as_u64().unwrap())
+                };
+                level(11).is_some_and(|l| l > 30) && level(12) == Some(0)
+            })
+    };
+    let seen = collect_sei(&url, T, |m| {
+        m.iter().any(|(u, _)| u == USER) && levels_ok(m)
+    });
+    let user: Vec<&Vec<u8>> = seen
+        .iter()
+        .filter(|(u, _)| u == USER)
+        .map(|(_, d)| d)
+        .collect();
+    assert!(
+        !user.is_empty(),
+        "no UserData SEI in {} messages",
+        seen.len()
+    );
+    assert_eq!(user[0].as_slice(), b"hello tessera");
+    assert!(
+        levels_ok(&seen),
+        "sound levels never settled: {:?}",
+        seen.iter()
+            .rev()
+            .find(|(u, _)| u == LEVELS)
+            .map(|(_, d)| String::from_utf8_lossy(d).to_string())
+    );
+    // UserData changes live.
+    body["Sequence"] = 2.into();
+    body["UserData"] = "Y2hhbmdlZA==".into(); // "changed"
+    assert_eq!(code(&rig.start_mix(&body)), 0);
+    let seen = collect_sei(&url, Duration::from_secs(10), |m| {
+        m.iter().any(|(u, d)| u == USER && d == b"changed")
+    });
+    let users: Vec<String> = seen
+        .iter()
+        .filter(|(u, _)| u == USER)
+        .map(|(_, d)| String::from_utf8_lossy(d).to_string())
+        .collect();
+    assert!(
+        users.iter().any(|d| d == "changed"),
+        "updated UserData not seen in {} messages: {users:?}",
+        seen.len()
+    );
+}

@@ -4,6 +4,7 @@
 use std::collections::HashSet;
 
 use super::{codes::*, wire};
+use crate::model::SeiSpec;
 use crate::{
     config::ZegoConfig,
     model::{
@@ -16,6 +17,8 @@ const MAX_OUTPUTS: usize = 3;
 const MAX_SIZE: i64 = 3000;
 /// ZEGO's limit: 100 CJK or 300 Latin characters, i.e. 300 bytes of UTF-8.
 const MAX_LABEL_BYTES: usize = 300;
+/// UserData limit, in bytes once decoded.
+const MAX_USER_DATA: usize = 1000;
 /// Watermarks sit above every input.
 const WATERMARK_LAYER: u32 = 1000;
 
@@ -309,6 +312,17 @@ pub fn start_mix(req: &wire::StartMix, config: &ZegoConfig) -> Result<MixSpec, Z
                 "MixInput[{n}]: Layer and CornerRadius must not be negative"
             )));
         }
+        let sound_level_id = match (req.sound_level == Some(1), i.sound_level_id) {
+            (_, Some(id)) if !(0..=i64::from(u32::MAX)).contains(&id) => {
+                return Err(param(format!("MixInput[{n}].SoundLevelId is out of range")))
+            }
+            (true, None) => {
+                return Err(param(format!(
+                    "MixInput[{n}].SoundLevelId is required when SoundLevel is 1"
+                )))
+            }
+            (_, id) => id.map(|v| v as u32),
+        };
         inputs.push(InputSpec {
             id: format!("in{n}"),
             source,
@@ -320,6 +334,7 @@ pub fn start_mix(req: &wire::StartMix, config: &ZegoConfig) -> Result<MixSpec, Z
             corner_radius: radius as u32,
             volume: volume as u32,
             label,
+            sound_level_id,
         });
     }
 
@@ -355,11 +370,28 @@ pub fn start_mix(req: &wire::StartMix, config: &ZegoConfig) -> Result<MixSpec, Z
         });
     }
 
+    let user_data_base64 = match req.user_data.as_deref().filter(|s| !s.is_empty()) {
+        None => None,
+        Some(b64) => {
+            let spec = SeiSpec {
+                user_data_base64: Some(b64.to_string()),
+                sound_levels: false,
+            };
+            match spec.user_data() {
+                Some(d) if (1..=MAX_USER_DATA).contains(&d.len()) => Some(b64.to_string()),
+                _ => return Err(param("UserData must be base64 of 1 to 1000 bytes")),
+            }
+        }
+    };
     Ok(MixSpec {
         canvas,
         inputs,
         overlays,
         outputs,
+        sei: SeiSpec {
+            user_data_base64,
+            sound_levels: req.sound_level == Some(1),
+        },
     })
 }
 
