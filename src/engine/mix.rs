@@ -84,9 +84,8 @@ pub struct MixPipeline {
 pub fn prepare_stills(
     spec: &MixSpec,
     old: Option<&MixSpec>,
-    config: &Config,
+    max: u64,
 ) -> Result<PreparedStills, Error> {
-    let max = config.engine.max_image_bytes;
     let cv = &spec.canvas;
     let same_canvas_size =
         old.is_some_and(|o| o.canvas.width == cv.width && o.canvas.height == cv.height);

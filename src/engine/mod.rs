@@ -149,6 +149,18 @@ impl Engine {
     /// Creates mix `id`, or applies `spec` to it when it runs. Validates and renders still pictures first: a
     /// refused request changes nothing.
     pub async fn put_mix(&self, id: &str, spec: MixSpec) -> Result<PutOutcome, Error> {
+        self.put_mix_with(id, spec, self.inner.config.engine.max_image_bytes)
+            .await
+    }
+
+    /// [`Engine::put_mix`] with a dialect's own limit on image size (ZEGO: 1 MB); never above the node's limit.
+    pub async fn put_mix_with(
+        &self,
+        id: &str,
+        spec: MixSpec,
+        max_image_bytes: u64,
+    ) -> Result<PutOutcome, Error> {
+        let max_image_bytes = max_image_bytes.min(self.inner.config.engine.max_image_bytes);
         spec.validate(&self.limits()).map_err(Error::invalid)?;
         let _guard = self.inner.control.lock().await;
         let existing = self.inner.mixes.lock().unwrap().get(id).cloned();
@@ -168,7 +180,7 @@ impl Engine {
         let rt = tokio::runtime::Handle::current();
         tokio::task::spawn_blocking(move || {
             let _rt = rt.enter();
-            engine.put_blocking(&id, spec, existing)
+            engine.put_blocking(&id, spec, existing, max_image_bytes)
         })
         .await
         .map_err(Error::internal)?
@@ -179,10 +191,11 @@ impl Engine {
         id: &str,
         spec: MixSpec,
         existing: Option<Arc<Mutex<MixPipeline>>>,
+        max_image_bytes: u64,
     ) -> Result<PutOutcome, Error> {
         let config = &self.inner.config;
         let Some(mix) = existing else {
-            let stills = mix::prepare_stills(&spec, None, config)?;
+            let stills = mix::prepare_stills(&spec, None, max_image_bytes)?;
             let mix = MixPipeline::start(id, &spec, stills, config, &self.inner.hub)?;
             self.inner
                 .mixes
@@ -199,14 +212,14 @@ impl Engine {
             (m.can_update_live(&spec), m.spec().clone())
         };
         if live {
-            let stills = mix::prepare_stills(&spec, Some(&old_spec), config)?;
+            let stills = mix::prepare_stills(&spec, Some(&old_spec), max_image_bytes)?;
             mix.lock()
                 .unwrap()
                 .update(&spec, stills, config, &self.inner.hub)?;
             tracing::info!(mix = %id, "mix updated live");
             return Ok(PutOutcome::UpdatedLive);
         }
-        let stills = mix::prepare_stills(&spec, None, config)?;
+        let stills = mix::prepare_stills(&spec, None, max_image_bytes)?;
         let mut mix = mix.lock().unwrap();
         // The old pipeline's publish must end before the new one connects: RTMP servers refuse a second
         // publisher of the same stream.

@@ -1,6 +1,11 @@
 //! Still pictures (canvas colour, background image, watermarks) rendered once, at their final size and in the
 //! compositor's own format, so the compositor only blends them: no per-frame decode, scale or conversion.
 
+use std::sync::{
+    atomic::{AtomicU64, Ordering},
+    Arc,
+};
+
 use gst::prelude::*;
 
 use crate::{error::Error, error::ErrorKind, model::Color};
@@ -53,10 +58,35 @@ pub fn image(location: &str, width: u32, height: u32, max_bytes: u64) -> Result<
             .build()
             .map_err(Error::internal)?
     };
+    // Count what the source delivers (a download has no size to check up front); past the limit the rest is
+    // dropped, so decoding fails and the render is refused below.
+    let fetched = Arc::new(AtomicU64::new(0));
+    if let Some(pad) = src.static_pad("src") {
+        let fetched = fetched.clone();
+        pad.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
+            let size = info.buffer().map(|b| b.size() as u64).unwrap_or(0);
+            let before = fetched.fetch_add(size, Ordering::Relaxed);
+            if before + size <= max_bytes {
+                return gst::PadProbeReturn::Ok;
+            }
+            if before <= max_bytes {
+                // Stop at once rather than downloading the rest.
+                pad.push_event(gst::event::Eos::new());
+            }
+            gst::PadProbeReturn::Drop
+        });
+    }
     let decode = gst::ElementFactory::make("decodebin")
         .build()
         .map_err(Error::internal)?;
-    render(src, Some(decode), width, height).map_err(|e| {
+    let rendered = render(src, Some(decode), width, height);
+    if fetched.load(Ordering::Relaxed) > max_bytes {
+        return Err(Error::new(
+            ErrorKind::Unavailable,
+            format!("image {location:?} is larger than {max_bytes} bytes"),
+        ));
+    }
+    rendered.map_err(|e| {
         if e.kind == ErrorKind::Internal {
             Error::new(
                 ErrorKind::Unavailable,
@@ -114,14 +144,26 @@ fn render(
     pipeline
         .set_state(gst::State::Playing)
         .map_err(Error::internal)?;
-    let sample = sink.try_pull_sample(gst::ClockTime::from_seconds(15));
-    let bus_error = pipeline.bus().and_then(|bus| {
-        bus.pop_filtered(&[gst::MessageType::Error])
-            .map(|m| match m.view() {
-                gst::MessageView::Error(e) => e.error().to_string(),
-                _ => String::new(),
-            })
-    });
+    // Wait for the picture, but give up as soon as the pipeline reports an error (a 404, a truncated file).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    let mut bus_error = None;
+    let sample = loop {
+        if let Some(sample) = sink.try_pull_sample(gst::ClockTime::from_mseconds(100)) {
+            break Some(sample);
+        }
+        if let Some(msg) = pipeline
+            .bus()
+            .and_then(|bus| bus.pop_filtered(&[gst::MessageType::Error]))
+        {
+            if let gst::MessageView::Error(e) = msg.view() {
+                bus_error = Some(e.error().to_string());
+            }
+            break None;
+        }
+        if sink.is_eos() || std::time::Instant::now() > deadline {
+            break None;
+        }
+    };
     let _ = pipeline.set_state(gst::State::Null);
     match sample {
         Some(sample) => {

@@ -228,9 +228,13 @@ fn update_by_task_id_sequence_owner_stop_and_task_info() {
 }
 
 fn write_png(path: &std::path::Path, argb: u32, w: u32, h: u32) {
+    write_png_pattern(path, &format!("solid-color foreground-color={argb}"), w, h)
+}
+
+fn write_png_pattern(path: &std::path::Path, pattern: &str, w: u32, h: u32) {
     use gst::prelude::*;
     let desc = format!(
-        "videotestsrc num-buffers=1 pattern=solid-color foreground-color={argb} ! video/x-raw,format=RGBA,width={w},height={h} ! pngenc ! filesink location={}",
+        "videotestsrc num-buffers=1 pattern={pattern} ! video/x-raw,format=RGBA,width={w},height={h} ! pngenc ! filesink location={}",
         path.display()
     );
     let pipeline = gst::parse::launch(&desc).unwrap();
@@ -359,6 +363,48 @@ fn auth_replay_and_request_errors() {
     let mut body = sample_body("t5", 1);
     body["MixOutput"][0]["Width"] = 361.into();
     assert_eq!(code(&rig.start_mix(&body)), 110200161);
+    // Images: one that is not there, one over 1 MB (noise does not compress).
+    let mut body = sample_body("t5", 1);
+    body["MixInput"].as_array_mut().unwrap().truncate(1);
+    body["BackgroundImage"] = rig.nginx.http_url("missing.png").into();
+    let r = rig.start_mix(&body);
+    assert_eq!(code(&r), 110200142, "{r}");
+    let big = rig.nginx.http_dir().join("big.png");
+    write_png_pattern(&big, "snow", 1600, 1200);
+    assert!(std::fs::metadata(&big).unwrap().len() > 1024 * 1024);
+    body["BackgroundImage"] = rig.nginx.http_url("big.png").into();
+    let r = rig.start_mix(&body);
+    assert_eq!(code(&r), 110200142, "{r}");
+    assert!(r["Message"].as_str().unwrap().contains("larger"), "{r}");
+    assert_eq!(
+        code(&rig.call("GET", "GetMixTaskInfo&TaskId=t5", None)),
+        110209001
+    );
+}
+
+#[test]
+fn mp3_output_carries_the_mix() {
+    let rig = Rig::start();
+    let _a = rig.solid("stream1", RED, Some(440.0));
+    let probe = rig.probe("stream3");
+    let mut body = sample_body("t7", 1);
+    body["MixInput"].as_array_mut().unwrap().truncate(1);
+    body["MixOutput"][0]["AudioCodec"] = 2.into();
+    body["MixOutput"][0]["AudioBitrate"] = 64000.into();
+    assert_eq!(code(&rig.start_mix(&body)), 0);
+    expect_pixels(&probe, &[(180, 115, RED)], T);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        std::thread::sleep(Duration::from_millis(500));
+        let samples = probe.audio(Duration::from_millis(500));
+        if samples.len() > 20_000 && tone_level(&samples, 48_000, 440.0) > 0.02 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no 440 Hz tone in the MP3 output"
+        );
+    }
 }
 
 #[test]

@@ -25,6 +25,9 @@ pub use tasks::ZegoState;
 use super::AppState;
 use crate::{error::ErrorKind, model::Target};
 
+/// ZEGO refuses background and watermark images over 1 MB.
+const MAX_IMAGE_BYTES: u64 = 1024 * 1024;
+
 /// ZEGO's envelope around every answer.
 fn envelope(code: u32, message: &str, data: Value) -> Response {
     let request_id = fastrand::u64(..).to_string();
@@ -160,7 +163,7 @@ async fn start_mix(state: &AppState, req: wire::StartMix) -> Result<Response, Ze
     let mix_id = tasks::mix_id(&req.task_id);
     state
         .engine
-        .put_mix(&mix_id, spec.clone())
+        .put_mix_with(&mix_id, spec.clone(), MAX_IMAGE_BYTES)
         .await
         .map_err(|e| match e.kind {
             ErrorKind::Invalid => {
