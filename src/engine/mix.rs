@@ -64,6 +64,8 @@ pub struct MixPipeline {
     spec: MixSpec,
     pipeline: gst::Pipeline,
     compositor: gst::Element,
+    /// Fixes the compositor's output caps; changed live when the canvas is resized.
+    canvas_filter: gst::Element,
     audiomixer: gst::Element,
     background: StillLayer,
     background_image: Option<StillLayer>,
@@ -195,9 +197,10 @@ impl MixPipeline {
             ])?;
             gst::Element::link_many([&compositor, &vcaps, &video_tee])?;
             gst::Element::link_many([&silence, &silence_caps, &audiomixer, &acaps, &audio_tee])?;
-            Ok((compositor, video_tee, audiomixer, audio_tee))
+            Ok((compositor, vcaps, video_tee, audiomixer, audio_tee))
         };
-        let (compositor, video_tee, audiomixer, audio_tee) = build().map_err(Error::internal)?;
+        let (compositor, canvas_filter, video_tee, audiomixer, audio_tee) =
+            build().map_err(Error::internal)?;
 
         let fps = Arc::new(RateMeter::new(Duration::from_secs(2)));
         let meter = fps.clone();
@@ -251,6 +254,7 @@ impl MixPipeline {
             spec: spec.clone(),
             pipeline,
             compositor,
+            canvas_filter,
             audiomixer,
             background,
             background_image: None,
@@ -301,11 +305,7 @@ impl MixPipeline {
 
     /// Whether `new` can be applied to this pipeline without restarting the output.
     pub fn can_update_live(&self, new: &MixSpec) -> bool {
-        let (a, b) = (&self.spec.canvas, &new.canvas);
-        a.width == b.width
-            && a.height == b.height
-            && a.fps == b.fps
-            && live_encoders(&self.spec) == live_encoders(new)
+        self.spec.canvas.fps == new.canvas.fps && live_encoders(&self.spec) == live_encoders(new)
     }
 
     /// Applies `new` to the running pipeline: same output, same RTMP sessions, continuous timestamps.
@@ -316,6 +316,14 @@ impl MixPipeline {
         config: &Config,
         hub: &InputHub,
     ) -> Result<(), Error> {
+        if (new.canvas.width, new.canvas.height)
+            != (self.spec.canvas.width, self.spec.canvas.height)
+        {
+            // The encoders follow the new caps (x264 restarts its stream with new parameter sets and a keyframe);
+            // the RTMP connections stay.
+            self.canvas_filter
+                .set_property("caps", canvas_caps(&new.canvas));
+        }
         if let Some(bg) = &stills.background {
             self.background.show(bg);
         }

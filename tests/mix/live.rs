@@ -398,7 +398,7 @@ fn mixes_sharing_an_input_are_independent_and_delete_releases_it() {
 }
 
 #[test]
-fn canvas_size_change_restarts_the_output_at_the_new_size() {
+fn canvas_resize_applies_live_and_a_new_frame_rate_restarts() {
     let rig = Rig::start();
     let _a = rig.solid("a", RED, None);
     let probe = rig.probe("out");
@@ -412,14 +412,25 @@ fn canvas_size_change_restarts_the_output_at_the_new_size() {
     s["canvas"]["width"] = json!(320);
     s["canvas"]["height"] = json!(180);
     let body = rig.put("m", &s);
-    assert_eq!(body["applied"], "restarted");
+    assert_eq!(body["applied"], "updated_live");
     let f = probe
-        .wait_until(Duration::from_secs(20), |f| {
+        .wait_until(Duration::from_secs(10), |f| {
             f.width == 320 && f.height == 180
         })
-        .expect("output never came back at 320x180");
+        .expect("output never came at 320x180");
     assert!(color_close(f.pixel(80, 45), RED, TOL) && color_close(f.pixel(250, 150), BLUE, TOL));
-    rig.wait_status("m", Duration::from_secs(10), |s| {
+    // Same publish on the RTMP server, same session at the viewer.
+    assert_eq!(rig.nginx.publish_count_of("mix", "out"), 1);
+    assert_eq!(probe.sessions(), 1);
+    // A new frame rate rebuilds the pipeline (a new publish).
+    s["canvas"]["fps"] = json!(25);
+    assert_eq!(rig.put("m", &s)["applied"], "restarted");
+    rig.wait_status("m", Duration::from_secs(15), |s| {
         s["outputs"][0]["state"] == "live"
     });
+    expect_pixels(
+        &probe,
+        &[(80, 45, RED), (250, 150, BLUE)],
+        Duration::from_secs(15),
+    );
 }
