@@ -20,9 +20,14 @@ struct Rig {
 
 impl Rig {
     fn start() -> Rig {
+        Rig::start_with(|_| {})
+    }
+
+    fn start_with(adjust: impl FnOnce(&mut tessera::Config)) -> Rig {
         init();
         let nginx = Nginx::start();
         let mut config = Tessera::config_for(&nginx);
+        adjust(&mut config);
         config.zego.app_id = APP_ID;
         config.zego.server_secret = SECRET.into();
         config.zego.play_flv_url = "http://127.0.0.1/mix/{stream_id}.flv".into();
@@ -479,4 +484,23 @@ fn user_data_and_sound_levels_are_carried_as_sei() {
         "updated UserData not seen in {} messages: {users:?}",
         seen.len()
     );
+}
+
+#[test]
+fn a_task_the_node_cannot_take_fails_with_110200151() {
+    let rig = Rig::start_with(|c| c.engine.max_mixes = 1);
+    let _a = rig.solid("stream1", RED, None);
+    let mut body = sample_body("t8", 1);
+    body["MixInput"].as_array_mut().unwrap().truncate(1);
+    assert_eq!(code(&rig.start_mix(&body)), 0);
+    let mut second = body.clone();
+    second["TaskId"] = "t9".into();
+    second["MixOutput"][0]["StreamId"] = "stream4".into();
+    let r = rig.start_mix(&second);
+    assert_eq!(code(&r), 110200151, "{r}");
+    assert_eq!(
+        code(&rig.call("GET", "GetMixTaskInfo&TaskId=t9", None)),
+        110209001
+    );
+    assert_eq!(code(&rig.call("GET", "GetMixTaskInfo&TaskId=t8", None)), 0);
 }
