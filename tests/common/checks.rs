@@ -37,3 +37,31 @@ pub fn expect_pixels(probe: &OutputProbe, checks: &[(u32, u32, u32)], timeout: D
         }
     }
 }
+
+/// Writes a solid-colour PNG (`argb` = 0xAARRGGBB) with GStreamer.
+pub fn write_png(path: &std::path::Path, argb: u32, w: u32, h: u32) {
+    write_png_pattern(path, &format!("solid-color foreground-color={argb}"), w, h)
+}
+
+/// Writes a PNG of a `videotestsrc` pattern (e.g. `snow`, which does not compress).
+pub fn write_png_pattern(path: &std::path::Path, pattern: &str, w: u32, h: u32) {
+    use gst::prelude::*;
+    super::init();
+    let desc = format!(
+        "videotestsrc num-buffers=1 pattern={pattern} ! video/x-raw,format=RGBA,width={w},height={h} ! pngenc ! filesink location={}",
+        path.display()
+    );
+    let pipeline = gst::parse::launch(&desc).unwrap();
+    pipeline.set_state(gst::State::Playing).unwrap();
+    pipeline.bus().unwrap().timed_pop_filtered(
+        gst::ClockTime::from_seconds(10),
+        &[gst::MessageType::Eos, gst::MessageType::Error],
+    );
+    pipeline.set_state(gst::State::Null).unwrap();
+    assert!(
+        std::fs::metadata(path)
+            .map(|m| m.len() > 0)
+            .unwrap_or(false),
+        "PNG not written"
+    );
+}

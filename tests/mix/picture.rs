@@ -137,27 +137,6 @@ fn rounded_corners_show_what_is_beneath() {
     expect_pixels(&probe, &[(103, 103, BLUE)], Duration::from_secs(5));
 }
 
-/// Writes a solid-colour PNG with GStreamer.
-fn write_png(path: &std::path::Path, argb: u32, w: u32, h: u32) {
-    init();
-    let desc = format!(
-        "videotestsrc num-buffers=1 pattern=solid-color foreground-color={argb} ! video/x-raw,format=RGBA,width={w},height={h} ! pngenc ! filesink location={}",
-        path.display()
-    );
-    let pipeline = gst::parse::launch(&desc).unwrap();
-    use gst::prelude::*;
-    pipeline.set_state(gst::State::Playing).unwrap();
-    let bus = pipeline.bus().unwrap();
-    bus.timed_pop_filtered(
-        gst::ClockTime::from_seconds(10),
-        &[gst::MessageType::Eos, gst::MessageType::Error],
-    );
-    pipeline.set_state(gst::State::Null).unwrap();
-    assert!(std::fs::metadata(path)
-        .map(|m| m.len() > 0)
-        .unwrap_or(false));
-}
-
 #[test]
 fn background_image_and_watermark_from_file_and_http() {
     let rig = Rig::start();

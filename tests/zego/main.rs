@@ -232,25 +232,6 @@ fn update_by_task_id_sequence_owner_stop_and_task_info() {
     }
 }
 
-fn write_png(path: &std::path::Path, argb: u32, w: u32, h: u32) {
-    write_png_pattern(path, &format!("solid-color foreground-color={argb}"), w, h)
-}
-
-fn write_png_pattern(path: &std::path::Path, pattern: &str, w: u32, h: u32) {
-    use gst::prelude::*;
-    let desc = format!(
-        "videotestsrc num-buffers=1 pattern={pattern} ! video/x-raw,format=RGBA,width={w},height={h} ! pngenc ! filesink location={}",
-        path.display()
-    );
-    let pipeline = gst::parse::launch(&desc).unwrap();
-    pipeline.set_state(gst::State::Playing).unwrap();
-    pipeline.bus().unwrap().timed_pop_filtered(
-        gst::ClockTime::from_seconds(10),
-        &[gst::MessageType::Eos, gst::MessageType::Error],
-    );
-    pipeline.set_state(gst::State::Null).unwrap();
-}
-
 #[test]
 fn corner_radius_render_mode_label_volume_watermark_and_background() {
     let rig = Rig::start();
