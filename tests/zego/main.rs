@@ -485,3 +485,99 @@ fn a_task_the_node_cannot_take_fails_with_110200151() {
     );
     assert_eq!(code(&rig.call("GET", "GetMixTaskInfo&TaskId=t8", None)), 0);
 }
+
+/// Every documented code, through HTTP against the running server: each row changes one thing in a valid request.
+#[test]
+fn every_error_code_over_http() {
+    let rig = Rig::start();
+    let _a = rig.solid("stream1", RED, None);
+    let _b = rig.solid("stream2", GREEN, None);
+    type Edit = fn(&mut Value);
+    let rows: Vec<(u64, Edit)> = vec![
+        (110200002, |j| j["MixInput"][0]["Volume"] = 300.into()),
+        (110200140, |j| {
+            j["MixInput"][1]["StreamId"] = "stream3".into()
+        }),
+        (110200141, |j| j["BackgroundImage"] = "ftp://h/x.png".into()),
+        (110200156, |j| j["MixOutput"][0]["VideoEncId"] = 3.into()),
+        (110200156, |j| j["MixOutput"][0]["AudioCodec"] = 3.into()),
+        (110200158, |j| {
+            let i = j["MixInput"][0].clone();
+            for n in 0..8 {
+                let mut i = i.clone();
+                i["StreamId"] = format!("extra{n}").into();
+                j["MixInput"].as_array_mut().unwrap().push(i);
+            }
+        }),
+        (110200161, |j| j["MixOutput"][0]["Height"] = 3002.into()),
+        (
+            110200170,
+            |j| {
+                j["WaterMark"] =
+                    json!({"RectInfo": {"Top": 0, "Left": 0, "Bottom": 10, "Right": 10}})
+            },
+        ),
+        (110200171, |j| {
+            j["WaterMark"] = json!({"Image": "http://127.0.0.1:1/w.png"})
+        }),
+        (110200175, |j| {
+            j["MixInput"][1]["StreamId"] = "stream1".into()
+        }),
+        (110200176, |j| {
+            let o = j["MixOutput"][0].clone();
+            j["MixOutput"].as_array_mut().unwrap().push(o);
+        }),
+        (110200178, |j| {
+            for s in ["o1", "o2", "o3"] {
+                let mut o = j["MixOutput"][0].clone();
+                o["StreamId"] = s.into();
+                j["MixOutput"].as_array_mut().unwrap().push(o);
+            }
+        }),
+        (110200179, |j| {
+            j["MixInput"][0]["Label"] = json!({"Text": "x".repeat(301)})
+        }),
+    ];
+    for (n, (want, edit)) in rows.iter().enumerate() {
+        let mut body = sample_body(&format!("e{n}"), 1);
+        edit(&mut body);
+        let r = rig.start_mix(&body);
+        assert_eq!(code(&r), *want, "row {n}: {r}");
+        assert!(!r["Message"].as_str().unwrap().is_empty());
+    }
+    // The common parameters, each broken in turn.
+    let good = rig.query("GetMixTaskInfo", "00112233aabbccdd") + "&TaskId=x";
+    let swap = |key: &str, value: &str| -> String {
+        good.split('&')
+            .map(|kv| {
+                if kv.starts_with(&format!("{key}=")) {
+                    format!("{key}={value}")
+                } else {
+                    kv.to_string()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("&")
+    };
+    for (want, path) in [
+        (100000001, swap("AppId", "abc")),
+        (100000002, swap("Timestamp", "")),
+        (100000003, swap("Timestamp", "yesterday")),
+        (100000004, swap("Timestamp", "1000")),
+        (
+            100000005,
+            swap("Signature", "0123456789abcdef0123456789abcdef"),
+        ),
+        (100000006, swap("/?Action", "")),
+        (100000008, swap("SignatureNonce", "")),
+        (100000009, swap("Signature", "")),
+        (100000013, swap("SignatureVersion", "")),
+        (100000014, swap("SignatureVersion", "1.0")),
+    ] {
+        let r = rig.raw("GET", &path, vec![]);
+        assert_eq!(code(&r), want, "{path}: {r}");
+    }
+    // Nothing of the refused requests runs.
+    let (_, list) = rig.tessera.get("/v1/mixes");
+    assert_eq!(list["mixes"].as_array().unwrap().len(), 0, "{list}");
+}
