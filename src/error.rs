@@ -11,6 +11,8 @@ pub enum ErrorKind {
     NotFound,
     /// A node limit (mixes, inputs, …) would be exceeded.
     LimitExceeded,
+    /// Something the request needs is held by another mix (an output target).
+    Conflict,
     /// A referenced resource (image, …) could not be fetched or decoded.
     Unavailable,
     /// Something broke inside Tessera; details are logged, not returned.

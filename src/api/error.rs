@@ -37,6 +37,7 @@ impl From<Error> for ApiError {
             ErrorKind::Invalid => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_spec"),
             ErrorKind::NotFound => (StatusCode::NOT_FOUND, "not_found"),
             ErrorKind::LimitExceeded => (StatusCode::CONFLICT, "limit_exceeded"),
+            ErrorKind::Conflict => (StatusCode::CONFLICT, "output_in_use"),
             ErrorKind::Unavailable => (StatusCode::UNPROCESSABLE_ENTITY, "resource_unavailable"),
             ErrorKind::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         };

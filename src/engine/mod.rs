@@ -175,6 +175,7 @@ impl Engine {
                 ),
             ));
         }
+        self.check_targets_free(id, &spec)?;
         let engine = self.clone();
         let id = id.to_string();
         let rt = tokio::runtime::Handle::current();
@@ -236,6 +237,39 @@ impl Engine {
                 Err(e)
             }
         }
+    }
+
+    /// Refuses outputs another mix already publishes to: two publishers of one stream would fight over it.
+    fn check_targets_free(&self, id: &str, spec: &MixSpec) -> Result<(), Error> {
+        let egress = &self.inner.config.egress;
+        let others: Vec<(String, Arc<Mutex<MixPipeline>>)> = self
+            .inner
+            .mixes
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(other, _)| other.as_str() != id)
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        for (other, mix) in others {
+            let used = mix.lock().unwrap().spec().outputs.clone();
+            let clash = spec.outputs.iter().find(|o| {
+                used.iter()
+                    .any(|u| resolve_output(&u.target, egress) == resolve_output(&o.target, egress))
+            });
+            if let Some(o) = clash {
+                // Name the target as the caller wrote it: the resolved URL would expose the egress config.
+                let target = match &o.target {
+                    Target::StreamId(id) => format!("stream {id:?}"),
+                    Target::Url(u) => format!("URL {u:?}"),
+                };
+                return Err(Error::new(
+                    ErrorKind::Conflict,
+                    format!("output {target} is already published by mix {other:?}"),
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Stops mix `id` and releases everything it held.

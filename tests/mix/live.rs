@@ -363,6 +363,17 @@ fn mixes_sharing_an_input_are_independent_and_delete_releases_it() {
         &[(160, 90, GREEN), (480, 90, RED)],
         Duration::from_secs(25),
     );
+    // A third mix may not publish to an output the first one publishes to.
+    let (status, body) = rig.tessera.put("/v1/mixes/m3", &mix("out1", false));
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["error"]["code"], "output_in_use");
+    assert!(
+        !body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("rtmp://"),
+        "{body}"
+    );
     // Each source is pulled once for both mixes.
     assert_eq!(
         players(&rig.nginx, "live", "a"),

@@ -545,6 +545,18 @@ fn every_error_code_over_http() {
         assert_eq!(code(&r), *want, "row {n}: {r}");
         assert!(!r["Message"].as_str().unwrap().is_empty());
     }
+    // An output another task already publishes.
+    assert_eq!(code(&rig.start_mix(&sample_body("owner", 1))), 0);
+    let r = rig.start_mix(&sample_body("intruder", 1));
+    assert_eq!(code(&r), 110200176, "{r}");
+    assert_eq!(
+        code(&rig.call(
+            "POST",
+            "StopMix",
+            Some(&json!({"TaskId": "owner", "UserId": "123"}))
+        )),
+        0
+    );
     // The common parameters, each broken in turn.
     let good = rig.query("GetMixTaskInfo", "00112233aabbccdd") + "&TaskId=x";
     let swap = |key: &str, value: &str| -> String {

@@ -171,6 +171,7 @@ async fn start_mix(state: &AppState, req: wire::StartMix) -> Result<Response, Ze
             }
             ErrorKind::Unavailable => ZegoError::new(IMAGE_FETCH, e.message),
             ErrorKind::LimitExceeded => ZegoError::new(TASK_FAILED, e.message),
+            ErrorKind::Conflict => ZegoError::new(DUPLICATE_OUTPUT, e.message),
             ErrorKind::NotFound | ErrorKind::Internal => {
                 ZegoError::new(TASK_FAILED, "mixing failed; retry later")
             }
