@@ -91,11 +91,26 @@ fn input_loss_keeps_frame_rate_and_the_input_resumes() {
     rig.wait_status("m", Duration::from_secs(10), |s| {
         s["inputs"][1]["state"] != "live" && s["inputs"][0]["state"] == "live"
     });
-    // Published again (in another colour): it comes back by itself.
-    let _b2 = rig.solid("b", YELLOW, None);
+    // Published again, in another colour and at another resolution: it comes back by itself, still filling its
+    // rect exactly.
+    let _b2 = rig.publish(
+        "b",
+        PublishOpts {
+            pattern: Pattern::Solid(YELLOW),
+            width: 640,
+            height: 360,
+            ..PublishOpts::default()
+        },
+    );
     expect_pixels(
         &probe,
-        &[(160, 90, RED), (480, 90, YELLOW)],
+        &[
+            (160, 90, RED),
+            (480, 90, YELLOW),
+            (323, 3, YELLOW),
+            (636, 176, YELLOW),
+            (480, 184, BLUE),
+        ],
         Duration::from_secs(20),
     );
     rig.wait_status("m", Duration::from_secs(5), |s| {
