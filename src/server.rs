@@ -17,10 +17,18 @@ pub async fn serve(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    serve_engine(listener, Engine::new(config.clone()), config, shutdown).await
+}
+
+/// [`serve`] with an engine the caller keeps a handle to (tests inspect it).
+pub async fn serve_engine(
+    listener: TcpListener,
+    engine: Engine,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     init_media().map_err(|e| std::io::Error::other(e.to_string()))?;
-    let engine = Engine::new(config.clone());
-    let state = api::AppState::new(engine.clone(), config);
-    let app = api::app(state);
+    let app = api::app(api::AppState::new(engine.clone(), config));
     let result = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await;

@@ -32,6 +32,9 @@ use crate::{
     model::{Canvas, ImageOverlay, InputSpec, MixSpec},
 };
 
+/// Called once when the pipeline fails, from the bus watch (a Tokio task).
+pub type OnFailure = Box<dyn Fn() + Send + Sync>;
+
 /// Compositor z-order of the canvas colour and the background image; inputs and overlays are above.
 const Z_BACKGROUND: u32 = 0;
 const Z_BACKGROUND_IMAGE: u32 = 1;
@@ -150,6 +153,7 @@ impl MixPipeline {
         stills: PreparedStills,
         config: &Config,
         hub: &InputHub,
+        on_failure: OnFailure,
     ) -> Result<Self, Error> {
         let latency = gst::ClockTime::from_mseconds(config.engine.latency_ms);
         let pipeline = gst::Pipeline::with_name(&format!("mix-{id}"));
@@ -232,7 +236,12 @@ impl MixPipeline {
         }
 
         let failed = Arc::new(AtomicBool::new(false));
-        let watch = tokio::spawn(watch_bus(pipeline.clone(), id.to_string(), failed.clone()));
+        let watch = tokio::spawn(watch_bus(
+            pipeline.clone(),
+            id.to_string(),
+            failed.clone(),
+            on_failure,
+        ));
         pipeline.set_state(gst::State::Playing).map_err(|e| {
             let _ = pipeline.set_state(gst::State::Null);
             Error::internal(format!("mix {id} cannot start: {e}"))
@@ -603,6 +612,18 @@ impl MixPipeline {
         &self.spec
     }
 
+    pub fn failed(&self) -> bool {
+        self.failed.load(Ordering::SeqCst)
+    }
+
+    /// Posts an error as if an element had failed (fault-injection for tests).
+    pub fn inject_failure(&self) {
+        let msg = gst::message::Error::builder(gst::CoreError::Failed, "injected failure")
+            .src(&self.pipeline)
+            .build();
+        let _ = self.pipeline.post_message(msg);
+    }
+
     /// Ends every output connection now (the rest stops with [`MixPipeline::stop`]).
     pub fn stop_outputs(&mut self) {
         for e in &mut self.encoders {
@@ -645,7 +666,12 @@ fn live_encoders(spec: &MixSpec) -> Option<Vec<EncodeKey>> {
     (shapes.len() == n).then_some(shapes)
 }
 
-async fn watch_bus(pipeline: gst::Pipeline, id: String, failed: Arc<AtomicBool>) {
+async fn watch_bus(
+    pipeline: gst::Pipeline,
+    id: String,
+    failed: Arc<AtomicBool>,
+    on_failure: OnFailure,
+) {
     let Some(bus) = pipeline.bus() else { return };
     drop(pipeline);
     let mut messages = bus.stream();
@@ -653,7 +679,9 @@ async fn watch_bus(pipeline: gst::Pipeline, id: String, failed: Arc<AtomicBool>)
         match msg.view() {
             gst::MessageView::Error(err) => {
                 tracing::error!(mix = %id, error = %err.error(), debug = ?err.debug(), src = ?msg.src().map(|s| s.path_string()), "mix pipeline error");
-                failed.store(true, Ordering::SeqCst);
+                if !failed.swap(true, Ordering::SeqCst) {
+                    on_failure();
+                }
             }
             gst::MessageView::Warning(w) => {
                 tracing::warn!(mix = %id, warning = %w.error(), "mix pipeline warning");

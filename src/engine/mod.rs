@@ -85,6 +85,68 @@ pub fn resolve_output(target: &Target, config: &EgressConfig) -> String {
     }
 }
 
+/// Restarts failed mix `id` with its spec after a backoff (1 s doubling to 30 s); "live means live".
+async fn recover(weak: std::sync::Weak<EngineInner>, id: String) {
+    let attempt = {
+        let Some(inner) = weak.upgrade() else { return };
+        let mut r = inner.recoveries.lock().unwrap();
+        let n = r.entry(id.clone()).or_insert(0);
+        *n += 1;
+        *n
+    };
+    let delay = std::time::Duration::from_secs(1 << (attempt - 1).min(5))
+        .min(std::time::Duration::from_secs(30));
+    tracing::warn!(mix = %id, attempt, ?delay, "mix failed; restarting it");
+    tokio::time::sleep(delay).await;
+    let Some(inner) = weak.upgrade() else { return };
+    let engine = Engine { inner };
+    let _guard = engine.inner.control.lock().await;
+    let Some(mix) = engine.inner.mixes.lock().unwrap().get(&id).cloned() else {
+        return;
+    };
+    let rt = tokio::runtime::Handle::current();
+    let worker = engine.clone();
+    let restarted = tokio::task::spawn_blocking(move || {
+        let _rt = rt.enter();
+        let engine = worker;
+        let spec = {
+            let m = mix.lock().unwrap();
+            if !m.failed() {
+                return Ok(());
+            }
+            m.spec().clone()
+        };
+        let config = &engine.inner.config;
+        let stills = mix::prepare_stills(&spec, None, config.engine.max_image_bytes)?;
+        let mut m = mix.lock().unwrap();
+        m.stop();
+        let fresh = MixPipeline::start(
+            &id,
+            &spec,
+            stills,
+            config,
+            &engine.inner.hub,
+            engine.on_failure(&id),
+        );
+        match fresh {
+            Ok(fresh) => {
+                *m = fresh;
+                tracing::info!(mix = %id, "mix restarted after a failure");
+                Ok(())
+            }
+            Err(e) => {
+                // Try again later; the stopped pipeline stays marked failed.
+                (engine.on_failure(&id))();
+                Err(e)
+            }
+        }
+    })
+    .await;
+    if let Ok(Err(e)) = restarted {
+        tracing::error!(error = %e, "mix restart failed");
+    }
+}
+
 /// Keeps a probed source pulled (see [`Engine::probe_source`]).
 pub struct SourceHold(#[allow(dead_code)] input::Subscription);
 
@@ -118,6 +180,8 @@ struct EngineInner {
     mixes: Mutex<HashMap<String, Arc<Mutex<MixPipeline>>>>,
     /// Serialises create/update/delete so that two requests for one mix cannot interleave.
     control: tokio::sync::Mutex<()>,
+    /// Automatic restarts of each failed mix since its last accepted request (backoff).
+    recoveries: Mutex<HashMap<String, u32>>,
 }
 
 impl Engine {
@@ -129,6 +193,7 @@ impl Engine {
                 config,
                 mixes: Mutex::new(HashMap::new()),
                 control: tokio::sync::Mutex::new(()),
+                recoveries: Mutex::new(HashMap::new()),
             }),
         }
     }
@@ -176,6 +241,7 @@ impl Engine {
             ));
         }
         self.check_targets_free(id, &spec)?;
+        self.inner.recoveries.lock().unwrap().remove(id);
         let engine = self.clone();
         let id = id.to_string();
         let rt = tokio::runtime::Handle::current();
@@ -197,7 +263,14 @@ impl Engine {
         let config = &self.inner.config;
         let Some(mix) = existing else {
             let stills = mix::prepare_stills(&spec, None, max_image_bytes)?;
-            let mix = MixPipeline::start(id, &spec, stills, config, &self.inner.hub)?;
+            let mix = MixPipeline::start(
+                id,
+                &spec,
+                stills,
+                config,
+                &self.inner.hub,
+                self.on_failure(id),
+            )?;
             self.inner
                 .mixes
                 .lock()
@@ -225,7 +298,14 @@ impl Engine {
         // The old pipeline's publish must end before the new one connects: RTMP servers refuse a second
         // publisher of the same stream.
         mix.stop();
-        match MixPipeline::start(id, &spec, stills, config, &self.inner.hub) {
+        match MixPipeline::start(
+            id,
+            &spec,
+            stills,
+            config,
+            &self.inner.hub,
+            self.on_failure(id),
+        ) {
             Ok(fresh) => {
                 *mix = fresh;
                 tracing::info!(mix = %id, "mix restarted with a new canvas or encoding");
@@ -237,6 +317,22 @@ impl Engine {
                 Err(e)
             }
         }
+    }
+
+    /// What a mix pipeline calls when it fails: a restart of that mix with its spec, after a backoff.
+    fn on_failure(&self, id: &str) -> mix::OnFailure {
+        let weak = Arc::downgrade(&self.inner);
+        let id = id.to_string();
+        Box::new(move || {
+            tokio::spawn(recover(weak.clone(), id.clone()));
+        })
+    }
+
+    /// Fault injection for tests: makes mix `id`'s pipeline report an error.
+    #[doc(hidden)]
+    pub fn inject_failure(&self, id: &str) -> bool {
+        let mix = self.inner.mixes.lock().unwrap().get(id).cloned();
+        mix.map(|m| m.lock().unwrap().inject_failure()).is_some()
     }
 
     /// Refuses outputs another mix already publishes to: two publishers of one stream would fight over it.

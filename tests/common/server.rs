@@ -9,6 +9,8 @@ use std::{
 use super::nginx::Nginx;
 
 pub struct Tessera {
+    /// The server's engine, for what HTTP cannot reach (fault injection).
+    pub engine: ::tessera::engine::Engine,
     /// `http://127.0.0.1:PORT`
     pub base: String,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
@@ -27,6 +29,8 @@ impl Tessera {
         let addr = listener.local_addr().unwrap();
         config.server.listen = addr;
         let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
+        let engine = ::tessera::engine::Engine::new(config.clone());
+        let server_engine = engine.clone();
         let (done_tx, done) = mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("tessera-server".into())
@@ -38,9 +42,14 @@ impl Tessera {
                         .build()?;
                     runtime.block_on(async move {
                         let listener = tokio::net::TcpListener::from_std(listener)?;
-                        ::tessera::server::serve(listener, config, async move {
-                            let _ = shutdown_rx.await;
-                        })
+                        ::tessera::server::serve_engine(
+                            listener,
+                            server_engine,
+                            config,
+                            async move {
+                                let _ = shutdown_rx.await;
+                            },
+                        )
                         .await
                     })
                     // The runtime is dropped here, which waits for its blocking tasks.
@@ -54,6 +63,7 @@ impl Tessera {
             .build()
             .expect("reqwest client");
         let tessera = Tessera {
+            engine,
             base: format!("http://{addr}"),
             shutdown: Some(shutdown_tx),
             done,

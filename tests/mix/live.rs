@@ -460,3 +460,36 @@ fn canvas_resize_applies_live_and_a_new_frame_rate_restarts() {
         Duration::from_secs(15),
     );
 }
+
+#[test]
+fn a_failed_mix_pipeline_restarts_by_itself() {
+    let rig = Rig::start();
+    let _a = rig.solid("a", RED, None);
+    let probe = rig.probe("out");
+    rig.put(
+        "m",
+        &spec("#0000FF", vec![input("a", rect(0, 0, 320, 180))]),
+    );
+    expect_pixels(
+        &probe,
+        &[(160, 90, RED), (480, 270, BLUE)],
+        Duration::from_secs(25),
+    );
+    assert!(rig.tessera.engine.inject_failure("m"));
+    rig.wait_status("m", Duration::from_secs(5), |s| s["state"] == "failed");
+    // Back within the first backoff step, same layout, publishing again.
+    let st = rig.wait_status("m", Duration::from_secs(15), |s| {
+        s["state"] == "running"
+            && s["outputs"][0]["state"] == "live"
+            && s["uptime_s"].as_u64() < Some(10)
+    });
+    assert_eq!(st["inputs"][0]["state"], "live", "{st}");
+    let before = probe.frame_count();
+    expect_pixels(
+        &probe,
+        &[(160, 90, RED), (480, 270, BLUE)],
+        Duration::from_secs(20),
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(probe.frame_count() > before, "no frames after the restart");
+}
