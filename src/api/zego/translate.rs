@@ -614,6 +614,20 @@ mod tests {
     }
 
     #[test]
+    fn presets_resolve_to_their_registered_location() {
+        let mut config = ZegoConfig::default();
+        config
+            .image_presets
+            .insert("preset-id://bg.jpg".into(), "/srv/bg.jpg".into());
+        let mut j = sample();
+        j["BackgroundImage"] = "preset-id://bg.jpg".into();
+        j["WaterMark"] = serde_json::json!({"Image": "preset-id://bg.jpg", "RectInfo": {"Top": 0, "Left": 0, "Bottom": 20, "Right": 20}});
+        let spec = start_mix(&req(j), &config).unwrap();
+        assert_eq!(spec.canvas.background_image.as_deref(), Some("/srv/bg.jpg"));
+        assert_eq!(spec.overlays[0].image, "/srv/bg.jpg");
+    }
+
+    #[test]
     fn stream_url_wins_over_stream_id() {
         let mut j = sample();
         j["MixInput"][0]["StreamUrl"] = "http://cdn/live/x.flv".into();
