@@ -119,27 +119,13 @@ async fn recover(weak: std::sync::Weak<EngineInner>, id: String) {
         let config = &engine.inner.config;
         let stills = mix::prepare_stills(&spec, None, config.engine.max_image_bytes)?;
         let mut m = mix.lock().unwrap();
-        m.stop();
-        let fresh = MixPipeline::start(
-            &id,
-            &spec,
-            stills,
-            config,
-            &engine.inner.hub,
-            engine.on_failure(&id),
-        );
-        match fresh {
-            Ok(fresh) => {
-                *m = fresh;
-                tracing::info!(mix = %id, "mix restarted after a failure");
-                Ok(())
-            }
-            Err(e) => {
-                // Try again later; the stopped pipeline stays marked failed.
-                (engine.on_failure(&id))();
-                Err(e)
-            }
+        let rebuilt = engine.rebuild(&id, &mut m, &spec, stills);
+        match &rebuilt {
+            Ok(()) => tracing::info!(mix = %id, "mix restarted after a failure"),
+            // Try again later; the stopped pipeline stays marked failed.
+            Err(_) => (engine.on_failure(&id))(),
         }
+        rebuilt
     })
     .await;
     if let Ok(Err(e)) = restarted {
@@ -295,19 +281,8 @@ impl Engine {
         }
         let stills = mix::prepare_stills(&spec, None, max_image_bytes)?;
         let mut mix = mix.lock().unwrap();
-        // The old pipeline's publish must end before the new one connects: RTMP servers refuse a second
-        // publisher of the same stream.
-        mix.stop();
-        match MixPipeline::start(
-            id,
-            &spec,
-            stills,
-            config,
-            &self.inner.hub,
-            self.on_failure(id),
-        ) {
-            Ok(fresh) => {
-                *mix = fresh;
+        match self.rebuild(id, &mut mix, &spec, stills) {
+            Ok(()) => {
                 tracing::info!(mix = %id, "mix restarted with a new canvas or encoding");
                 Ok(PutOutcome::Restarted)
             }
@@ -317,6 +292,27 @@ impl Engine {
                 Err(e)
             }
         }
+    }
+
+    /// Replaces `mix`'s pipeline by a fresh one for `spec`. The old publish ends first: RTMP servers refuse a
+    /// second publisher of the same stream.
+    fn rebuild(
+        &self,
+        id: &str,
+        mix: &mut MixPipeline,
+        spec: &MixSpec,
+        stills: mix::PreparedStills,
+    ) -> Result<(), Error> {
+        mix.stop();
+        *mix = MixPipeline::start(
+            id,
+            spec,
+            stills,
+            &self.inner.config,
+            &self.inner.hub,
+            self.on_failure(id),
+        )?;
+        Ok(())
     }
 
     /// What a mix pipeline calls when it fails: a restart of that mix with its spec, after a backoff.
