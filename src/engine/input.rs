@@ -31,6 +31,14 @@ pub trait MediaSink: Send + Sync {
 /// Subscribers of one pull with their ids, swapped wholesale on change.
 type SinkList = Arc<Vec<(u64, Arc<dyn MediaSink>)>>;
 
+/// A sink that drops everything: subscribing with it keeps a pull running (probes, restarts).
+pub struct Discard;
+
+impl MediaSink for Discard {
+    fn video(&self, _: &gst::Buffer, _: &gst::Caps) {}
+    fn audio(&self, _: &gst::Buffer, _: &gst::Caps) {}
+}
+
 /// Pulls shared between mixes, keyed by URL.
 #[derive(Clone)]
 pub struct InputHub {

@@ -303,6 +303,15 @@ impl Engine {
         spec: &MixSpec,
         stills: mix::PreparedStills,
     ) -> Result<(), Error> {
+        // Hold the inputs' pulls meanwhile, so they do not reconnect for the new pipeline.
+        let holds: Vec<input::Subscription> = spec
+            .inputs
+            .iter()
+            .map(|i| {
+                let url = resolve_input(&i.source, &self.inner.config.ingest);
+                self.inner.hub.subscribe(&url, Arc::new(input::Discard))
+            })
+            .collect();
         mix.stop();
         *mix = MixPipeline::start(
             id,
@@ -312,6 +321,7 @@ impl Engine {
             &self.inner.hub,
             self.on_failure(id),
         )?;
+        drop(holds);
         Ok(())
     }
 
@@ -407,13 +417,8 @@ impl Engine {
         source: &Source,
         timeout: std::time::Duration,
     ) -> Result<SourceHold, String> {
-        struct Discard;
-        impl input::MediaSink for Discard {
-            fn video(&self, _: &gst::Buffer, _: &gst::Caps) {}
-            fn audio(&self, _: &gst::Buffer, _: &gst::Caps) {}
-        }
         let url = resolve_input(source, &self.inner.config.ingest);
-        let sub = self.inner.hub.subscribe(&url, Arc::new(Discard));
+        let sub = self.inner.hub.subscribe(&url, Arc::new(input::Discard));
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             match sub.state() {

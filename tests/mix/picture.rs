@@ -193,7 +193,7 @@ fn http_flv_input_is_shown() {
     );
     expect_pixels(&probe, &[(100, 100, YELLOW), (500, 300, BLUE)], T);
     // A file plays at its own pace, not as fast as it downloads: output keeps its frame rate.
-    std::thread::sleep(Duration::from_secs(2));
-    let st = rig.status("m");
-    assert!(st["output_fps"].as_f64().unwrap() >= 28.0, "{st}");
+    rig.wait_status("m", Duration::from_secs(5), |s| {
+        s["output_fps"].as_f64().unwrap() >= 28.0 && s["inputs"][0]["state"] == "live"
+    });
 }
