@@ -19,6 +19,13 @@ pub struct Config {
     pub engine: EngineConfig,
     /// The ZEGO server API dialect (`/?Action=StartMix`, …).
     pub zego: ZegoConfig,
+    /// The Tencent Cloud dialects: legacy `Mix_StreamV2` CGI and push-URL auto-mix (and what API 3.0 shares).
+    pub tencent: TencentConfig,
+    /// Credentials of the Tencent Cloud API 3.0 dialect (`POST /` with `X-TC-Action`).
+    pub tencentcloud: TencentCloudConfig,
+    /// Pictures known by id (Tencent `picture_id` / `WatermarkId`), in addition to those uploaded with
+    /// `PUT /v1/pictures/{id}`: id = file path or http(s) URL of a PNG or JPEG.
+    pub pictures: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -161,6 +168,73 @@ impl Default for ZegoConfig {
             image_presets: Default::default(),
         }
     }
+}
+
+/// One application allowed to call the legacy CGI.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TencentApp {
+    /// The live APPID requests name in `appid` (or `cmd`).
+    pub appid: u64,
+    /// The API key `sign = MD5(key + t)` is made with. Never logged.
+    pub key: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TencentConfig {
+    /// The APPID of the legacy CGI; 0 (with no `apps`) turns the CGI off.
+    pub appid: u64,
+    /// Its API key.
+    pub key: String,
+    /// Further applications, each with its own key.
+    pub apps: Vec<TencentApp>,
+    /// A session whose inputs have all been gone this long ends by itself (Tencent: 15 minutes).
+    pub idle_end_s: u64,
+    /// How long a request waits for its inputs to be found (and the background's size to be known) before
+    /// refusing with -505 / `FailedOperation.StreamNotExist`.
+    pub input_check_ms: u64,
+    /// Whether streams published with `mixv2=` / `mix=` in their URL query are mixed automatically (the RTMP
+    /// server must call the `/callbacks/…` endpoints).
+    pub automix: bool,
+}
+
+impl Default for TencentConfig {
+    fn default() -> Self {
+        Self {
+            appid: 0,
+            key: String::new(),
+            apps: Vec::new(),
+            idle_end_s: 900,
+            input_check_ms: 5_000,
+            automix: true,
+        }
+    }
+}
+
+impl TencentConfig {
+    /// The key of `appid`, if that application is configured.
+    pub fn key_of(&self, appid: u64) -> Option<&str> {
+        if appid == 0 {
+            return None;
+        }
+        if self.appid == appid {
+            return Some(&self.key);
+        }
+        self.apps
+            .iter()
+            .find(|a| a.appid == appid)
+            .map(|a| a.key.as_str())
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TencentCloudConfig {
+    /// The SecretId API 3.0 requests are signed with; empty turns API 3.0 off.
+    pub secret_id: String,
+    /// Its SecretKey. Never logged.
+    pub secret_key: String,
 }
 
 impl IngestConfig {

@@ -4,6 +4,7 @@
 mod error;
 mod json;
 pub mod native;
+pub mod tencent;
 pub mod zego;
 
 use std::sync::Arc;
