@@ -4,6 +4,10 @@
 //! The compositor and audiomixer are forced live: they produce a frame (and a block of samples) on every clock
 //! tick whatever their inputs do, so a missing, late or dead input never stalls the output. Inputs are pushed
 //! with timestamps taken from the shared clock when their media arrived (see `timing`).
+//!
+//! A mix whose outputs are all audio-only builds no picture at all: no compositor, no still layers, no input
+//! video branches (so it costs no blending or scaling); only the audiomixer and the audio encoders run. Its
+//! status reports `output_fps` 0.
 
 use std::{
     collections::HashMap,
@@ -62,15 +66,22 @@ struct OverlayLayer {
     layer: StillLayer,
 }
 
+/// The picture half of a mix; only built when an output carries video.
+struct Picture {
+    compositor: gst::Element,
+    /// Fixes the compositor's output caps; changed live when the canvas is resized.
+    canvas_filter: gst::Element,
+    background: StillLayer,
+}
+
 /// A running mix pipeline.
 pub struct MixPipeline {
     spec: MixSpec,
     pipeline: gst::Pipeline,
-    compositor: gst::Element,
-    /// Fixes the compositor's output caps; changed live when the canvas is resized.
-    canvas_filter: gst::Element,
+    /// `None` when every output is audio-only (then there are no still layers and no input video branches
+    /// either). Going from audio-only outputs to video ones changes the encodings, so it restarts the mix.
+    picture: Option<Picture>,
     audiomixer: gst::Element,
-    background: StillLayer,
     background_image: Option<StillLayer>,
     overlays: HashMap<String, OverlayLayer>,
     inputs: HashMap<String, InputBranch>,
@@ -85,12 +96,20 @@ pub struct MixPipeline {
     sei: Arc<SeiSource>,
 }
 
-/// Renders the still pictures of `spec` that differ from `old` (all of them when `old` is `None`).
+/// Renders the still pictures of `spec` that differ from `old` (all of them when `old` is `None`). Nothing when no
+/// output carries video: the mix has no picture to put them on.
 pub fn prepare_stills(
     spec: &MixSpec,
     old: Option<&MixSpec>,
     max: u64,
 ) -> Result<PreparedStills, Error> {
+    if !spec.has_video_output() {
+        return Ok(PreparedStills {
+            background: None,
+            background_image: None,
+            overlays: HashMap::new(),
+        });
+    }
     let cv = &spec.canvas;
     let same_canvas_size =
         old.is_some_and(|o| o.canvas.width == cv.width && o.canvas.height == cv.height);
@@ -116,15 +135,20 @@ pub fn prepare_stills(
             old.overlays.iter().any(|p| {
                 p.id == o.id
                     && p.image == o.image
+                    && p.color == o.color
+                    && p.opaque == o.opaque
                     && p.rect.width == o.rect.width
                     && p.rect.height == o.rect.height
             })
         });
         if !unchanged {
-            overlays.insert(
-                o.id.clone(),
-                still::image(&o.image, o.rect.width, o.rect.height, max)?,
-            );
+            let (w, h) = (o.rect.width, o.rect.height);
+            let still = match (&o.color, o.opaque) {
+                (Some(color), _) => still::solid(*color, w, h)?,
+                (None, false) => still::image(&o.image, w, h, max)?,
+                (None, true) => still::opaque_image(&o.image, w, h, max)?,
+            };
+            overlays.insert(o.id.clone(), still);
         }
     }
     Ok(PreparedStills {
@@ -158,7 +182,7 @@ impl MixPipeline {
         let latency = gst::ClockTime::from_mseconds(config.engine.latency_ms);
         let pipeline = gst::Pipeline::with_name(&format!("mix-{id}"));
         pipeline.use_clock(Some(&gst::SystemClock::obtain()));
-        let build = || -> Result<_, gst::glib::BoolError> {
+        let build_video = || -> Result<_, gst::glib::BoolError> {
             let compositor = gst::ElementFactory::make("compositor")
                 .property("force-live", true)
                 .property("latency", latency.nseconds())
@@ -171,6 +195,11 @@ impl MixPipeline {
             let video_tee = gst::ElementFactory::make("tee")
                 .property("allow-not-linked", true)
                 .build()?;
+            pipeline.add_many([&compositor, &vcaps, &video_tee])?;
+            gst::Element::link_many([&compositor, &vcaps, &video_tee])?;
+            Ok((compositor, vcaps, video_tee))
+        };
+        let build_audio = || -> Result<_, gst::glib::BoolError> {
             let silence = gst::ElementFactory::make("audiotestsrc")
                 .property_from_str("wave", "silence")
                 .property("is-live", true)
@@ -189,32 +218,29 @@ impl MixPipeline {
             let audio_tee = gst::ElementFactory::make("tee")
                 .property("allow-not-linked", true)
                 .build()?;
-            pipeline.add_many([
-                &compositor,
-                &vcaps,
-                &video_tee,
-                &silence,
-                &silence_caps,
-                &audiomixer,
-                &acaps,
-                &audio_tee,
-            ])?;
-            gst::Element::link_many([&compositor, &vcaps, &video_tee])?;
+            pipeline.add_many([&silence, &silence_caps, &audiomixer, &acaps, &audio_tee])?;
             gst::Element::link_many([&silence, &silence_caps, &audiomixer, &acaps, &audio_tee])?;
-            Ok((compositor, vcaps, video_tee, audiomixer, audio_tee))
+            Ok((audiomixer, audio_tee))
         };
-        let (compositor, canvas_filter, video_tee, audiomixer, audio_tee) =
-            build().map_err(Error::internal)?;
+        let video = if spec.has_video_output() {
+            Some(build_video().map_err(Error::internal)?)
+        } else {
+            None
+        };
+        let (audiomixer, audio_tee) = build_audio().map_err(Error::internal)?;
 
+        // Frames leaving the compositor; stays 0 without a picture.
         let fps = Arc::new(RateMeter::new(Duration::from_secs(2)));
-        let meter = fps.clone();
-        compositor
-            .static_pad("src")
-            .expect("compositor src")
-            .add_probe(gst::PadProbeType::BUFFER, move |_, _| {
-                meter.record(1);
-                gst::PadProbeReturn::Ok
-            });
+        if let Some((compositor, _, _)) = &video {
+            let meter = fps.clone();
+            compositor
+                .static_pad("src")
+                .expect("compositor src")
+                .add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+                    meter.record(1);
+                    gst::PadProbeReturn::Ok
+                });
+        }
 
         let sei = Arc::new(SeiSource::default());
         let mut encoders: Vec<Encoder> = Vec::new();
@@ -224,7 +250,7 @@ impl MixPipeline {
                 encoders.push(
                     Encoder::add(
                         &pipeline,
-                        &video_tee,
+                        video.as_ref().map(|(_, _, tee)| tee),
                         &audio_tee,
                         key,
                         spec.canvas.fps,
@@ -247,25 +273,33 @@ impl MixPipeline {
             Error::internal(format!("mix {id} cannot start: {e}"))
         })?;
 
-        let background_still = stills
-            .background
-            .ok_or_else(|| Error::internal("background not rendered"))?;
-        let background = StillLayer::add(
-            &pipeline,
-            &compositor,
-            &background_still,
-            0,
-            0,
-            Z_BACKGROUND,
-        )
-        .map_err(Error::internal)?;
+        let picture = match video {
+            Some((compositor, canvas_filter, _)) => {
+                let background_still = stills
+                    .background
+                    .ok_or_else(|| Error::internal("background not rendered"))?;
+                let background = StillLayer::add(
+                    &pipeline,
+                    &compositor,
+                    &background_still,
+                    0,
+                    0,
+                    Z_BACKGROUND,
+                )
+                .map_err(Error::internal)?;
+                Some(Picture {
+                    compositor,
+                    canvas_filter,
+                    background,
+                })
+            }
+            None => None,
+        };
         let mut mix = Self {
             spec: spec.clone(),
             pipeline,
-            compositor,
-            canvas_filter,
+            picture,
             audiomixer,
-            background,
             background_image: None,
             overlays: HashMap::new(),
             inputs: HashMap::new(),
@@ -277,11 +311,11 @@ impl MixPipeline {
             stopped: false,
             sei,
         };
-        if let Some(Some(img)) = stills.background_image {
+        if let (Some(Some(img)), Some(picture)) = (stills.background_image, &mix.picture) {
             mix.background_image = Some(
                 StillLayer::add(
                     &mix.pipeline,
-                    &mix.compositor,
+                    &picture.compositor,
                     &img,
                     0,
                     0,
@@ -291,7 +325,12 @@ impl MixPipeline {
             );
         }
         let mut stills_overlays = stills.overlays;
-        for o in spec.overlays.clone() {
+        let overlays = if mix.picture.is_some() {
+            spec.overlays.clone()
+        } else {
+            Vec::new()
+        };
+        for o in overlays {
             let still = stills_overlays
                 .remove(&o.id)
                 .ok_or_else(|| Error::internal("overlay not rendered"))?;
@@ -314,7 +353,9 @@ impl MixPipeline {
 
     /// Whether `new` can be applied to this pipeline without restarting the output.
     pub fn can_update_live(&self, new: &MixSpec) -> bool {
-        self.spec.canvas.fps == new.canvas.fps && live_encoders(&self.spec) == live_encoders(new)
+        // Without a picture the canvas rate means nothing; with one on either side the encodings differ anyway.
+        (self.spec.canvas.fps == new.canvas.fps || self.picture.is_none())
+            && live_encoders(&self.spec) == live_encoders(new)
     }
 
     /// Applies `new` to the running pipeline: same output, same RTMP sessions, continuous timestamps.
@@ -325,32 +366,30 @@ impl MixPipeline {
         config: &Config,
         hub: &InputHub,
     ) -> Result<(), Error> {
-        if (new.canvas.width, new.canvas.height)
-            != (self.spec.canvas.width, self.spec.canvas.height)
-        {
-            // The encoders follow the new caps (x264 restarts its stream with new parameter sets and a keyframe);
-            // the RTMP connections stay.
-            self.canvas_filter
-                .set_property("caps", canvas_caps(&new.canvas));
+        // Without a picture (audio-only outputs) there are no stills to show and nothing to resize.
+        let compositor = self.picture.as_ref().map(|p| p.compositor.clone());
+        if let Some(picture) = &self.picture {
+            if (new.canvas.width, new.canvas.height)
+                != (self.spec.canvas.width, self.spec.canvas.height)
+            {
+                // The encoders follow the new caps (x264 restarts its stream with new parameter sets and a
+                // keyframe); the RTMP connections stay.
+                picture
+                    .canvas_filter
+                    .set_property("caps", canvas_caps(&new.canvas));
+            }
+            if let Some(bg) = &stills.background {
+                picture.background.show(bg);
+            }
         }
-        if let Some(bg) = &stills.background {
-            self.background.show(bg);
-        }
-        if let Some(image) = stills.background_image {
+        if let (Some(image), Some(compositor)) = (stills.background_image, &compositor) {
             if let Some(layer) = self.background_image.take() {
-                layer.remove(&self.pipeline, &self.compositor);
+                layer.remove(&self.pipeline, compositor);
             }
             if let Some(img) = image {
                 self.background_image = Some(
-                    StillLayer::add(
-                        &self.pipeline,
-                        &self.compositor,
-                        &img,
-                        0,
-                        0,
-                        Z_BACKGROUND_IMAGE,
-                    )
-                    .map_err(Error::internal)?,
+                    StillLayer::add(&self.pipeline, compositor, &img, 0, 0, Z_BACKGROUND_IMAGE)
+                        .map_err(Error::internal)?,
                 );
             }
         }
@@ -368,8 +407,8 @@ impl MixPipeline {
             .cloned()
             .collect();
         for id in gone {
-            if let Some(o) = self.overlays.remove(&id) {
-                o.layer.remove(&self.pipeline, &self.compositor);
+            if let (Some(o), Some(compositor)) = (self.overlays.remove(&id), &compositor) {
+                o.layer.remove(&self.pipeline, compositor);
             }
         }
         for o in &new.overlays {
@@ -420,7 +459,9 @@ impl MixPipeline {
                 .iter()
                 .find(|o| EncodeKey::of(o).without_bitrate() == shape)
             {
-                enc.set_video_bitrate(o.video.bitrate_kbps);
+                if let Some(v) = &o.video {
+                    enc.set_video_bitrate(v.bitrate_kbps);
+                }
             }
         }
         // Targets of each encoding.
@@ -467,10 +508,14 @@ impl MixPipeline {
         self.sei.set_levels(levels);
     }
 
+    /// Puts an overlay on the picture (none without a picture: audio-only outputs).
     fn add_overlay(&mut self, o: ImageOverlay, still: &Still) -> Result<(), Error> {
+        let Some(picture) = &self.picture else {
+            return Ok(());
+        };
         let layer = StillLayer::add(
             &self.pipeline,
-            &self.compositor,
+            &picture.compositor,
             still,
             o.rect.x,
             o.rect.y,
@@ -490,13 +535,13 @@ impl MixPipeline {
     ) -> Result<(), Error> {
         let url = super::resolve_input(&input.source, &config.ingest);
         let rect = self.spec.input_rect(&input);
-        let video = if input.content.has_video() {
-            Some(
-                VideoBranch::add(&self.pipeline, &self.compositor, &input, rect)
+        // Without a picture (audio-only outputs) an input's video is not used.
+        let video = match &self.picture {
+            Some(picture) if input.content.has_video() => Some(
+                VideoBranch::add(&self.pipeline, &picture.compositor, &input, rect)
                     .map_err(Error::internal)?,
-            )
-        } else {
-            None
+            ),
+            _ => None,
         };
         let audio = if input.content.has_audio() {
             Some(
@@ -528,8 +573,8 @@ impl MixPipeline {
         if let Some(b) = self.inputs.remove(id) {
             // Unsubscribe first so no streaming thread pushes into elements being removed.
             drop(b.subscription);
-            if let Some(v) = b.video {
-                v.remove(&self.pipeline, &self.compositor);
+            if let (Some(v), Some(picture)) = (b.video, &self.picture) {
+                v.remove(&self.pipeline, &picture.compositor);
             }
             if let Some(a) = b.audio {
                 a.remove(&self.pipeline, &self.audiomixer);

@@ -26,6 +26,7 @@ use crate::{
 pub use input::InputHub;
 use mix::MixPipeline;
 pub use status::MixStatus;
+pub use still::image_size;
 
 /// Initialises GStreamer and registers the statically linked gst-plugins-rs elements (roundedcorners).
 pub fn init() -> Result<(), Error> {
@@ -135,6 +136,15 @@ async fn recover(weak: std::sync::Weak<EngineInner>, id: String) {
 
 /// Keeps a probed source pulled (see [`Engine::probe_source`]).
 pub struct SourceHold(#[allow(dead_code)] input::Subscription);
+
+/// What [`Engine::inspect_source`] learnt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SourceFacts {
+    /// Media arrived.
+    pub live: bool,
+    /// Size of the picture, when video arrived.
+    pub video_size: Option<(u32, u32)>,
+}
 
 /// Whether a PUT created a mix or changed an existing one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -434,6 +444,34 @@ impl Engine {
                     tokio::time::sleep(std::time::Duration::from_millis(50)).await
                 }
             }
+        }
+    }
+
+    /// Pulls `source` (sharing a running pull) and waits up to `timeout` until it delivers media — and, with
+    /// `want_video`, until its picture size is known. The hold keeps the pull running for a mix about to use it.
+    pub async fn inspect_source(
+        &self,
+        source: &Source,
+        timeout: std::time::Duration,
+        want_video: bool,
+    ) -> (SourceHold, SourceFacts) {
+        let url = resolve_input(source, &self.inner.config.ingest);
+        let sub = self.inner.hub.subscribe(&url, Arc::new(input::Discard));
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let live = sub.state() == status::InputState::Live;
+            let size = sub.video_size();
+            let done = live && (size.is_some() || !want_video);
+            if done || tokio::time::Instant::now() >= deadline {
+                return (
+                    SourceHold(sub),
+                    SourceFacts {
+                        live,
+                        video_size: size,
+                    },
+                );
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
     }
 

@@ -1,7 +1,8 @@
-//! Encoding and delivery. Each distinct encoding of a mix is one encoder branch (tee → x264 + AAC → FLV);
-//! its FLV tags are fanned out to one small pipeline per target (appsrc → rtmp2sink). A target that is slow,
-//! refusing or unreachable only loses its own data: its queue is bounded and it skips to the next keyframe
-//! when full, and it reconnects with backoff on its own.
+//! Encoding and delivery. Each distinct encoding of a mix is one encoder branch (tee → x264 + AAC → FLV, or
+//! AAC/MP3 → FLV alone for an audio-only output); its FLV tags are fanned out to one small pipeline per target
+//! (appsrc → rtmp2sink). A target that is slow, refusing or unreachable only loses its own data: its queue is
+//! bounded and it skips to the next resumption point (a video keyframe; any audio tag when the stream has no
+//! video) when full, and it reconnects with backoff on its own.
 
 use std::{
     sync::{
@@ -90,17 +91,35 @@ impl Fanout {
 }
 
 /// Whether an FLV tag is a video keyframe (tag type 9, frame type 1).
-fn is_keyframe_tag(buffer: &gst::BufferRef) -> bool {
+fn is_keyframe_tag(tag: &[u8]) -> bool {
+    tag.len() > 11 && tag[0] == 9 && (tag[11] >> 4) == 1
+}
+
+/// Whether an FLV tag is audio (tag type 8).
+fn is_audio_tag(tag: &[u8]) -> bool {
+    tag.len() > 11 && tag[0] == 8
+}
+
+/// Whether a target may (re)start with this FLV tag: a video keyframe, or, in a stream without video, any
+/// audio tag (every audio frame decodes on its own once the stream headers are sent).
+fn is_resumption_point(buffer: &gst::BufferRef, has_video: bool) -> bool {
     let Ok(map) = buffer.map_readable() else {
         return false;
     };
-    map.len() > 11 && map[0] == 9 && (map[11] >> 4) == 1
+    if has_video {
+        is_keyframe_tag(&map)
+    } else {
+        is_audio_tag(&map)
+    }
 }
 
 /// The part of a target that the fan-out thread and its supervisor share.
 pub struct TargetShared {
     pub url: String,
     appsrc: Mutex<Option<gst_app::AppSrc>>,
+    /// Whether the stream has a video track; without one every audio tag is a resumption point.
+    has_video: bool,
+    /// Set until the next resumption point (see [`is_resumption_point`]): after a (re)connect or an overflow.
     need_keyframe: AtomicBool,
     pushed_bytes: AtomicU64,
     max_queue_bytes: u64,
@@ -119,7 +138,7 @@ impl TargetShared {
             return;
         };
         if self.need_keyframe.load(Ordering::Relaxed) {
-            if !is_keyframe_tag(buffer) {
+            if !is_resumption_point(buffer, self.has_video) {
                 return;
             }
             self.need_keyframe.store(false, Ordering::Relaxed);
@@ -130,7 +149,8 @@ impl TargetShared {
             }
         }
         if appsrc.current_level_bytes() > self.max_queue_bytes {
-            // The target does not keep up: drop what is queued for it and resume at the next keyframe.
+            // The target does not keep up: drop what is queued for it and resume at the next keyframe (next
+            // audio tag without video).
             tracing::warn!(url = %self.url, "output queue full; skipping to next keyframe");
             self.need_keyframe.store(true, Ordering::Relaxed);
             return;
@@ -178,16 +198,17 @@ impl Drop for Target {
 /// One encoding of a mix and its targets.
 pub struct Encoder {
     pub spec: EncodeKey,
-    /// x264enc, whose bitrate can change while it runs.
-    video_encoder: gst::Element,
+    /// x264enc, whose bitrate can change while it runs; `None` for an audio-only output.
+    video_encoder: Option<gst::Element>,
     pub fanout: Arc<Fanout>,
     pub targets: Vec<(String, Target)>,
 }
 
-/// What makes two outputs shareable: the same encoding.
+/// What makes two outputs shareable: the same encoding. `video: None` is audio only, a distinct encoding (so
+/// switching an output between audio-only and video restarts the mix like other encoding changes).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct EncodeKey {
-    pub video: crate::model::VideoEncoding,
+    pub video: Option<crate::model::VideoEncoding>,
     pub audio: crate::model::AudioEncoding,
 }
 
@@ -199,10 +220,13 @@ impl EncodeKey {
         }
     }
 
-    /// The key with the video bitrate blanked: encoders that differ only there can be retuned live.
+    /// The key with the video bitrate blanked: encoders that differ only there can be retuned live. An
+    /// audio-only key is its own shape.
     pub fn without_bitrate(&self) -> Self {
         let mut k = self.clone();
-        k.video.bitrate_kbps = 0;
+        if let Some(v) = k.video.as_mut() {
+            v.bitrate_kbps = 0;
+        }
         k
     }
 }
@@ -212,43 +236,56 @@ fn make(factory: &str) -> Result<gst::Element, gst::glib::BoolError> {
 }
 
 impl Encoder {
-    /// Builds the encoder branch behind the two tees of a running (or about to run) pipeline.
+    /// Builds the encoder branch behind the tees of a running (or about to run) pipeline. `video_tee` is only
+    /// used (and required) when `key` has video; an audio-only branch feeds flvmux its audio pad alone.
     pub fn add(
         pipeline: &gst::Pipeline,
-        video_tee: &gst::Element,
+        video_tee: Option<&gst::Element>,
         audio_tee: &gst::Element,
         key: EncodeKey,
         canvas_fps: u32,
         sei: &Arc<super::sei::SeiSource>,
     ) -> Result<Self, gst::glib::BoolError> {
-        let fps = key.video.fps.unwrap_or(canvas_fps);
-        let vqueue = gst::ElementFactory::make("queue")
-            .property("max-size-buffers", 0u32)
-            .property("max-size-bytes", 0u32)
-            .property("max-size-time", 1_000_000_000u64)
-            .property_from_str("leaky", "downstream")
-            .build()?;
-        let vconvert = make("videoconvert")?;
-        let vrate = gst::ElementFactory::make("videorate")
-            .property("skip-to-first", true)
-            .build()?;
-        let vcaps = gst::ElementFactory::make("capsfilter")
-            .property(
-                "caps",
-                gst::Caps::builder("video/x-raw")
-                    .field("format", "I420")
-                    .field("framerate", gst::Fraction::new(fps as i32, 1))
-                    .build(),
-            )
-            .build()?;
-        let x264 = gst::ElementFactory::make("x264enc")
-            .property_from_str("speed-preset", "veryfast")
-            .property_from_str("tune", "zerolatency")
-            .property("bitrate", key.video.bitrate_kbps)
-            .property("key-int-max", fps * key.video.gop_s)
-            .property("bframes", 0u32)
-            .build()?;
-        sei.attach(&x264);
+        let video = match (&key.video, video_tee) {
+            (Some(v), Some(tee)) => {
+                let fps = v.fps.unwrap_or(canvas_fps);
+                let vqueue = gst::ElementFactory::make("queue")
+                    .property("max-size-buffers", 0u32)
+                    .property("max-size-bytes", 0u32)
+                    .property("max-size-time", 1_000_000_000u64)
+                    .property_from_str("leaky", "downstream")
+                    .build()?;
+                let vconvert = make("videoconvert")?;
+                let vrate = gst::ElementFactory::make("videorate")
+                    .property("skip-to-first", true)
+                    .build()?;
+                let vcaps = gst::ElementFactory::make("capsfilter")
+                    .property(
+                        "caps",
+                        gst::Caps::builder("video/x-raw")
+                            .field("format", "I420")
+                            .field("framerate", gst::Fraction::new(fps as i32, 1))
+                            .build(),
+                    )
+                    .build()?;
+                let x264 = gst::ElementFactory::make("x264enc")
+                    .property_from_str("speed-preset", "veryfast")
+                    .property_from_str("tune", "zerolatency")
+                    .property("bitrate", v.bitrate_kbps)
+                    .property("key-int-max", fps * v.gop_s)
+                    .property("bframes", 0u32)
+                    .build()?;
+                // SEI rides on the video only: audio-only outputs carry none.
+                sei.attach(&x264);
+                Some((tee, [vqueue, vconvert, vrate, vcaps, x264.clone()], x264))
+            }
+            (Some(_), None) => {
+                return Err(gst::glib::bool_error!(
+                    "a video encoding needs the mix's picture"
+                ))
+            }
+            (None, _) => None,
+        };
         let aqueue = gst::ElementFactory::make("queue")
             .property("max-size-buffers", 0u32)
             .property("max-size-bytes", 0u32)
@@ -300,7 +337,6 @@ impl Encoder {
                     .build(),
             )
             .build();
-        let video_chain = [vqueue.clone(), vconvert, vrate, vcaps, x264.clone()];
         let audio_chain = [
             aqueue.clone(),
             aconvert,
@@ -310,20 +346,26 @@ impl Encoder {
             aparse.clone(),
         ];
         let mut elements: Vec<gst::Element> = Vec::new();
-        elements.extend(video_chain.iter().cloned());
+        if let Some((_, chain, _)) = &video {
+            elements.extend(chain.iter().cloned());
+        }
         elements.extend(audio_chain.iter().cloned());
         elements.push(mux.clone());
         elements.push(sink.upcast());
         pipeline.add_many(&elements)?;
-        gst::Element::link_many(&video_chain)?;
+        let mut branches = vec![(audio_tee, &audio_chain[0])];
+        if let Some((tee, chain, x264)) = &video {
+            gst::Element::link_many(chain)?;
+            x264.link_pads(Some("src"), &mux, Some("video"))?;
+            branches.push((tee, &chain[0]));
+        }
         gst::Element::link_many(&audio_chain)?;
-        x264.link_pads(Some("src"), &mux, Some("video"))?;
         aparse.link_pads(Some("src"), &mux, Some("audio"))?;
         mux.link(elements.last().expect("sink pushed"))?;
         for e in elements.iter().rev() {
             e.sync_state_with_parent()?;
         }
-        for (tee, queue) in [(video_tee, &vqueue), (audio_tee, &aqueue)] {
+        for (tee, queue) in branches {
             let pad = tee
                 .request_pad_simple("src_%u")
                 .ok_or_else(|| gst::glib::bool_error!("tee refused a pad"))?;
@@ -332,17 +374,19 @@ impl Encoder {
         }
         Ok(Self {
             spec: key,
-            video_encoder: x264,
+            video_encoder: video.map(|(_, _, x264)| x264),
             fanout,
             targets: Vec::new(),
         })
     }
 
-    /// Changes the video bitrate without restarting the encoder.
+    /// Changes the video bitrate without restarting the encoder (nothing to do for an audio-only encoder).
     pub fn set_video_bitrate(&mut self, kbps: u32) {
-        if self.spec.video.bitrate_kbps != kbps {
-            self.video_encoder.set_property("bitrate", kbps);
-            self.spec.video.bitrate_kbps = kbps;
+        if let (Some(video), Some(x264)) = (self.spec.video.as_mut(), &self.video_encoder) {
+            if video.bitrate_kbps != kbps {
+                x264.set_property("bitrate", kbps);
+                video.bitrate_kbps = kbps;
+            }
         }
     }
 
@@ -354,6 +398,7 @@ impl Encoder {
         let shared = Arc::new(TargetShared {
             url: url.to_string(),
             appsrc: Mutex::new(None),
+            has_video: self.spec.video.is_some(),
             need_keyframe: AtomicBool::new(true),
             pushed_bytes: AtomicU64::new(0),
             max_queue_bytes: config.max_queue_bytes,
@@ -507,5 +552,52 @@ async fn run_target(
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An FLV tag of `tag_type` whose first data byte is `first` (11-byte tag header, then data).
+    fn tag(tag_type: u8, first: u8) -> gst::Buffer {
+        let mut data = vec![0u8; 16];
+        data[0] = tag_type;
+        data[11] = first;
+        gst::Buffer::from_slice(data)
+    }
+
+    #[test]
+    fn targets_resume_on_keyframes_or_on_audio_without_video() {
+        gst::init().unwrap();
+        let keyframe = tag(9, 0x17);
+        let inter = tag(9, 0x27);
+        let aac = tag(8, 0xAF);
+        let metadata = tag(18, 2);
+        assert!(is_resumption_point(&keyframe, true));
+        assert!(!is_resumption_point(&inter, true));
+        assert!(!is_resumption_point(&aac, true));
+        assert!(!is_resumption_point(&metadata, true));
+        assert!(is_resumption_point(&aac, false));
+        assert!(!is_resumption_point(&metadata, false));
+        assert!(!is_resumption_point(
+            &gst::Buffer::from_slice([8u8; 4]),
+            false
+        ));
+    }
+
+    #[test]
+    fn audio_only_is_its_own_encoding_shape() {
+        let video = EncodeKey::of(&OutputSpec::new(crate::model::Target::StreamId("a".into())));
+        let audio = EncodeKey::of(&OutputSpec::audio_only(crate::model::Target::StreamId(
+            "a".into(),
+        )));
+        assert_ne!(video.without_bitrate(), audio.without_bitrate());
+        assert_eq!(audio.without_bitrate(), audio);
+        let mut faster = video.clone();
+        if let Some(v) = faster.video.as_mut() {
+            v.bitrate_kbps += 100;
+        }
+        assert_eq!(faster.without_bitrate(), video.without_bitrate());
     }
 }

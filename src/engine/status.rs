@@ -71,7 +71,8 @@ pub struct MixStatus {
     pub state: MixState,
     /// Seconds since the mix (re)started.
     pub uptime_s: u64,
-    /// Frames per second leaving the compositor over the last seconds.
+    /// Frames per second leaving the compositor over the last seconds; 0 when every output is audio-only (the
+    /// mix then has no compositor).
     pub output_fps: f64,
     /// Bitrate of the encoded output over the last seconds, in kbit/s (first encoder).
     pub output_bitrate_kbps: u64,

@@ -28,11 +28,40 @@ pub fn solid(color: Color, width: u32, height: u32) -> Result<Still, Error> {
         .property("num-buffers", 1i32)
         .build()
         .map_err(Error::internal)?;
-    render(src, None, width, height)
+    render(src, None, Some((width, height)))
 }
 
 /// Decodes a PNG or JPEG from a file path or http(s) URL and scales it to `width`×`height`.
 pub fn image(location: &str, width: u32, height: u32, max_bytes: u64) -> Result<Still, Error> {
+    decode_image(location, Some((width, height)), max_bytes)
+}
+
+/// Like [`image`], with the alpha channel set opaque.
+pub fn opaque_image(
+    location: &str,
+    width: u32,
+    height: u32,
+    max_bytes: u64,
+) -> Result<Still, Error> {
+    let mut still = image(location, width, height, max_bytes)?;
+    let buffer = still.buffer.make_mut();
+    let mut map = buffer.map_writable().map_err(Error::internal)?;
+    // AYUV: A is the first byte of every 4.
+    for px in map.as_mut_slice().chunks_exact_mut(4) {
+        px[0] = 255;
+    }
+    drop(map);
+    Ok(still)
+}
+
+/// The natural size of a PNG or JPEG (decodes it once).
+pub fn image_size(location: &str, max_bytes: u64) -> Result<(u32, u32), Error> {
+    let still = decode_image(location, None, max_bytes)?;
+    let info = gst_video::VideoInfo::from_caps(&still.caps).map_err(Error::internal)?;
+    Ok((info.width(), info.height()))
+}
+
+fn decode_image(location: &str, size: Option<(u32, u32)>, max_bytes: u64) -> Result<Still, Error> {
     let src = if location.starts_with("http://") || location.starts_with("https://") {
         gst::ElementFactory::make("souphttpsrc")
             .property("location", location)
@@ -79,7 +108,7 @@ pub fn image(location: &str, width: u32, height: u32, max_bytes: u64) -> Result<
     let decode = gst::ElementFactory::make("decodebin")
         .build()
         .map_err(Error::internal)?;
-    let rendered = render(src, Some(decode), width, height);
+    let rendered = render(src, Some(decode), size);
     if fetched.load(Ordering::Relaxed) > max_bytes {
         return Err(Error::new(
             ErrorKind::Unavailable,
@@ -101,8 +130,7 @@ pub fn image(location: &str, width: u32, height: u32, max_bytes: u64) -> Result<
 fn render(
     src: gst::Element,
     decode: Option<gst::Element>,
-    width: u32,
-    height: u32,
+    size: Option<(u32, u32)>,
 ) -> Result<Still, Error> {
     let pipeline = gst::Pipeline::new();
     let convert = gst::ElementFactory::make("videoconvert")
@@ -115,12 +143,15 @@ fn render(
     let convert2 = gst::ElementFactory::make("videoconvert")
         .build()
         .map_err(Error::internal)?;
-    let caps = gst::Caps::builder("video/x-raw")
+    let mut caps = gst::Caps::builder("video/x-raw")
         .field("format", CANVAS_FORMAT)
-        .field("width", width as i32)
-        .field("height", height as i32)
-        .field("pixel-aspect-ratio", gst::Fraction::new(1, 1))
-        .build();
+        .field("pixel-aspect-ratio", gst::Fraction::new(1, 1));
+    if let Some((width, height)) = size {
+        caps = caps
+            .field("width", width as i32)
+            .field("height", height as i32);
+    }
+    let caps = caps.build();
     let sink = gst_app::AppSink::builder().caps(&caps).sync(false).build();
     let tail: Vec<gst::Element> = vec![convert.clone(), scale, convert2, sink.clone().upcast()];
     pipeline.add(&src).map_err(Error::internal)?;

@@ -237,8 +237,16 @@ impl InputSpec {
 pub struct ImageOverlay {
     /// Identifies the overlay within the mix.
     pub id: String,
-    /// PNG or JPEG: a file path or an http(s) URL.
+    /// PNG or JPEG: a file path or an http(s) URL. Empty when the overlay is a plain `color`.
+    #[serde(default)]
     pub image: String,
+    /// A plain rectangle of this colour instead of an image (exactly one of `image` and `color`).
+    #[serde(default)]
+    pub color: Option<Color>,
+    /// Draws the image ignoring its alpha channel: transparent parts show the image's own colour values
+    /// (black for most encoders) instead of what is beneath.
+    #[serde(default)]
+    pub opaque: bool,
     /// Where the image goes (it is scaled to this size).
     pub rect: Rect,
     /// Z-order, shared with the inputs' layers.
@@ -334,8 +342,10 @@ impl Default for AudioEncoding {
 #[serde(deny_unknown_fields)]
 pub struct OutputSpec {
     pub target: Target,
-    #[serde(default)]
-    pub video: VideoEncoding,
+    /// The video track; `None` for an audio-only output (no video track at all, no SEI). On the wire an absent
+    /// `video` means the default encoding and an explicit `"video": null` means audio only.
+    #[serde(default = "OutputSpec::default_video")]
+    pub video: Option<VideoEncoding>,
     #[serde(default)]
     pub audio: AudioEncoding,
 }
@@ -344,9 +354,21 @@ impl OutputSpec {
     pub fn new(target: Target) -> Self {
         Self {
             target,
-            video: VideoEncoding::default(),
+            video: Self::default_video(),
             audio: AudioEncoding::default(),
         }
+    }
+
+    /// An output with the default audio encoding and no video track.
+    pub fn audio_only(target: Target) -> Self {
+        Self {
+            video: None,
+            ..Self::new(target)
+        }
+    }
+
+    fn default_video() -> Option<VideoEncoding> {
+        Some(VideoEncoding::default())
     }
 }
 
@@ -360,6 +382,12 @@ impl SeiSpec {
 }
 
 impl MixSpec {
+    /// Whether any output carries video. When none does, the mix builds no picture at all (no compositor, no
+    /// input video branches, no still pictures).
+    pub fn has_video_output(&self) -> bool {
+        self.outputs.iter().any(|o| o.video.is_some())
+    }
+
     /// The destination rectangle of an input: its own, or the whole canvas.
     pub fn input_rect(&self, input: &InputSpec) -> Rect {
         input

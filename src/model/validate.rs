@@ -38,6 +38,10 @@ const MAX_ID_LEN: usize = 128;
 const MAX_URL_LEN: usize = 2048;
 const MAX_LABEL_LEN: usize = 256;
 const MAX_DIMENSION: u32 = 4096;
+/// The sample rates AAC (and so FLV) carries.
+const AAC_RATES: [u32; 12] = [
+    8_000, 11_025, 12_000, 16_000, 22_050, 24_000, 32_000, 44_100, 48_000, 64_000, 88_200, 96_000,
+];
 const MAX_SEI_BYTES: usize = 4096;
 
 struct Checker(Vec<Violation>);
@@ -307,7 +311,15 @@ impl MixSpec {
 
     fn validate_overlay(&self, c: &mut Checker, path: &str, o: &ImageOverlay) {
         c.id(&format!("{path}.id"), &o.id);
-        c.image_location(&format!("{path}.image"), &o.image);
+        match (&o.color, o.image.is_empty()) {
+            (None, false) => c.image_location(&format!("{path}.image"), &o.image),
+            (Some(_), true) => {}
+            _ => c.check(
+                false,
+                || format!("{path}.image"),
+                "exactly one of image and color must be given",
+            ),
+        }
         c.rect_within(
             &format!("{path}.rect"),
             &o.rect,
@@ -327,24 +339,26 @@ fn validate_output(c: &mut Checker, path: &str, o: &OutputSpec) {
         Target::StreamId(id) => c.id(&format!("{path}.target.stream_id"), id),
         Target::Url(u) => c.url(&format!("{path}.target.url"), u, &["rtmp", "rtmps"]),
     }
-    let v = &o.video;
-    c.check(
-        (100..=50_000).contains(&v.bitrate_kbps),
-        || format!("{path}.video.bitrate_kbps"),
-        "must be from 100 to 50000",
-    );
-    if let Some(fps) = v.fps {
+    // An audio-only output (`video: None`) has no video rules; its mix may still have inputs of any content.
+    if let Some(v) = &o.video {
         c.check(
-            (1..=60).contains(&fps),
-            || format!("{path}.video.fps"),
-            "must be from 1 to 60",
+            (100..=50_000).contains(&v.bitrate_kbps),
+            || format!("{path}.video.bitrate_kbps"),
+            "must be from 100 to 50000",
+        );
+        if let Some(fps) = v.fps {
+            c.check(
+                (1..=60).contains(&fps),
+                || format!("{path}.video.fps"),
+                "must be from 1 to 60",
+            );
+        }
+        c.check(
+            (1..=10).contains(&v.gop_s),
+            || format!("{path}.video.gop_s"),
+            "must be from 1 to 10",
         );
     }
-    c.check(
-        (1..=10).contains(&v.gop_s),
-        || format!("{path}.video.gop_s"),
-        "must be from 1 to 10",
-    );
     let a = &o.audio;
     c.check(
         (16..=320).contains(&a.bitrate_kbps),
@@ -352,9 +366,9 @@ fn validate_output(c: &mut Checker, path: &str, o: &OutputSpec) {
         "must be from 16 to 320",
     );
     c.check(
-        [16_000, 22_050, 24_000, 32_000, 44_100, 48_000].contains(&a.sample_rate),
+        AAC_RATES.contains(&a.sample_rate),
         || format!("{path}.audio.sample_rate"),
-        "must be one of 16000, 22050, 24000, 32000, 44100, 48000",
+        "must be one of 8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000, 64000, 88200, 96000",
     );
     c.check(
         (1..=2).contains(&a.channels),
@@ -457,5 +471,68 @@ mod tests {
             ..Limits::default()
         };
         assert!(base().validate(&limits).unwrap_err()[0].field == "inputs");
+    }
+
+    #[test]
+    fn absent_video_is_the_default_encoding_and_null_is_audio_only() {
+        let absent: OutputSpec = serde_json::from_str(r#"{"target": {"stream_id": "o"}}"#).unwrap();
+        assert_eq!(absent.video, Some(crate::model::VideoEncoding::default()));
+        assert_eq!(absent, OutputSpec::new(Target::StreamId("o".into())));
+        let null: OutputSpec =
+            serde_json::from_str(r#"{"target": {"stream_id": "o"}, "video": null}"#).unwrap();
+        assert_eq!(null.video, None);
+        assert_eq!(null, OutputSpec::audio_only(Target::StreamId("o".into())));
+        let given: OutputSpec = serde_json::from_str(
+            r#"{"target": {"stream_id": "o"}, "video": {"bitrate_kbps": 800}}"#,
+        )
+        .unwrap();
+        assert_eq!(given.video.as_ref().map(|v| v.bitrate_kbps), Some(800));
+        // An audio-only output is written back as an explicit null, so it reads back as audio only.
+        let json = serde_json::to_value(&null).unwrap();
+        assert_eq!(json["video"], serde_json::Value::Null);
+        assert_eq!(serde_json::from_value::<OutputSpec>(json).unwrap(), null);
+        let json = serde_json::to_value(&absent).unwrap();
+        assert_eq!(serde_json::from_value::<OutputSpec>(json).unwrap(), absent);
+    }
+
+    #[test]
+    fn audio_only_outputs() {
+        // Every output audio-only: inputs of any content are fine.
+        let mut s = base();
+        s.outputs = vec![
+            OutputSpec::audio_only(Target::StreamId("o1".into())),
+            OutputSpec::audio_only(Target::StreamId("o2".into())),
+        ];
+        s.inputs[0].content = crate::model::Content::Video;
+        for (id, content) in [
+            ("b", crate::model::Content::Audio),
+            ("c", crate::model::Content::Av),
+        ] {
+            let mut i = InputSpec::new(id, Source::StreamId(id.into()));
+            i.content = content;
+            s.inputs.push(i);
+        }
+        assert!(!s.has_video_output());
+        s.validate(&Limits::default()).unwrap();
+        // Next to a video output: the video rules apply to it alone, the audio rules to both.
+        s.outputs[0] = OutputSpec::new(Target::StreamId("o1".into()));
+        assert!(s.has_video_output());
+        if let Some(v) = s.outputs[0].video.as_mut() {
+            v.bitrate_kbps = 10;
+        }
+        s.outputs[1].audio.channels = 3;
+        assert_eq!(
+            s.validate(&Limits::default()).unwrap_err(),
+            vec![
+                Violation {
+                    field: "outputs[0].video.bitrate_kbps".into(),
+                    rule: "must be from 100 to 50000".into(),
+                },
+                Violation {
+                    field: "outputs[1].audio.channels".into(),
+                    rule: "must be 1 or 2".into(),
+                },
+            ]
+        );
     }
 }

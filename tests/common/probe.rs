@@ -84,6 +84,8 @@ struct Shared {
     audio: Mutex<VecDeque<f32>>,
     audio_total: AtomicU64,
     sessions: AtomicU32,
+    /// Caps names of the decoded streams of the newest session that announced all of its streams.
+    streams: Mutex<Option<Vec<String>>>,
     attempts: AtomicU32,
     stop: AtomicBool,
     errors: Mutex<VecDeque<String>>,
@@ -103,6 +105,8 @@ impl Shared {
 struct Session {
     got_media: AtomicBool,
     last_media: Mutex<Instant>,
+    /// Caps names of the pads decodebin exposed so far.
+    pads: Mutex<Vec<String>>,
 }
 
 impl Session {
@@ -237,6 +241,19 @@ impl OutputProbe {
             .then(|| self.audio(dur))
     }
 
+    /// The decoded streams of the output by caps name (`audio/x-raw`, `video/x-raw`), sorted, once a session knows
+    /// them all (decodebin's no-more-pads; flvdemux signals it once it has both tracks, or after 6 s of media with
+    /// one only); `None` before. Tells "no video track" from "no video frame yet".
+    pub fn streams(&self) -> Option<Vec<String>> {
+        self.shared.streams.lock().unwrap().clone()
+    }
+
+    /// Waits up to `timeout` for [`OutputProbe::streams`].
+    pub fn wait_streams(&self, timeout: Duration) -> Option<Vec<String>> {
+        super::util::wait_for(timeout, || self.streams().is_some());
+        self.streams()
+    }
+
     /// Connections that delivered media (the first one included): 1 means one continuous session.
     pub fn sessions(&self) -> u32 {
         self.shared.sessions.load(Ordering::SeqCst)
@@ -277,6 +294,7 @@ fn supervise(url: &str, shared: &Arc<Shared>) {
         let session = Arc::new(Session {
             got_media: AtomicBool::new(false),
             last_media: Mutex::new(Instant::now()),
+            pads: Mutex::new(Vec::new()),
         });
         match build(url, shared, &session) {
             Ok(pipeline) => {
@@ -361,6 +379,15 @@ fn build(url: &str, shared: &Arc<Shared>, session: &Arc<Session>) -> Result<gst:
         None
     });
 
+    {
+        let (shared, session) = (shared.clone(), session.clone());
+        decodebin.connect_no_more_pads(move |_| {
+            let mut pads = session.pads.lock().unwrap().clone();
+            pads.sort();
+            *shared.streams.lock().unwrap() = Some(pads);
+        });
+    }
+
     let weak_pipeline = pipeline.downgrade();
     let shared = shared.clone();
     let session = session.clone();
@@ -372,6 +399,7 @@ fn build(url: &str, shared: &Arc<Shared>, session: &Arc<Session>) -> Result<gst:
         let Some(name) = caps.structure(0).map(|s| s.name().to_string()) else {
             return;
         };
+        session.pads.lock().unwrap().push(name.clone());
         let result = if name.starts_with("video/") {
             video_branch(&pipeline, pad, shared.clone(), session.clone())
         } else if name.starts_with("audio/") {

@@ -97,3 +97,55 @@ fn audio_only_and_video_only_inputs() {
         l[0] > 0.02 && l[1] < 0.1 * l[0]
     });
 }
+
+#[test]
+fn audio_only_output() {
+    let rig = Rig::start();
+    let _a = rig.solid("a", RED, Some(440.0));
+    let _b = rig.solid("b", GREEN, Some(660.0));
+    let probe = rig.probe("out");
+    let mut mix = spec(
+        "#0000FF",
+        vec![
+            json!({"id": "a", "source": {"stream_id": "a"}, "rect": rect(0, 0, 320, 180), "volume": 100}),
+            json!({"id": "b", "source": {"stream_id": "b"}, "rect": rect(320, 0, 320, 180), "volume": 200}),
+        ],
+    );
+    mix["outputs"][0]["video"] = Value::Null;
+    let body = rig.put("m", &mix);
+    assert_eq!(body["spec"]["outputs"][0]["video"], Value::Null, "{body}");
+    // Both tones, each at its volume: the publishers' sine has amplitude 0.1.
+    let levels = wait_levels(&probe, &[440.0, 660.0], Duration::from_secs(25), |l| {
+        l[0] > 0.02 && l[1] > 0.02
+    });
+    assert!(
+        (0.08..=0.12).contains(&levels[0]),
+        "440 Hz at 100 %: {levels:?}"
+    );
+    let ratio = levels[1] / levels[0];
+    assert!(
+        (1.6..=2.4).contains(&ratio),
+        "200 % vs 100 %: ratio {ratio} from {levels:?}"
+    );
+    // No video track at all, not merely no frame yet.
+    assert_eq!(
+        probe.wait_streams(Duration::from_secs(20)),
+        Some(vec!["audio/x-raw".to_string()]),
+        "errors: {:?}",
+        probe.errors()
+    );
+    assert_eq!(probe.frame_count(), 0);
+    let status = rig.wait_status("m", Duration::from_secs(10), |s| {
+        s["outputs"][0]["state"] == "live"
+    });
+    assert_eq!(status["output_fps"], 0.0, "{status}");
+
+    // Giving the output a video track restarts the mix, which now has a picture.
+    mix["outputs"][0].as_object_mut().unwrap().remove("video");
+    assert_eq!(rig.put("m", &mix)["applied"], "restarted");
+    expect_pixels(
+        &probe,
+        &[(100, 90, RED), (480, 90, GREEN), (320, 300, BLUE)],
+        Duration::from_secs(25),
+    );
+}

@@ -495,7 +495,8 @@ fn a_failed_mix_pipeline_restarts_by_itself() {
     // session's last frame would pass a pixel check, so wait for fresh frames first.
     let before = probe.frame_count();
     assert!(
-        wait_for(Duration::from_secs(20), || probe.frame_count() > before + 30),
+        wait_for(Duration::from_secs(20), || probe.frame_count()
+            > before + 30),
         "no frames after the restart: {:?}",
         probe.errors()
     );

@@ -237,11 +237,11 @@ pub fn start_mix(req: &wire::StartMix, config: &ZegoConfig) -> Result<MixSpec, Z
         let audio_kbps = (o.audio_bitrate.unwrap_or(48_000) / 1000).clamp(16, 320) as u32;
         outputs.push(OutputSpec {
             target,
-            video: VideoEncoding {
+            video: Some(VideoEncoding {
                 bitrate_kbps: video_kbps,
                 fps: Some(fps as u32),
                 ..VideoEncoding::default()
-            },
+            }),
             audio: AudioEncoding {
                 codec,
                 bitrate_kbps: audio_kbps,
@@ -365,6 +365,8 @@ pub fn start_mix(req: &wire::StartMix, config: &ZegoConfig) -> Result<MixSpec, Z
         overlays.push(ImageOverlay {
             id: "watermark".into(),
             image,
+            color: None,
+            opaque: false,
             rect,
             layer: WATERMARK_LAYER,
         });
@@ -473,7 +475,10 @@ mod tests {
         assert_eq!(spec.canvas.background, Color::BLACK);
         assert_eq!(spec.inputs[1].rect, Some(Rect::new(180, 0, 180, 640)));
         assert_eq!(spec.inputs[0].fit, Fit::CropToFill);
-        assert_eq!(spec.outputs[0].video.bitrate_kbps, 1200);
+        assert_eq!(
+            spec.outputs[0].video.as_ref().map(|v| v.bitrate_kbps),
+            Some(1200)
+        );
         assert_eq!(spec.outputs[0].audio.channels, 1);
         spec.validate(&Default::default()).unwrap();
     }
