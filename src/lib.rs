@@ -19,6 +19,7 @@ pub mod config;
 pub mod engine;
 pub mod error;
 pub mod model;
+pub mod pictures;
 pub mod server;
 
 pub use config::Config;

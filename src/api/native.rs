@@ -41,7 +41,7 @@ async fn put(
     Path(id): Path<String>,
     Json(spec): Json<MixSpec>,
 ) -> Result<impl IntoResponse, ApiError> {
-    check_id(&id)?;
+    check_id(&id, "mix")?;
     let outcome = s.engine.put_mix(&id, spec).await?;
     respond(&s, &id, outcome)
 }
@@ -58,7 +58,7 @@ async fn create(
     State(s): State<AppState>,
     Json(body): Json<CreateBody>,
 ) -> Result<impl IntoResponse, ApiError> {
-    check_id(&body.id)?;
+    check_id(&body.id, "mix")?;
     if s.engine.get_mix(&body.id).is_some() {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -97,7 +97,8 @@ async fn delete(State(s): State<AppState>, Path(id): Path<String>) -> Result<Sta
     Ok(StatusCode::NO_CONTENT)
 }
 
-fn check_id(id: &str) -> Result<(), ApiError> {
+/// Ids of mixes and pictures: safe in URLs, file names and logs.
+pub(super) fn check_id(id: &str, what: &str) -> Result<(), ApiError> {
     let ok = !id.is_empty()
         && id.len() <= 128
         && id
@@ -109,7 +110,7 @@ fn check_id(id: &str) -> Result<(), ApiError> {
         Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             "invalid_id",
-            "mix ids are 1 to 128 characters of A-Z a-z 0-9 - _ . ~",
+            format!("{what} ids are 1 to 128 characters of A-Z a-z 0-9 - _ . ~"),
         ))
     }
 }

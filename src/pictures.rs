@@ -1,0 +1,253 @@
+//! Pictures known by id (watermarks, logos): configured ones (`[pictures]`, a file path or URL each) and
+//! uploaded ones (`PUT /v1/pictures/{id}`, kept as files in a private directory for the process's lifetime).
+//! Dialects resolve vendor picture ids (Tencent `picture_id` / `WatermarkId`) here into an image location the
+//! core model understands, plus the picture's natural size.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    path::PathBuf,
+    sync::Mutex,
+};
+
+use serde::Serialize;
+
+use crate::error::{Error, ErrorKind};
+
+/// Where a picture is (file path or URL) and its natural size.
+pub type Resolved = (String, (u32, u32));
+
+/// What the API shows of a picture.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct PictureInfo {
+    pub id: String,
+    /// `config` (from the `[pictures]` section, read-only) or `upload`.
+    pub origin: &'static str,
+    /// Natural size, once decoded.
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+}
+
+#[derive(Clone)]
+struct Entry {
+    /// File path or URL handed to the still renderer.
+    location: String,
+    origin: &'static str,
+    /// Learnt on upload, or on first use for configured pictures.
+    size: Option<(u32, u32)>,
+}
+
+/// The registry. Cheap to share behind an `Arc`.
+pub struct Pictures {
+    entries: Mutex<HashMap<String, Entry>>,
+    /// Where uploads are written; created on first upload, removed on drop.
+    dir: Mutex<Option<PathBuf>>,
+    /// Largest picture accepted, in bytes (`engine.max_image_bytes`).
+    max_bytes: u64,
+}
+
+/// Which image format the bytes are, by their signature.
+fn sniff(bytes: &[u8]) -> Option<&'static str> {
+    if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
+        Some("png")
+    } else if bytes.starts_with(&[0xff, 0xd8, 0xff]) {
+        Some("jpg")
+    } else {
+        None
+    }
+}
+
+impl Pictures {
+    pub fn new(configured: &BTreeMap<String, String>, max_bytes: u64) -> Self {
+        let entries = configured
+            .iter()
+            .map(|(id, location)| {
+                (
+                    id.clone(),
+                    Entry {
+                        location: location.clone(),
+                        origin: "config",
+                        size: None,
+                    },
+                )
+            })
+            .collect();
+        Self {
+            entries: Mutex::new(entries),
+            dir: Mutex::new(None),
+            max_bytes,
+        }
+    }
+
+    pub fn max_bytes(&self) -> u64 {
+        self.max_bytes
+    }
+
+    /// Stores an uploaded PNG or JPEG under `id` (replacing an earlier upload). Blocking: decodes the picture.
+    pub fn put(&self, id: &str, bytes: &[u8]) -> Result<PictureInfo, Error> {
+        if let Some(e) = self.entries.lock().unwrap().get(id) {
+            if e.origin == "config" {
+                return Err(Error::new(
+                    ErrorKind::Conflict,
+                    format!(
+                        "picture {id:?} is defined in the configuration and cannot be replaced"
+                    ),
+                ));
+            }
+        }
+        if bytes.len() as u64 > self.max_bytes {
+            return Err(Error::new(
+                ErrorKind::Invalid,
+                format!("the picture is larger than {} bytes", self.max_bytes),
+            ));
+        }
+        let ext = sniff(bytes)
+            .ok_or_else(|| Error::new(ErrorKind::Invalid, "the picture must be a PNG or a JPEG"))?;
+        let dir = self.dir()?;
+        // A fresh name per upload: a mix still rendering the old file is not disturbed.
+        let path = dir.join(format!("{id}-{:016x}.{ext}", fastrand::u64(..)));
+        std::fs::write(&path, bytes).map_err(Error::internal)?;
+        let location = path.display().to_string();
+        let size = match crate::engine::image_size(&location, self.max_bytes) {
+            Ok(size) => size,
+            Err(_) => {
+                let _ = std::fs::remove_file(&path);
+                return Err(Error::new(
+                    ErrorKind::Invalid,
+                    "the picture cannot be decoded",
+                ));
+            }
+        };
+        let old = self.entries.lock().unwrap().insert(
+            id.to_string(),
+            Entry {
+                location,
+                origin: "upload",
+                size: Some(size),
+            },
+        );
+        // The old file may still be read by a mix being built; it goes with the directory at exit.
+        drop(old);
+        Ok(PictureInfo {
+            id: id.to_string(),
+            origin: "upload",
+            width: Some(size.0),
+            height: Some(size.1),
+        })
+    }
+
+    /// Removes an uploaded picture. Running mixes keep the picture they rendered.
+    pub fn remove(&self, id: &str) -> Result<(), Error> {
+        let mut entries = self.entries.lock().unwrap();
+        match entries.get(id) {
+            None => Err(Error::new(
+                ErrorKind::NotFound,
+                format!("picture {id:?} does not exist"),
+            )),
+            Some(e) if e.origin == "config" => Err(Error::new(
+                ErrorKind::Conflict,
+                format!("picture {id:?} is defined in the configuration and cannot be removed"),
+            )),
+            Some(_) => {
+                entries.remove(id);
+                Ok(())
+            }
+        }
+    }
+
+    pub fn list(&self) -> Vec<PictureInfo> {
+        let entries = self.entries.lock().unwrap();
+        let mut list: Vec<PictureInfo> = entries.iter().map(|(id, e)| info(id, e)).collect();
+        list.sort_by(|a, b| a.id.cmp(&b.id));
+        list
+    }
+
+    pub fn get(&self, id: &str) -> Option<PictureInfo> {
+        self.entries.lock().unwrap().get(id).map(|e| info(id, e))
+    }
+
+    /// The location and natural size of picture `id`; `None` when no such picture exists. Blocking: a configured
+    /// picture is decoded on first use. `Err` when it exists but cannot be read or decoded.
+    pub fn resolve(&self, id: &str) -> Option<Result<Resolved, Error>> {
+        let entry = self.entries.lock().unwrap().get(id).cloned()?;
+        if let Some(size) = entry.size {
+            return Some(Ok((entry.location, size)));
+        }
+        Some(
+            crate::engine::image_size(&entry.location, self.max_bytes).map(|size| {
+                if let Some(e) = self.entries.lock().unwrap().get_mut(id) {
+                    if e.location == entry.location {
+                        e.size = Some(size);
+                    }
+                }
+                (entry.location, size)
+            }),
+        )
+    }
+
+    fn dir(&self) -> Result<PathBuf, Error> {
+        let mut dir = self.dir.lock().unwrap();
+        if let Some(d) = dir.as_ref() {
+            return Ok(d.clone());
+        }
+        let d = std::env::temp_dir().join(format!(
+            "tessera-pictures-{}-{:08x}",
+            std::process::id(),
+            fastrand::u32(..)
+        ));
+        std::fs::create_dir_all(&d).map_err(Error::internal)?;
+        *dir = Some(d.clone());
+        Ok(d)
+    }
+}
+
+fn info(id: &str, e: &Entry) -> PictureInfo {
+    PictureInfo {
+        id: id.to_string(),
+        origin: e.origin,
+        width: e.size.map(|s| s.0),
+        height: e.size.map(|s| s.1),
+    }
+}
+
+impl Drop for Pictures {
+    fn drop(&mut self) {
+        if let Some(d) = self.dir.lock().unwrap().take() {
+            let _ = std::fs::remove_dir_all(d);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sniffs_png_and_jpeg_only() {
+        assert_eq!(sniff(b"\x89PNG\r\n\x1a\n...."), Some("png"));
+        assert_eq!(sniff(&[0xff, 0xd8, 0xff, 0xe0]), Some("jpg"));
+        assert_eq!(sniff(b"GIF89a"), None);
+    }
+
+    #[test]
+    fn configured_pictures_are_listed_and_read_only() {
+        let mut c = BTreeMap::new();
+        c.insert("7".to_string(), "/nonexistent/logo.png".to_string());
+        let p = Pictures::new(&c, 1024);
+        assert_eq!(p.list().len(), 1);
+        assert_eq!(p.remove("7").unwrap_err().kind, ErrorKind::Conflict);
+        assert_eq!(
+            p.put("7", b"\x89PNG\r\n\x1a\n").unwrap_err().kind,
+            ErrorKind::Conflict
+        );
+        assert!(p.resolve("8").is_none());
+        assert!(p.resolve("7").unwrap().is_err());
+    }
+
+    #[test]
+    fn refuses_what_is_not_a_picture_or_too_large() {
+        let p = Pictures::new(&BTreeMap::new(), 16);
+        assert_eq!(p.put("a", b"hello").unwrap_err().kind, ErrorKind::Invalid);
+        assert_eq!(p.put("a", &[0u8; 17]).unwrap_err().kind, ErrorKind::Invalid);
+        assert!(p.list().is_empty());
+    }
+}
