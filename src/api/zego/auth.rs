@@ -11,6 +11,7 @@ use std::{
 use md5::{Digest, Md5};
 
 use super::codes::*;
+use crate::api::constant_time_eq;
 use crate::config::ZegoConfig;
 
 /// `md5(app_id + nonce + secret + timestamp)` in lowercase hex.
@@ -21,11 +22,6 @@ pub fn signature(app_id: &str, nonce: &str, secret: &str, timestamp: &str) -> St
     h.update(secret.as_bytes());
     h.update(timestamp.as_bytes());
     h.finalize().iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Compares in time independent of where the strings differ.
-pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// Nonces seen recently, forgotten after the timestamp window.

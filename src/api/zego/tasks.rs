@@ -154,27 +154,12 @@ impl ZegoState {
 
 /// Ends the task once none of its inputs has been live for `max_idle`.
 async fn watch_idle(state: AppState, task_id: String, max_idle: Duration) {
-    let mut last_live = Instant::now();
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    loop {
-        tick.tick().await;
-        let Some(view) = state.engine.get_mix(&mix_id(&task_id)) else {
-            return;
-        };
-        if view
-            .status
-            .inputs
-            .iter()
-            .any(|i| i.state == crate::engine::status::InputState::Live)
-        {
-            last_live = Instant::now();
-        } else if last_live.elapsed() >= max_idle {
-            tracing::info!(task = %task_id, ?max_idle, "zego task idle; ending it");
-            let _op = state.zego.lock().await;
-            let task = state.zego.tasks.lock().unwrap().remove(&task_id);
-            drop(task);
-            let _ = state.engine.delete_mix(&mix_id(&task_id)).await;
-            return;
-        }
+    if !crate::api::idle::until_idle(&state.engine, &mix_id(&task_id), max_idle).await {
+        return;
     }
+    tracing::info!(task = %task_id, ?max_idle, "zego task idle; ending it");
+    let _op = state.zego.lock().await;
+    let task = state.zego.tasks.lock().unwrap().remove(&task_id);
+    drop(task);
+    let _ = state.engine.delete_mix(&mix_id(&task_id)).await;
 }

@@ -1,52 +1,33 @@
 //! ZEGO's request and response bodies, as they are on the wire. Unknown fields are ignored, as ZEGO does (its own
 //! samples send extra ones, such as `Appid` in the body).
 
-use serde::{Deserialize, Deserializer, Serialize};
-
-/// A number sent as a JSON number or as a string of digits (ZEGO documents some fields as String, others as Int).
-fn lenient_i64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum N {
-        I(i64),
-        F(f64),
-        S(String),
-    }
-    Ok(match Option::<N>::deserialize(d)? {
-        None => None,
-        Some(N::I(i)) => Some(i),
-        Some(N::F(f)) if f.fract() == 0.0 => Some(f as i64),
-        Some(N::F(_)) => return Err(serde::de::Error::custom("expected an integer")),
-        Some(N::S(s)) if s.is_empty() => None,
-        Some(N::S(s)) => Some(s.trim().parse().map_err(serde::de::Error::custom)?),
-    })
-}
+use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct StartMix {
     pub task_id: String,
     pub user_id: String,
-    #[serde(deserialize_with = "lenient_i64")]
+    #[serde(deserialize_with = "crate::api::lenient::int")]
     pub sequence: Option<i64>,
     pub room_id: String,
     pub user_data: Option<String>,
-    #[serde(deserialize_with = "lenient_i64")]
+    #[serde(deserialize_with = "crate::api::lenient::int")]
     pub sound_level: Option<i64>,
-    #[serde(deserialize_with = "lenient_i64")]
+    #[serde(deserialize_with = "crate::api::lenient::int")]
     pub by_pass: Option<i64>,
-    #[serde(deserialize_with = "lenient_i64")]
+    #[serde(deserialize_with = "crate::api::lenient::int")]
     pub sound_channel: Option<i64>,
     pub background_image: Option<String>,
     #[serde(rename = "BackGroundColorHex")]
     pub background_color_hex: Option<String>,
     pub water_mark: Option<WaterMark>,
     pub ex_para: Vec<ExPara>,
-    #[serde(deserialize_with = "lenient_i64")]
+    #[serde(deserialize_with = "crate::api::lenient::int")]
     pub alignment_type: Option<i64>,
-    #[serde(deserialize_with = "lenient_i64")]
+    #[serde(deserialize_with = "crate::api::lenient::int")]
     pub max_idle_time: Option<i64>,
-    #[serde(deserialize_with = "lenient_i64")]
+    #[serde(deserialize_with = "crate::api::lenient::int")]
     pub wait_video_input: Option<i64>,
     pub mix_input: Vec<MixInput>,
     pub mix_output: Vec<MixOutput>,
@@ -55,17 +36,17 @@ pub struct StartMix {
 #[derive(Debug, Default, Clone, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct RectInfo {
-    #[serde(deserialize_with = "lenient_i64")]
+    #[serde(deserialize_with = "crate::api::lenient::int")]
     pub layer: Option<i64>,
-    #[serde(deserialize_with = "lenient_i64")]
+    #[serde(deserialize_with = "crate::api::lenient::int")]
     pub top: Option<i64>,
-    #[serde(deserialize_with = "lenient_i64")]
+    #[serde(deserialize_with = "crate::api::lenient::int")]
     pub left: Option<i64>,
-    #[serde(deserialize_with = "lenient_i64")]
+    #[serde(deserialize_with = "crate::api::lenient::int")]
     pub bottom: Option<i64>,
-    #[serde(deserialize_with = "lenient_i64")]
+    #[serde(deserialize_with = "crate::api::lenient::int")]
     pub right: Option<i64>,
-    #[serde(deserialize_with = "lenient_i64")]
+    #[serde(deserialize_with = "crate::api::lenient::int")]
     pub corner_radius: Option<i64>,
 }
 
@@ -75,14 +56,14 @@ pub struct MixInput {
     pub stream_id: Option<String>,
     pub stream_url: Option<String>,
     pub rect_info: Option<RectInfo>,
-    #[serde(deserialize_with = "lenient_i64")]
+    #[serde(deserialize_with = "crate::api::lenient::int")]
     pub content_control: Option<i64>,
-    #[serde(deserialize_with = "lenient_i64")]
+    #[serde(deserialize_with = "crate::api::lenient::int")]
     pub sound_level_id: Option<i64>,
-    #[serde(deserialize_with = "lenient_i64")]
+    #[serde(deserialize_with = "crate::api::lenient::int")]
     pub volume: Option<i64>,
     pub label: Option<Label>,
-    #[serde(deserialize_with = "lenient_i64")]
+    #[serde(deserialize_with = "crate::api::lenient::int")]
     pub render_mode: Option<i64>,
 }
 
@@ -90,9 +71,9 @@ pub struct MixInput {
 #[serde(rename_all = "PascalCase", default)]
 pub struct Label {
     pub text: String,
-    #[serde(deserialize_with = "lenient_i64")]
+    #[serde(deserialize_with = "crate::api::lenient::int")]
     pub left: Option<i64>,
-    #[serde(deserialize_with = "lenient_i64")]
+    #[serde(deserialize_with = "crate::api::lenient::int")]
     pub top: Option<i64>,
     pub font: Option<Font>,
 }
@@ -100,13 +81,13 @@ pub struct Label {
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct Font {
-    #[serde(deserialize_with = "lenient_i64")]
+    #[serde(deserialize_with = "crate::api::lenient::int")]
     pub font_type: Option<i64>,
-    #[serde(deserialize_with = "lenient_i64")]
+    #[serde(deserialize_with = "crate::api::lenient::int")]
     pub font_size: Option<i64>,
-    #[serde(deserialize_with = "lenient_i64")]
+    #[serde(deserialize_with = "crate::api::lenient::int")]
     pub font_color: Option<i64>,
-    #[serde(deserialize_with = "lenient_i64")]
+    #[serde(deserialize_with = "crate::api::lenient::int")]
     pub transparency: Option<i64>,
 }
 
@@ -115,21 +96,21 @@ pub struct Font {
 pub struct MixOutput {
     pub stream_id: Option<String>,
     pub stream_url: Option<String>,
-    #[serde(deserialize_with = "lenient_i64")]
+    #[serde(deserialize_with = "crate::api::lenient::int")]
     pub video_bitrate: Option<i64>,
-    #[serde(deserialize_with = "lenient_i64")]
+    #[serde(deserialize_with = "crate::api::lenient::int")]
     pub video_enc_id: Option<i64>,
-    #[serde(deserialize_with = "lenient_i64")]
+    #[serde(deserialize_with = "crate::api::lenient::int")]
     pub fps: Option<i64>,
-    #[serde(deserialize_with = "lenient_i64")]
+    #[serde(deserialize_with = "crate::api::lenient::int")]
     pub width: Option<i64>,
-    #[serde(deserialize_with = "lenient_i64")]
+    #[serde(deserialize_with = "crate::api::lenient::int")]
     pub height: Option<i64>,
-    #[serde(deserialize_with = "lenient_i64")]
+    #[serde(deserialize_with = "crate::api::lenient::int")]
     pub audio_codec: Option<i64>,
-    #[serde(deserialize_with = "lenient_i64")]
+    #[serde(deserialize_with = "crate::api::lenient::int")]
     pub audio_bitrate: Option<i64>,
-    #[serde(deserialize_with = "lenient_i64")]
+    #[serde(deserialize_with = "crate::api::lenient::int")]
     pub sound_channel: Option<i64>,
 }
 
@@ -152,7 +133,7 @@ pub struct ExPara {
 pub struct StopMix {
     pub task_id: String,
     pub user_id: String,
-    #[serde(deserialize_with = "lenient_i64")]
+    #[serde(deserialize_with = "crate::api::lenient::int")]
     pub sequence: Option<i64>,
 }
 
