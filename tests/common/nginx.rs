@@ -25,6 +25,9 @@ pub struct Nginx {
     pub http_port: u16,
     dir: tempfile::TempDir,
     child: Option<Child>,
+    /// Where the `live` application reports publishes (nginx-rtmp `on_publish` / `on_publish_done`, form
+    /// POST), as a production nginx in front of Tessera would: `http://127.0.0.1:PORT/callbacks/nginx/…`.
+    callbacks: Option<u16>,
 }
 
 /// A port that was free a moment ago (bind port 0, read it, release it). Racy by nature: callers retry.
@@ -51,6 +54,16 @@ impl Nginx {
     /// Starts nginx on two free ports. Panics with nginx's error log if it cannot start. Returns once both
     /// the RTMP and the HTTP port accept connections.
     pub fn start() -> Nginx {
+        Nginx::start_inner(None)
+    }
+
+    /// Like [`Nginx::start`], with the `live` application calling Tessera's publish callbacks on
+    /// `127.0.0.1:tessera_port` (instead of the local notification log).
+    pub fn start_with_callbacks(tessera_port: u16) -> Nginx {
+        Nginx::start_inner(Some(tessera_port))
+    }
+
+    fn start_inner(callbacks: Option<u16>) -> Nginx {
         let dir = tempfile::Builder::new()
             .prefix("tessera-nginx-")
             .tempdir()
@@ -62,6 +75,7 @@ impl Nginx {
             http_port: 0,
             dir,
             child: None,
+            callbacks,
         };
         let mut last_err = String::new();
         for _attempt in 0..6 {
@@ -100,6 +114,12 @@ impl Nginx {
         let d = self.dir.path().display();
         let user = if is_root() { "user root;\n" } else { "" };
         let (rtmp, http) = (self.rtmp_port, self.http_port);
+        let live_notify = match self.callbacks {
+            None => format!("on_publish http://127.0.0.1:{http}/on_publish/live;"),
+            Some(p) => format!(
+                "notify_method post;\n            on_publish http://127.0.0.1:{p}/callbacks/nginx/on_publish;\n            on_publish_done http://127.0.0.1:{p}/callbacks/nginx/on_publish_done;"
+            ),
+        };
         let conf = format!(
             r#"load_module /usr/lib/nginx/modules/ngx_rtmp_module.so;
 daemon off;
@@ -134,7 +154,7 @@ rtmp {{
         application live {{
             live on;
             idle_streams off;
-            on_publish http://127.0.0.1:{http}/on_publish/live;
+            {live_notify}
         }}
         application mix {{
             live on;
@@ -148,7 +168,7 @@ rtmp {{
         std::fs::write(self.conf_path(), conf).expect("write nginx.conf");
     }
 
-    fn error_log(&self) -> String {
+    pub fn error_log(&self) -> String {
         std::fs::read_to_string(self.error_log_path()).unwrap_or_default()
     }
 

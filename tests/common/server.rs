@@ -22,9 +22,15 @@ pub struct Tessera {
 impl Tessera {
     /// Serves `config` on 127.0.0.1:0 (`config.server.listen` is set to the bound address) and returns
     /// once `GET /healthz` answers 200. Panics if the server exits or is not healthy within 30 s.
-    pub fn start(mut config: ::tessera::Config) -> Tessera {
+    pub fn start(config: ::tessera::Config) -> Tessera {
+        Tessera::start_at(config, 0)
+    }
+
+    /// Like [`Tessera::start`], on a given port (one handed to an RTMP server's callbacks beforehand).
+    pub fn start_at(mut config: ::tessera::Config, port: u16) -> Tessera {
         super::util::init();
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        let listener =
+            std::net::TcpListener::bind(("127.0.0.1", port)).expect("bind 127.0.0.1 for tessera");
         listener.set_nonblocking(true).unwrap();
         let addr = listener.local_addr().unwrap();
         config.server.listen = addr;

@@ -7,6 +7,13 @@ pub fn init() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         gst::init().expect("gst::init");
+        // Tessera's log, when asked for (RUST_LOG=tessera=debug), in the test's captured output.
+        if std::env::var_os("RUST_LOG").is_some() {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+                .with_test_writer()
+                .try_init();
+        }
     });
 }
 

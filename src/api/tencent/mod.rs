@@ -2,5 +2,22 @@
 //! (`POST /` with `X-TC-Action`) and push-URL auto-mix. Both request forms become one [`request::MixRequest`],
 //! which one shared mapping turns into the core model.
 
+pub mod automix;
 pub mod cloud;
+pub mod codes;
+pub mod legacy;
+pub mod request;
+pub mod sessions;
 pub mod templates;
+pub mod translate;
+
+use std::sync::Arc;
+
+/// What the Tencent dialects keep between requests.
+#[derive(Default)]
+pub struct TencentState {
+    /// Running sessions of the CGI, API 3.0 and auto-mix.
+    pub sessions: Arc<sessions::Sessions>,
+    /// Streams that joined an auto-mix session through their publish URL.
+    pub automix: automix::AutoMix,
+}

@@ -1,3 +1,171 @@
-//! Tencent Cloud API 3.0: `CreateCommonMixStream` / `CancelCommonMixStream` (version 2018-08-01).
+//! Tencent Cloud API 3.0: `POST /` with `X-TC-Action: CreateCommonMixStream | CancelCommonMixStream`
+//! (`X-TC-Version: 2018-08-01`), signed with TC3-HMAC-SHA256. Every answer is HTTP 200 with
+//! `Content-Type: application/json` and `{"Response":{…,"RequestId"}}`; errors carry `Response.Error.{Code,Message}`
+//! (the official SDKs read errors only in that shape).
 
 pub mod tc3;
+mod wire;
+
+use axum::{
+    body::Bytes,
+    http::{HeaderMap, Method, Uri},
+    response::{IntoResponse, Response},
+    Json,
+};
+use serde_json::json;
+
+use super::{
+    codes::{Reason, Refusal},
+    request::{Dialect, MixRequest},
+    sessions::Owner,
+};
+use crate::api::AppState;
+
+const VERSION: &str = "2018-08-01";
+/// Allowed clock difference of `X-TC-Timestamp`, as Tencent allows.
+const MAX_SKEW_S: i64 = 300;
+
+fn request_id() -> String {
+    let r = fastrand::u128(..);
+    let h = format!("{r:032x}");
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..]
+    )
+}
+
+fn ok() -> Response {
+    Json(json!({"Response": {"RequestId": request_id()}})).into_response()
+}
+
+fn error(code: &str, message: &str) -> Response {
+    Json(json!({"Response": {"Error": {"Code": code, "Message": message}, "RequestId": request_id()}}))
+        .into_response()
+}
+
+fn now_unix() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// A request whose headers name an `X-TC-Action`. The signature covers the raw body, checked before parsing.
+pub async fn handle(
+    state: &AppState,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: Option<Bytes>,
+) -> Response {
+    let action = headers
+        .get("x-tc-action")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let config = &state.config.tencentcloud;
+    let body = match body {
+        Some(b) => b,
+        None => {
+            return error(
+                "InvalidParameter",
+                "the request body could not be read (too large?)",
+            )
+        }
+    };
+    let lookup = |id: &str| {
+        (!config.secret_id.is_empty() && id == config.secret_id).then(|| config.secret_key.clone())
+    };
+    let verified = match tc3::verify(
+        method.as_str(),
+        uri.path(),
+        uri.query().unwrap_or(""),
+        headers,
+        &body,
+        lookup,
+        now_unix(),
+        MAX_SKEW_S,
+    ) {
+        Ok(v) => v,
+        Err(e) => {
+            tracing::info!(code = e.code(), %action, "tencent API 3.0 request refused: {}", e.message());
+            return error(e.code(), &e.message());
+        }
+    };
+    if verified.service != "live" {
+        return error(
+            "AuthFailure.SignatureFailure",
+            "the credential scope must name the service \"live\"",
+        );
+    }
+    match headers.get("x-tc-version").and_then(|v| v.to_str().ok()) {
+        None | Some(VERSION) => {}
+        Some(other) => {
+            return error(
+                "NoSuchVersion",
+                &format!("version {other:?} is not supported; use {VERSION}"),
+            )
+        }
+    }
+    let owner = Owner::SecretId(verified.secret_id);
+    let result = match action.as_str() {
+        "CreateCommonMixStream" => create(state, &body, owner).await,
+        "CancelCommonMixStream" => cancel(state, &body, owner).await,
+        "" => Err(Refusal::new(Reason::Missing, "X-TC-Action is empty")),
+        other => {
+            return error(
+                "InvalidAction",
+                &format!("action {other:?} does not exist here (CreateCommonMixStream, CancelCommonMixStream)"),
+            )
+        }
+    };
+    match result {
+        Ok(()) => ok(),
+        Err(r) => {
+            tracing::info!(code = r.reason.cloud_code(), %action, message = %r.message, "tencent API 3.0 request refused");
+            error(r.reason.cloud_code(), &r.message)
+        }
+    }
+}
+
+fn parse<'a, T: serde::Deserialize<'a>>(body: &'a [u8], action: &str) -> Result<T, Refusal> {
+    serde_json::from_slice(body).map_err(|e| {
+        Refusal::new(
+            Reason::Parse,
+            format!("the body is not a valid {action} request: {e}"),
+        )
+    })
+}
+
+async fn create(state: &AppState, body: &[u8], owner: Owner) -> Result<(), Refusal> {
+    let req: wire::Create = parse(body, "CreateCommonMixStream")?;
+    if let Some(field) = wire::missing(&req) {
+        return Err(Refusal::new(
+            Reason::Missing,
+            format!("{field} is required"),
+        ));
+    }
+    let req = MixRequest::from(&req);
+    state
+        .tencent
+        .sessions
+        .start(state, &req, Dialect::Cloud, owner)
+        .await
+        .map(|_| ())
+}
+
+async fn cancel(state: &AppState, body: &[u8], owner: Owner) -> Result<(), Refusal> {
+    let req: wire::Cancel = parse(body, "CancelCommonMixStream")?;
+    let session = req
+        .mix_stream_session_id
+        .ok_or_else(|| Refusal::new(Reason::Missing, "MixStreamSessionId is required"))?;
+    state
+        .tencent
+        .sessions
+        .cancel(&state.engine, &session, None, &owner)
+        .await
+}
