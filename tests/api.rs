@@ -206,3 +206,44 @@ fn shipped_scene_files_are_valid_specs() {
             .unwrap_or_else(|v| panic!("{}: {v:?}", f.display()));
     }
 }
+
+#[tokio::test]
+async fn pictures_are_uploaded_checked_listed_and_removed() {
+    let (app, _engine) = app();
+    let (status, body) = call(
+        &app,
+        "PUT",
+        "/v1/pictures/logo",
+        Some("image/png"),
+        b"GIF89a....".to_vec(),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_spec"))
+    );
+    let (status, body) = call(&app, "PUT", "/v1/pictures/bad%20id", None, vec![]).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_id"))
+    );
+    // Larger than engine.max_image_bytes (4 MiB), though under nothing else: 413 in the native shape.
+    let (status, body) = call(
+        &app,
+        "PUT",
+        "/v1/pictures/big",
+        None,
+        vec![0u8; 4 * 1024 * 1024 + 1],
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::PAYLOAD_TOO_LARGE, Some("body_too_large"))
+    );
+    let (status, body) = call(&app, "GET", "/v1/pictures", None, vec![]).await;
+    assert_eq!((status, body), (StatusCode::OK, json!({"pictures": []})));
+    let (status, _) = call(&app, "DELETE", "/v1/pictures/logo", None, vec![]).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = call(&app, "GET", "/v1/pictures/logo", None, vec![]).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
