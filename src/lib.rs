@@ -9,7 +9,10 @@
 //!   encodes; each output target is its own small pipeline (`engine::output`) so one dead target never stalls
 //!   another. The engine never sees a vendor field name.
 //! - [`api`]: the HTTP listener. Each dialect is one module that translates wire types into the model and maps
-//!   core error kinds into its own codes; `api::native` is Tessera's own JSON API.
+//!   core error kinds into its own codes; `api::native` is Tessera's own JSON API, `api::zego` ZEGO's server API,
+//!   `api::tencent` Tencent's legacy CGI, Cloud API 3.0 and push-URL auto-mix (both request forms share one
+//!   mapping, `api::tencent::translate`).
+//! - [`pictures`]: pictures requests name by id (configured or uploaded), resolved to a location and size.
 //! - [`server`]: wires config, engine and router together; takes its listener and shutdown future as arguments
 //!   so tests bind port 0.
 //! - [`error`]: core errors, which carry a kind; only the HTTP layer maps kinds to status codes.
