@@ -10,7 +10,7 @@ use std::sync::{
 
 use gst::prelude::*;
 
-use super::{input::MediaSink, still::Still};
+use super::{input::MediaSink, sei::SeiSource, still::Still};
 use crate::model::{geometry, Fit, InputSpec, Label, Rect};
 
 fn make(factory: &str) -> Result<gst::Element, gst::glib::BoolError> {
@@ -69,6 +69,8 @@ pub struct VideoBranch {
     elements: Vec<gst::Element>,
     layout: Mutex<Layout>,
     last_caps: Mutex<Option<gst::Caps>>,
+    /// The mix's SEI: receives the input's own SEI messages when it passes them on.
+    sei: Arc<SeiSource>,
 }
 
 /// The audio half of an input branch.
@@ -129,12 +131,14 @@ fn update_caps(
 }
 
 impl VideoBranch {
-    /// Builds the branch inside `pipeline` and links it to a new `compositor` pad.
+    /// Builds the branch inside `pipeline` and links it to a new `compositor` pad. The input's own SEI messages
+    /// go to `sei` while it asks for them.
     pub fn add(
         pipeline: &gst::Pipeline,
         compositor: &gst::Element,
         input: &InputSpec,
         rect: Rect,
+        sei: Arc<SeiSource>,
     ) -> Result<Arc<Self>, gst::glib::BoolError> {
         let appsrc = live_appsrc(None);
         let crop = make("videocrop")?;
@@ -188,6 +192,7 @@ impl VideoBranch {
                 applied: None,
             }),
             last_caps: Mutex::new(None),
+            sei,
         });
         // Until the first frame arrives the pad shows nothing, so the canvas stays visible.
         branch.pad.set_property("width", 0i32);
@@ -272,6 +277,12 @@ impl VideoBranch {
         let Some(out) = retime(&self.pipeline, buffer) else {
             return;
         };
+        if self.sei.passes_input() {
+            // The decoder carried the input's SEI over to this frame as metas (see `sei`).
+            if let Some(rt) = out.pts() {
+                self.sei.pass(rt, super::sei::input_messages(&out));
+            }
+        }
         if update_caps(&self.appsrc, &self.last_caps, caps) {
             if let Ok(info) = gst_video::VideoInfo::from_caps(caps) {
                 self.layout.lock().unwrap().source_size = Some((info.width(), info.height()));

@@ -243,6 +243,7 @@ impl MixPipeline {
         }
 
         let sei = Arc::new(SeiSource::default());
+        sei.set_pass_input(spec.sei.pass_input);
         let mut encoders: Vec<Encoder> = Vec::new();
         for o in &spec.outputs {
             let key = EncodeKey::of(o);
@@ -491,9 +492,10 @@ impl MixPipeline {
         Ok(())
     }
 
-    /// Hands the spec's SEI data and the sound-level sources to the encoders.
+    /// Hands the spec's SEI data, the sound-level sources and whether input SEI is passed on to the encoders.
     fn apply_sei(&self) {
         self.sei.set_user_data(self.spec.sei.user_data());
+        self.sei.set_pass_input(self.spec.sei.pass_input);
         let levels = self.spec.sei.sound_levels.then(|| {
             self.spec
                 .inputs
@@ -538,8 +540,14 @@ impl MixPipeline {
         // Without a picture (audio-only outputs) an input's video is not used.
         let video = match &self.picture {
             Some(picture) if input.content.has_video() => Some(
-                VideoBranch::add(&self.pipeline, &picture.compositor, &input, rect)
-                    .map_err(Error::internal)?,
+                VideoBranch::add(
+                    &self.pipeline,
+                    &picture.compositor,
+                    &input,
+                    rect,
+                    self.sei.clone(),
+                )
+                .map_err(Error::internal)?,
             ),
             _ => None,
         };

@@ -39,6 +39,11 @@ pub struct SeiSpec {
     pub user_data_base64: Option<String>,
     /// Sends each frame the sound level (0–100) of every input that has a `sound_level_id`.
     pub sound_levels: bool,
+    /// Copies the `user_data_unregistered` SEI messages found in the inputs' H.264 into the output video, each
+    /// on the output frame that carries the corresponding moment, with its own UUID and payload. Only inputs
+    /// whose picture is used (`content` `av` or `video`) contribute; messages the output cannot keep up with
+    /// are dropped.
+    pub pass_input: bool,
 }
 
 /// The output picture.

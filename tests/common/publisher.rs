@@ -31,6 +31,9 @@ pub struct PublishOpts {
     pub tone_hz: Option<f64>,
     /// Amplitude of the sine, 0..1.
     pub tone_volume: f64,
+    /// A `user_data_unregistered` SEI message (UUID, payload) put into every video frame, in front of its
+    /// first slice. (x264enc writes its own message, its version string, on the first keyframe only.)
+    pub sei: Option<([u8; 16], Vec<u8>)>,
 }
 
 impl Default for PublishOpts {
@@ -42,6 +45,7 @@ impl Default for PublishOpts {
             pattern: Pattern::Solid(0xFF0000),
             tone_hz: None,
             tone_volume: 0.1,
+            sei: None,
         }
     }
 }
@@ -98,6 +102,73 @@ fn flip_color(t: SystemTime, a: u32, b: u32) -> u32 {
     } else {
         b
     }
+}
+
+/// One H.264 SEI NAL unit (no length prefix) holding one `user_data_unregistered` message, with emulation
+/// prevention bytes.
+fn sei_nal(uuid: &[u8; 16], data: &[u8]) -> Vec<u8> {
+    let mut rbsp = vec![5u8];
+    let mut size = uuid.len() + data.len();
+    while size >= 255 {
+        rbsp.push(255);
+        size -= 255;
+    }
+    rbsp.push(size as u8);
+    rbsp.extend_from_slice(uuid);
+    rbsp.extend_from_slice(data);
+    rbsp.push(0x80);
+    let mut nal = vec![0x06];
+    let mut zeros = 0;
+    for &b in &rbsp {
+        if zeros >= 2 && b <= 3 {
+            nal.push(3);
+            zeros = 0;
+        }
+        nal.push(b);
+        zeros = if b == 0 { zeros + 1 } else { 0 };
+    }
+    nal
+}
+
+/// `au` (AVC, 4-byte length prefixes, as h264parse hands flvmux) with `nal` inserted before its first slice.
+fn with_nal_before_first_slice(au: &[u8], nal: &[u8]) -> Vec<u8> {
+    let mut at = 0;
+    while at + 5 <= au.len() && !(1..=5).contains(&(au[at + 4] & 0x1f)) {
+        at += 4 + u32::from_be_bytes([au[at], au[at + 1], au[at + 2], au[at + 3]]) as usize;
+    }
+    let at = at.min(au.len());
+    let mut out = Vec::with_capacity(au.len() + 4 + nal.len());
+    out.extend_from_slice(&au[..at]);
+    out.extend_from_slice(&(nal.len() as u32).to_be_bytes());
+    out.extend_from_slice(nal);
+    out.extend_from_slice(&au[at..]);
+    out
+}
+
+/// Puts `nal` into every access unit leaving `parse` (an h264parse feeding flvmux).
+fn insert_sei(parse: &gst::Element, nal: Vec<u8>) {
+    parse
+        .static_pad("src")
+        .unwrap()
+        .add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+            if let Some(gst::PadProbeData::Buffer(buffer)) = info.data.as_mut() {
+                let Ok(map) = buffer.map_readable() else {
+                    return gst::PadProbeReturn::Ok;
+                };
+                let data = with_nal_before_first_slice(&map, &nal);
+                drop(map);
+                let mut out = gst::Buffer::from_mut_slice(data);
+                {
+                    let o = out.get_mut().unwrap();
+                    o.set_pts(buffer.pts());
+                    o.set_dts(buffer.dts());
+                    o.set_duration(buffer.duration());
+                    o.set_flags(buffer.flags());
+                }
+                *buffer = out;
+            }
+            gst::PadProbeReturn::Ok
+        });
 }
 
 /// Everything up to flvmux: returns the pipeline, the muxer (its src pad unlinked) and the solid source.
@@ -219,6 +290,9 @@ fn build_media(
     enc.set_property("key-int-max", fps);
     enc.set_property("bitrate", ((w * h * fps) / 15_000).clamp(300, 4_000));
     let parse = make("h264parse");
+    if let Some((uuid, data)) = &opts.sei {
+        insert_sei(&parse, sei_nal(uuid, data));
+    }
     let vqueue = make("queue");
 
     // --- audio ---

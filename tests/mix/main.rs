@@ -7,6 +7,7 @@ mod common;
 mod audio;
 mod live;
 mod picture;
+mod sei;
 
 use std::time::{Duration, Instant};
 

@@ -66,8 +66,6 @@ pub enum Reason {
     CancelOutput,
     /// -31004: output bitrate outside the allowed range.
     Bitrate,
-    /// A parameter Tessera does not implement (e.g. `PassInputSei`), refused rather than ignored.
-    Unsupported,
     /// The node is full (most mixes reached).
     Limit,
     /// Anything else; logged, never detailed to the caller.
@@ -86,7 +84,7 @@ impl Reason {
             Reason::Parse | Reason::Missing => -1,
             Reason::Parameter | Reason::Overflow => -2,
             Reason::StreamCount => -3,
-            Reason::StreamParameter | Reason::OutputId | Reason::Unsupported => -4,
+            Reason::StreamParameter | Reason::OutputId => -4,
             Reason::Layer => -11,
             Reason::Template | Reason::Color => -20,
             Reason::TooFewInputs => -21,
@@ -134,7 +132,6 @@ impl Reason {
             Reason::InputNotFound => "FailedOperation.StreamNotExist",
             Reason::SessionNotFound => "FailedOperation.CancelSessionNotExist",
             Reason::Bitrate => "InvalidParameter.InvalidBitrate",
-            Reason::Unsupported => "UnsupportedOperation",
             Reason::Limit => "LimitExceeded",
             Reason::Internal => "InternalError",
             Reason::AuthMissing => "AuthFailure.InvalidAuthorization",

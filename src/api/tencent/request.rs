@@ -82,7 +82,7 @@ pub struct ControlParams {
     pub use_mix_crop_center: Option<i64>,
     /// `AllowCopy`: with one input and output type 1, copy that stream instead of ending the session.
     pub allow_copy: Option<i64>,
-    /// `PassInputSei`: carry the inputs' SEI into the output (not supported; refused when 1).
+    /// `PassInputSei`: carry the inputs' user-data SEI messages into the output.
     pub pass_input_sei: Option<i64>,
     /// `UsePictureTransparent`: honour pictures' alpha channel (otherwise pictures are drawn opaque).
     pub use_picture_transparent: Option<i64>,

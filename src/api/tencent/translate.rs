@@ -105,6 +105,8 @@ pub struct Checked {
     video_kbps: Option<u32>,
     audio: AudioEncoding,
     sei: Option<String>,
+    /// `PassInputSei`: the inputs' own SEI messages go into the output.
+    pass_input_sei: bool,
 }
 
 impl Checked {
@@ -479,12 +481,6 @@ pub fn check(req: &MixRequest, dialect: Dialect) -> Result<Checked, Refusal> {
     };
 
     let c = &req.control;
-    if flag(c.pass_input_sei, "PassInputSei")? {
-        return Err(refuse(
-            Reason::Unsupported,
-            "PassInputSei is not supported: input SEI is not carried into the mix",
-        ));
-    }
     Ok(Checked {
         session_id: req.session_id.clone(),
         output_id: output_id.clone(),
@@ -502,6 +498,7 @@ pub fn check(req: &MixRequest, dialect: Dialect) -> Result<Checked, Refusal> {
         video_kbps,
         audio,
         sei,
+        pass_input_sei: flag(c.pass_input_sei, "PassInputSei")?,
     })
 }
 
@@ -774,6 +771,7 @@ pub fn build(c: &Checked, facts: &Facts) -> Result<MixSpec, Refusal> {
                 .as_ref()
                 .map(|s| base64::engine::general_purpose::STANDARD.encode(s.as_bytes())),
             sound_levels: false,
+            pass_input: c.pass_input_sei,
         },
     })
 }
@@ -941,5 +939,15 @@ mod tests {
         // A sound-only background under pictured inputs has no size to give.
         let r = req(vec![voice("voice", 1), input("big", 2)]);
         assert_eq!(spec(&r, Dialect::Legacy), Err(Reason::BackgroundSize));
+    }
+
+    #[test]
+    fn pass_input_sei_carries_the_inputs_sei() {
+        let mut r = req(vec![input("big", 1), input("small", 2)]);
+        assert!(!spec(&r, Dialect::Cloud).unwrap().sei.pass_input);
+        r.control.pass_input_sei = Some(1);
+        assert!(spec(&r, Dialect::Cloud).unwrap().sei.pass_input);
+        r.control.pass_input_sei = Some(2);
+        assert_eq!(spec(&r, Dialect::Cloud), Err(Reason::Parameter));
     }
 }

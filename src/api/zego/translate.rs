@@ -377,7 +377,7 @@ pub fn start_mix(req: &wire::StartMix, config: &ZegoConfig) -> Result<MixSpec, Z
         Some(b64) => {
             let spec = SeiSpec {
                 user_data_base64: Some(b64.to_string()),
-                sound_levels: false,
+                ..Default::default()
             };
             match spec.user_data() {
                 Some(d) if (1..=MAX_USER_DATA).contains(&d.len()) => Some(b64.to_string()),
@@ -393,6 +393,7 @@ pub fn start_mix(req: &wire::StartMix, config: &ZegoConfig) -> Result<MixSpec, Z
         sei: SeiSpec {
             user_data_base64,
             sound_levels: req.sound_level == Some(1),
+            ..Default::default()
         },
     })
 }
