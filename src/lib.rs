@@ -21,8 +21,10 @@ pub mod api;
 pub mod config;
 pub mod engine;
 pub mod error;
+pub mod flv;
 pub mod model;
 pub mod pictures;
+pub mod relay;
 pub mod server;
 
 pub use config::Config;

@@ -1,0 +1,180 @@
+//! A relay project as the engine sees it: one live source (a main and an optional backup input) pushed, without
+//! re-encoding, to up to ten RTMP targets. Dialects (native API, Tencent CME) translate into [`RelaySpec`].
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::Violation;
+
+/// Most outputs per project.
+pub const MAX_OUTPUTS: usize = 10;
+
+/// One relay project.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RelaySpec {
+    /// The preferred input.
+    pub main: RelayInput,
+    /// Taken over when the main input stalls or ends.
+    #[serde(default)]
+    pub backup: Option<RelayInput>,
+    /// Where the stream is pushed; up to 10, ids unique (none: the project only pulls, e.g. while being set up).
+    #[serde(default)]
+    pub outputs: Vec<RelayOutput>,
+    #[serde(default)]
+    pub failover: Failover,
+    /// When set (Unix seconds), the project stops by itself at that time.
+    #[serde(default)]
+    pub stop_at: Option<i64>,
+    /// Where state changes are POSTed as JSON events (project started / stopped / failed over, output state).
+    #[serde(default)]
+    pub callback_url: Option<String>,
+}
+
+/// Where an input comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum RelayInput {
+    /// Pulled live: an rtmp(s):// or http(s):// FLV URL.
+    Url(String),
+    /// Published by the broadcaster to the ingest server as this stream id (pulled through `ingest.pull_url`);
+    /// the project's status shows the URL to push to.
+    Push(String),
+}
+
+/// One target.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RelayOutput {
+    /// Identifies the output within the project (updates match by id).
+    pub id: String,
+    /// A label for people.
+    #[serde(default)]
+    pub name: String,
+    /// rtmp:// or rtmps:// URL.
+    pub url: String,
+}
+
+/// When to change inputs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Failover {
+    /// The active input is declared stalled after this long without media, and the other one takes over.
+    pub stall_ms: u64,
+    /// Whether to go back to the main input once it has been healthy for `return_after_ms`.
+    pub return_to_main: bool,
+    pub return_after_ms: u64,
+}
+
+impl Default for Failover {
+    fn default() -> Self {
+        Self {
+            stall_ms: 2_000,
+            return_to_main: true,
+            return_after_ms: 10_000,
+        }
+    }
+}
+
+/// Ids of projects and outputs: 1 to 128 characters of `A-Z a-z 0-9 - _ . ~`.
+pub(crate) fn valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 128
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.~".contains(&b))
+}
+
+fn url_with(u: &str, schemes: &[&str]) -> bool {
+    url::Url::parse(u)
+        .map(|p| schemes.contains(&p.scheme()) && p.host_str().is_some_and(|h| !h.is_empty()))
+        .unwrap_or(false)
+}
+
+impl RelaySpec {
+    /// Every violated rule, with its field path.
+    pub fn validate(&self) -> Result<(), Vec<Violation>> {
+        let mut v = Vec::new();
+        let mut check = |ok: bool, field: String, rule: &str| {
+            if !ok {
+                v.push(Violation {
+                    field,
+                    rule: rule.to_string(),
+                });
+            }
+        };
+        for (name, input) in [("main", Some(&self.main)), ("backup", self.backup.as_ref())] {
+            match input {
+                Some(RelayInput::Url(u)) => check(
+                    url_with(u, &["rtmp", "rtmps", "http", "https"]),
+                    format!("{name}.url"),
+                    "must be an rtmp(s):// or http(s):// URL",
+                ),
+                Some(RelayInput::Push(id)) => check(
+                    valid_id(id),
+                    format!("{name}.push"),
+                    "must be 1 to 128 characters of A-Z a-z 0-9 - _ . ~",
+                ),
+                None => {}
+            }
+        }
+        if let (Some(b), m) = (&self.backup, &self.main) {
+            check(b != m, "backup".into(), "must differ from main");
+        }
+        check(
+            self.outputs.len() <= MAX_OUTPUTS,
+            "outputs".into(),
+            "at most 10 outputs",
+        );
+        let mut ids = std::collections::HashSet::new();
+        let mut urls = std::collections::HashSet::new();
+        for (i, o) in self.outputs.iter().enumerate() {
+            check(
+                valid_id(&o.id),
+                format!("outputs[{i}].id"),
+                "must be 1 to 128 characters of A-Z a-z 0-9 - _ . ~",
+            );
+            check(
+                ids.insert(o.id.as_str()),
+                format!("outputs[{i}].id"),
+                "must be unique within the project",
+            );
+            check(
+                url_with(&o.url, &["rtmp", "rtmps"]),
+                format!("outputs[{i}].url"),
+                "must be an rtmp:// or rtmps:// URL",
+            );
+            check(
+                urls.insert(o.url.as_str()),
+                format!("outputs[{i}].url"),
+                "must differ from the other outputs' URLs",
+            );
+            check(
+                o.name.len() <= 256,
+                format!("outputs[{i}].name"),
+                "at most 256 bytes",
+            );
+        }
+        check(
+            (200..=60_000).contains(&self.failover.stall_ms),
+            "failover.stall_ms".into(),
+            "must be from 200 to 60000",
+        );
+        check(
+            self.failover.return_after_ms <= 3_600_000,
+            "failover.return_after_ms".into(),
+            "must be at most 3600000",
+        );
+        if let Some(u) = &self.callback_url {
+            check(
+                url_with(u, &["http", "https"]),
+                "callback_url".into(),
+                "must be an http(s):// URL",
+            );
+        }
+        if v.is_empty() {
+            Ok(())
+        } else {
+            Err(v)
+        }
+    }
+}

@@ -1,0 +1,124 @@
+//! What a relay project reports. Serialised as-is by the native API.
+
+use serde::{Deserialize, Serialize};
+
+/// Which input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Endpoint {
+    Main,
+    Backup,
+}
+
+impl Endpoint {
+    /// The other input.
+    pub fn other(self) -> Self {
+        match self {
+            Self::Main => Self::Backup,
+            Self::Backup => Self::Main,
+        }
+    }
+
+    /// As serialised: `main`, `backup`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Main => "main",
+            Self::Backup => "backup",
+        }
+    }
+
+    pub(crate) fn index(self) -> usize {
+        self as usize
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProjectState {
+    /// Not running (created, stopped, or past its stop time).
+    Idle,
+    /// Pulling and pushing.
+    Working,
+}
+
+/// State of one input.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum InputState {
+    /// Media is arriving.
+    Live,
+    /// Media arrived, then stopped for longer than the stall time.
+    Stalled,
+    /// Nothing could be pulled (yet): not published, unreachable; retried with backoff.
+    Absent { last_error: Option<String> },
+}
+
+/// State of one output.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum OutputState {
+    /// The project is not running.
+    Idle,
+    /// Connecting; nothing sent yet.
+    Connecting { attempt: u32 },
+    /// Bytes are moving.
+    Pushing,
+    /// The last attempt failed; the next starts after `retry_in_ms`.
+    Retrying {
+        attempt: u32,
+        last_error: String,
+        retry_in_ms: u64,
+    },
+    /// The retry budget is spent; a restart of the project (or a change of the output) tries again.
+    Failed { last_error: String },
+}
+
+impl OutputState {
+    /// The state's name as serialised (`pushing`, `retrying`, ...).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Idle => "idle",
+            Self::Connecting { .. } => "connecting",
+            Self::Pushing => "pushing",
+            Self::Retrying { .. } => "retrying",
+            Self::Failed { .. } => "failed",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct InputStatus {
+    /// The URL pulled.
+    pub url: String,
+    #[serde(flatten)]
+    pub state: InputState,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct OutputStatus {
+    pub id: String,
+    pub url: String,
+    #[serde(flatten)]
+    pub state: OutputState,
+    /// Bitrate actually sent over the last seconds, kbit/s.
+    pub bitrate_kbps: u64,
+    /// Bytes sent since the project started.
+    pub bytes: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RelayStatus {
+    pub state: ProjectState,
+    /// The input being forwarded; `None` while idle or before any input delivered.
+    pub active: Option<Endpoint>,
+    /// Unix seconds of the last start / stop.
+    pub started_at: Option<i64>,
+    pub stopped_at: Option<i64>,
+    pub main: Option<InputStatus>,
+    pub backup: Option<InputStatus>,
+    pub outputs: Vec<OutputStatus>,
+    /// Input switches since the start (failovers, returns and manual switches).
+    pub switches: u32,
+    /// For `push` inputs: where the broadcaster publishes (the ingest URL of the stream id).
+    pub push_urls: Vec<String>,
+}
