@@ -247,3 +247,57 @@ async fn pictures_are_uploaded_checked_listed_and_removed() {
     let (status, _) = call(&app, "GET", "/v1/pictures/logo", None, vec![]).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn relays_are_validated_created_and_removed_in_the_native_shape() {
+    let (app, _engine) = app();
+    let bad = json!({"main": {"url": "ftp://x/y"}, "outputs": [{"id": "a", "url": "http://x/y"}]});
+    let (status, body) = call(
+        &app,
+        "PUT",
+        "/v1/relays/r1",
+        Some("application/json"),
+        bad.to_string().into_bytes(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let fields: Vec<&str> = body["error"]["details"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["field"].as_str().unwrap())
+        .collect();
+    assert!(
+        fields.contains(&"main.url") && fields.contains(&"outputs[0].url"),
+        "{body}"
+    );
+    let good = json!({"main": {"push": "studio"}, "outputs": [{"id": "a", "url": "rtmp://127.0.0.1:1/app/key"}]});
+    let (status, body) = call(
+        &app,
+        "PUT",
+        "/v1/relays/r1",
+        Some("application/json"),
+        good.to_string().into_bytes(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["status"]["state"], "idle");
+    let (status, body) = call(&app, "GET", "/v1/relays", None, vec![]).await;
+    assert_eq!(
+        (status, body["relays"].as_array().map(Vec::len)),
+        (StatusCode::OK, Some(1))
+    );
+    let (status, _) = call(
+        &app,
+        "POST",
+        "/v1/relays/r1/switch",
+        Some("application/json"),
+        br#"{"input":"sideways"}"#.to_vec(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, _) = call(&app, "DELETE", "/v1/relays/r1", None, vec![]).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = call(&app, "POST", "/v1/relays/r1/start", None, vec![]).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}

@@ -7,6 +7,7 @@ mod json;
 mod lenient;
 pub mod native;
 mod pictures;
+mod relays;
 pub mod tencent;
 pub mod zego;
 
@@ -37,10 +38,13 @@ pub struct AppState {
     pub pictures: Arc<crate::pictures::Pictures>,
     /// The Tencent dialects' sessions.
     pub tencent: Arc<tencent::TencentState>,
+    /// Relay projects (one source to many targets).
+    pub relays: crate::relay::Relays,
 }
 
 impl AppState {
     pub fn new(engine: Engine, config: Config) -> Self {
+        let relays = crate::relay::Relays::new(config.clone());
         let pictures =
             crate::pictures::Pictures::new(&config.pictures, config.engine.max_image_bytes);
         Self {
@@ -49,6 +53,7 @@ impl AppState {
             zego: Arc::default(),
             pictures: Arc::new(pictures),
             tencent: Arc::default(),
+            relays,
         }
     }
 }
@@ -82,6 +87,7 @@ pub fn app(state: AppState) -> Router {
             axum::routing::post(tencent::automix::srs_unpublish),
         )
         .merge(native::routes())
+        .merge(relays::routes())
         .merge(pictures::routes(
             usize::try_from(state.config.engine.max_image_bytes).unwrap_or(usize::MAX),
         ))
