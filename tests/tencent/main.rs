@@ -8,6 +8,7 @@ mod common;
 mod automix;
 mod cgi;
 mod cloud;
+mod cme;
 mod templates;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

@@ -1,10 +1,11 @@
 #!/usr/bin/python3
 """Calls Tessera's Tencent Cloud API 3.0 dialect with the official Python SDK, exactly as a customer would.
 
-Usage: sdk_client.py ENDPOINT SECRET_ID SECRET_KEY ACTION PARAMS_JSON [--skew SECONDS]
+Usage: sdk_client.py ENDPOINT SECRET_ID SECRET_KEY ACTION PARAMS_JSON [--skew SECONDS] [--product live|cme]
 
 ENDPOINT is host:port (e.g. 127.0.0.1:8080), spoken to over plain http. ACTION is a Live (2018-08-01) action such as
-CreateCommonMixStream; PARAMS_JSON its request parameters. --skew shifts the clock the SDK signs with by SECONDS
+CreateCommonMixStream (or, with --product cme, a CME 2019-10-29 action such as CreateProject); PARAMS_JSON its
+request parameters. --skew shifts the clock the SDK signs with by SECONDS
 (negative: in the past), to provoke AuthFailure.SignatureExpire.
 
 Prints one line of JSON on stdout and exits 0:
@@ -25,17 +26,24 @@ from tencentcloud.common import abstract_client, credential
 from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
 from tencentcloud.common.profile.client_profile import ClientProfile
 from tencentcloud.common.profile.http_profile import HttpProfile
-from tencentcloud.live.v20180801 import live_client, models
+from tencentcloud.cme.v20191029 import cme_client, models as cme_models
+from tencentcloud.live.v20180801 import live_client, models as live_models
 
-USAGE = "usage: sdk_client.py ENDPOINT SECRET_ID SECRET_KEY ACTION PARAMS_JSON [--skew SECONDS]"
+USAGE = "usage: sdk_client.py ENDPOINT SECRET_ID SECRET_KEY ACTION PARAMS_JSON [--skew SECONDS] [--product live|cme]"
 
 
 def main(argv):
     args = argv[1:]
     skew = 0
-    if len(args) == 7 and args[5] == "--skew":
-        skew = int(args[6])
-        args = args[:5]
+    product = "live"
+    while len(args) > 5:
+        if len(args) >= 7 and args[-2] == "--skew":
+            skew = int(args[-1])
+        elif len(args) >= 7 and args[-2] == "--product":
+            product = args[-1]
+        else:
+            break
+        args = args[:-2]
     if len(args) != 5:
         print(USAGE, file=sys.stderr)
         return 2
@@ -54,7 +62,12 @@ def main(argv):
     cred = credential.Credential(secret_id, secret_key)
     http_profile = HttpProfile(protocol="http", endpoint=endpoint)
     client_profile = ClientProfile(httpProfile=http_profile)
-    client = live_client.LiveClient(cred, "ap-guangzhou", client_profile)
+    if product == "cme":
+        client = cme_client.CmeClient(cred, "", client_profile)
+        models = cme_models
+    else:
+        client = live_client.LiveClient(cred, "ap-guangzhou", client_profile)
+        models = live_models
 
     req = getattr(models, action + "Request")()
     req.from_json_string(params_json)

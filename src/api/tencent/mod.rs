@@ -4,7 +4,9 @@
 
 pub mod automix;
 pub mod cloud;
+pub mod cme;
 pub mod codes;
+pub mod isotime;
 pub mod legacy;
 pub mod request;
 pub mod sessions;
@@ -20,4 +22,6 @@ pub struct TencentState {
     pub sessions: Arc<sessions::Sessions>,
     /// Streams that joined an auto-mix session through their publish URL.
     pub automix: automix::AutoMix,
+    /// CME stream-connect projects' names, owners and inputs as given.
+    pub cme: cme::CmeState,
 }

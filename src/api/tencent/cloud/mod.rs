@@ -96,18 +96,43 @@ pub async fn handle(
             return error(e.code(), &e.message());
         }
     };
-    if verified.service != "live" {
-        return error(
-            "AuthFailure.SignatureFailure",
-            "the credential scope must name the service \"live\"",
-        );
-    }
-    match headers.get("x-tc-version").and_then(|v| v.to_str().ok()) {
-        None | Some(VERSION) => {}
-        Some(other) => {
+    let version = headers.get("x-tc-version").and_then(|v| v.to_str().ok());
+    match verified.service.as_str() {
+        "live" => match version {
+            None | Some(VERSION) => {}
+            Some(other) => {
+                return error(
+                    "NoSuchVersion",
+                    &format!("live version {other:?} is not supported; use {VERSION}"),
+                )
+            }
+        },
+        "cme" => {
+            if !matches!(version, None | Some(super::cme::VERSION)) {
+                return error(
+                    "NoSuchVersion",
+                    &format!(
+                        "cme version {:?} is not supported; use {}",
+                        version.unwrap_or(""),
+                        super::cme::VERSION
+                    ),
+                );
+            }
+            return match super::cme::handle(state, &action, &body).await {
+                Ok(mut response) => {
+                    response["RequestId"] = request_id().into();
+                    Json(json!({ "Response": response })).into_response()
+                }
+                Err(e) => {
+                    tracing::info!(code = e.code, %action, message = %e.message, "tencent CME request refused");
+                    error(e.code, &e.message)
+                }
+            };
+        }
+        _ => {
             return error(
-                "NoSuchVersion",
-                &format!("version {other:?} is not supported; use {VERSION}"),
+                "AuthFailure.SignatureFailure",
+                "the credential scope must name the service \"live\" or \"cme\"",
             )
         }
     }

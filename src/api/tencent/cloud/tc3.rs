@@ -386,17 +386,7 @@ fn decode_hex(s: &str) -> Option<Vec<u8>> {
 
 /// The UTC calendar date `YYYY-MM-DD` of a Unix time (proleptic Gregorian; Howard Hinnant's `civil_from_days`).
 fn utc_date(unix: i64) -> String {
-    let days = unix.div_euclid(86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}")
+    super::super::isotime::date(unix)
 }
 
 #[cfg(test)]

@@ -1,0 +1,592 @@
+//! Tencent CME (多媒体创作引擎) API 3.0, version 2019-10-29: stream-connect (云转推) projects — `CreateProject`
+//! (`Category=STREAM_CONNECT`), `HandleStreamConnectProject` (every operation), `DescribeProjects`,
+//! `DeleteProject` — over Tessera's relay engine. The CME names (platform, owner, output names, the inputs as
+//! given) are kept here; the engine sees a [`RelaySpec`].
+
+mod wire;
+
+use std::{collections::HashMap, sync::Mutex};
+
+use serde_json::{json, Value};
+
+use super::isotime;
+use crate::{
+    api::AppState,
+    error::{Error, ErrorKind},
+    relay::{Endpoint, RelayInput, RelayOutput, RelaySpec},
+};
+
+pub const VERSION: &str = "2019-10-29";
+const CATEGORY: &str = "STREAM_CONNECT";
+const MAX_NAME_CHARS: usize = 30;
+
+/// A refusal in CME's terms: the API 3.0 code and a clear message.
+#[derive(Debug)]
+pub struct CmeError {
+    pub code: &'static str,
+    pub message: String,
+}
+
+fn err(code: &'static str, message: impl Into<String>) -> CmeError {
+    CmeError {
+        code,
+        message: message.into(),
+    }
+}
+
+const PROJECT_ID: &str = "InvalidParameterValue.ProjectId";
+const INPUT_INVALID: &str = "InvalidParameterValue.StreamConnectInputInvalid";
+const OUTPUT_INVALID: &str = "InvalidParameterValue.StreamConnectOutputInvalid";
+
+/// What CME remembers of a project besides its relay spec.
+#[derive(Clone)]
+struct Project {
+    /// Kept as given (Tessera has one platform: the node).
+    #[allow(dead_code)]
+    platform: String,
+    name: String,
+    owner: wire::Entity,
+    #[allow(dead_code)]
+    description: String,
+    created: i64,
+    updated: i64,
+    /// The inputs as the caller gave them (push URLs filled in), for `DescribeProjects`.
+    main: wire::StreamInputInfo,
+    backup: Option<wire::StreamInputInfo>,
+    /// The outputs with their ids and names.
+    outputs: Vec<wire::StreamConnectOutput>,
+}
+
+#[derive(Default)]
+pub struct CmeState {
+    projects: Mutex<HashMap<String, Project>>,
+    /// One request at a time: reading a project, changing the engine and recording happen as one step.
+    ops: tokio::sync::Mutex<()>,
+}
+
+fn now_unix() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+fn new_project_id() -> String {
+    format!("cmepid_{:024x}", fastrand::u128(..) >> 32)
+}
+
+fn parse<'a, T: serde::Deserialize<'a>>(body: &'a [u8], action: &str) -> Result<T, CmeError> {
+    serde_json::from_slice(body).map_err(|e| {
+        err(
+            "InvalidParameter",
+            format!("the body is not a valid {action} request: {e}"),
+        )
+    })
+}
+
+fn required<T>(v: Option<T>, name: &str) -> Result<T, CmeError> {
+    v.ok_or_else(|| err("MissingParameter", format!("{name} is required")))
+}
+
+fn platform(p: Option<String>) -> Result<String, CmeError> {
+    match p {
+        None => Err(err("MissingParameter", "Platform is required")),
+        Some(p) if p.trim().is_empty() || p.len() > 64 => Err(err(
+            "InvalidParameter.Platform",
+            "Platform must be 1 to 64 characters",
+        )),
+        Some(p) => Ok(p),
+    }
+}
+
+fn endpoint(s: Option<&str>) -> Result<Endpoint, CmeError> {
+    match s {
+        Some("Main") => Ok(Endpoint::Main),
+        Some("Backup") => Ok(Endpoint::Backup),
+        None => Err(err("MissingParameter", "InputEndpoint is required")),
+        Some(other) => Err(err(
+            "InvalidParameterValue.InputEndpoint",
+            format!("InputEndpoint {other:?} is not Main or Backup"),
+        )),
+    }
+}
+
+fn endpoint_name(e: Endpoint) -> &'static str {
+    match e {
+        Endpoint::Main => "Main",
+        Endpoint::Backup => "Backup",
+    }
+}
+
+/// The stream id a broadcaster pushes an `RtmpPush` input to.
+fn push_stream_id(project: &str, e: Endpoint) -> String {
+    format!("{project}_{}", endpoint_name(e).to_ascii_lowercase())
+}
+
+/// A CME input → the engine's input; fills in the push URL of an `RtmpPush` input.
+fn input(
+    state: &AppState,
+    project: &str,
+    e: Endpoint,
+    info: &mut wire::StreamInputInfo,
+) -> Result<RelayInput, CmeError> {
+    match info.input_type.as_str() {
+        "LivePull" => {
+            let url = info
+                .live_pull_input_info
+                .as_ref()
+                .map(|l| l.input_url.trim().to_string())
+                .filter(|u| !u.is_empty())
+                .ok_or_else(|| {
+                    err(
+                        INPUT_INVALID,
+                        "LivePullInputInfo.InputUrl is required for LivePull",
+                    )
+                })?;
+            Ok(RelayInput::Url(url))
+        }
+        "RtmpPush" => {
+            let push = info
+                .rtmp_push_input_info
+                .get_or_insert_with(Default::default);
+            if push.push_url.as_deref().is_some_and(|u| !u.is_empty()) {
+                return Err(err(
+                    INPUT_INVALID,
+                    "RtmpPushInputInfo.PushUrl is generated by the server; leave it empty",
+                ));
+            }
+            let id = push_stream_id(project, e);
+            push.push_url = Some(crate::engine::resolve_input(
+                &crate::model::Source::StreamId(id.clone()),
+                &state.config.ingest,
+            ));
+            if push.expired_second.is_none() {
+                push.expired_second = Some(0);
+            }
+            Ok(RelayInput::Push(id))
+        }
+        "VodPull" => Err(err(
+            INPUT_INVALID,
+            "VodPull inputs are not supported; relay a live source (LivePull or RtmpPush)",
+        )),
+        "" => Err(err("MissingParameter", "InputType is required")),
+        other => Err(err(
+            INPUT_INVALID,
+            format!("InputType {other:?} is not LivePull, RtmpPush or VodPull"),
+        )),
+    }
+}
+
+/// CME outputs → engine outputs; assigns missing ids.
+fn outputs(list: &mut [wire::StreamConnectOutput]) -> Result<Vec<RelayOutput>, CmeError> {
+    let mut used: Vec<String> = list.iter().filter_map(|o| o.id.clone()).collect();
+    let mut next = 1;
+    list.iter_mut()
+        .map(|o| {
+            if o.id.as_deref().is_none_or(str::is_empty) {
+                while used.contains(&next.to_string()) {
+                    next += 1;
+                }
+                o.id = Some(next.to_string());
+                used.push(next.to_string());
+            }
+            match o.r#type.as_deref() {
+                None | Some("") | Some("URL") => o.r#type = Some("URL".into()),
+                Some(other) => {
+                    return Err(err(
+                        OUTPUT_INVALID,
+                        format!("output Type {other:?} is not supported (URL)"),
+                    ))
+                }
+            }
+            let url = o
+                .push_url
+                .clone()
+                .filter(|u| !u.is_empty())
+                .ok_or_else(|| err(OUTPUT_INVALID, "every output needs a PushUrl"))?;
+            Ok(RelayOutput {
+                id: o.id.clone().unwrap_or_default(),
+                name: o.name.clone().unwrap_or_default(),
+                url,
+            })
+        })
+        .collect()
+}
+
+/// An engine refusal in CME's codes.
+fn engine_error(e: Error) -> CmeError {
+    match e.kind {
+        ErrorKind::Invalid => {
+            let code = match e.violations.first().map(|v| v.field.as_str()) {
+                Some(f) if f.starts_with("outputs") => OUTPUT_INVALID,
+                Some(f) if f.starts_with("main") || f.starts_with("backup") => INPUT_INVALID,
+                _ => "InvalidParameterValue",
+            };
+            err(code, e.message)
+        }
+        ErrorKind::NotFound => err(PROJECT_ID, e.message),
+        ErrorKind::Conflict => err(OUTPUT_INVALID, e.message),
+        ErrorKind::LimitExceeded => err("LimitExceeded", e.message),
+        ErrorKind::Unavailable | ErrorKind::Internal => {
+            err("InternalError", "internal error; see the server log")
+        }
+    }
+}
+
+fn spec_of(state: &AppState, id: &str) -> Result<RelaySpec, CmeError> {
+    state
+        .relays
+        .get(id)
+        .map(|v| v.spec)
+        .ok_or_else(|| err(PROJECT_ID, format!("project {id:?} does not exist")))
+}
+
+/// Handles one CME action; `Ok` is the `Response` object without `RequestId`.
+pub async fn handle(state: &AppState, action: &str, body: &[u8]) -> Result<Value, CmeError> {
+    let cme = &state.tencent.cme;
+    let _op = cme.ops.lock().await;
+    match action {
+        "CreateProject" => create(state, parse(body, action)?).await,
+        "HandleStreamConnectProject" => handle_project(state, parse(body, action)?).await,
+        "DescribeProjects" => describe(state, parse(body, action)?),
+        "DeleteProject" => delete(state, parse(body, action)?).await,
+        other => Err(err(
+            "InvalidAction",
+            format!("CME action {other:?} does not exist here (CreateProject, HandleStreamConnectProject, DescribeProjects, DeleteProject)"),
+        )),
+    }
+}
+
+async fn create(state: &AppState, req: wire::CreateProject) -> Result<Value, CmeError> {
+    let platform = platform(req.platform)?;
+    let category = required(req.category, "Category")?;
+    if category != CATEGORY {
+        return Err(err(
+            "InvalidParameterValue.Category",
+            format!("Category {category:?} is not supported; only {CATEGORY}"),
+        ));
+    }
+    let name = required(req.name, "Name")?;
+    if name.trim().is_empty() || name.chars().count() > MAX_NAME_CHARS {
+        return Err(err(
+            "InvalidParameterValue.Name",
+            "Name must be 1 to 30 characters",
+        ));
+    }
+    let owner = required(req.owner, "Owner")?;
+    let input = required(
+        req.stream_connect_project_input,
+        "StreamConnectProjectInput",
+    )?;
+    let id = new_project_id();
+    let mut main = required(input.main_input, "StreamConnectProjectInput.MainInput")?;
+    let main_in = input_for(state, &id, Endpoint::Main, &mut main)?;
+    let mut backup = input.backup_input;
+    let backup_in = match backup.as_mut() {
+        Some(b) => Some(input_for(state, &id, Endpoint::Backup, b)?),
+        None => None,
+    };
+    let mut outs = input.outputs;
+    let spec = RelaySpec {
+        main: main_in,
+        backup: backup_in,
+        outputs: outputs(&mut outs)?,
+        failover: Default::default(),
+        stop_at: None,
+        callback_url: None,
+    };
+    state.relays.put(&id, spec).await.map_err(engine_error)?;
+    let now = now_unix();
+    let push_info = |i: Option<&wire::StreamInputInfo>| {
+        i.and_then(|i| i.rtmp_push_input_info.clone())
+            .map(|p| json!({"ExpiredSecond": p.expired_second.unwrap_or(0), "PushUrl": p.push_url.unwrap_or_default()}))
+            .unwrap_or_else(|| json!({"ExpiredSecond": 0, "PushUrl": ""}))
+    };
+    let push_set = json!([push_info(Some(&main)), push_info(backup.as_ref())]);
+    state.tencent.cme.projects.lock().unwrap().insert(
+        id.clone(),
+        Project {
+            platform,
+            name,
+            owner,
+            description: req.description.unwrap_or_default(),
+            created: now,
+            updated: now,
+            main,
+            backup,
+            outputs: outs,
+        },
+    );
+    tracing::info!(project = %id, "CME stream-connect project created");
+    let _ = (req.mode, req.aspect_ratio);
+    Ok(json!({"ProjectId": id, "RtmpPushInputInfoSet": push_set}))
+}
+
+fn input_for(
+    state: &AppState,
+    project: &str,
+    e: Endpoint,
+    info: &mut wire::StreamInputInfo,
+) -> Result<RelayInput, CmeError> {
+    input(state, project, e, info)
+}
+
+fn project(state: &AppState, id: &str) -> Result<Project, CmeError> {
+    state
+        .tencent
+        .cme
+        .projects
+        .lock()
+        .unwrap()
+        .get(id)
+        .cloned()
+        .ok_or_else(|| err(PROJECT_ID, format!("project {id:?} does not exist")))
+}
+
+async fn handle_project(
+    state: &AppState,
+    req: wire::HandleStreamConnectProject,
+) -> Result<Value, CmeError> {
+    platform(req.platform)?;
+    let id = required(req.project_id, "ProjectId")?;
+    let operation = required(req.operation, "Operation")?;
+    let mut p = project(state, &id)?;
+    let mut spec = spec_of(state, &id)?;
+    let mut answer = json!({});
+    match operation.as_str() {
+        "Start" => {
+            state.relays.start(&id).await.map_err(|e| {
+                tracing::warn!(project = %id, error = %e, "CME start failed");
+                err(
+                    "FailedOperation.StartStreamConnectPartlyErr",
+                    "the project could not be started; see its status",
+                )
+            })?;
+            return Ok(answer);
+        }
+        "Stop" => {
+            state.relays.stop(&id).await.map_err(engine_error)?;
+            return Ok(answer);
+        }
+        "SwitchInput" => {
+            let e = endpoint(req.input_endpoint.as_deref())?;
+            state
+                .relays
+                .switch(&id, e)
+                .map_err(|e| err(INPUT_INVALID, e.message))?;
+            return Ok(answer);
+        }
+        "DescribeInputPlayInfo" => {
+            // Only VodPull inputs have a play position, and Tessera relays live inputs only.
+            endpoint(req.input_endpoint.as_deref())?;
+            return Ok(json!({"VodPullInputPlayInfo": null}));
+        }
+        "AddInput" | "ModifyInput" => {
+            let e = endpoint(req.input_endpoint.as_deref())?;
+            let mut info = required(req.input_info, "InputInfo")?;
+            let exists = match e {
+                Endpoint::Main => true,
+                Endpoint::Backup => spec.backup.is_some(),
+            };
+            if operation == "AddInput" && exists {
+                return Err(err(
+                    INPUT_INVALID,
+                    format!("the {} input exists; use ModifyInput", endpoint_name(e)),
+                ));
+            }
+            if operation == "ModifyInput" && !exists {
+                return Err(err(
+                    INPUT_INVALID,
+                    format!("there is no {} input; use AddInput", endpoint_name(e)),
+                ));
+            }
+            let relay_input = input(state, &id, e, &mut info)?;
+            if let Some(url) = info
+                .rtmp_push_input_info
+                .as_ref()
+                .and_then(|p| p.push_url.clone())
+            {
+                answer = json!({"StreamInputRtmpPushUrl": url});
+            }
+            match e {
+                Endpoint::Main => {
+                    spec.main = relay_input;
+                    p.main = info;
+                }
+                Endpoint::Backup => {
+                    spec.backup = Some(relay_input);
+                    p.backup = Some(info);
+                }
+            }
+        }
+        "DeleteInput" => match endpoint(req.input_endpoint.as_deref())? {
+            Endpoint::Main => {
+                return Err(err(
+                    INPUT_INVALID,
+                    "the Main input cannot be deleted (ModifyInput replaces it)",
+                ))
+            }
+            Endpoint::Backup => {
+                if spec.backup.take().is_none() {
+                    return Err(err(INPUT_INVALID, "there is no Backup input"));
+                }
+                p.backup = None;
+            }
+        },
+        "AddOutput" | "ModifyOutput" | "DeleteOutput" => {
+            let info = required(req.output_info, "OutputInfo")?;
+            let oid = info.id.clone().filter(|s| !s.is_empty());
+            let pos = oid
+                .as_ref()
+                .and_then(|oid| p.outputs.iter().position(|o| o.id.as_ref() == Some(oid)));
+            match (operation.as_str(), pos) {
+                ("AddOutput", Some(_)) => {
+                    return Err(err(OUTPUT_INVALID, "an output with this Id exists"))
+                }
+                ("AddOutput", None) => p.outputs.push(info),
+                (_, None) => {
+                    return Err(err(
+                        OUTPUT_INVALID,
+                        format!("no output with Id {:?}", oid.unwrap_or_default()),
+                    ))
+                }
+                ("ModifyOutput", Some(i)) => {
+                    let o = &mut p.outputs[i];
+                    if let Some(n) = info.name {
+                        o.name = Some(n);
+                    }
+                    if let Some(u) = info.push_url.filter(|u| !u.is_empty()) {
+                        o.push_url = Some(u);
+                    }
+                    if info.r#type.is_some() {
+                        o.r#type = info.r#type;
+                    }
+                }
+                (_, Some(i)) => {
+                    p.outputs.remove(i);
+                }
+            }
+            spec.outputs = outputs(&mut p.outputs)?;
+        }
+        "ModifyCurrentStopTime" => {
+            let t = required(req.current_stop_time, "CurrentStopTime")?;
+            let at = isotime::parse(&t).ok_or_else(|| {
+                err(
+                    "InvalidParameterValue.CurrentStopTime",
+                    format!("CurrentStopTime {t:?} is not an ISO 8601 time"),
+                )
+            })?;
+            if at <= now_unix() {
+                return Err(err(
+                    "InvalidParameterValue.CurrentStopTime",
+                    "CurrentStopTime must be in the future",
+                ));
+            }
+            spec.stop_at = Some(at);
+        }
+        other => {
+            return Err(err(
+                "InvalidParameterValue.Operation",
+                format!("Operation {other:?} is not supported"),
+            ))
+        }
+    }
+    state.relays.put(&id, spec).await.map_err(engine_error)?;
+    p.updated = now_unix();
+    state.tencent.cme.projects.lock().unwrap().insert(id, p);
+    let _ = req.operator;
+    Ok(answer)
+}
+
+fn describe(state: &AppState, req: wire::DescribeProjects) -> Result<Value, CmeError> {
+    platform(req.platform)?;
+    let offset = req.offset.unwrap_or(0).max(0) as usize;
+    let limit = req.limit.unwrap_or(10).clamp(0, 100) as usize;
+    if !req.category_set.is_empty() && !req.category_set.iter().any(|c| c == CATEGORY) {
+        return Ok(json!({"TotalCount": 0, "ProjectInfoSet": []}));
+    }
+    let projects = state.tencent.cme.projects.lock().unwrap().clone();
+    let mut list: Vec<(String, Project)> = projects
+        .into_iter()
+        .filter(|(id, _)| req.project_ids.is_empty() || req.project_ids.contains(id))
+        .filter(|(_, p)| {
+            req.owner
+                .as_ref()
+                .is_none_or(|o| o.id.is_empty() || o.id == p.owner.id)
+        })
+        .collect();
+    // Newest first, as CME sorts by default.
+    list.sort_by(|a, b| b.1.created.cmp(&a.1.created).then(a.0.cmp(&b.0)));
+    let total = list.len();
+    let infos: Vec<Value> = list
+        .into_iter()
+        .skip(offset)
+        .take(limit)
+        .map(|(id, p)| info(state, &id, &p))
+        .collect();
+    let _ = (req.aspect_ratio_set, req.modes, req.sort, req.operator);
+    Ok(json!({"TotalCount": total, "ProjectInfoSet": infos}))
+}
+
+fn info(state: &AppState, id: &str, p: &Project) -> Value {
+    let view = state.relays.get(id);
+    let working = view
+        .as_ref()
+        .is_some_and(|v| v.status.state == crate::relay::status::ProjectState::Working);
+    let status = view.as_ref().map(|v| &v.status);
+    let time = |t: Option<i64>| t.map(isotime::format).unwrap_or_default();
+    let outputs: Vec<Value> = p
+        .outputs
+        .iter()
+        .map(|o| {
+            json!({
+                "StreamConnectOutput": o,
+                "PushSwitch": if working { "On" } else { "Off" },
+            })
+        })
+        .collect();
+    json!({
+        "ProjectId": id,
+        "Name": p.name,
+        "AspectRatio": "",
+        "Category": CATEGORY,
+        "Owner": p.owner,
+        "CoverUrl": "",
+        "StreamConnectProjectInfo": {
+            "Status": if working { "Working" } else { "Idle" },
+            "CurrentInputEndpoint": match status.and_then(|s| s.active) {
+                Some(e) => endpoint_name(e),
+                None => "Main",
+            },
+            "CurrentStartTime": if working { time(status.and_then(|s| s.started_at)) } else { String::new() },
+            "CurrentStopTime": if working { time(view.as_ref().and_then(|v| v.spec.stop_at)) } else { String::new() },
+            "LastStopTime": if working { String::new() } else { time(status.and_then(|s| s.stopped_at)) },
+            "MainInput": p.main,
+            "BackupInput": p.backup,
+            "OutputSet": outputs,
+        },
+        "MediaCastProjectInfo": null,
+        "UpdateTime": isotime::format(p.updated),
+        "CreateTime": isotime::format(p.created),
+    })
+}
+
+async fn delete(state: &AppState, req: wire::DeleteProject) -> Result<Value, CmeError> {
+    platform(req.platform)?;
+    let id = required(req.project_id, "ProjectId")?;
+    project(state, &id)?;
+    let working = state
+        .relays
+        .get(&id)
+        .is_some_and(|v| v.status.state == crate::relay::status::ProjectState::Working);
+    if working {
+        return Err(err(
+            "FailedOperation.ProjectWorking",
+            "the project is working; stop it first (HandleStreamConnectProject Operation=Stop)",
+        ));
+    }
+    state.relays.delete(&id).await.map_err(engine_error)?;
+    state.tencent.cme.projects.lock().unwrap().remove(&id);
+    let _ = req.operator;
+    Ok(json!({}))
+}
