@@ -6,7 +6,8 @@
 //!
 //! A running project is:
 //! - two pulls (`pull`), main and backup, both running all the time (hot standby), each `rtmp2src` /
-//!   `souphttpsrc` → appsink, its bytes parsed into tags ([`crate::flv`]) on the streaming thread;
+//!   `souphttpsrc` → appsink, its bytes parsed into tags ([`crate::flv`]) on the streaming thread (a `vod`
+//!   input: one such pipeline per file of its playlist, in turn);
 //! - the router (`router`), which the pulls hand their tags to: it forwards the active input's tags, lands
 //!   switches on keyframes and keeps output timestamps continuous;
 //! - one push per output (`push`): appsrc → rtmp2sink with its own queue and supervisor;
@@ -43,10 +44,11 @@ use crate::{
     model::{Source, Violation},
 };
 use callback::{unix_now, Events};
+use pull::PullSource;
 use router::{Router, SwitchReason, TagSink};
 
 pub use model::{Failover, RelayInput, RelayOutput, RelaySpec};
-pub use status::{Endpoint, RelayStatus};
+pub use status::{Endpoint, RelayStatus, VodPosition};
 use status::{InputState, InputStatus, OutputState, OutputStatus, ProjectState};
 
 /// How long a stop waits for one pull or push to wind down before leaving it behind.
@@ -127,10 +129,17 @@ async fn join_all<T>(tasks: Vec<Task<T>>) {
     futures::future::join_all(waits).await;
 }
 
-fn source_of(input: &RelayInput) -> Source {
+/// What to pull for `input`: a live URL (a pushed stream through `ingest.pull_url`), or a playlist.
+fn pull_source(input: &RelayInput, config: &Config) -> PullSource {
+    let live =
+        |source: Source| PullSource::Live(crate::engine::resolve_input(&source, &config.ingest));
     match input {
-        RelayInput::Url(u) => Source::Url(u.clone()),
-        RelayInput::Push(id) => Source::StreamId(id.clone()),
+        RelayInput::Url(u) => live(Source::Url(u.clone())),
+        RelayInput::Push(id) => live(Source::StreamId(id.clone())),
+        RelayInput::Vod { urls, loop_times } => PullSource::Vod {
+            urls: urls.clone(),
+            loop_times: *loop_times,
+        },
     }
 }
 
@@ -142,8 +151,13 @@ fn not_found(id: &str) -> Error {
 }
 
 impl Run {
-    fn start_pull(&self, e: Endpoint, url: &str, config: &Config) {
-        let shared = pull::PullShared::new(e, url);
+    fn start_pull(&self, e: Endpoint, source: PullSource, config: &Config) {
+        let url = source.first_url().to_string();
+        let files = match &source {
+            PullSource::Live(_) => 1,
+            PullSource::Vod { urls, .. } => urls.len(),
+        };
+        let shared = pull::PullShared::new(e, source);
         let (stop_tx, stop_rx) = watch::channel(false);
         let ctx = pull::PullContext {
             shared: shared.clone(),
@@ -153,7 +167,7 @@ impl Run {
             stall_ms: self.stall_ms.clone(),
         };
         let handle = tokio::spawn(pull::supervise(ctx, stop_rx));
-        tracing::info!(project = %self.id, input = e.as_str(), %url, "relay input pulled");
+        tracing::info!(project = %self.id, input = e.as_str(), %url, files, "relay input pulled");
         self.pulls.lock().unwrap()[e.index()] = Some(Task {
             shared,
             stop_tx,
@@ -203,12 +217,17 @@ impl Run {
             (r.active(), r.switches())
         };
         let input = |e: Endpoint| {
-            let url = self.pulls.lock().unwrap()[e.index()]
+            let shared = self.pulls.lock().unwrap()[e.index()]
                 .as_ref()
-                .map(|t| t.shared.url.clone())?;
+                .map(|t| t.shared.clone())?;
+            let vod = shared.vod_position();
             Some(InputStatus {
-                url,
+                // A playlist shows the file playing.
+                url: vod
+                    .as_ref()
+                    .map_or_else(|| shared.source.first_url().to_string(), |v| v.url.clone()),
                 state: self.health(e)?,
+                vod,
             })
         };
         let outputs = self
@@ -338,8 +357,8 @@ impl Relays {
         }
     }
 
-    fn resolve(&self, input: &RelayInput) -> String {
-        crate::engine::resolve_input(&source_of(input), &self.inner.config.ingest)
+    fn source(&self, input: &RelayInput) -> PullSource {
+        pull_source(input, &self.inner.config)
     }
 
     /// Refuses outputs that another running project already pushes to: two publishers of one stream fight.
@@ -427,16 +446,17 @@ impl Relays {
         *run.stop_at.lock().unwrap() = spec.stop_at;
         *run.callback_url.lock().unwrap() = spec.callback_url.clone();
 
-        // Inputs: a changed URL is a new pull; the outputs stay, the router rejoins at a keyframe.
+        // Inputs: a changed source is a new pull; the outputs stay, the router rejoins at a keyframe. (An
+        // unchanged playlist is not played again.)
         for (e, input) in [
             (Endpoint::Main, Some(&spec.main)),
             (Endpoint::Backup, spec.backup.as_ref()),
         ] {
-            let url = input.map(|i| self.resolve(i));
+            let source = input.map(|i| self.source(i));
             let current = run.pulls.lock().unwrap()[e.index()]
                 .as_ref()
-                .map(|t| t.shared.url.clone());
-            if url == current {
+                .map(|t| t.shared.source.clone());
+            if source == current {
                 continue;
             }
             let old = run.pulls.lock().unwrap()[e.index()].take();
@@ -445,8 +465,8 @@ impl Relays {
                 join_all(vec![old]).await;
                 run.router.lock().unwrap().end_input(e);
             }
-            if let Some(url) = url {
-                run.start_pull(e, &url, config);
+            if let Some(source) = source {
+                run.start_pull(e, source, config);
             }
             tracing::info!(project = %run.id, input = e.as_str(), "relay input replaced live");
         }
@@ -544,7 +564,7 @@ impl Relays {
             (Endpoint::Backup, spec.backup.as_ref()),
         ] {
             if let Some(input) = input {
-                run.start_pull(e, &self.resolve(input), config);
+                run.start_pull(e, self.source(input), config);
             }
         }
         let outputs = spec
@@ -638,14 +658,15 @@ impl Relays {
             .into_iter()
             .flatten()
             .filter(|i| matches!(i, RelayInput::Push(_)))
-            .map(|i| self.resolve(i))
+            .map(|i| self.source(i).first_url().to_string())
             .collect();
         let status = match &p.run {
             Some(run) => run.status(p, push_urls),
             None => {
                 let idle_input = |i: &RelayInput| InputStatus {
-                    url: self.resolve(i),
+                    url: self.source(i).first_url().to_string(),
                     state: InputState::Absent { last_error: None },
+                    vod: None,
                 };
                 RelayStatus {
                     state: ProjectState::Idle,

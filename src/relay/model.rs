@@ -7,6 +7,8 @@ use crate::model::Violation;
 
 /// Most outputs per project.
 pub const MAX_OUTPUTS: usize = 10;
+/// Most files in the playlist of a `vod` input.
+pub const MAX_VOD_URLS: usize = 20;
 
 /// One relay project.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -39,6 +41,14 @@ pub enum RelayInput {
     /// Published by the broadcaster to the ingest server as this stream id (pulled through `ingest.pull_url`);
     /// the project's status shows the URL to push to.
     Push(String),
+    /// A playlist of FLV files (http(s):// URLs) played in order at real speed as one live input, timestamps
+    /// continuing from file to file. The list is played `1 + loop_times` times (`-1`: until the project
+    /// stops); then the input ends (`absent`), and the other input takes over if it is live.
+    Vod {
+        urls: Vec<String>,
+        #[serde(default)]
+        loop_times: i64,
+    },
 }
 
 /// One target.
@@ -114,6 +124,25 @@ impl RelaySpec {
                     format!("{name}.push"),
                     "must be 1 to 128 characters of A-Z a-z 0-9 - _ . ~",
                 ),
+                Some(RelayInput::Vod { urls, loop_times }) => {
+                    check(
+                        (1..=MAX_VOD_URLS).contains(&urls.len()),
+                        format!("{name}.vod.urls"),
+                        "must hold 1 to 20 URLs",
+                    );
+                    for (i, u) in urls.iter().enumerate() {
+                        check(
+                            url_with(u, &["http", "https"]),
+                            format!("{name}.vod.urls[{i}]"),
+                            "must be an http(s):// URL of an FLV file",
+                        );
+                    }
+                    check(
+                        *loop_times >= -1,
+                        format!("{name}.vod.loop_times"),
+                        "must be -1 (loop until stopped), 0 (play once) or more",
+                    );
+                }
                 None => {}
             }
         }
@@ -176,5 +205,62 @@ impl RelaySpec {
         } else {
             Err(v)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(main: serde_json::Value) -> Result<RelaySpec, serde_json::Error> {
+        serde_json::from_value(serde_json::json!({ "main": main }))
+    }
+
+    #[test]
+    fn vod_inputs_parse_and_validate() {
+        let s = spec(serde_json::json!({"vod": {"urls": ["http://h/a.flv", "https://h/b.flv"], "loop_times": -1}}))
+            .unwrap();
+        assert_eq!(
+            s.main,
+            RelayInput::Vod {
+                urls: vec!["http://h/a.flv".into(), "https://h/b.flv".into()],
+                loop_times: -1
+            }
+        );
+        assert!(s.validate().is_ok());
+        assert_eq!(
+            serde_json::to_value(&s.main).unwrap(),
+            serde_json::json!({"vod": {"urls": ["http://h/a.flv", "https://h/b.flv"], "loop_times": -1}})
+        );
+        // loop_times defaults to 0 (play once); unknown fields are refused.
+        let once = spec(serde_json::json!({"vod": {"urls": ["http://h/a.flv"]}})).unwrap();
+        assert!(matches!(once.main, RelayInput::Vod { loop_times: 0, .. }));
+        assert!(spec(serde_json::json!({"vod": {"urls": [], "loops": 1}})).is_err());
+
+        let fields = |main: serde_json::Value| -> Vec<String> {
+            spec(main)
+                .unwrap()
+                .validate()
+                .err()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|v| v.field)
+                .collect()
+        };
+        assert_eq!(
+            fields(serde_json::json!({"vod": {"urls": []}})),
+            ["main.vod.urls"]
+        );
+        assert_eq!(
+            fields(
+                serde_json::json!({"vod": {"urls": ["http://h/a.flv", "rtmp://h/a/b"], "loop_times": -2}})
+            ),
+            ["main.vod.urls[1]", "main.vod.loop_times"]
+        );
+        let many: Vec<String> = (0..21).map(|i| format!("http://h/{i}.flv")).collect();
+        assert_eq!(
+            fields(serde_json::json!({"vod": {"urls": many}})),
+            ["main.vod.urls"]
+        );
     }
 }

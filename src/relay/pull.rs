@@ -9,6 +9,12 @@
 //! `ingest.connect_timeout_ms`, or a silence of `failover.stall_ms + ingest.stall_timeout_ms`, with
 //! exponential backoff and jitter (`ingest.retry_initial_ms` .. `retry_max_ms`, reset by a session that
 //! delivered media).
+//!
+//! A playlist (`vod` input) is one pipeline per file, one after the other, each a new router session (so the
+//! router lands each file on its first keyframe, its sequence headers first, output timestamps continuing).
+//! The pull moves each file's timestamps onto one input time line ([`Timeline`]), so a single pacer holds the
+//! whole playlist to real time and the play position can be read from it. A file that cannot be pulled is
+//! tried [`FILE_ATTEMPTS`] times, then skipped; after the last play of the list the input ends.
 
 use std::{
     sync::{
@@ -22,7 +28,11 @@ use futures::StreamExt;
 use gst::prelude::*;
 use tokio::sync::watch;
 
-use super::{backoff::Backoff, router::Router, status::Endpoint, status::InputState};
+use super::{
+    backoff::Backoff,
+    router::Router,
+    status::{Endpoint, InputState, VodPosition},
+};
 use crate::{config::IngestConfig, flv};
 
 /// How far ahead of real time (by its timestamps) an input may be delivered before it is paced.
@@ -32,6 +42,31 @@ const BEHIND: Duration = Duration::from_millis(5_000);
 /// Timestamp jumps beyond these re-anchor the pacing clock.
 const JUMP_BACK_MS: i64 = 1_000;
 const JUMP_FORWARD_MS: i64 = 10_000;
+/// Attempts at a playlist file that delivers nothing before it is skipped.
+const FILE_ATTEMPTS: u32 = 3;
+/// Frame duration assumed between two playlist files until one is measured, ms.
+const DEFAULT_FRAME_MS: u32 = 33;
+/// File starts remembered for the play position (the pacing lead spans at most a few files).
+const MAX_STARTS: usize = 64;
+
+/// What an input pulls.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum PullSource {
+    /// A live stream (rtmp(s):// or http(s):// FLV), pulled again whenever it ends.
+    Live(String),
+    /// FLV files played in order, `1 + loop_times` times (`-1`: until stopped), then the input ends.
+    Vod { urls: Vec<String>, loop_times: i64 },
+}
+
+impl PullSource {
+    /// The live URL, or the playlist's first file.
+    pub(crate) fn first_url(&self) -> &str {
+        match self {
+            Self::Live(url) => url,
+            Self::Vod { urls, .. } => urls.first().map_or("", String::as_str),
+        }
+    }
+}
 
 /// Paces one session's media by its timestamps: `delay` says how long to hold a tag so that media time runs
 /// at most [`LEAD`] ahead of wall time since the session's first tag.
@@ -70,24 +105,145 @@ impl Pacer {
     }
 }
 
+/// Where a file of a playlist starts on the input time line.
+#[derive(Debug, Clone, Copy)]
+struct FileStart {
+    at: u32,
+    index: usize,
+    pass: u64,
+}
+
+/// The file being read.
+#[derive(Debug, Clone, Copy)]
+struct FileAt {
+    index: usize,
+    pass: u64,
+    /// Added to the file's own timestamps; set at its first audio or video tag.
+    shift: Option<i64>,
+}
+
+/// The input time line of a playlist: each file's timestamps follow on from the previous file's (one frame
+/// after its last tag), one pacer runs over all of them, and the files' starts give the play position.
+#[derive(Default)]
+struct Timeline {
+    pacer: Pacer,
+    file: Option<FileAt>,
+    /// The newest input time of an audio or video tag.
+    end: Option<u32>,
+    /// Input time of the last video frame of the current file, for the frame duration.
+    last_video: Option<u32>,
+    frame_ms: Option<u32>,
+    starts: std::collections::VecDeque<FileStart>,
+    finished: bool,
+}
+
+impl Timeline {
+    fn begin_file(&mut self, index: usize, pass: u64) {
+        self.file = Some(FileAt {
+            index,
+            pass,
+            shift: None,
+        });
+        self.last_video = None;
+    }
+
+    /// Where the next file starts: one frame after the newest tag (0 for the first).
+    fn next_start(&self) -> i64 {
+        self.end.map_or(0, |e| {
+            e as i64 + self.frame_ms.unwrap_or(DEFAULT_FRAME_MS) as i64
+        })
+    }
+
+    /// Moves `tag` of the current file onto the time line.
+    fn place(&mut self, tag: &mut flv::Tag) {
+        let next_start = self.next_start();
+        let Some(file) = self.file.as_mut() else {
+            return;
+        };
+        let media = tag.kind != flv::TagKind::Script;
+        let shift = match file.shift {
+            Some(shift) => shift,
+            None if media => {
+                let at = next_start.min(u32::MAX as i64);
+                let shift = at - tag.timestamp as i64;
+                file.shift = Some(shift);
+                self.starts.push_back(FileStart {
+                    at: at as u32,
+                    index: file.index,
+                    pass: file.pass,
+                });
+                if self.starts.len() > MAX_STARTS {
+                    self.starts.pop_front();
+                }
+                shift
+            }
+            // Metadata ahead of the file's first audio or video: at the file's start.
+            None => next_start - tag.timestamp as i64,
+        };
+        let ts = (tag.timestamp as i64 + shift).clamp(0, u32::MAX as i64) as u32;
+        tag.timestamp = ts;
+        if !media {
+            return;
+        }
+        if tag.kind == flv::TagKind::Video && !flv::is_sequence_header(tag) {
+            if let Some(prev) = self.last_video {
+                let d = ts.wrapping_sub(prev);
+                if (1..=200).contains(&d) {
+                    self.frame_ms = Some(d.min(100));
+                }
+            }
+            self.last_video = Some(ts);
+        }
+        self.end = Some(self.end.map_or(ts, |e| e.max(ts)));
+    }
+
+    /// The file playing at `now` (index, pass) and the seconds into it: the pacer's wall clock read as input
+    /// time (what a viewer sees, behind what was read by up to the pacing lead), at most the newest tag.
+    /// Once the playlist is finished, until that clock has reached its end.
+    fn position(&self, now: Instant) -> Option<(usize, u64, f64)> {
+        let (wall, media) = self.pacer.anchor?;
+        let end = self.end? as i64;
+        let clock = media as i64 + now.saturating_duration_since(wall).as_millis() as i64;
+        if self.finished && clock >= end {
+            return None;
+        }
+        let playing = clock.min(end);
+        let start = self
+            .starts
+            .iter()
+            .rev()
+            .find(|s| s.at as i64 <= playing)
+            .or(self.starts.front())?;
+        let into = (playing - start.at as i64).max(0);
+        Some((start.index, start.pass, into as f64 / 1000.0))
+    }
+}
+
 /// What the pull of one input shares with its streaming thread, its supervisor and status readers.
 pub(crate) struct PullShared {
     pub endpoint: Endpoint,
-    pub url: String,
+    pub source: PullSource,
     epoch: Instant,
-    /// 1 + milliseconds since `epoch` at the newest audio or video tag of the current session; 0 before any.
+    /// 1 + milliseconds since `epoch` at the newest audio or video tag of the input (live: of its current
+    /// session; a playlist: of any of its files until it ends); 0 before any.
     last_media: AtomicU64,
+    /// The same for the current pipeline only (a playlist's file).
+    session_media: AtomicU64,
     last_error: Mutex<Option<String>>,
+    /// A playlist's time line (unused for live input).
+    timeline: Mutex<Timeline>,
 }
 
 impl PullShared {
-    pub(crate) fn new(endpoint: Endpoint, url: &str) -> Arc<Self> {
+    pub(crate) fn new(endpoint: Endpoint, source: PullSource) -> Arc<Self> {
         Arc::new(Self {
             endpoint,
-            url: url.to_string(),
+            source,
             epoch: Instant::now(),
             last_media: AtomicU64::new(0),
+            session_media: AtomicU64::new(0),
             last_error: Mutex::new(None),
+            timeline: Mutex::new(Timeline::default()),
         })
     }
 
@@ -96,15 +252,40 @@ impl PullShared {
     }
 
     fn note_media(&self) {
-        self.last_media.store(self.now_ms(), Ordering::Relaxed);
+        let now = self.now_ms();
+        self.last_media.store(now, Ordering::Relaxed);
+        self.session_media.store(now, Ordering::Relaxed);
     }
 
-    /// Time since the newest media of the current session; `None` before any.
-    fn silence(&self) -> Option<Duration> {
-        match self.last_media.load(Ordering::Relaxed) {
+    fn since(&self, at: &AtomicU64) -> Option<Duration> {
+        match at.load(Ordering::Relaxed) {
             0 => None,
             t => Some(Duration::from_millis(self.now_ms().saturating_sub(t))),
         }
+    }
+
+    /// Time since the input's newest media; `None` before any.
+    fn silence(&self) -> Option<Duration> {
+        self.since(&self.last_media)
+    }
+
+    /// Time since the current pipeline's newest media; `None` before any.
+    fn session_silence(&self) -> Option<Duration> {
+        self.since(&self.session_media)
+    }
+
+    /// Where a playlist is, while it plays.
+    pub(crate) fn vod_position(&self) -> Option<VodPosition> {
+        let PullSource::Vod { urls, .. } = &self.source else {
+            return None;
+        };
+        let (index, pass, seconds) = self.timeline.lock().unwrap().position(Instant::now())?;
+        Some(VodPosition {
+            index,
+            url: urls.get(index)?.clone(),
+            seconds,
+            pass,
+        })
     }
 
     /// `live` while tags arrive, `stalled` once they stop for `stall`, `absent` when the session ended (or
@@ -131,42 +312,84 @@ pub(crate) struct PullContext {
     pub stall_ms: Arc<AtomicU64>,
 }
 
-pub(crate) async fn supervise(ctx: PullContext, mut stop_rx: watch::Receiver<bool>) {
-    let PullContext {
-        shared,
-        router,
-        sessions,
-        ingest,
-        stall_ms,
-    } = ctx;
+pub(crate) async fn supervise(ctx: PullContext, stop_rx: watch::Receiver<bool>) {
+    match ctx.shared.source.clone() {
+        PullSource::Live(url) => supervise_live(ctx, &url, stop_rx).await,
+        PullSource::Vod { urls, loop_times } => {
+            supervise_vod(ctx, &urls, loop_times, stop_rx).await
+        }
+    }
+}
+
+/// Begins a router session for the next pipeline; `None` when the project is gone.
+fn begin_session(ctx: &PullContext) -> Option<u64> {
+    let session = ctx.sessions.fetch_add(1, Ordering::Relaxed) + 1;
+    let router = ctx.router.upgrade()?;
+    router
+        .lock()
+        .unwrap()
+        .begin_session(ctx.shared.endpoint, session);
+    ctx.shared.session_media.store(0, Ordering::Relaxed);
+    Some(session)
+}
+
+/// Builds and runs one pipeline for `url` until it ends; stops it.
+async fn pull_once(
+    ctx: &PullContext,
+    url: &str,
+    vod: bool,
+    session: u64,
+    stop_rx: &mut watch::Receiver<bool>,
+) -> End {
+    let cancel = Arc::new(AtomicBool::new(false));
+    match build(
+        &ctx.shared,
+        url,
+        vod,
+        ctx.router.clone(),
+        session,
+        cancel.clone(),
+    ) {
+        Ok(pipeline) => {
+            let end =
+                run_session(&pipeline, &ctx.shared, &ctx.ingest, &ctx.stall_ms, stop_rx).await;
+            // A streaming thread waiting to pace gives up, so the pipeline can stop.
+            cancel.store(true, Ordering::Relaxed);
+            let _ = tokio::task::spawn_blocking(move || pipeline.set_state(gst::State::Null)).await;
+            end
+        }
+        Err(e) => End::Failed(format!("cannot build the pull pipeline: {e}")),
+    }
+}
+
+/// Waits `delay`; `false` when stopped meanwhile.
+async fn pause(delay: Duration, stop_rx: &mut watch::Receiver<bool>) -> bool {
+    tokio::select! {
+        _ = tokio::time::sleep(delay) => true,
+        _ = stop_rx.changed() => false,
+    }
+}
+
+async fn supervise_live(ctx: PullContext, url: &str, mut stop_rx: watch::Receiver<bool>) {
+    let shared = ctx.shared.clone();
     let endpoint = shared.endpoint;
     let mut backoff = Backoff::new(
-        Duration::from_millis(ingest.retry_initial_ms),
-        Duration::from_millis(ingest.retry_max_ms),
+        Duration::from_millis(ctx.ingest.retry_initial_ms),
+        Duration::from_millis(ctx.ingest.retry_max_ms),
     );
     loop {
         if *stop_rx.borrow() {
             return;
         }
-        let session = sessions.fetch_add(1, Ordering::Relaxed) + 1;
-        match router.upgrade() {
-            Some(r) => r.lock().unwrap().begin_session(endpoint, session),
-            None => return,
-        }
-        shared.last_media.store(0, Ordering::Relaxed);
-        let cancel = Arc::new(AtomicBool::new(false));
-        let end = match build(&shared, router.clone(), session, cancel.clone()) {
-            Ok(pipeline) => {
-                let end = run_session(&pipeline, &shared, &ingest, &stall_ms, &mut stop_rx).await;
-                // A streaming thread waiting to pace gives up, so the pipeline can stop.
-                cancel.store(true, Ordering::Relaxed);
-                let _ =
-                    tokio::task::spawn_blocking(move || pipeline.set_state(gst::State::Null)).await;
-                end
-            }
-            Err(e) => Some(format!("cannot build the pull pipeline: {e}")),
+        let Some(session) = begin_session(&ctx) else {
+            return;
         };
-        let Some(reason) = end else { return };
+        shared.last_media.store(0, Ordering::Relaxed);
+        let reason = match pull_once(&ctx, url, false, session, &mut stop_rx).await {
+            End::Stopped => return,
+            End::Eos => "stream ended".to_string(),
+            End::Failed(reason) => reason,
+        };
         let had_media = shared.silence().is_some();
         *shared.last_error.lock().unwrap() = Some(reason.clone());
         shared.last_media.store(0, Ordering::Relaxed);
@@ -174,56 +397,136 @@ pub(crate) async fn supervise(ctx: PullContext, mut stop_rx: watch::Receiver<boo
             backoff.reset();
         }
         let delay = backoff.next_delay();
-        tracing::warn!(url = %shared.url, input = endpoint.as_str(), %reason, attempt = backoff.attempt(), ?delay, "relay input down; will retry");
-        tokio::select! {
-            _ = tokio::time::sleep(delay) => {}
-            _ = stop_rx.changed() => return,
+        tracing::warn!(%url, input = endpoint.as_str(), %reason, attempt = backoff.attempt(), ?delay, "relay input down; will retry");
+        if !pause(delay, &mut stop_rx).await {
+            return;
         }
     }
 }
 
-/// Runs one session; `None` when stopped, else why it ended.
+/// Plays the playlist, then marks the input ended: as soon as its last file has been read (up to the pacing
+/// lead before viewers have seen it), so that the other input follows on without a gap. The play position is
+/// reported until the end has been seen.
+async fn supervise_vod(
+    ctx: PullContext,
+    urls: &[String],
+    loop_times: i64,
+    mut stop_rx: watch::Receiver<bool>,
+) {
+    let shared = ctx.shared.clone();
+    let endpoint = shared.endpoint;
+    let passes = u64::try_from(loop_times).ok().map(|n| n.saturating_add(1));
+    let mut backoff = Backoff::new(
+        Duration::from_millis(ctx.ingest.retry_initial_ms),
+        Duration::from_millis(ctx.ingest.retry_max_ms),
+    );
+    let mut pass = 0u64;
+    while passes.is_none_or(|n| pass < n) {
+        pass += 1;
+        let mut pass_had_media = false;
+        for (index, url) in urls.iter().enumerate() {
+            let mut attempts = 0;
+            loop {
+                if *stop_rx.borrow() {
+                    return;
+                }
+                let Some(session) = begin_session(&ctx) else {
+                    return;
+                };
+                shared.timeline.lock().unwrap().begin_file(index, pass);
+                tracing::debug!(%url, input = endpoint.as_str(), index, pass, "relay playlist file");
+                let end = pull_once(&ctx, url, true, session, &mut stop_rx).await;
+                let had_media = shared.session_silence().is_some();
+                pass_had_media |= had_media;
+                let reason = match end {
+                    End::Stopped => return,
+                    End::Eos if had_media => {
+                        backoff.reset();
+                        break;
+                    }
+                    End::Eos => "the file holds no audio or video".to_string(),
+                    End::Failed(reason) => reason,
+                };
+                *shared.last_error.lock().unwrap() = Some(format!("{url}: {reason}"));
+                attempts += 1;
+                // A file that broke off is not played again from its start; one that never played is retried.
+                if had_media || attempts >= FILE_ATTEMPTS {
+                    tracing::warn!(%url, input = endpoint.as_str(), %reason, "relay playlist file failed; skipping it");
+                    break;
+                }
+                let delay = backoff.next_delay();
+                tracing::warn!(%url, input = endpoint.as_str(), %reason, attempt = attempts, ?delay, "relay playlist file failed; will retry");
+                if !pause(delay, &mut stop_rx).await {
+                    return;
+                }
+            }
+        }
+        if !pass_had_media && !pause(backoff.next_delay(), &mut stop_rx).await {
+            return;
+        }
+    }
+    shared.timeline.lock().unwrap().finished = true;
+    shared.last_media.store(0, Ordering::Relaxed);
+    *shared.last_error.lock().unwrap() = Some(format!(
+        "playlist finished ({pass} play{})",
+        if pass == 1 { "" } else { "s" }
+    ));
+    tracing::info!(
+        input = endpoint.as_str(),
+        passes = pass,
+        "relay playlist finished"
+    );
+}
+
+/// How a pipeline ended.
+enum End {
+    Stopped,
+    Eos,
+    Failed(String),
+}
+
+/// Runs one pipeline until it is stopped, ends or fails.
 async fn run_session(
     pipeline: &gst::Pipeline,
     shared: &PullShared,
     ingest: &IngestConfig,
     stall_ms: &AtomicU64,
     stop_rx: &mut watch::Receiver<bool>,
-) -> Option<String> {
+) -> End {
     let Some(bus) = pipeline.bus() else {
-        return Some("pipeline without bus".into());
+        return End::Failed("pipeline without bus".into());
     };
     let mut messages = bus.stream();
     let p = pipeline.clone();
     match tokio::task::spawn_blocking(move || p.set_state(gst::State::Playing)).await {
         Ok(Ok(_)) => {}
-        Ok(Err(e)) => return Some(format!("cannot start: {e}")),
-        Err(e) => return Some(format!("cannot start: {e}")),
+        Ok(Err(e)) => return End::Failed(format!("cannot start: {e}")),
+        Err(e) => return End::Failed(format!("cannot start: {e}")),
     }
     let started = Instant::now();
     let mut tick = tokio::time::interval(Duration::from_millis(200));
     loop {
         tokio::select! {
-            _ = stop_rx.changed() => return None,
+            _ = stop_rx.changed() => return End::Stopped,
             msg = messages.next() => {
-                let Some(msg) = msg else { return Some("bus closed".into()) };
+                let Some(msg) = msg else { return End::Failed("bus closed".into()) };
                 match msg.view() {
                     gst::MessageView::Error(err) => {
                         tracing::debug!(error = %err.error(), debug = ?err.debug(), "relay pull error");
-                        return Some(err.error().message().chars().take(200).collect());
+                        return End::Failed(err.error().message().chars().take(200).collect());
                     }
-                    gst::MessageView::Eos(_) => return Some("stream ended".into()),
+                    gst::MessageView::Eos(_) => return End::Eos,
                     _ => {}
                 }
             }
             _ = tick.tick() => {
                 let give_up = Duration::from_millis(stall_ms.load(Ordering::Relaxed) + ingest.stall_timeout_ms);
-                match shared.silence() {
+                match shared.session_silence() {
                     Some(s) if s > give_up => {
-                        return Some(format!("no media for {} ms", give_up.as_millis()));
+                        return End::Failed(format!("no media for {} ms", give_up.as_millis()));
                     }
                     None if started.elapsed() > ingest.connect_timeout() => {
-                        return Some(format!("no media within {} ms", ingest.connect_timeout_ms));
+                        return End::Failed(format!("no media within {} ms", ingest.connect_timeout_ms));
                     }
                     _ => {}
                 }
@@ -232,21 +535,25 @@ async fn run_session(
     }
 }
 
+/// `url` → appsink, whose tags go to the router as `session`. A playlist file (`vod`) is moved onto the
+/// playlist's time line and paced by its pacer; live input by a pacer of its own.
 fn build(
     shared: &Arc<PullShared>,
+    url: &str,
+    vod: bool,
     router: Weak<Mutex<Router>>,
     session: u64,
     cancel: Arc<AtomicBool>,
 ) -> Result<gst::Pipeline, gst::glib::BoolError> {
     let endpoint = shared.endpoint;
     let pipeline = gst::Pipeline::with_name(&format!("relay-pull-{}", endpoint.as_str()));
-    let src = if shared.url.starts_with("rtmp") {
+    let src = if url.starts_with("rtmp") {
         gst::ElementFactory::make("rtmp2src")
-            .property("location", &shared.url)
+            .property("location", url)
             .build()?
     } else {
         gst::ElementFactory::make("souphttpsrc")
-            .property("location", &shared.url)
+            .property("location", url)
             .property("is-live", true)
             .build()?
     };
@@ -278,9 +585,18 @@ fn build(
                         }
                     };
                     while let Some(item) = parser.next_item() {
-                        let flv::Item::Tag(tag) = item else { continue };
-                        if tag.kind != flv::TagKind::Script {
-                            let wait = pacer.delay(tag.timestamp, Instant::now());
+                        let flv::Item::Tag(mut tag) = item else {
+                            continue;
+                        };
+                        let media = tag.kind != flv::TagKind::Script;
+                        let wait = if vod {
+                            let mut timeline = shared.timeline.lock().unwrap();
+                            timeline.place(&mut tag);
+                            media.then(|| timeline.pacer.delay(tag.timestamp, Instant::now()))
+                        } else {
+                            media.then(|| pacer.delay(tag.timestamp, Instant::now()))
+                        };
+                        if let Some(wait) = wait {
                             if !wait.is_zero() {
                                 flush(&mut tags);
                                 let deadline = Instant::now() + wait;
@@ -338,7 +654,7 @@ mod tests {
 
     #[test]
     fn health_follows_media() {
-        let p = PullShared::new(Endpoint::Main, "rtmp://h/a/b");
+        let p = PullShared::new(Endpoint::Main, PullSource::Live("rtmp://h/a/b".into()));
         let stall = Duration::from_millis(50);
         assert_eq!(p.health(stall), InputState::Absent { last_error: None });
         p.note_media();
@@ -353,5 +669,71 @@ mod tests {
                 last_error: Some("stream ended".into())
             }
         );
+    }
+
+    /// A file of `ms` milliseconds at 30 fps with audio, its own clock starting at `start`, as flvmux
+    /// writes it: metadata, sequence headers, then media.
+    fn file(start: u32, ms: u32) -> Vec<flv::Tag> {
+        use flv::{Tag, TagKind};
+        let mut tags = vec![
+            Tag::new(TagKind::Script, 0, vec![2, 0, 10]),
+            Tag::new(TagKind::Video, start, vec![0x17, 0, 0, 0, 0]),
+            Tag::new(TagKind::Audio, start, vec![0xAF, 0]),
+        ];
+        let mut t = 0;
+        while t < ms {
+            if t % 33 == 0 {
+                tags.push(Tag::new(TagKind::Video, start + t, vec![0x27, 1, 0, 0, 0]));
+            }
+            if t % 20 == 0 {
+                tags.push(Tag::new(TagKind::Audio, start + t, vec![0xAF, 1]));
+            }
+            t += 1;
+        }
+        tags
+    }
+
+    #[test]
+    fn playlist_files_follow_on_one_time_line() {
+        let mut tl = Timeline::default();
+        let mut placed = Vec::new();
+        for (index, pass, start) in [(0, 1, 0), (1, 1, 90_000), (0, 2, 0)] {
+            tl.begin_file(index, pass);
+            for mut tag in file(start, 3_000) {
+                tl.place(&mut tag);
+                placed.push((index, tag));
+            }
+        }
+        // Each file starts one frame after the previous one's newest tag; its metadata and headers at its
+        // start; time never goes back.
+        let media: Vec<u32> = placed
+            .iter()
+            .filter(|(_, t)| t.kind != flv::TagKind::Script)
+            .map(|(_, t)| t.timestamp)
+            .collect();
+        assert!(media.windows(2).all(|w| w[1] >= w[0]), "time went back");
+        let starts: Vec<u32> = tl.starts.iter().map(|s| s.at).collect();
+        let last_of_first = 2_980; // the last audio tag (20 ms grid) of a 3 s file
+        assert_eq!(starts, [0, last_of_first + 33, 2 * (last_of_first + 33)]);
+        let second = placed
+            .iter()
+            .position(|(i, t)| *i == 1 && t.kind == flv::TagKind::Script)
+            .unwrap();
+        assert_eq!(placed[second].1.timestamp, starts[1]);
+        assert!(flv::is_sequence_header(&placed[second + 1].1));
+        assert_eq!(placed[second + 1].1.timestamp, starts[1]);
+
+        // The play position reads the pacer's clock as input time.
+        let t0 = Instant::now();
+        tl.pacer.anchor = Some((t0, 0));
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        assert_eq!(tl.position(at(1_500)), Some((0, 1, 1.5)));
+        assert_eq!(tl.position(at(3_513)), Some((1, 1, 0.5)));
+        assert_eq!(tl.position(at(7_026)), Some((0, 2, 1.0)));
+        // Not beyond what was read; once finished, until the last file has been seen.
+        assert_eq!(tl.position(at(60_000)), Some((0, 2, 2.98)));
+        tl.finished = true;
+        assert_eq!(tl.position(at(8_000)), Some((0, 2, 1.974)));
+        assert_eq!(tl.position(at(9_006)), None);
     }
 }

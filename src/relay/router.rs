@@ -1,10 +1,10 @@
 //! The switching point of a project: the tags of both inputs come in (from their streaming threads), the tags of
 //! the active one go out to every output, once, with rewritten timestamps.
 //!
-//! A switch (failover, return, manual, or the active input coming back in a new session) is requested and lands
-//! on the next resumption point of the new input (a video keyframe; any audio tag of an input without video):
-//! its metadata and sequence headers go out first, then the keyframe. Until then the old input keeps flowing,
-//! so a planned switch has no gap. Output timestamps are `in - offset`; the offset is chosen at each landing so
+//! A switch (failover, return, manual, or the active input coming back in a new session: a reconnect, or the
+//! next file of a playlist) is requested and lands on the next resumption point of the new input (a video
+//! keyframe; any audio tag of an input without video): its metadata and sequence headers go out first, then
+//! the keyframe. Until then the old input keeps flowing, so a planned switch has no gap. Output timestamps are `in - offset`; the offset is chosen at each landing so
 //! that the new input continues one frame after the last timestamp sent, and they never go back.
 
 use std::sync::Arc;
@@ -528,6 +528,10 @@ pub(crate) mod tests {
             .position(|t| t.data.last() == Some(&3) && flv::is_video_keyframe(t))
             .unwrap();
         assert_eq!(sent[k].timestamp, last + 33);
+        // The new session's sequence headers (a playlist's next file) go out first, at the keyframe's time.
+        assert_eq!(sent[k - 2].data, avc_seq(3).data);
+        assert_eq!(sent[k - 1].data, aac_seq(3).data);
+        assert_eq!(sent[k - 1].timestamp, last + 33);
         assert!(!sent.iter().any(|t| t.timestamp == 52_100));
         assert!(switches.lock().unwrap().is_empty());
     }

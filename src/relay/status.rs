@@ -88,10 +88,25 @@ impl OutputState {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct InputStatus {
-    /// The URL pulled.
+    /// The URL pulled; for a `vod` input the file playing (the first one before it plays).
     pub url: String,
     #[serde(flatten)]
     pub state: InputState,
+    /// For a `vod` input while it plays: where it is. Absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vod: Option<VodPosition>,
+}
+
+/// Where a `vod` input is in its playlist, as a viewer sees it (the input is read up to a few seconds ahead).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct VodPosition {
+    /// Index in `urls` of the file playing, from 0.
+    pub index: usize,
+    pub url: String,
+    /// Seconds into that file.
+    pub seconds: f64,
+    /// Which play of the list this is: 1 the first, `1 + loop_times` the last.
+    pub pass: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -11,6 +11,7 @@ mod failover;
 mod hooks;
 mod lifecycle;
 mod outputs;
+mod vod;
 
 use std::time::{Duration, Instant};
 

@@ -235,6 +235,20 @@ fn cme_refusals_name_the_problem() {
             "InvalidParameterValue.StreamConnectInputInvalid",
         ),
         (
+            "VodPull without URLs",
+            with(
+                &|v| v["StreamConnectProjectInput"]["MainInput"] = json!({"InputType": "VodPull", "VodPullInputInfo": {"InputUrls": [], "LoopTimes": 0}}),
+            ),
+            "InvalidParameterValue.StreamConnectInputInvalid",
+        ),
+        (
+            "VodPull of an rtmp URL",
+            with(
+                &|v| v["StreamConnectProjectInput"]["MainInput"] = json!({"InputType": "VodPull", "VodPullInputInfo": {"InputUrls": ["rtmp://127.0.0.1/live/x"]}}),
+            ),
+            "InvalidParameterValue.StreamConnectInputInvalid",
+        ),
+        (
             "http output",
             with(&|v| {
                 v["StreamConnectProjectInput"]["Outputs"][0]["PushUrl"] = json!("http://x/y")
@@ -275,4 +289,68 @@ fn cme_refusals_name_the_problem() {
         wrong.push(format!("unknown project: {unknown}"));
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+#[test]
+fn a_cme_vod_pull_input_is_played_and_reports_its_position() {
+    let rig = Rig::start();
+    let opts = PublishOpts {
+        pattern: Pattern::Solid(MAGENTA),
+        ..PublishOpts::default()
+    };
+    write_flv(&rig.nginx.http_dir().join("vod.flv"), &opts, 4);
+    let url = rig.nginx.http_url("vod.flv");
+    let created = cme(
+        &rig,
+        "CreateProject",
+        json!({
+            "Platform": "tessera", "Name": "playlist", "Category": "STREAM_CONNECT",
+            "Owner": {"Type": "PERSON", "Id": "user_1"},
+            "StreamConnectProjectInput": {
+                "MainInput": {"InputType": "VodPull", "VodPullInputInfo": {"InputUrls": [url], "LoopTimes": -1}},
+                "Outputs": [{"Id": "1", "Name": "site", "PushUrl": rig.nginx.rtmp_url("mix", "cme_vod")}]
+            }
+        }),
+    );
+    let pid = created["ok"]["ProjectId"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{created}"))
+        .to_string();
+    let main = &describe(&rig, &pid)["StreamConnectProjectInfo"]["MainInput"];
+    assert_eq!(main["InputType"], "VodPull", "{main}");
+    assert_eq!(
+        main["VodPullInputInfo"],
+        json!({"InputUrls": [url], "LoopTimes": -1})
+    );
+    let play_info = |endpoint: &str| {
+        let r = handle(
+            &rig,
+            &pid,
+            "DescribeInputPlayInfo",
+            json!({"InputEndpoint": endpoint}),
+        );
+        assert!(r["ok"].is_object(), "{r}");
+        r["ok"]["VodPullInputPlayInfo"].clone()
+    };
+    // Nothing plays while the project is idle.
+    assert!(play_info("Main").is_null());
+
+    assert!(handle(&rig, &pid, "Start", json!({}))["ok"].is_object());
+    let o = rig.probe("cme_vod");
+    expect_pixels(&o, &[(160, 90, MAGENTA)], T);
+    let mut info = Value::Null;
+    assert!(
+        wait_for(Duration::from_secs(10), || {
+            info = play_info("Main");
+            !info.is_null()
+        }),
+        "no play info"
+    );
+    assert_eq!(info["Url"], url.as_str(), "{info}");
+    let offset = info["TimeOffset"].as_f64().unwrap_or(-1.0);
+    assert!((0.0..=4.0).contains(&offset), "{info}");
+    // Without a backup input there is nothing to describe.
+    assert!(play_info("Backup").is_null());
+    assert!(handle(&rig, &pid, "Stop", json!({}))["ok"].is_object());
+    assert!(play_info("Main").is_null());
 }

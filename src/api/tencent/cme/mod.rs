@@ -165,10 +165,27 @@ fn input(
             }
             Ok(RelayInput::Push(id))
         }
-        "VodPull" => Err(err(
-            INPUT_INVALID,
-            "VodPull inputs are not supported; relay a live source (LivePull or RtmpPush)",
-        )),
+        "VodPull" => {
+            let vod = info
+                .vod_pull_input_info
+                .as_mut()
+                .ok_or_else(|| err(INPUT_INVALID, "VodPullInputInfo is required for VodPull"))?;
+            let urls: Vec<String> = vod
+                .input_urls
+                .iter()
+                .map(|u| u.trim().to_string())
+                .collect();
+            if urls.is_empty() || urls.iter().any(String::is_empty) {
+                return Err(err(
+                    INPUT_INVALID,
+                    "VodPullInputInfo.InputUrls must hold 1 to 20 non-empty URLs",
+                ));
+            }
+            // Echoed with the default filled in (0: the list is played once).
+            let loop_times = *vod.loop_times.get_or_insert(0);
+            vod.input_urls = urls.clone();
+            Ok(RelayInput::Vod { urls, loop_times })
+        }
         "" => Err(err("MissingParameter", "InputType is required")),
         other => Err(err(
             INPUT_INVALID,
@@ -377,9 +394,24 @@ async fn handle_project(
             return Ok(answer);
         }
         "DescribeInputPlayInfo" => {
-            // Only VodPull inputs have a play position, and Tessera relays live inputs only.
-            endpoint(req.input_endpoint.as_deref())?;
-            return Ok(json!({"VodPullInputPlayInfo": null}));
+            // Only a VodPull input that is playing has a play position.
+            let e = endpoint(req.input_endpoint.as_deref())?;
+            let input = match e {
+                Endpoint::Main => Some(&spec.main),
+                Endpoint::Backup => spec.backup.as_ref(),
+            };
+            let play = input
+                .filter(|i| matches!(i, RelayInput::Vod { .. }))
+                .and_then(|_| state.relays.get(&id))
+                .and_then(|v| match e {
+                    Endpoint::Main => v.status.main,
+                    Endpoint::Backup => v.status.backup,
+                })
+                .and_then(|s| s.vod)
+                .map(
+                    |v| json!({"Url": v.url, "TimeOffset": (v.seconds * 1000.0).round() / 1000.0}),
+                );
+            return Ok(json!({"VodPullInputPlayInfo": play}));
         }
         "AddInput" | "ModifyInput" => {
             let e = endpoint(req.input_endpoint.as_deref())?;
