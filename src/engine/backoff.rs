@@ -1,4 +1,4 @@
-//! Exponential backoff with jitter, shared by input and output reconnects.
+//! Exponential backoff with jitter, shared by every reconnect: mix inputs and outputs, relay inputs and outputs.
 
 use std::time::Duration;
 

@@ -1,6 +1,6 @@
 //! The mixing engine: GStreamer pipelines behind a small async API. See the crate docs for the layout.
 
-mod backoff;
+pub(crate) mod backoff;
 mod branch;
 pub mod input;
 mod meter;

@@ -13,7 +13,8 @@ use std::{
 use serde_json::{json, Value};
 use tokio::{net::TcpStream, sync::mpsc};
 
-use super::{backoff::Backoff, status::OutputState};
+use super::status::OutputState;
+use crate::engine::backoff::Backoff;
 
 /// Events waiting for delivery per project; more are dropped (and logged).
 const QUEUE: usize = 256;

@@ -18,7 +18,6 @@
 //! calling into GStreamer except the router's, whose pushes into appsrc queues never block; callbacks hold weak
 //! references only.
 
-mod backoff;
 mod callback;
 mod control;
 pub mod model;

@@ -29,10 +29,10 @@ use gst::prelude::*;
 use tokio::sync::watch;
 
 use super::{
-    backoff::Backoff,
     router::Router,
     status::{Endpoint, InputState, VodPosition},
 };
+use crate::engine::backoff::Backoff;
 use crate::{config::IngestConfig, flv};
 
 /// How far ahead of real time (by its timestamps) an input may be delivered before it is paced.

@@ -21,12 +21,12 @@ use gst::prelude::*;
 use tokio::sync::watch;
 
 use super::{
-    backoff::Backoff,
     callback::Events,
     router::{OutTag, TagSink},
     status::OutputState,
 };
 use crate::config::EgressConfig;
+use crate::engine::backoff::Backoff;
 
 /// Consecutive failed attempts (none of which got to push) before an output gives up.
 pub(crate) const RETRY_BUDGET: u32 = 10;
