@@ -228,17 +228,22 @@ pub(crate) async fn supervise(
     }
 }
 
-fn build(
-    url: &str,
-) -> Result<(gst::Pipeline, gst_app::AppSrc, gst::Element), gst::glib::BoolError> {
-    let pipeline = gst::Pipeline::with_name("relay-push");
-    let appsrc = gst_app::AppSrc::builder()
+/// The live FLV source of an output; the output's own queue bounds it, not the appsrc.
+fn flv_appsrc() -> gst_app::AppSrc {
+    gst_app::AppSrc::builder()
         .caps(&gst::Caps::new_empty_simple("video/x-flv"))
         .is_live(true)
         .format(gst::Format::Time)
         .max_bytes(0)
         .block(false)
-        .build();
+        .build()
+}
+
+fn build(
+    url: &str,
+) -> Result<(gst::Pipeline, gst_app::AppSrc, gst::Element), gst::glib::BoolError> {
+    let pipeline = gst::Pipeline::with_name("relay-push");
+    let appsrc = flv_appsrc();
     let sink = gst::ElementFactory::make("rtmp2sink")
         .property("location", url)
         .property("sync", false)
@@ -370,13 +375,7 @@ mod tests {
         };
         let out = OutputShared::new("o", "", "rtmp://h/a/b", &config, events);
         let pipeline = gst::Pipeline::new();
-        let appsrc = gst_app::AppSrc::builder()
-            .caps(&gst::Caps::new_empty_simple("video/x-flv"))
-            .is_live(true)
-            .format(gst::Format::Time)
-            .max_bytes(0)
-            .block(false)
-            .build();
+        let appsrc = flv_appsrc();
         let sink = gst::ElementFactory::make("fakesink")
             .property("sync", false)
             .property("async", false)

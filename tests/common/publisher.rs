@@ -104,32 +104,6 @@ fn flip_color(t: SystemTime, a: u32, b: u32) -> u32 {
     }
 }
 
-/// One H.264 SEI NAL unit (no length prefix) holding one `user_data_unregistered` message, with emulation
-/// prevention bytes.
-fn sei_nal(uuid: &[u8; 16], data: &[u8]) -> Vec<u8> {
-    let mut rbsp = vec![5u8];
-    let mut size = uuid.len() + data.len();
-    while size >= 255 {
-        rbsp.push(255);
-        size -= 255;
-    }
-    rbsp.push(size as u8);
-    rbsp.extend_from_slice(uuid);
-    rbsp.extend_from_slice(data);
-    rbsp.push(0x80);
-    let mut nal = vec![0x06];
-    let mut zeros = 0;
-    for &b in &rbsp {
-        if zeros >= 2 && b <= 3 {
-            nal.push(3);
-            zeros = 0;
-        }
-        nal.push(b);
-        zeros = if b == 0 { zeros + 1 } else { 0 };
-    }
-    nal
-}
-
 /// `au` (AVC, 4-byte length prefixes, as h264parse hands flvmux) with `nal` inserted before its first slice.
 fn with_nal_before_first_slice(au: &[u8], nal: &[u8]) -> Vec<u8> {
     let mut at = 0;
@@ -291,7 +265,7 @@ fn build_media(
     enc.set_property("bitrate", ((w * h * fps) / 15_000).clamp(300, 4_000));
     let parse = make("h264parse");
     if let Some((uuid, data)) = &opts.sei {
-        insert_sei(&parse, sei_nal(uuid, data));
+        insert_sei(&parse, ::tessera::engine::sei::sei_nal(uuid, data));
     }
     let vqueue = make("queue");
 
