@@ -23,6 +23,8 @@ pub struct Config {
     pub tencent: TencentConfig,
     /// Credentials of the Tencent Cloud API 3.0 dialect (`POST /` with `X-TC-Action`).
     pub tencentcloud: TencentCloudConfig,
+    /// How status callbacks (relay project events) are delivered.
+    pub callbacks: CallbacksConfig,
     /// Pictures known by id (Tencent `picture_id` / `WatermarkId`), in addition to those uploaded with
     /// `PUT /v1/pictures/{id}`: id = file path or http(s) URL of a PNG or JPEG.
     pub pictures: std::collections::BTreeMap<String, String>,
@@ -237,6 +239,25 @@ pub struct TencentCloudConfig {
     pub secret_key: String,
 }
 
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CallbacksConfig {
+    /// A PEM file of CA certificates trusted for `https://` callback URLs besides the system's (a private CA of
+    /// the receiving service); empty: the system's only.
+    pub ca_file: String,
+    /// How long one delivery attempt may take.
+    pub timeout_ms: u64,
+}
+
+impl Default for CallbacksConfig {
+    fn default() -> Self {
+        Self {
+            ca_file: String::new(),
+            timeout_ms: 5000,
+        }
+    }
+}
+
 impl IngestConfig {
     pub fn stall_timeout(&self) -> Duration {
         Duration::from_millis(self.stall_timeout_ms)
@@ -302,6 +323,13 @@ impl Config {
                 "retry_initial_ms must be greater than 0".into(),
             ));
         }
+        if self.callbacks.timeout_ms == 0 {
+            return Err(ConfigError::Invalid(
+                "callbacks.timeout_ms must be greater than 0".into(),
+            ));
+        }
+        // Builds the callback client once so a bad `ca_file` stops the start, not the first event.
+        crate::relay::callback_client(&self.callbacks).map_err(ConfigError::Invalid)?;
         Ok(())
     }
 }

@@ -42,6 +42,7 @@ use crate::{
     error::{Error, ErrorKind},
     model::{Source, Violation},
 };
+pub use callback::callback_client;
 use callback::{unix_now, Events};
 use pull::PullSource;
 use router::{Router, SwitchReason, TagSink};
@@ -69,6 +70,8 @@ pub struct Relays {
 
 struct Inner {
     config: Config,
+    /// Sends every project's status callbacks (TLS roots and connection pool built once).
+    http: reqwest::Client,
     projects: Mutex<HashMap<String, Project>>,
     /// Serialises put/start/stop/delete (and the automatic stop at `stop_at`).
     control: tokio::sync::Mutex<()>,
@@ -346,9 +349,15 @@ async fn control_loop(run: Weak<Run>, relays: Weak<Inner>, mut stop_rx: watch::R
 
 impl Relays {
     pub fn new(config: Config) -> Self {
+        // `Config::validate` built this client once already, so a failure here is not expected.
+        let http = callback_client(&config.callbacks).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "callback client; using one with the system's CAs only");
+            reqwest::Client::new()
+        });
         Self {
             inner: Arc::new(Inner {
                 config,
+                http,
                 projects: Mutex::new(HashMap::new()),
                 control: tokio::sync::Mutex::new(()),
                 runs: AtomicU64::new(0),
@@ -536,7 +545,7 @@ impl Relays {
     fn launch(&self, id: &str, spec: &RelaySpec) -> Arc<Run> {
         let config = &self.inner.config;
         let callback_url = Arc::new(Mutex::new(spec.callback_url.clone()));
-        let events = Events::start(id, callback_url.clone());
+        let events = Events::start(id, callback_url.clone(), self.inner.http.clone());
         let on_switch = {
             let events = events.clone();
             Box::new(move |from: Endpoint, to: Endpoint, why: SwitchReason| {
