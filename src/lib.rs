@@ -12,12 +12,16 @@
 //!   core error kinds into its own codes; `api::native` is Tessera's own JSON API, `api::zego` ZEGO's server API,
 //!   `api::tencent` Tencent's legacy CGI, Cloud API 3.0 and push-URL auto-mix (both request forms share one
 //!   mapping, `api::tencent::translate`).
+//! - [`relay`]: restreaming: one live source to many RTMP targets without re-encoding, with main/backup
+//!   failover, per-target supervision and status callbacks; [`flv`] is the tag parser/writer it forwards with.
+//! - [`clock`]: wall-clock seconds as the wire formats carry them.
 //! - [`pictures`]: pictures requests name by id (configured or uploaded), resolved to a location and size.
 //! - [`server`]: wires config, engine and router together; takes its listener and shutdown future as arguments
 //!   so tests bind port 0.
 //! - [`error`]: core errors, which carry a kind; only the HTTP layer maps kinds to status codes.
 
 pub mod api;
+pub mod clock;
 pub mod config;
 pub mod engine;
 pub mod error;

@@ -318,7 +318,7 @@ fn flip_publishers_flip_together_on_wall_clock_seconds() {
     for (t, colour) in on_time {
         // Even seconds show `a` (red).
         let whole = secs(*t).floor() as u64;
-        let expect_red = whole % 2 == 0;
+        let expect_red = whole.is_multiple_of(2);
         assert_eq!(
             color_close(*colour, RED, 60),
             expect_red,

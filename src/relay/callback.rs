@@ -48,13 +48,7 @@ pub fn callback_client(config: &CallbacksConfig) -> Result<reqwest::Client, Stri
         .map_err(|e| format!("callback HTTP client: {e}"))
 }
 
-/// Unix seconds now.
-pub(crate) fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
+pub(crate) use crate::clock::unix_now;
 
 /// Where a project's events go. Cheap to clone; sending never blocks.
 #[derive(Clone)]

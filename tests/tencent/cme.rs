@@ -354,3 +354,85 @@ fn a_cme_vod_pull_input_is_played_and_reports_its_position() {
     assert!(handle(&rig, &pid, "Stop", json!({}))["ok"].is_object());
     assert!(play_info("Main").is_null());
 }
+
+/// `RtmpPushInputInfo.ExpiredSecond`: the push URL takes publishes until it expires, then the ingest's
+/// `on_publish` callback refuses them; a `ModifyInput` issues it again with a new expiry.
+#[test]
+fn an_expired_cme_push_url_refuses_new_publishes() {
+    init();
+    let port = free_port();
+    let nginx = Nginx::start_with_callbacks(port);
+    let mut config = Tessera::config_for(&nginx);
+    config.tencentcloud.secret_id = SECRET_ID.into();
+    config.tencentcloud.secret_key = SECRET_KEY.into();
+    let tessera = Tessera::start_at(config, port);
+    let rig = Rig { tessera, nginx };
+    let push_input =
+        |secs: i64| json!({"InputType": "RtmpPush", "RtmpPushInputInfo": {"ExpiredSecond": secs}});
+    let issued = std::time::Instant::now();
+    let created = cme(
+        &rig,
+        "CreateProject",
+        json!({
+            "Platform": "tessera", "Name": "expiring", "Category": "STREAM_CONNECT",
+            "Owner": {"Type": "PERSON", "Id": "user_1"},
+            "StreamConnectProjectInput": {
+                "MainInput": push_input(4),
+                "Outputs": [{"Id": "1", "Name": "site", "Type": "URL", "PushUrl": rig.nginx.rtmp_url("mix", "cme_exp")}]
+            }
+        }),
+    );
+    let pid = created["ok"]["ProjectId"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{created}"))
+        .to_string();
+    let push = &created["ok"]["RtmpPushInputInfoSet"][0];
+    assert_eq!(push["ExpiredSecond"], 4);
+    let url = push["PushUrl"].as_str().unwrap().to_string();
+    let stream = format!("{pid}_main");
+    assert!(url.ends_with(&format!("/live/{stream}")), "{url}");
+    let publish = || {
+        Publisher::start(
+            &url,
+            PublishOpts {
+                pattern: Pattern::Solid(RED),
+                ..PublishOpts::default()
+            },
+        )
+    };
+
+    let first = publish();
+    assert!(
+        wait_for(T, || rig.nginx.is_publishing("live", &stream)),
+        "a publish before the expiry was not accepted"
+    );
+    first.stop();
+    assert!(wait_for(T, || !rig.nginx.is_publishing("live", &stream)));
+
+    std::thread::sleep(Duration::from_secs(5).saturating_sub(issued.elapsed()));
+    let late = publish();
+    assert!(
+        wait_for(T, || late.failed()),
+        "a publish after the expiry was not refused"
+    );
+    assert!(!rig.nginx.is_publishing("live", &stream));
+    late.stop();
+
+    let modified = handle(
+        &rig,
+        &pid,
+        "ModifyInput",
+        json!({"InputEndpoint": "Main", "InputInfo": push_input(0)}),
+    );
+    assert_eq!(
+        modified["ok"]["StreamInputRtmpPushUrl"],
+        url.as_str(),
+        "{modified}"
+    );
+    let again = publish();
+    assert!(
+        wait_for(T, || rig.nginx.is_publishing("live", &stream)),
+        "a re-issued push URL without expiry was refused"
+    );
+    again.stop();
+}

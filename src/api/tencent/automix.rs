@@ -242,6 +242,12 @@ pub async fn nginx_publish(
     body: Bytes,
 ) -> StatusCode {
     let fields = nginx_fields(query, &body);
+    if let Some(name) = fields.get("name") {
+        if push_expired(&state, name) {
+            // nginx-rtmp refuses the publish on any answer but 2xx.
+            return StatusCode::FORBIDDEN;
+        }
+    }
     if state.config.tencent.automix {
         if let Some(name) = fields.get("name") {
             state.tencent.automix.published(&state, name, &fields);
@@ -263,6 +269,18 @@ pub async fn nginx_publish_done(
     StatusCode::OK
 }
 
+/// A publish to an expired CME push URL (`RtmpPushInputInfo.ExpiredSecond`) is refused.
+fn push_expired(state: &AppState, stream: &str) -> bool {
+    let expired = state
+        .tencent
+        .cme
+        .push_expired(stream, crate::clock::unix_now());
+    if expired {
+        tracing::warn!(%stream, "publish refused: its CME push URL has expired");
+    }
+    expired
+}
+
 /// What SRS posts to its HTTP hooks (the fields used here; SRS sends more).
 #[derive(Deserialize)]
 pub struct SrsHook {
@@ -280,6 +298,10 @@ fn srs_ok() -> Response {
 /// SRS `on_publish`.
 pub async fn srs_publish(State(state): State<AppState>, body: Bytes) -> Response {
     if let Ok(hook) = serde_json::from_slice::<SrsHook>(&body) {
+        if push_expired(&state, &hook.stream) {
+            // SRS refuses the publish unless the answer's code is 0.
+            return Json(json!({"code": 403, "msg": "push URL expired"})).into_response();
+        }
         if state.config.tencent.automix && !hook.stream.is_empty() {
             let args = form(hook.param.trim_start_matches('?').as_bytes());
             state.tencent.automix.published(&state, &hook.stream, &args);

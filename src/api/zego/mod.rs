@@ -49,12 +49,7 @@ impl IntoResponse for ZegoError {
     }
 }
 
-fn now_unix() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
+use crate::clock::unix_now as now_unix;
 
 /// Handles a request whose query names an `Action`. `body` is read only after the signature was checked.
 pub async fn handle(

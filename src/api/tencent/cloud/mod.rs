@@ -47,12 +47,7 @@ fn error(code: &str, message: &str) -> Response {
         .into_response()
 }
 
-fn now_unix() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
+use crate::clock::unix_now as now_unix;
 
 /// A request whose headers name an `X-TC-Action`. The signature covers the raw body, checked before parsing.
 pub async fn handle(

@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 use super::isotime;
 use crate::{
     api::AppState,
+    clock::unix_now as now_unix,
     error::{Error, ErrorKind},
     relay::{Endpoint, RelayInput, RelayOutput, RelaySpec},
 };
@@ -55,6 +56,22 @@ struct Project {
     backup: Option<wire::StreamInputInfo>,
     /// The outputs with their ids and names.
     outputs: Vec<wire::StreamConnectOutput>,
+    /// When the push URL of an `RtmpPush` main / backup input stops accepting publishes (Unix seconds): issued
+    /// plus `ExpiredSecond`; `None` for other inputs and for `ExpiredSecond` 0 (no expiry).
+    push_expires: [Option<i64>; 2],
+}
+
+/// When a push URL issued `now` for `info` expires.
+fn push_deadline(info: Option<&wire::StreamInputInfo>, now: i64) -> Option<i64> {
+    let secs = info?.rtmp_push_input_info.as_ref()?.expired_second?;
+    (secs > 0).then(|| now.saturating_add(secs))
+}
+
+fn slot(e: Endpoint) -> usize {
+    match e {
+        Endpoint::Main => 0,
+        Endpoint::Backup => 1,
+    }
 }
 
 #[derive(Default)]
@@ -64,11 +81,18 @@ pub struct CmeState {
     ops: tokio::sync::Mutex<()>,
 }
 
-fn now_unix() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
+impl CmeState {
+    /// Whether `stream` is the push stream of a project's `RtmpPush` input whose URL has expired: the ingest's
+    /// publish callback refuses it (a broadcaster already publishing is not cut off, as with an expiring URL
+    /// signature).
+    pub fn push_expired(&self, stream: &str, now: i64) -> bool {
+        self.projects.lock().unwrap().iter().any(|(id, p)| {
+            [Endpoint::Main, Endpoint::Backup].into_iter().any(|e| {
+                p.push_expires[slot(e)].is_some_and(|at| now >= at)
+                    && push_stream_id(id, e) == stream
+            })
+        })
+    }
 }
 
 fn new_project_id() -> String {
@@ -160,8 +184,13 @@ fn input(
                 &crate::model::Source::StreamId(id.clone()),
                 &state.config.ingest,
             ));
-            if push.expired_second.is_none() {
-                push.expired_second = Some(0);
+            match push.expired_second {
+                None => push.expired_second = Some(0),
+                Some(s) if s < 0 => return Err(err(
+                    INPUT_INVALID,
+                    "RtmpPushInputInfo.ExpiredSecond must be 0 (no expiry) or a number of seconds",
+                )),
+                Some(_) => {}
             }
             Ok(RelayInput::Push(id))
         }
@@ -329,6 +358,10 @@ async fn create(state: &AppState, req: wire::CreateProject) -> Result<Value, Cme
             description: req.description.unwrap_or_default(),
             created: now,
             updated: now,
+            push_expires: [
+                push_deadline(Some(&main), now),
+                push_deadline(backup.as_ref(), now),
+            ],
             main,
             backup,
             outputs: outs,
@@ -440,6 +473,8 @@ async fn handle_project(
             {
                 answer = json!({"StreamInputRtmpPushUrl": url});
             }
+            // A new push URL (or none) for this endpoint: its expiry counts from now.
+            p.push_expires[slot(e)] = push_deadline(Some(&info), now_unix());
             match e {
                 Endpoint::Main => {
                     spec.main = relay_input;
@@ -463,6 +498,7 @@ async fn handle_project(
                     return Err(err(INPUT_INVALID, "there is no Backup input"));
                 }
                 p.backup = None;
+                p.push_expires[slot(Endpoint::Backup)] = None;
             }
         },
         "AddOutput" | "ModifyOutput" | "DeleteOutput" => {

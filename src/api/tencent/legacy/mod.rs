@@ -33,12 +33,7 @@ pub fn sign(key: &str, t: &str) -> String {
     h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn now_unix() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
+use crate::clock::unix_now as now_unix;
 
 /// Checks the query's authentication; the app id on success.
 fn authenticate(
