@@ -86,6 +86,9 @@ pub struct EgressConfig {
     pub retry_max_ms: u64,
     /// Encoded media queued for one slow target before it skips ahead to the next keyframe, in bytes.
     pub max_queue_bytes: u64,
+    /// Whether an `rtmps://` target's certificate must be valid for its host and signed by a CA the system
+    /// trusts. `false` accepts any certificate: only for private targets with self-signed certificates.
+    pub rtmps_verify: bool,
 }
 
 impl Default for EgressConfig {
@@ -95,6 +98,7 @@ impl Default for EgressConfig {
             retry_initial_ms: 1_000,
             retry_max_ms: 30_000,
             max_queue_bytes: 4 * 1024 * 1024,
+            rtmps_verify: true,
         }
     }
 }

@@ -25,6 +25,7 @@ use crate::{
 };
 pub use input::InputHub;
 use mix::MixPipeline;
+pub(crate) use output::rtmp_sink;
 pub use status::MixStatus;
 pub use still::image_size;
 

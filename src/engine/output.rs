@@ -449,7 +449,7 @@ async fn supervise_target(
         *shared.state.lock().unwrap() = OutputState::Connecting {
             attempt: backoff.attempt(),
         };
-        let (reason, was_live) = match build_target(&shared.url, &headers.caps) {
+        let (reason, was_live) = match build_target(&shared.url, &headers.caps, &config) {
             Ok((pipeline, appsrc)) => {
                 shared.pushed_bytes.store(0, Ordering::Relaxed);
                 shared.need_keyframe.store(true, Ordering::Relaxed);
@@ -482,9 +482,26 @@ async fn supervise_target(
     }
 }
 
+/// An `rtmp2sink` publishing to `url` (rtmp:// or rtmps://) as fast as it is fed: every output of a mix and
+/// of a relay is one.
+pub(crate) fn rtmp_sink(
+    url: &str,
+    config: &EgressConfig,
+) -> Result<gst::Element, gst::glib::BoolError> {
+    let mut sink = gst::ElementFactory::make("rtmp2sink")
+        .property("location", url)
+        .property("sync", false)
+        .property("async", false);
+    if !config.rtmps_verify {
+        sink = sink.property_from_str("tls-validation-flags", "no-flags");
+    }
+    sink.build()
+}
+
 fn build_target(
     url: &str,
     caps: &gst::Caps,
+    config: &EgressConfig,
 ) -> Result<(gst::Pipeline, gst_app::AppSrc), gst::glib::BoolError> {
     let pipeline = gst::Pipeline::with_name("push");
     let appsrc = gst_app::AppSrc::builder()
@@ -494,11 +511,7 @@ fn build_target(
         .max_bytes(0)
         .block(false)
         .build();
-    let sink = gst::ElementFactory::make("rtmp2sink")
-        .property("location", url)
-        .property("sync", false)
-        .property("async", false)
-        .build()?;
+    let sink = rtmp_sink(url, config)?;
     pipeline.add_many([appsrc.upcast_ref(), &sink])?;
     appsrc.link(&sink)?;
     Ok((pipeline, appsrc))

@@ -184,7 +184,7 @@ pub(crate) async fn supervise(
         shared.set_state(OutputState::Connecting {
             attempt: backoff.attempt(),
         });
-        let end = match build(&shared.url) {
+        let end = match build(&shared.url, &config) {
             Ok((pipeline, appsrc, sink)) => {
                 shared.pushed.store(0, Ordering::Relaxed);
                 shared.need_start.store(true, Ordering::Relaxed);
@@ -241,14 +241,11 @@ fn flv_appsrc() -> gst_app::AppSrc {
 
 fn build(
     url: &str,
+    config: &EgressConfig,
 ) -> Result<(gst::Pipeline, gst_app::AppSrc, gst::Element), gst::glib::BoolError> {
     let pipeline = gst::Pipeline::with_name("relay-push");
     let appsrc = flv_appsrc();
-    let sink = gst::ElementFactory::make("rtmp2sink")
-        .property("location", url)
-        .property("sync", false)
-        .property("async", false)
-        .build()?;
+    let sink = crate::engine::rtmp_sink(url, config)?;
     pipeline.add_many([appsrc.upcast_ref(), &sink])?;
     appsrc.link(&sink)?;
     Ok((pipeline, appsrc, sink))

@@ -28,6 +28,10 @@ pub struct Nginx {
     /// Where the `live` application reports publishes (nginx-rtmp `on_publish` / `on_publish_done`, form
     /// POST), as a production nginx in front of Tessera would: `http://127.0.0.1:PORT/callbacks/nginx/…`.
     callbacks: Option<u16>,
+    /// A TLS port in front of the RTMP port (nginx's stream module with a self-signed certificate for
+    /// `localhost`), for `rtmps://` tests; 0 when not asked for.
+    pub rtmps_port: u16,
+    rtmps: bool,
 }
 
 /// A port that was free a moment ago (bind port 0, read it, release it). Racy by nature: callers retry.
@@ -54,16 +58,22 @@ impl Nginx {
     /// Starts nginx on two free ports. Panics with nginx's error log if it cannot start. Returns once both
     /// the RTMP and the HTTP port accept connections.
     pub fn start() -> Nginx {
-        Nginx::start_inner(None)
+        Nginx::start_inner(None, false)
+    }
+
+    /// Like [`Nginx::start`], plus an `rtmps://localhost:PORT/…` listener ([`Nginx::rtmps_url`]) whose
+    /// self-signed certificate no system trusts.
+    pub fn start_with_rtmps() -> Nginx {
+        Nginx::start_inner(None, true)
     }
 
     /// Like [`Nginx::start`], with the `live` application calling Tessera's publish callbacks on
     /// `127.0.0.1:tessera_port` (instead of the local notification log).
     pub fn start_with_callbacks(tessera_port: u16) -> Nginx {
-        Nginx::start_inner(Some(tessera_port))
+        Nginx::start_inner(Some(tessera_port), false)
     }
 
-    fn start_inner(callbacks: Option<u16>) -> Nginx {
+    fn start_inner(callbacks: Option<u16>, rtmps: bool) -> Nginx {
         let dir = tempfile::Builder::new()
             .prefix("tessera-nginx-")
             .tempdir()
@@ -76,12 +86,25 @@ impl Nginx {
             dir,
             child: None,
             callbacks,
+            rtmps_port: 0,
+            rtmps,
         };
+        if rtmps {
+            let key = rcgen::KeyPair::generate().expect("key");
+            let cert = rcgen::CertificateParams::new(vec!["localhost".to_string()])
+                .and_then(|p| p.self_signed(&key))
+                .expect("self-signed certificate");
+            std::fs::write(nginx.dir.path().join("cert.pem"), cert.pem()).unwrap();
+            std::fs::write(nginx.dir.path().join("key.pem"), key.serialize_pem()).unwrap();
+        }
         let mut last_err = String::new();
         for _attempt in 0..6 {
             nginx.rtmp_port = free_port();
             nginx.http_port = free_port();
-            if nginx.rtmp_port == nginx.http_port {
+            nginx.rtmps_port = if rtmps { free_port() } else { 0 };
+            if nginx.rtmp_port == nginx.http_port
+                || [nginx.rtmp_port, nginx.http_port].contains(&nginx.rtmps_port)
+            {
                 continue;
             }
             match nginx.try_spawn(Duration::from_secs(10)) {
@@ -120,8 +143,20 @@ impl Nginx {
                 "notify_method post;\n            on_publish http://127.0.0.1:{p}/callbacks/nginx/on_publish;\n            on_publish_done http://127.0.0.1:{p}/callbacks/nginx/on_publish_done;"
             ),
         };
+        let (stream_module, stream) = if self.rtmps {
+            (
+                "load_module /usr/lib/nginx/modules/ngx_stream_module.so;",
+                format!(
+                    "stream {{\n    server {{\n        listen 127.0.0.1:{} ssl;\n        ssl_certificate {d}/cert.pem;\n        ssl_certificate_key {d}/key.pem;\n        proxy_pass 127.0.0.1:{rtmp};\n    }}\n}}",
+                    self.rtmps_port
+                ),
+            )
+        } else {
+            ("", String::new())
+        };
         let conf = format!(
             r#"load_module /usr/lib/nginx/modules/ngx_rtmp_module.so;
+{stream_module}
 daemon off;
 master_process on;
 worker_processes 1;
@@ -163,6 +198,7 @@ rtmp {{
         }}
     }}
 }}
+{stream}
 "#
         );
         std::fs::write(self.conf_path(), conf).expect("write nginx.conf");
@@ -213,6 +249,7 @@ rtmp {{
             }
             if port_accepts(self.rtmp_port)
                 && port_accepts(self.http_port)
+                && (self.rtmps_port == 0 || port_accepts(self.rtmps_port))
                 && log.contains("start worker process")
             {
                 self.child = Some(child);
@@ -232,6 +269,12 @@ rtmp {{
     /// `rtmp://127.0.0.1:{port}/{app}/{stream}`
     pub fn rtmp_url(&self, app: &str, stream: &str) -> String {
         format!("rtmp://127.0.0.1:{}/{app}/{stream}", self.rtmp_port)
+    }
+
+    /// `rtmps://localhost:{port}/{app}/{stream}` through the TLS port of [`Nginx::start_with_rtmps`].
+    pub fn rtmps_url(&self, app: &str, stream: &str) -> String {
+        assert!(self.rtmps_port != 0, "nginx was started without rtmps");
+        format!("rtmps://localhost:{}/{app}/{stream}", self.rtmps_port)
     }
 
     /// A directory served as static files by nginx's http block (see [`Nginx::http_url`]).

@@ -210,6 +210,26 @@ fn unreachable_target_does_not_stop_another_and_missing_input_is_reported() {
     assert!(st["output_fps"].as_f64().unwrap() >= 28.0, "{st}");
 }
 
+/// An `rtmps://` target: the mix is published over TLS (nginx's stream module in front of nginx-rtmp, a
+/// self-signed certificate, so `egress.rtmps_verify = false`) and played back over plain RTMP.
+#[test]
+fn an_rtmps_target_receives_the_mix() {
+    let rig = Rig::on(Nginx::start_with_rtmps(), |c| c.egress.rtmps_verify = false);
+    let _a = rig.solid("a", RED, None);
+    let probe = rig.probe("tls");
+    let mut s = spec("#0000FF", vec![input("a", rect(0, 0, 320, 180))]);
+    s["outputs"] = json!([{"target": {"url": rig.nginx.rtmps_url("mix", "tls")}}]);
+    rig.put("m", &s);
+    expect_pixels(
+        &probe,
+        &[(160, 90, RED), (480, 90, BLUE)],
+        Duration::from_secs(25),
+    );
+    rig.wait_status("m", Duration::from_secs(10), |s| {
+        s["outputs"][0]["state"] == "live"
+    });
+}
+
 #[test]
 fn refused_update_changes_nothing_and_delete_releases_the_output() {
     let rig = Rig::start();

@@ -23,8 +23,15 @@ pub struct Rig {
 impl Rig {
     pub fn start() -> Rig {
         init();
-        let nginx = Nginx::start();
-        let tessera = Tessera::start(Tessera::config_for(&nginx));
+        Rig::on(Nginx::start(), |_| {})
+    }
+
+    /// Tessera with its config `tune`d, on a given nginx.
+    pub fn on(nginx: Nginx, tune: impl FnOnce(&mut tessera::Config)) -> Rig {
+        init();
+        let mut config = Tessera::config_for(&nginx);
+        tune(&mut config);
+        let tessera = Tessera::start(config);
         Rig { tessera, nginx }
     }
 

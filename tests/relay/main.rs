@@ -33,8 +33,12 @@ impl Rig {
     }
 
     pub fn with(tune: impl FnOnce(&mut tessera::Config)) -> Rig {
+        Rig::on(Nginx::start(), tune)
+    }
+
+    /// Like [`Rig::with`], on a given nginx.
+    pub fn on(nginx: Nginx, tune: impl FnOnce(&mut tessera::Config)) -> Rig {
         init();
-        let nginx = Nginx::start();
         let mut config = Tessera::config_for(&nginx);
         config.ingest.retry_initial_ms = 200;
         config.ingest.retry_max_ms = 1_000;

@@ -157,3 +157,56 @@ fn outputs_and_inputs_come_back_after_the_server_restarts() {
     assert_eq!(rig.nginx.publish_count_of("mix", "o1"), 2);
     assert_eq!(rig.nginx.publish_count_of("mix", "o2"), 2);
 }
+
+/// `rtmps://` outputs: with `egress.rtmps_verify` (the default) a target whose certificate no CA vouches for is
+/// refused and retried with a certificate error, the other outputs unharmed; without it the same target is
+/// pushed to over TLS (nginx's stream module in front of nginx-rtmp) and plays back over plain RTMP.
+#[test]
+fn rtmps_outputs_check_the_certificate_unless_told_not_to() {
+    let rig = Rig::on(Nginx::start_with_rtmps(), |c| {
+        c.egress.rtmps_verify = false;
+    });
+    let _main = rig.solid("main", RED);
+    let tls = rig.nginx.rtmps_url("mix", "tls");
+
+    let strict = {
+        let mut config = Tessera::config_for(&rig.nginx);
+        config.egress.retry_initial_ms = 300;
+        let _rt = rig.rt.enter();
+        tessera::relay::Relays::new(config)
+    };
+    let mut s = spec(&rig, false, &["plain"]);
+    s["outputs"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"id": "tls", "url": tls}));
+    let spec_strict: RelaySpec = serde_json::from_value(s).unwrap();
+    rig.rt.block_on(strict.put("strict", spec_strict)).unwrap();
+    rig.rt.block_on(strict.start("strict")).unwrap();
+    let plain = rig.probe("plain");
+    expect_colour(&plain, RED, Duration::from_secs(15));
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let status = loop {
+        let st = serde_json::to_value(strict.get("strict").unwrap().status).unwrap();
+        if output_state(&st, "tls") == "retrying" || Instant::now() > deadline {
+            break st;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(output_state(&status, "tls"), "retrying", "{status:#}");
+    assert_eq!(output_state(&status, "plain"), "pushing", "{status:#}");
+    let error = status["outputs"][1]["last_error"].as_str().unwrap_or("");
+    assert!(error.to_lowercase().contains("certificate"), "{status:#}");
+    rig.rt.block_on(strict.shutdown());
+
+    rig.put(
+        "lax",
+        &json!({"main": {"push": "main"}, "outputs": [{"id": "tls", "url": tls}]}),
+    );
+    let probe = rig.probe("tls");
+    rig.start_project("lax");
+    expect_colour(&probe, RED, Duration::from_secs(15));
+    rig.wait_status("lax", Duration::from_secs(10), |s| {
+        output_state(s, "tls") == "pushing"
+    });
+}
