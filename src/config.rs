@@ -25,6 +25,8 @@ pub struct Config {
     pub tencentcloud: TencentCloudConfig,
     /// How status callbacks (relay project events) are delivered.
     pub callbacks: CallbacksConfig,
+    /// Where accepted tasks are recorded so a restart resumes them.
+    pub store: StoreConfig,
     /// Pictures known by id (Tencent `picture_id` / `WatermarkId`), in addition to those uploaded with
     /// `PUT /v1/pictures/{id}`: id = file path or http(s) URL of a PNG or JPEG.
     pub pictures: std::collections::BTreeMap<String, String>,
@@ -241,6 +243,23 @@ pub struct TencentCloudConfig {
     pub secret_id: String,
     /// Its SecretKey. Never logged.
     pub secret_key: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// SQLite file holding every accepted mix and relay project (created with its directory if missing);
+    /// relative paths are relative to the working directory. Empty: records live in memory only, and a restart
+    /// starts with no tasks.
+    pub path: String,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            path: "tessera-state.db".into(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -14,6 +14,7 @@
 //!   mapping, `api::tencent::translate`).
 //! - [`relay`]: restreaming: one live source to many RTMP targets without re-encoding, with main/backup
 //!   failover, per-target supervision and status callbacks; [`flv`] is the tag parser/writer it forwards with.
+//! - [`store`]: durable records of accepted mixes and relay projects (SQLite by default), read back at start.
 //! - [`clock`]: wall-clock seconds as the wire formats carry them.
 //! - [`pictures`]: pictures requests name by id (configured or uploaded), resolved to a location and size.
 //! - [`server`]: wires config, engine and router together; takes its listener and shutdown future as arguments
@@ -30,6 +31,7 @@ pub mod model;
 pub mod pictures;
 pub mod relay;
 pub mod server;
+pub mod store;
 
 pub use config::Config;
 pub use error::{Error, ErrorKind};

@@ -44,7 +44,7 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(engine: Engine, config: Config) -> Self {
-        let relays = crate::relay::Relays::new(config.clone());
+        let relays = crate::relay::Relays::with_store(config.clone(), engine.store());
         let pictures =
             crate::pictures::Pictures::new(&config.pictures, config.engine.max_image_bytes);
         Self {
@@ -55,6 +55,16 @@ impl AppState {
             tencent: Arc::default(),
             relays,
         }
+    }
+}
+
+impl AppState {
+    /// Gives each dialect back what it recorded of the tasks the engine and the relays resumed (owners,
+    /// sequences, sessions, project metadata). Called once at start, after those were restored.
+    pub fn restore_dialects(&self) {
+        self.zego.restore(self);
+        self.tencent.sessions.restore(self);
+        self.tencent.cme.restore(self);
     }
 }
 

@@ -22,6 +22,7 @@ use crate::{
     config::{Config, EgressConfig, IngestConfig},
     error::{Error, ErrorKind},
     model::{Limits, MixSpec, Source, Target},
+    store::{kind, memory::MemoryStore, Store},
 };
 pub use input::InputHub;
 use mix::MixPipeline;
@@ -179,11 +180,24 @@ struct EngineInner {
     control: tokio::sync::Mutex<()>,
     /// Automatic restarts of each failed mix since its last accepted request (backoff).
     recoveries: Mutex<HashMap<String, u32>>,
+    /// Where each accepted mix's spec is recorded before the request is answered, so a restart resumes it.
+    store: Arc<dyn Store>,
+}
+
+/// A mix's durable record.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct MixRecord {
+    spec: MixSpec,
 }
 
 impl Engine {
-    /// Must be called inside a Tokio runtime (supervisors are tasks).
+    /// Must be called inside a Tokio runtime (supervisors are tasks). Mixes are recorded in memory only.
     pub fn new(config: Config) -> Self {
+        Self::with_store(config, Arc::new(MemoryStore::default()))
+    }
+
+    /// An engine that records every accepted mix in `store` (see [`Engine::restore`]).
+    pub fn with_store(config: Config, store: Arc<dyn Store>) -> Self {
         Self {
             inner: Arc::new(EngineInner {
                 hub: InputHub::new(config.ingest.clone()),
@@ -191,8 +205,65 @@ impl Engine {
                 mixes: Mutex::new(HashMap::new()),
                 control: tokio::sync::Mutex::new(()),
                 recoveries: Mutex::new(HashMap::new()),
+                store,
             }),
         }
+    }
+
+    /// Starts every mix recorded in the store (at process start), all at once; returns how many came back.
+    /// A record that no longer validates (a stricter config) is logged and left in the store.
+    pub async fn restore(&self) -> usize {
+        let records = match self.inner.store.load(kind::MIX) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the recorded mixes");
+                return 0;
+            }
+        };
+        let starts = records.into_iter().map(|(id, record)| async move {
+            let spec = match serde_json::from_value::<MixRecord>(record) {
+                Ok(r) => r.spec,
+                Err(e) => {
+                    tracing::error!(mix = %id, error = %e, "recorded mix unreadable; not restored");
+                    return false;
+                }
+            };
+            match self.put_mix(&id, spec).await {
+                Ok(_) => {
+                    tracing::info!(mix = %id, "mix restored");
+                    true
+                }
+                Err(e) => {
+                    tracing::error!(mix = %id, error = %e, "recorded mix not restored");
+                    false
+                }
+            }
+        });
+        futures::future::join_all(starts)
+            .await
+            .into_iter()
+            .filter(|ok| *ok)
+            .count()
+    }
+
+    fn record(&self, id: &str, spec: &MixSpec) -> Result<(), Error> {
+        let record =
+            serde_json::to_value(MixRecord { spec: spec.clone() }).map_err(Error::internal)?;
+        self.inner.store.put(kind::MIX, id, &record).map_err(|e| {
+            tracing::error!(mix = %id, error = %e, "mix not recorded; request refused");
+            Error::new(ErrorKind::Internal, "the mix could not be recorded")
+        })
+    }
+
+    fn forget(&self, id: &str) {
+        if let Err(e) = self.inner.store.delete(kind::MIX, id) {
+            tracing::error!(mix = %id, error = %e, "mix record not removed; it will come back on restart");
+        }
+    }
+
+    /// Where this engine records mixes (relay projects share it).
+    pub fn store(&self) -> Arc<dyn Store> {
+        self.inner.store.clone()
     }
 
     pub fn limits(&self) -> Limits {
@@ -238,16 +309,31 @@ impl Engine {
             ));
         }
         self.check_targets_free(id, &spec)?;
+        // Recorded before it is applied: what is acknowledged is durable. A refusal below puts the old record
+        // back (or removes the new one), so a refused request leaves the store as it found it.
+        self.record(id, &spec)?;
+        let old_spec = existing.as_ref().map(|m| m.lock().unwrap().spec().clone());
         self.inner.recoveries.lock().unwrap().remove(id);
         let engine = self.clone();
-        let id = id.to_string();
+        let owned_id = id.to_string();
         let rt = tokio::runtime::Handle::current();
-        tokio::task::spawn_blocking(move || {
+        let result = tokio::task::spawn_blocking(move || {
             let _rt = rt.enter();
-            engine.put_blocking(&id, spec, existing, max_image_bytes)
+            engine.put_blocking(&owned_id, spec, existing, max_image_bytes)
         })
         .await
-        .map_err(Error::internal)?
+        .map_err(Error::internal)
+        .and_then(|r| r);
+        if result.is_err() {
+            let running = self.inner.mixes.lock().unwrap().get(id).cloned();
+            match (running, old_spec) {
+                (Some(_), Some(old)) => {
+                    let _ = self.record(id, &old);
+                }
+                _ => self.forget(id),
+            }
+        }
+        result
     }
 
     fn put_blocking(
@@ -385,13 +471,20 @@ impl Engine {
         Ok(())
     }
 
-    /// Stops mix `id` and releases everything it held.
+    /// Stops mix `id`, releases everything it held and removes its record.
     pub async fn delete_mix(&self, id: &str) -> Result<(), Error> {
+        self.remove_mix(id, true).await
+    }
+
+    async fn remove_mix(&self, id: &str, forget: bool) -> Result<(), Error> {
         let _guard = self.inner.control.lock().await;
         let mix =
             self.inner.mixes.lock().unwrap().remove(id).ok_or_else(|| {
                 Error::new(ErrorKind::NotFound, format!("mix {id:?} does not exist"))
             })?;
+        if forget {
+            self.forget(id);
+        }
         tokio::task::spawn_blocking(move || mix.lock().unwrap().stop())
             .await
             .map_err(Error::internal)?;
@@ -476,11 +569,11 @@ impl Engine {
         }
     }
 
-    /// Stops every mix.
+    /// Stops every mix, ending each output cleanly; their records stay, so the next start resumes them.
     pub async fn shutdown(&self) {
         let ids: Vec<String> = self.inner.mixes.lock().unwrap().keys().cloned().collect();
         for id in ids {
-            let _ = self.delete_mix(&id).await;
+            let _ = self.remove_mix(&id, false).await;
         }
     }
 }

@@ -41,6 +41,7 @@ use crate::{
     config::Config,
     error::{Error, ErrorKind},
     model::{Source, Violation},
+    store::{kind, memory::MemoryStore, Store},
 };
 pub use callback::callback_client;
 use callback::{unix_now, Events};
@@ -50,6 +51,17 @@ use router::{Router, SwitchReason, TagSink};
 pub use model::{Failover, RelayInput, RelayOutput, RelaySpec};
 pub use status::{Endpoint, RelayStatus, VodPosition};
 use status::{InputState, InputStatus, OutputState, OutputStatus, ProjectState};
+
+/// The stop reason of a process shutdown: the project stays recorded as running.
+const SHUTDOWN: &str = "shutdown";
+
+/// A project's durable record.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct RelayRecord {
+    spec: RelaySpec,
+    /// Whether it was started (and not stopped since): a restart starts it again.
+    running: bool,
+}
 
 /// How long a stop waits for one pull or push to wind down before leaving it behind.
 const TEARDOWN_TIMEOUT: Duration = Duration::from_secs(5);
@@ -72,6 +84,8 @@ struct Inner {
     config: Config,
     /// Sends every project's status callbacks (TLS roots and connection pool built once).
     http: reqwest::Client,
+    /// Where each project's spec and whether it runs are recorded before a request is answered.
+    store: Arc<dyn Store>,
     projects: Mutex<HashMap<String, Project>>,
     /// Serialises put/start/stop/delete (and the automatic stop at `stop_at`).
     control: tokio::sync::Mutex<()>,
@@ -348,7 +362,13 @@ async fn control_loop(run: Weak<Run>, relays: Weak<Inner>, mut stop_rx: watch::R
 }
 
 impl Relays {
+    /// Projects recorded in memory only.
     pub fn new(config: Config) -> Self {
+        Self::with_store(config, Arc::new(MemoryStore::default()))
+    }
+
+    /// Projects recorded in `store` (see [`Relays::restore`]).
+    pub fn with_store(config: Config, store: Arc<dyn Store>) -> Self {
         // `Config::validate` built this client once already, so a failure here is not expected.
         let http = callback_client(&config.callbacks).unwrap_or_else(|e| {
             tracing::error!(error = %e, "callback client; using one with the system's CAs only");
@@ -358,11 +378,63 @@ impl Relays {
             inner: Arc::new(Inner {
                 config,
                 http,
+                store,
                 projects: Mutex::new(HashMap::new()),
                 control: tokio::sync::Mutex::new(()),
                 runs: AtomicU64::new(0),
             }),
         }
+    }
+
+    /// Recreates every recorded project and starts those that were running (at process start); returns how
+    /// many were started.
+    pub async fn restore(&self) -> usize {
+        let records = match self.inner.store.load(kind::RELAY) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the recorded relay projects");
+                return 0;
+            }
+        };
+        let mut started = 0;
+        for (id, record) in records {
+            let record: RelayRecord = match serde_json::from_value(record) {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::error!(project = %id, error = %e, "recorded relay project unreadable");
+                    continue;
+                }
+            };
+            if let Err(e) = self.put(&id, record.spec).await {
+                tracing::error!(project = %id, error = %e, "recorded relay project not restored");
+                continue;
+            }
+            if record.running {
+                match self.start(&id).await {
+                    Ok(()) => started += 1,
+                    Err(e) => {
+                        tracing::warn!(project = %id, error = %e, "recorded relay project not started")
+                    }
+                }
+            }
+        }
+        started
+    }
+
+    /// Records project `id`; a failure refuses the request that wanted it.
+    fn record(&self, id: &str, spec: &RelaySpec, running: bool) -> Result<(), Error> {
+        let record = serde_json::to_value(RelayRecord {
+            spec: spec.clone(),
+            running,
+        })
+        .map_err(Error::internal)?;
+        self.inner
+            .store
+            .put(kind::RELAY, id, &record)
+            .map_err(|e| {
+                tracing::error!(project = %id, error = %e, "relay project not recorded; request refused");
+                Error::new(ErrorKind::Internal, "the relay project could not be recorded")
+            })
     }
 
     fn source(&self, input: &RelayInput) -> PullSource {
@@ -418,8 +490,11 @@ impl Relays {
                 None => None,
             }
         };
-        if let Some(run) = run {
+        if run.is_some() {
             self.check_outputs_free(id, &spec)?;
+        }
+        self.record(id, &spec, run.is_some())?;
+        if let Some(run) = run {
             self.apply_live(&run, &spec).await;
         }
         let mut projects = self.inner.projects.lock().unwrap();
@@ -531,6 +606,7 @@ impl Relays {
         }
         self.check_outputs_free(id, &spec)?;
         crate::engine::init()?;
+        self.record(id, &spec, true)?;
         let run = self.launch(id, &spec);
         let mut projects = self.inner.projects.lock().unwrap();
         let p = projects.get_mut(id).ok_or_else(|| not_found(id))?;
@@ -602,8 +678,17 @@ impl Relays {
         self.stop_locked(id, "request").await
     }
 
-    /// Stops project `id` (the control lock is held by the caller).
+    /// Stops project `id` (the control lock is held by the caller). A shutdown leaves it recorded as running,
+    /// so the next start resumes it.
     async fn stop_locked(&self, id: &str, reason: &str) -> Result<(), Error> {
+        let (run, spec) = {
+            let projects = self.inner.projects.lock().unwrap();
+            let p = projects.get(id).ok_or_else(|| not_found(id))?;
+            (p.run.is_some(), p.spec.clone())
+        };
+        if run && reason != SHUTDOWN {
+            self.record(id, &spec, false)?;
+        }
         let run = {
             let mut projects = self.inner.projects.lock().unwrap();
             let p = projects.get_mut(id).ok_or_else(|| not_found(id))?;
@@ -625,6 +710,10 @@ impl Relays {
     pub async fn delete(&self, id: &str) -> Result<(), Error> {
         let _guard = self.inner.control.lock().await;
         self.stop_locked(id, "deleted").await?;
+        self.inner.store.delete(kind::RELAY, id).map_err(|e| {
+            tracing::error!(project = %id, error = %e, "relay project record not removed; request refused");
+            Error::new(ErrorKind::Internal, "the relay project could not be removed")
+        })?;
         self.inner.projects.lock().unwrap().remove(id);
         tracing::info!(project = %id, "relay project deleted");
         Ok(())
@@ -734,7 +823,7 @@ impl Relays {
             .map(|(id, _)| id.clone())
             .collect();
         for id in running {
-            let _ = self.stop_locked(&id, "shutdown").await;
+            let _ = self.stop_locked(&id, SHUTDOWN).await;
         }
     }
 }

@@ -35,7 +35,8 @@ impl Tessera {
         let addr = listener.local_addr().unwrap();
         config.server.listen = addr;
         let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
-        let engine = ::tessera::engine::Engine::new(config.clone());
+        let store = ::tessera::store::open(&config.store).expect("open the state store");
+        let engine = ::tessera::engine::Engine::with_store(config.clone(), store);
         let server_engine = engine.clone();
         let (done_tx, done) = mpsc::channel();
         let thread = std::thread::Builder::new()
@@ -106,6 +107,8 @@ impl Tessera {
     /// (`…/live/{stream_id}` and `…/mix/{stream_id}`).
     pub fn config_for(nginx: &Nginx) -> ::tessera::Config {
         let mut config = ::tessera::Config::default();
+        // Memory only: tests that resume tasks name a file of their own.
+        config.store.path = String::new();
         config.ingest.pull_url = format!("rtmp://127.0.0.1:{}/live/{{stream_id}}", nginx.rtmp_port);
         config.egress.push_url = format!("rtmp://127.0.0.1:{}/mix/{{stream_id}}", nginx.rtmp_port);
         config

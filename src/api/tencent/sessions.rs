@@ -18,6 +18,7 @@ use crate::{
     engine::{Engine, SourceHold},
     error::ErrorKind,
     model::Source,
+    store::{self, kind},
 };
 
 /// The engine's id for a session's mix (namespaced so native ids cannot clash with it).
@@ -26,11 +27,18 @@ pub fn mix_id(session_id: &str) -> String {
 }
 
 /// Who may change a session: the CGI app, the API 3.0 SecretId, or auto-mix.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Owner {
     App(u64),
     SecretId(String),
     AutoMix,
+}
+
+/// What is recorded of a session (its mix is recorded by the engine).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SessionRecord {
+    owner: Owner,
+    output_id: String,
 }
 
 struct Session {
@@ -160,6 +168,15 @@ impl Sessions {
             checked.session_id.clone(),
             max_idle,
         ));
+        store::put_or_log(
+            &*state.engine.store(),
+            kind::TENCENT_SESSION,
+            &checked.session_id,
+            &SessionRecord {
+                owner: owner.clone(),
+                output_id: checked.output_id.clone(),
+            },
+        );
         self.sessions.lock().unwrap().insert(
             checked.session_id.clone(),
             Session {
@@ -219,12 +236,34 @@ impl Sessions {
             .map(|s| s.owner.clone())
     }
 
+    /// Takes back the sessions recorded before a restart whose mixes the engine resumed (others are dropped).
+    pub fn restore(&self, state: &AppState) {
+        let store = state.engine.store();
+        for (id, r) in store::load_as::<SessionRecord>(&*store, kind::TENCENT_SESSION) {
+            if state.engine.get_mix(&mix_id(&id)).is_none() {
+                store::delete_or_log(&*store, kind::TENCENT_SESSION, &id);
+                continue;
+            }
+            let max_idle = Duration::from_secs(state.config.tencent.idle_end_s);
+            let watcher = tokio::spawn(watch_idle(state.clone(), id.clone(), max_idle));
+            self.sessions.lock().unwrap().insert(
+                id,
+                Session {
+                    owner: r.owner,
+                    output_id: r.output_id,
+                    watcher: watcher.abort_handle(),
+                },
+            );
+        }
+    }
+
     /// Forgets sessions whose mix is gone by other means (deleted through the native API).
     fn prune(&self, engine: &Engine) {
         self.sessions.lock().unwrap().retain(|id, s| {
             let alive = engine.get_mix(&mix_id(id)).is_some();
             if !alive {
                 s.watcher.abort();
+                store::delete_or_log(&*engine.store(), kind::TENCENT_SESSION, id);
                 tracing::info!(session = %id, "tencent session's mix was deleted; session forgotten");
             }
             alive
@@ -235,6 +274,7 @@ impl Sessions {
         if let Some(s) = self.sessions.lock().unwrap().remove(session_id) {
             s.watcher.abort();
         }
+        store::delete_or_log(&*engine.store(), kind::TENCENT_SESSION, session_id);
         let _ = engine.delete_mix(&mix_id(session_id)).await;
     }
 }
@@ -308,5 +348,6 @@ async fn watch_idle(state: AppState, session_id: String, max_idle: Duration) {
     let sessions: Arc<Sessions> = state.tencent.sessions.clone();
     let _op = sessions.ops.lock().await;
     sessions.sessions.lock().unwrap().remove(&session_id);
+    store::delete_or_log(&*state.engine.store(), kind::TENCENT_SESSION, &session_id);
     let _ = state.engine.delete_mix(&mix_id(&session_id)).await;
 }

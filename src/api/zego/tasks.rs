@@ -12,6 +12,7 @@ use crate::{
     api::AppState,
     engine::Engine,
     model::{MixSpec, Source},
+    store::{self, kind},
 };
 
 /// The engine's id for a ZEGO task's mix (namespaced so native ids cannot clash with it).
@@ -27,10 +28,34 @@ pub struct Task {
     /// Highest Sequence applied; a lower one is refused.
     pub sequence: i64,
     pub started: Instant,
+    /// Unix seconds of the start (recorded; `started` is rebuilt from it after a restart).
+    started_unix: i64,
+    /// The idle time after which the task ends by itself.
+    max_idle: Duration,
     /// Inputs already checked for existence.
     pub sources: HashSet<Source>,
     /// Ends the idle watcher when the task goes.
     watcher: Arc<tokio::task::AbortHandle>,
+}
+
+/// What is recorded of a task (its mix is recorded by the engine).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct TaskRecord {
+    owner: String,
+    sequence: i64,
+    started_unix: i64,
+    max_idle_s: u64,
+}
+
+impl TaskRecord {
+    fn of(task: &Task) -> Self {
+        Self {
+            owner: task.owner.clone(),
+            sequence: task.sequence,
+            started_unix: task.started_unix,
+            max_idle_s: task.max_idle.as_secs(),
+        }
+    }
 }
 
 #[derive(Default)]
@@ -88,25 +113,60 @@ impl ZegoState {
     ) {
         let mut tasks = self.tasks.lock().unwrap();
         let sources = spec.inputs.iter().map(|i| i.source.clone()).collect();
-        match tasks.get_mut(&req.task_id) {
+        let task = match tasks.get_mut(&req.task_id) {
             Some(t) => {
                 t.sequence = t.sequence.max(sequence);
                 t.sources = sources;
+                t
             }
             None => {
                 let watcher =
                     tokio::spawn(watch_idle(state.clone(), req.task_id.clone(), max_idle));
-                tasks.insert(
-                    req.task_id.clone(),
-                    Task {
-                        owner: req.user_id.clone(),
-                        sequence,
-                        started: Instant::now(),
-                        sources,
-                        watcher: Arc::new(watcher.abort_handle()),
-                    },
-                );
+                tasks.entry(req.task_id.clone()).or_insert(Task {
+                    owner: req.user_id.clone(),
+                    sequence,
+                    started: Instant::now(),
+                    started_unix: crate::clock::unix_now(),
+                    max_idle,
+                    sources,
+                    watcher: Arc::new(watcher.abort_handle()),
+                })
             }
+        };
+        let record = TaskRecord::of(task);
+        drop(tasks);
+        store::put_or_log(
+            &*state.engine.store(),
+            kind::ZEGO_TASK,
+            &req.task_id,
+            &record,
+        );
+    }
+
+    /// Takes back the tasks recorded before a restart whose mixes the engine resumed (others are dropped).
+    pub fn restore(&self, state: &AppState) {
+        let store = state.engine.store();
+        for (task_id, r) in store::load_as::<TaskRecord>(&*store, kind::ZEGO_TASK) {
+            let Some(mix) = state.engine.get_mix(&mix_id(&task_id)) else {
+                store::delete_or_log(&*store, kind::ZEGO_TASK, &task_id);
+                continue;
+            };
+            let max_idle = Duration::from_secs(r.max_idle_s);
+            let age =
+                Duration::from_secs((crate::clock::unix_now() - r.started_unix).max(0) as u64);
+            let watcher = tokio::spawn(watch_idle(state.clone(), task_id.clone(), max_idle));
+            self.tasks.lock().unwrap().insert(
+                task_id,
+                Task {
+                    owner: r.owner,
+                    sequence: r.sequence,
+                    started: Instant::now().checked_sub(age).unwrap_or_else(Instant::now),
+                    started_unix: r.started_unix,
+                    max_idle,
+                    sources: mix.spec.inputs.iter().map(|i| i.source.clone()).collect(),
+                    watcher: Arc::new(watcher.abort_handle()),
+                },
+            );
         }
     }
 
@@ -140,6 +200,7 @@ impl ZegoState {
         if let Some(t) = task {
             t.watcher.abort();
         }
+        store::delete_or_log(&*engine.store(), kind::ZEGO_TASK, task_id);
         let _ = engine.delete_mix(&mix_id(task_id)).await;
     }
 
@@ -161,5 +222,6 @@ async fn watch_idle(state: AppState, task_id: String, max_idle: Duration) {
     let _op = state.zego.lock().await;
     let task = state.zego.tasks.lock().unwrap().remove(&task_id);
     drop(task);
+    store::delete_or_log(&*state.engine.store(), kind::ZEGO_TASK, &task_id);
     let _ = state.engine.delete_mix(&mix_id(&task_id)).await;
 }

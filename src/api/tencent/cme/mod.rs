@@ -15,6 +15,7 @@ use crate::{
     clock::unix_now as now_unix,
     error::{Error, ErrorKind},
     relay::{Endpoint, RelayInput, RelayOutput, RelaySpec},
+    store::{self, kind},
 };
 
 pub const VERSION: &str = "2019-10-29";
@@ -39,8 +40,8 @@ const PROJECT_ID: &str = "InvalidParameterValue.ProjectId";
 const INPUT_INVALID: &str = "InvalidParameterValue.StreamConnectInputInvalid";
 const OUTPUT_INVALID: &str = "InvalidParameterValue.StreamConnectOutputInvalid";
 
-/// What CME remembers of a project besides its relay spec.
-#[derive(Clone)]
+/// What CME remembers of a project besides its relay spec (recorded as it is).
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
 struct Project {
     /// Kept as given (Tessera has one platform: the node).
     #[allow(dead_code)]
@@ -82,6 +83,24 @@ pub struct CmeState {
 }
 
 impl CmeState {
+    /// Takes back the projects recorded before a restart whose relay projects were restored.
+    pub fn restore(&self, state: &AppState) {
+        let store = state.engine.store();
+        for (id, p) in store::load_as::<Project>(&*store, kind::CME_PROJECT) {
+            if state.relays.get(&id).is_none() {
+                store::delete_or_log(&*store, kind::CME_PROJECT, &id);
+                continue;
+            }
+            self.projects.lock().unwrap().insert(id, p);
+        }
+    }
+
+    /// Records a project and keeps it (its relay project is recorded by the relay engine).
+    fn keep(&self, state: &AppState, id: String, p: Project) {
+        store::put_or_log(&*state.engine.store(), kind::CME_PROJECT, &id, &p);
+        self.projects.lock().unwrap().insert(id, p);
+    }
+
     /// Whether `stream` is the push stream of a project's `RtmpPush` input whose URL has expired: the ingest's
     /// publish callback refuses it (a broadcaster already publishing is not cut off, as with an expiring URL
     /// signature).
@@ -349,7 +368,8 @@ async fn create(state: &AppState, req: wire::CreateProject) -> Result<Value, Cme
             .unwrap_or_else(|| json!({"ExpiredSecond": 0, "PushUrl": ""}))
     };
     let push_set = json!([push_info(Some(&main)), push_info(backup.as_ref())]);
-    state.tencent.cme.projects.lock().unwrap().insert(
+    state.tencent.cme.keep(
+        state,
         id.clone(),
         Project {
             platform,
@@ -561,7 +581,7 @@ async fn handle_project(
     }
     state.relays.put(&id, spec).await.map_err(engine_error)?;
     p.updated = now_unix();
-    state.tencent.cme.projects.lock().unwrap().insert(id, p);
+    state.tencent.cme.keep(state, id, p);
     let _ = req.operator;
     Ok(answer)
 }
@@ -655,6 +675,7 @@ async fn delete(state: &AppState, req: wire::DeleteProject) -> Result<Value, Cme
     }
     state.relays.delete(&id).await.map_err(engine_error)?;
     state.tencent.cme.projects.lock().unwrap().remove(&id);
+    store::delete_or_log(&*state.engine.store(), kind::CME_PROJECT, &id);
     let _ = req.operator;
     Ok(json!({}))
 }

@@ -1,0 +1,181 @@
+//! Records in one SQLite file (WAL): a committed write survives the process being killed at any moment, and
+//! readers never wait for the writer.
+
+use std::{path::Path, sync::Mutex};
+
+use rusqlite::{params, Connection, OptionalExtension};
+use serde_json::Value;
+
+use super::{Store, StoreError};
+
+/// Bumped when the table layout changes; an older file is migrated, a newer one refused.
+const SCHEMA_VERSION: i64 = 1;
+
+pub struct SqliteStore {
+    /// One connection, used by one caller at a time: writes are a few hundred microseconds.
+    conn: Mutex<Connection>,
+}
+
+fn err(context: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError(format!("{context}: {e}"))
+}
+
+impl SqliteStore {
+    /// Opens (or creates) the file and its table.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| err(&format!("create {}", dir.display()), e))?;
+        }
+        let conn =
+            Connection::open(path).map_err(|e| err(&format!("open {}", path.display()), e))?;
+        // WAL + NORMAL: a commit is durable against a process crash (the case that matters here); only an OS
+        // crash can lose the last commits, and then no acknowledged answer had left the machine long before.
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL;
+             PRAGMA synchronous = NORMAL;
+             PRAGMA busy_timeout = 5000;
+             CREATE TABLE IF NOT EXISTS records (
+                 kind TEXT NOT NULL,
+                 id TEXT NOT NULL,
+                 body TEXT NOT NULL,
+                 updated_at INTEGER NOT NULL,
+                 PRIMARY KEY (kind, id)
+             );
+             CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);",
+        )
+        .map_err(|e| err(&format!("prepare {}", path.display()), e))?;
+        let version: Option<i64> = conn
+            .query_row("SELECT value FROM meta WHERE key = 'schema'", [], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(|e| err("read schema version", e))?;
+        match version {
+            None => {
+                conn.execute(
+                    "INSERT INTO meta (key, value) VALUES ('schema', ?1)",
+                    params![SCHEMA_VERSION],
+                )
+                .map_err(|e| err("write schema version", e))?;
+            }
+            Some(v) if v > SCHEMA_VERSION => return Err(StoreError(format!(
+                "{} was written by a newer Tessera (schema {v}, this one knows {SCHEMA_VERSION})",
+                path.display()
+            ))),
+            Some(_) => {}
+        }
+        Ok(Self {
+            conn: Mutex::new(conn),
+        })
+    }
+}
+
+impl Store for SqliteStore {
+    fn put(&self, kind: &str, id: &str, record: &Value) -> Result<(), StoreError> {
+        self.conn
+            .lock()
+            .unwrap()
+            .execute(
+                "INSERT INTO records (kind, id, body, updated_at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (kind, id) DO UPDATE SET body = excluded.body, updated_at = excluded.updated_at",
+                params![kind, id, record.to_string(), crate::clock::unix_now()],
+            )
+            .map_err(|e| err(&format!("write {kind} {id}"), e))?;
+        Ok(())
+    }
+
+    fn delete(&self, kind: &str, id: &str) -> Result<(), StoreError> {
+        self.conn
+            .lock()
+            .unwrap()
+            .execute(
+                "DELETE FROM records WHERE kind = ?1 AND id = ?2",
+                params![kind, id],
+            )
+            .map_err(|e| err(&format!("delete {kind} {id}"), e))?;
+        Ok(())
+    }
+
+    fn load(&self, kind: &str) -> Result<Vec<(String, Value)>, StoreError> {
+        let conn = self.conn.lock().unwrap();
+        let mut stmt = conn
+            .prepare("SELECT id, body FROM records WHERE kind = ?1 ORDER BY id")
+            .map_err(|e| err("read records", e))?;
+        let rows = stmt
+            .query_map(params![kind], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+            })
+            .map_err(|e| err("read records", e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, body) = row.map_err(|e| err("read records", e))?;
+            match serde_json::from_str(&body) {
+                Ok(v) => out.push((id, v)),
+                // One damaged record must not keep every other task from coming back.
+                Err(e) => tracing::error!(%kind, %id, error = %e, "unreadable record skipped"),
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn records_survive_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub/state.db");
+        {
+            let s = SqliteStore::open(&path).unwrap();
+            s.put("mix", "b", &json!({"n": 1})).unwrap();
+            s.put("mix", "a", &json!({"n": 2})).unwrap();
+            s.put("mix", "a", &json!({"n": 3})).unwrap();
+            s.put("relay", "r", &json!({})).unwrap();
+            s.put("mix", "gone", &json!({})).unwrap();
+            s.delete("mix", "gone").unwrap();
+            s.delete("mix", "never").unwrap();
+        }
+        let s = SqliteStore::open(&path).unwrap();
+        assert_eq!(
+            s.load("mix").unwrap(),
+            vec![("a".into(), json!({"n": 3})), ("b".into(), json!({"n": 1}))]
+        );
+        assert_eq!(s.load("relay").unwrap().len(), 1);
+        assert!(s.load("other").unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_file_from_a_newer_version_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        drop(SqliteStore::open(&path).unwrap());
+        Connection::open(&path)
+            .unwrap()
+            .execute("UPDATE meta SET value = 99 WHERE key = 'schema'", [])
+            .unwrap();
+        let e = SqliteStore::open(&path).err().unwrap().to_string();
+        assert!(e.contains("newer"), "{e}");
+    }
+
+    #[test]
+    fn a_damaged_record_is_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        let s = SqliteStore::open(&path).unwrap();
+        s.put("mix", "good", &json!(1)).unwrap();
+        s.conn
+            .lock()
+            .unwrap()
+            .execute(
+                "INSERT INTO records VALUES ('mix', 'bad', '{not json', 0)",
+                [],
+            )
+            .unwrap();
+        assert_eq!(s.load("mix").unwrap(), vec![("good".into(), json!(1))]);
+    }
+}

@@ -1,0 +1,295 @@
+//! Restart recovery with the real binary: mixes (native and ZEGO) and relay projects are running, Tessera is
+//! killed with SIGKILL, started again on the same state file, and every output comes back with its layout; the
+//! ZEGO task keeps its owner and Sequence; a graceful stop (SIGTERM) keeps the tasks too.
+
+#[path = "common/mod.rs"]
+mod common;
+
+use std::{
+    path::Path,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use common::*;
+use serde_json::{json, Value};
+
+const APP_ID: u64 = 1234567890;
+const SECRET: &str = "0123456789abcdef0123456789abcdef";
+const T: Duration = Duration::from_secs(25);
+
+/// `tessera serve` as a child process.
+struct Server {
+    child: Child,
+    base: String,
+    http: reqwest::blocking::Client,
+}
+
+impl Server {
+    fn start(config: &Path, port: u16) -> Server {
+        let log =
+            std::fs::File::create(config.with_extension(format!("{}.log", fastrand::u32(..))))
+                .expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_tessera"))
+            .args(["serve", "--config"])
+            .arg(config)
+            .env("RUST_LOG", "tessera=info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("run tessera");
+        let server = Server {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            http: reqwest::blocking::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .unwrap(),
+        };
+        assert!(
+            wait_for(T, || server
+                .http
+                .get(format!("{}/healthz", server.base))
+                .send()
+                .is_ok_and(|r| r.status() == 200)),
+            "tessera did not become healthy"
+        );
+        server
+    }
+
+    fn send(&self, method: &str, path: &str, body: Option<&Value>) -> Value {
+        let mut req = self
+            .http
+            .request(method.parse().unwrap(), format!("{}{path}", self.base));
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let resp = req.send().expect("request");
+        let status = resp.status();
+        let v: Value = resp.json().unwrap_or(Value::Null);
+        assert!(status.is_success(), "{method} {path}: {status} {v}");
+        v
+    }
+
+    /// A signed ZEGO request.
+    fn zego(&self, action: &str, body: &Value) -> Value {
+        let nonce = format!("{:016x}", fastrand::u64(..));
+        let ts = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            .to_string();
+        let sig = tessera::api::zego::signature(&APP_ID.to_string(), &nonce, SECRET, &ts);
+        let path = format!(
+            "/?Action={action}&AppId={APP_ID}&SignatureNonce={nonce}&Timestamp={ts}&Signature={sig}&SignatureVersion=2.0"
+        );
+        self.send("POST", &path, Some(body))
+    }
+
+    fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, then waits for the process to end by itself.
+    fn terminate(mut self) {
+        extern "C" {
+            fn kill(pid: i32, sig: i32) -> i32;
+        }
+        // SAFETY: signalling our own child process.
+        unsafe { kill(self.child.id() as i32, 15) };
+        let deadline = Instant::now() + T;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                assert!(status.success(), "tessera exited with {status}");
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("tessera did not exit after SIGTERM");
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn rect(x: i32, y: i32, w: u32, h: u32) -> Value {
+    json!({"x": x, "y": y, "width": w, "height": h})
+}
+
+/// A 640×360 mix of `left` and `right` side by side on a black canvas, published as `out`.
+fn side_by_side(left: &str, right: &str, out: &str) -> Value {
+    json!({
+        "canvas": {"width": 640, "height": 360, "fps": 30, "background": "#000000"},
+        "inputs": [
+            {"id": "l", "source": {"stream_id": left}, "rect": rect(0, 0, 320, 360)},
+            {"id": "r", "source": {"stream_id": right}, "rect": rect(320, 0, 320, 360)}
+        ],
+        "outputs": [{"target": {"stream_id": out}, "video": {"bitrate_kbps": 800}}]
+    })
+}
+
+/// Pixels expected at (x, y) in an output.
+type Layout = Vec<(u32, u32, u32)>;
+
+/// Every probe decodes fresh frames that show its layout.
+fn all_show(probes: &[(&OutputProbe, Layout)], timeout: Duration) {
+    for (probe, checks) in probes {
+        let before = probe.frame_count();
+        assert!(
+            wait_for(timeout, || probe.frame_count() > before + 5),
+            "{} has no fresh frames",
+            probe.url()
+        );
+        expect_pixels(probe, checks, timeout);
+    }
+}
+
+#[test]
+fn tasks_resume_after_sigkill_and_after_sigterm() {
+    init();
+    let nginx = Nginx::start();
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = dir.path().join("tessera.toml");
+    let r = nginx.rtmp_port;
+    std::fs::write(
+        &config,
+        format!(
+            r#"[server]
+listen = "127.0.0.1:{port}"
+[ingest]
+pull_url = "rtmp://127.0.0.1:{r}/live/{{stream_id}}"
+retry_initial_ms = 200
+retry_max_ms = 1000
+[egress]
+push_url = "rtmp://127.0.0.1:{r}/mix/{{stream_id}}"
+retry_initial_ms = 300
+retry_max_ms = 2000
+[zego]
+app_id = {APP_ID}
+server_secret = "{SECRET}"
+input_check_ms = 0
+[store]
+path = "{}"
+"#,
+            dir.path().join("state/tessera.db").display()
+        ),
+    )
+    .unwrap();
+    let solid = |stream: &str, rgb: u32| {
+        Publisher::start(
+            &nginx.rtmp_url("live", stream),
+            PublishOpts {
+                pattern: Pattern::Solid(rgb),
+                ..PublishOpts::default()
+            },
+        )
+    };
+    let (_a, _b) = (solid("a", RED), solid("b", BLUE));
+
+    let server = Server::start(&config, port);
+    server.send("PUT", "/v1/mixes/m1", Some(&side_by_side("a", "b", "m1")));
+    server.send("PUT", "/v1/mixes/m2", Some(&side_by_side("b", "a", "m2")));
+    let zego_task = json!({
+        "TaskId": "z1", "Sequence": 5, "UserId": "owner",
+        "MixInput": [{"StreamId": "a", "RectInfo": {"Top": 0, "Left": 0, "Bottom": 360, "Right": 640}}],
+        "MixOutput": [{"StreamId": "z1", "Width": 640, "Height": 360, "VideoBitrate": 800000, "Fps": 30}]
+    });
+    let started = server.zego("StartMix", &zego_task);
+    assert_eq!(started["Code"], 0, "{started}");
+    for (id, input) in [("r1", "a"), ("r2", "b")] {
+        server.send(
+            "PUT",
+            &format!("/v1/relays/{id}"),
+            Some(&json!({"main": {"push": input}, "outputs": [{"id": "o", "url": nginx.rtmp_url("mix", id)}]})),
+        );
+        server.send("POST", &format!("/v1/relays/{id}/start"), None);
+    }
+    server.send(
+        "PUT",
+        "/v1/relays/idle",
+        Some(&json!({"main": {"push": "a"}, "outputs": [{"id": "o", "url": nginx.rtmp_url("mix", "idle")}]})),
+    );
+
+    let probe = |s: &str| OutputProbe::start(&nginx.rtmp_url("mix", s));
+    let (m1, m2, z1, r1, r2) = (
+        probe("m1"),
+        probe("m2"),
+        probe("z1"),
+        probe("r1"),
+        probe("r2"),
+    );
+    let layouts = |m1, m2, z1, r1, r2| {
+        vec![
+            (m1, vec![(160, 180, RED), (480, 180, BLUE)]),
+            (m2, vec![(160, 180, BLUE), (480, 180, RED)]),
+            (z1, vec![(320, 180, RED)]),
+            (r1, vec![(160, 90, RED)]),
+            (r2, vec![(160, 90, BLUE)]),
+        ]
+    };
+    all_show(&layouts(&m1, &m2, &z1, &r1, &r2), T);
+
+    // SIGKILL: nothing is ended cleanly; the outputs' publishes just drop.
+    server.kill();
+    assert!(
+        wait_for(T, || !nginx.is_publishing("mix", "m1")
+            && !nginx.is_publishing("mix", "r1")),
+        "outputs still publishing after the kill"
+    );
+    let restarted = Instant::now();
+    let server = Server::start(&config, port);
+    all_show(&layouts(&m1, &m2, &z1, &r1, &r2), T);
+    eprintln!(
+        "restart to all 5 outputs showing their layouts again: {:.2} s",
+        restarted.elapsed().as_secs_f64()
+    );
+    let idle = server.send("GET", "/v1/relays/idle", None);
+    assert_eq!(idle["status"]["state"], "idle", "{idle}");
+    assert!(!nginx.is_publishing("mix", "idle"));
+
+    // The ZEGO task came back with its owner and Sequence.
+    let mut stale = zego_task.clone();
+    stale["Sequence"] = json!(4);
+    let refused = server.zego("StartMix", &stale);
+    assert_eq!(refused["Code"], 110200002, "{refused}");
+    let foreign = server.zego("StopMix", &json!({"TaskId": "z1", "UserId": "intruder"}));
+    assert_eq!(foreign["Code"], 110200160, "{foreign}");
+
+    // SIGTERM: outputs end cleanly, the tasks stay recorded and resume once more.
+    server.terminate();
+    assert!(
+        wait_for(T, || !nginx.is_publishing("mix", "m2")),
+        "outputs still publishing after SIGTERM"
+    );
+    let server = Server::start(&config, port);
+    all_show(&layouts(&m1, &m2, &z1, &r1, &r2), T);
+    let stopped = server.zego("StopMix", &json!({"TaskId": "z1", "UserId": "owner"}));
+    assert_eq!(stopped["Code"], 0, "{stopped}");
+    server.send("DELETE", "/v1/mixes/m2", None);
+    server.send("POST", "/v1/relays/r2/stop", None);
+
+    // What was stopped or deleted stays so across a restart.
+    server.kill();
+    let server = Server::start(&config, port);
+    all_show(&layouts(&m1, &m2, &z1, &r1, &r2)[..1], T);
+    let mixes = server.send("GET", "/v1/mixes", None);
+    let ids: Vec<&str> = mixes
+        .as_array()
+        .or_else(|| mixes["mixes"].as_array())
+        .expect("a list of mixes")
+        .iter()
+        .filter_map(|m| m["id"].as_str())
+        .collect();
+    assert_eq!(ids, ["m1"], "{mixes}");
+    let r2 = server.send("GET", "/v1/relays/r2", None);
+    assert_eq!(r2["status"]["state"], "idle", "{r2}");
+    let r1 = server.send("GET", "/v1/relays/r1", None);
+    assert_eq!(r1["status"]["state"], "working", "{r1}");
+}
