@@ -59,10 +59,12 @@ impl SqliteStore {
                 )
                 .map_err(|e| err("write schema version", e))?;
             }
-            Some(v) if v > SCHEMA_VERSION => return Err(StoreError(format!(
+            Some(v) if v > SCHEMA_VERSION => {
+                return Err(StoreError(format!(
                 "{} was written by a newer Tessera (schema {v}, this one knows {SCHEMA_VERSION})",
                 path.display()
-            ))),
+            )))
+            }
             Some(_) => {}
         }
         Ok(Self {
