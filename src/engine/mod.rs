@@ -211,7 +211,8 @@ impl Engine {
     }
 
     /// Starts every mix recorded in the store (at process start), all at once; returns how many came back.
-    /// A record that no longer validates (a stricter config) is logged and left in the store.
+    /// A mix that cannot start now (a stricter config, a picture that cannot be fetched) is logged and its
+    /// record kept, so a later start can try again; a request for it or a delete replaces or removes it.
     pub async fn restore(&self) -> usize {
         let records = match self.inner.store.load(kind::MIX) {
             Ok(r) => r,
@@ -228,7 +229,8 @@ impl Engine {
                     return false;
                 }
             };
-            match self.put_mix(&id, spec).await {
+            let max_image_bytes = self.inner.config.engine.max_image_bytes;
+            match self.apply(&id, spec, max_image_bytes, false).await {
                 Ok(_) => {
                     tracing::info!(mix = %id, "mix restored");
                     true
@@ -259,6 +261,14 @@ impl Engine {
         if let Err(e) = self.inner.store.delete(kind::MIX, id) {
             tracing::error!(mix = %id, error = %e, "mix record not removed; it will come back on restart");
         }
+    }
+
+    /// Whether mix `id` has a record (running or not: a restore that failed keeps it).
+    pub fn is_recorded(&self, id: &str) -> bool {
+        self.inner
+            .store
+            .load(kind::MIX)
+            .is_ok_and(|records| records.iter().any(|(r, _)| r == id))
     }
 
     /// Where this engine records mixes (relay projects share it).
@@ -293,6 +303,18 @@ impl Engine {
         spec: MixSpec,
         max_image_bytes: u64,
     ) -> Result<PutOutcome, Error> {
+        self.apply(id, spec, max_image_bytes, true).await
+    }
+
+    /// Creates or updates a mix; `record`: write it to the store first (a request), or not (a restore, whose
+    /// record is already there and must survive a failure).
+    async fn apply(
+        &self,
+        id: &str,
+        spec: MixSpec,
+        max_image_bytes: u64,
+        record: bool,
+    ) -> Result<PutOutcome, Error> {
         let max_image_bytes = max_image_bytes.min(self.inner.config.engine.max_image_bytes);
         spec.validate(&self.limits()).map_err(Error::invalid)?;
         let _guard = self.inner.control.lock().await;
@@ -311,7 +333,9 @@ impl Engine {
         self.check_targets_free(id, &spec)?;
         // Recorded before it is applied: what is acknowledged is durable. A refusal below puts the old record
         // back (or removes the new one), so a refused request leaves the store as it found it.
-        self.record(id, &spec)?;
+        if record {
+            self.record(id, &spec)?;
+        }
         let old_spec = existing.as_ref().map(|m| m.lock().unwrap().spec().clone());
         self.inner.recoveries.lock().unwrap().remove(id);
         let engine = self.clone();
@@ -324,7 +348,7 @@ impl Engine {
         .await
         .map_err(Error::internal)
         .and_then(|r| r);
-        if result.is_err() {
+        if record && result.is_err() {
             let running = self.inner.mixes.lock().unwrap().get(id).cloned();
             match (running, old_spec) {
                 (Some(_), Some(old)) => {

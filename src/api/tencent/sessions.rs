@@ -236,12 +236,15 @@ impl Sessions {
             .map(|s| s.owner.clone())
     }
 
-    /// Takes back the sessions recorded before a restart whose mixes the engine resumed (others are dropped).
+    /// Takes back the sessions recorded before a restart whose mixes the engine resumed.
     pub fn restore(&self, state: &AppState) {
         let store = state.engine.store();
         for (id, r) in store::load_as::<SessionRecord>(&*store, kind::TENCENT_SESSION) {
             if state.engine.get_mix(&mix_id(&id)).is_none() {
-                store::delete_or_log(&*store, kind::TENCENT_SESSION, &id);
+                // Kept while its mix is recorded (a mix that failed to come back now may later).
+                if !state.engine.is_recorded(&mix_id(&id)) {
+                    store::delete_or_log(&*store, kind::TENCENT_SESSION, &id);
+                }
                 continue;
             }
             let max_idle = Duration::from_secs(state.config.tencent.idle_end_s);

@@ -143,12 +143,15 @@ impl ZegoState {
         );
     }
 
-    /// Takes back the tasks recorded before a restart whose mixes the engine resumed (others are dropped).
+    /// Takes back the tasks recorded before a restart whose mixes the engine resumed.
     pub fn restore(&self, state: &AppState) {
         let store = state.engine.store();
         for (task_id, r) in store::load_as::<TaskRecord>(&*store, kind::ZEGO_TASK) {
             let Some(mix) = state.engine.get_mix(&mix_id(&task_id)) else {
-                store::delete_or_log(&*store, kind::ZEGO_TASK, &task_id);
+                // Kept while its mix is recorded (a mix that failed to come back now may later).
+                if !state.engine.is_recorded(&mix_id(&task_id)) {
+                    store::delete_or_log(&*store, kind::ZEGO_TASK, &task_id);
+                }
                 continue;
             };
             let max_idle = Duration::from_secs(r.max_idle_s);
