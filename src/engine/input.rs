@@ -20,7 +20,7 @@ use gst::prelude::*;
 use tokio::sync::watch;
 
 use super::{backoff::Backoff, status::InputState, timing::Timing};
-use crate::config::IngestConfig;
+use crate::{config::IngestConfig, flv::demux::ReportHandle};
 
 /// Receives one input's decoded media. Buffers carry absolute system-clock time as their PTS.
 pub trait MediaSink: Send + Sync {
@@ -259,8 +259,8 @@ async fn supervise(
         drop(p);
 
         let end = match build_pipeline(&url, pull.clone()) {
-            Ok(pipeline) => {
-                let end = run_session(&pipeline, &pull, &config, &mut stop_rx).await;
+            Ok((pipeline, report)) => {
+                let end = run_session(&pipeline, &report, &pull, &config, &mut stop_rx).await;
                 let _ =
                     tokio::task::spawn_blocking(move || pipeline.set_state(gst::State::Null)).await;
                 end
@@ -295,6 +295,7 @@ async fn supervise(
 
 async fn run_session(
     pipeline: &gst::Pipeline,
+    report: &ReportHandle,
     pull: &Weak<Pull>,
     config: &IngestConfig,
     stop_rx: &mut watch::Receiver<bool>,
@@ -318,24 +319,33 @@ async fn run_session(
                         tracing::debug!(error = %err.error(), debug = ?err.debug(), "pull error");
                         return SessionEnd::Failed(describe_error(&err.error()));
                     }
-                    gst::MessageView::Eos(_) => return SessionEnd::Failed("stream ended".into()),
+                    gst::MessageView::Eos(_) => return SessionEnd::Failed(with_demux_warning("stream ended".into(), report)),
                     _ => {}
                 }
             }
             _ = tick.tick() => {
                 let Some(p) = pull.upgrade() else { return SessionEnd::Stopped };
                 let last = *p.last_media.lock().unwrap();
-                match last {
+                let failed = match last {
                     Some(t) if t.elapsed() > config.stall_timeout() => {
-                        return SessionEnd::Failed(format!("no media for {} ms", config.stall_timeout_ms));
+                        format!("no media for {} ms", config.stall_timeout_ms)
                     }
                     None if started.elapsed() > config.connect_timeout() => {
-                        return SessionEnd::Failed(format!("no media within {} ms", config.connect_timeout_ms));
+                        format!("no media within {} ms", config.connect_timeout_ms)
                     }
-                    _ => {}
-                }
+                    _ => continue,
+                };
+                return SessionEnd::Failed(with_demux_warning(failed, report));
             }
         }
+    }
+}
+
+/// `failed`, explained by what the demuxer had to drop (a stream that arrives but cannot be shown), if anything.
+fn with_demux_warning(failed: String, report: &ReportHandle) -> String {
+    match report.lock().unwrap().warning.clone() {
+        Some(w) => format!("{failed}: {w}"),
+        None => failed,
     }
 }
 
@@ -346,7 +356,12 @@ fn describe_error(err: &gst::glib::Error) -> String {
     msg
 }
 
-fn build_pipeline(url: &str, pull: Weak<Pull>) -> Result<gst::Pipeline, gst::glib::BoolError> {
+/// `source → FLV demuxer → decoders` (see [`crate::flv::demux`]); each decoded track is linked by
+/// [`link_decoded`]. Returns the demuxer's report too, which explains a stream that gives no media.
+fn build_pipeline(
+    url: &str,
+    pull: Weak<Pull>,
+) -> Result<(gst::Pipeline, ReportHandle), gst::glib::BoolError> {
     let pipeline = gst::Pipeline::with_name("pull");
     pipeline.use_clock(Some(&gst::SystemClock::obtain()));
     let src = if url.starts_with("rtmp") {
@@ -358,31 +373,30 @@ fn build_pipeline(url: &str, pull: Weak<Pull>) -> Result<gst::Pipeline, gst::gli
             .property("location", url)
             .build()?
     };
-    let decodebin = gst::ElementFactory::make("decodebin").build()?;
-    pipeline.add_many([&src, &decodebin])?;
-    src.link(&decodebin)?;
+    pipeline.add(&src)?;
     let weak_pipeline = pipeline.downgrade();
-    decodebin.connect_pad_added(move |_, pad| {
-        let (Some(pipeline), Some(_)) = (weak_pipeline.upgrade(), pull.upgrade()) else {
-            return;
-        };
-        if let Err(e) = link_decoded(&pipeline, pad, pull.clone()) {
-            tracing::warn!(error = %e, "cannot link decoded stream");
-        }
-    });
-    Ok(pipeline)
+    let report = crate::flv::demux::attach(
+        &pipeline,
+        &src,
+        Arc::new(move |_, pad, track| {
+            let (Some(pipeline), Some(_)) = (weak_pipeline.upgrade(), pull.upgrade()) else {
+                return;
+            };
+            let is_video = track == crate::flv::demux::Track::Video;
+            if let Err(e) = link_decoded(&pipeline, pad, pull.clone(), is_video) {
+                tracing::warn!(error = %e, "cannot link decoded stream");
+            }
+        }),
+    )?;
+    Ok((pipeline, report))
 }
 
 fn link_decoded(
     pipeline: &gst::Pipeline,
     pad: &gst::Pad,
     pull: Weak<Pull>,
+    is_video: bool,
 ) -> Result<(), gst::glib::BoolError> {
-    let caps = pad.current_caps().unwrap_or_else(|| pad.query_caps(None));
-    let Some(name) = caps.structure(0).map(|s| s.name().to_string()) else {
-        return Ok(());
-    };
-    let is_video = name == "video/x-raw";
     let (chain, out_caps) = if is_video {
         (
             vec![gst::ElementFactory::make("videoconvert").build()?],
@@ -390,7 +404,7 @@ fn link_decoded(
                 .field("format", "I420")
                 .build(),
         )
-    } else if name == "audio/x-raw" {
+    } else {
         (
             vec![
                 gst::ElementFactory::make("audioconvert").build()?,
@@ -398,8 +412,6 @@ fn link_decoded(
             ],
             super::mix_audio_caps(),
         )
-    } else {
-        return Ok(());
     };
     let capsfilter = gst::ElementFactory::make("capsfilter")
         .property("caps", &out_caps)

@@ -19,8 +19,16 @@ use tokio::sync::watch;
 use super::{backoff::Backoff, meter::RateMeter, status::OutputState};
 use crate::{
     config::EgressConfig,
-    model::{AudioCodec, OutputSpec},
+    flv::{
+        codec::{VideoCodec as FlvCodec, VideoForm},
+        mux::{MuxAudio, MuxEvent, MuxTrack, Muxer},
+    },
+    model::{AudioCodec, FlvVideoForm, OutputSpec, VideoCodec},
 };
+
+/// x265's preset for H.265 outputs: H.265 costs several times H.264's CPU at the same preset, so a faster one
+/// keeps an H.265 output's cost near an H.264 one's (see the benchmarks in the README).
+const X265_PRESET: &str = "superfast";
 
 /// FLV stream headers (file header, metadata, codec configuration), sent first on every (re)connect.
 #[derive(Clone)]
@@ -46,6 +54,7 @@ impl Fanout {
         })
     }
 
+    /// Takes one buffer of `flvmux`: its caps carry the stream headers.
     fn on_sample(&self, sample: &gst::Sample) {
         if let Some(caps) = sample.caps_owned() {
             let changed = self.headers.lock().unwrap().as_ref().map(|h| &h.caps) != Some(&caps);
@@ -59,20 +68,28 @@ impl Fanout {
                             .collect()
                     })
                     .unwrap_or_default();
-                *self.headers.lock().unwrap() = Some(Headers { caps, buffers });
+                self.set_headers(caps, buffers);
             }
         }
-        let Some(buffer) = sample.buffer_owned() else {
-            return;
-        };
-        if buffer.flags().contains(gst::BufferFlags::HEADER) {
-            return;
+        if let Some(buffer) = sample.buffer_owned() {
+            if !buffer.flags().contains(gst::BufferFlags::HEADER) {
+                self.deliver(&buffer);
+            }
         }
+    }
+
+    /// New stream headers (file header, metadata, decoder configurations), sent first on every (re)connect.
+    fn set_headers(&self, caps: gst::Caps, buffers: Vec<gst::Buffer>) {
+        *self.headers.lock().unwrap() = Some(Headers { caps, buffers });
+    }
+
+    /// One FLV tag for every target.
+    fn deliver(&self, buffer: &gst::Buffer) {
         self.bitrate.record(buffer.size() as u64 * 8);
         let headers = self.headers.lock().unwrap().clone();
         let targets = self.targets.lock().unwrap().clone();
         for t in targets.iter() {
-            t.push(&buffer, headers.as_ref());
+            t.push(buffer, headers.as_ref());
         }
     }
 
@@ -90,9 +107,14 @@ impl Fanout {
     }
 }
 
-/// Whether an FLV tag is a video keyframe (tag type 9, frame type 1).
+/// Whether an FLV tag (header included) is a video keyframe with picture data, in any form we write.
 fn is_keyframe_tag(tag: &[u8]) -> bool {
-    tag.len() > 11 && tag[0] == 9 && (tag[11] >> 4) == 1
+    tag.len() > 11
+        && tag[0] == 9
+        && matches!(
+            crate::flv::codec::parse_video(&tag[11..]),
+            Ok(crate::flv::codec::Video::Frame { keyframe: true, .. })
+        )
 }
 
 /// Whether an FLV tag is audio (tag type 8).
@@ -198,7 +220,7 @@ impl Drop for Target {
 /// One encoding of a mix and its targets.
 pub struct Encoder {
     pub spec: EncodeKey,
-    /// x264enc, whose bitrate can change while it runs; `None` for an audio-only output.
+    /// x264enc or x265enc, whose bitrate can change while it runs; `None` for an audio-only output.
     video_encoder: Option<gst::Element>,
     pub fanout: Arc<Fanout>,
     pub targets: Vec<(String, Target)>,
@@ -268,16 +290,44 @@ impl Encoder {
                             .build(),
                     )
                     .build()?;
-                let x264 = gst::ElementFactory::make("x264enc")
-                    .property_from_str("speed-preset", "veryfast")
-                    .property_from_str("tune", "zerolatency")
-                    .property("bitrate", v.bitrate_kbps)
-                    .property("key-int-max", fps * v.gop_s)
-                    .property("bframes", 0u32)
-                    .build()?;
-                // SEI rides on the video only: audio-only outputs carry none.
-                sei.attach(&x264);
-                Some((tee, [vqueue, vconvert, vrate, vcaps, x264.clone()], x264))
+                let mut chain = vec![vqueue, vconvert, vrate, vcaps];
+                let encoder = match v.codec {
+                    VideoCodec::H264 => {
+                        let x264 = gst::ElementFactory::make("x264enc")
+                            .property_from_str("speed-preset", "veryfast")
+                            .property_from_str("tune", "zerolatency")
+                            .property("bitrate", v.bitrate_kbps)
+                            .property("key-int-max", fps * v.gop_s)
+                            .property("bframes", 0u32)
+                            .build()?;
+                        // SEI rides on the video only: audio-only outputs carry none.
+                        sei.attach(&x264);
+                        chain.push(x264.clone());
+                        x264
+                    }
+                    VideoCodec::H265 => {
+                        let x265 = gst::ElementFactory::make("x265enc")
+                            .property_from_str("speed-preset", X265_PRESET)
+                            .property_from_str("tune", "zerolatency")
+                            .property("bitrate", v.bitrate_kbps)
+                            .property("key-int-max", (fps * v.gop_s) as i32)
+                            .build()?;
+                        // The FLV muxer wants length-prefixed access units and the configuration record.
+                        let parse = make("h265parse")?;
+                        let caps = gst::ElementFactory::make("capsfilter")
+                            .property(
+                                "caps",
+                                gst::Caps::builder("video/x-h265")
+                                    .field("stream-format", "hvc1")
+                                    .field("alignment", "au")
+                                    .build(),
+                            )
+                            .build()?;
+                        chain.extend([x265.clone(), parse, caps]);
+                        x265
+                    }
+                };
+                Some((tee, chain, encoder))
             }
             (Some(_), None) => {
                 return Err(gst::glib::bool_error!(
@@ -318,25 +368,7 @@ impl Encoder {
             AudioCodec::Aac => make("identity")?,
             AudioCodec::Mp3 => make("mpegaudioparse")?,
         };
-        let mux = gst::ElementFactory::make("flvmux")
-            .property("streamable", true)
-            .build()?;
         let fanout = Fanout::new();
-        let weak = Arc::downgrade(&fanout);
-        let sink = gst_app::AppSink::builder()
-            .sync(false)
-            .callbacks(
-                gst_app::AppSinkCallbacks::builder()
-                    .new_sample(move |sink| {
-                        let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
-                        if let Some(f) = weak.upgrade() {
-                            f.on_sample(&sample);
-                        }
-                        Ok(gst::FlowSuccess::Ok)
-                    })
-                    .build(),
-            )
-            .build();
         let audio_chain = [
             aqueue.clone(),
             aconvert,
@@ -350,18 +382,85 @@ impl Encoder {
             elements.extend(chain.iter().cloned());
         }
         elements.extend(audio_chain.iter().cloned());
-        elements.push(mux.clone());
-        elements.push(sink.upcast());
+        let h265 = key.video.as_ref().filter(|v| v.codec == VideoCodec::H265);
+        // Where each chain ends: flvmux's pads (H.264, audio only), or our muxer's appsinks (H.265).
+        let (video_end, audio_end, tail): (
+            Option<(gst::Element, Option<&str>)>,
+            (gst::Element, Option<&str>),
+            Vec<gst::Element>,
+        ) = match h265 {
+            Some(v) => {
+                let weak = Arc::downgrade(&fanout);
+                let muxer = Muxer::new(
+                    FlvCodec::H265,
+                    match v.flv_form {
+                        FlvVideoForm::Enhanced => VideoForm::Enhanced,
+                        FlvVideoForm::CodecId12 => VideoForm::Legacy,
+                    },
+                    true,
+                    match key.audio.codec {
+                        AudioCodec::Aac => MuxAudio::Aac,
+                        AudioCodec::Mp3 => MuxAudio::Mp3,
+                    },
+                    Box::new(move |event| {
+                        if let Some(f) = weak.upgrade() {
+                            match event {
+                                MuxEvent::Headers(caps, buffers) => f.set_headers(caps, buffers),
+                                MuxEvent::Tag(buffer) => f.deliver(&buffer),
+                            }
+                        }
+                    }),
+                );
+                let vsink: gst::Element = muxer.appsink(MuxTrack::Video).upcast();
+                let asink: gst::Element = muxer.appsink(MuxTrack::Audio).upcast();
+                (
+                    Some((vsink.clone(), None)),
+                    (asink.clone(), None),
+                    vec![vsink, asink],
+                )
+            }
+            None => {
+                let mux = gst::ElementFactory::make("flvmux")
+                    .property("streamable", true)
+                    .build()?;
+                let weak = Arc::downgrade(&fanout);
+                let sink = gst_app::AppSink::builder()
+                    .sync(false)
+                    .callbacks(
+                        gst_app::AppSinkCallbacks::builder()
+                            .new_sample(move |sink| {
+                                let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                                if let Some(f) = weak.upgrade() {
+                                    f.on_sample(&sample);
+                                }
+                                Ok(gst::FlowSuccess::Ok)
+                            })
+                            .build(),
+                    )
+                    .build();
+                (
+                    Some((mux.clone(), Some("video"))),
+                    (mux.clone(), Some("audio")),
+                    vec![mux, sink.upcast()],
+                )
+            }
+        };
+        elements.extend(tail.iter().cloned());
         pipeline.add_many(&elements)?;
         let mut branches = vec![(audio_tee, &audio_chain[0])];
-        if let Some((tee, chain, x264)) = &video {
+        if let (Some((tee, chain, _)), Some((end, pad))) = (&video, &video_end) {
             gst::Element::link_many(chain)?;
-            x264.link_pads(Some("src"), &mux, Some("video"))?;
+            chain
+                .last()
+                .expect("a video chain")
+                .link_pads(Some("src"), end, *pad)?;
             branches.push((tee, &chain[0]));
         }
         gst::Element::link_many(&audio_chain)?;
-        aparse.link_pads(Some("src"), &mux, Some("audio"))?;
-        mux.link(elements.last().expect("sink pushed"))?;
+        aparse.link_pads(Some("src"), &audio_end.0, audio_end.1)?;
+        if h265.is_none() {
+            tail[0].link(&tail[1])?;
+        }
         for e in elements.iter().rev() {
             e.sync_state_with_parent()?;
         }
@@ -374,7 +473,7 @@ impl Encoder {
         }
         Ok(Self {
             spec: key,
-            video_encoder: video.map(|(_, _, x264)| x264),
+            video_encoder: video.map(|(_, _, encoder)| encoder),
             fanout,
             targets: Vec::new(),
         })
@@ -382,9 +481,9 @@ impl Encoder {
 
     /// Changes the video bitrate without restarting the encoder (nothing to do for an audio-only encoder).
     pub fn set_video_bitrate(&mut self, kbps: u32) {
-        if let (Some(video), Some(x264)) = (self.spec.video.as_mut(), &self.video_encoder) {
+        if let (Some(video), Some(encoder)) = (self.spec.video.as_mut(), &self.video_encoder) {
             if video.bitrate_kbps != kbps {
-                x264.set_property("bitrate", kbps);
+                encoder.set_property("bitrate", kbps);
                 video.bitrate_kbps = kbps;
             }
         }

@@ -281,6 +281,20 @@ pub enum Target {
 pub enum VideoCodec {
     #[default]
     H264,
+    /// H.265 (HEVC), written into FLV in [`VideoEncoding::flv_form`].
+    H265,
+}
+
+/// How an H.265 output is signalled in FLV (H.264 is always written the classic way, codec id 7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FlvVideoForm {
+    /// Enhanced RTMP (`ExVideoTagHeader`, FourCC `hvc1`): what current players, OBS, FFmpeg 6.1+ and YouTube read.
+    #[default]
+    Enhanced,
+    /// The legacy extension with FLV codec id 12, as Chinese CDNs (Tencent, SRS, ZEGO) carry H.265.
+    #[serde(rename = "codec_id_12")]
+    CodecId12,
 }
 
 /// Audio codecs an output can be encoded with.
@@ -305,6 +319,8 @@ pub struct VideoEncoding {
     pub fps: Option<u32>,
     /// Keyframe interval in seconds.
     pub gop_s: u32,
+    /// How H.265 is written into FLV, for targets that read only one form (ignored for H.264).
+    pub flv_form: FlvVideoForm,
 }
 
 impl Default for VideoEncoding {
@@ -314,6 +330,7 @@ impl Default for VideoEncoding {
             bitrate_kbps: 2500,
             fps: None,
             gop_s: 2,
+            flv_form: FlvVideoForm::Enhanced,
         }
     }
 }

@@ -358,6 +358,12 @@ fn validate_output(c: &mut Checker, path: &str, o: &OutputSpec) {
             || format!("{path}.video.gop_s"),
             "must be from 1 to 10",
         );
+        c.check(
+            v.codec == crate::model::VideoCodec::H265
+                || v.flv_form == crate::model::FlvVideoForm::default(),
+            || format!("{path}.video.flv_form"),
+            "applies to h265 outputs only (H.264 is always written with codec id 7)",
+        );
     }
     let a = &o.audio;
     c.check(

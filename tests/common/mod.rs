@@ -5,6 +5,7 @@
 #![allow(dead_code, unused_imports)]
 
 mod checks;
+mod hevc;
 mod nginx;
 mod probe;
 mod publisher;
@@ -13,6 +14,7 @@ mod server;
 mod util;
 
 pub use checks::*;
+pub use hevc::*;
 pub use nginx::*;
 pub use probe::*;
 pub use publisher::*;

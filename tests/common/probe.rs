@@ -89,6 +89,8 @@ struct Shared {
     attempts: AtomicU32,
     stop: AtomicBool,
     errors: Mutex<VecDeque<String>>,
+    /// Demux with Tessera's own FLV demuxer (H.265 in either form) instead of decodebin's flvdemux.
+    tessera_demux: bool,
 }
 
 impl Shared {
@@ -130,8 +132,21 @@ pub struct OutputProbe {
 
 impl OutputProbe {
     pub fn start(url: &str) -> OutputProbe {
+        Self::start_inner(url, false)
+    }
+
+    /// Like [`OutputProbe::start`], demuxing with Tessera's FLV demuxer (`tessera::flv::demux`): the only one here
+    /// that reads H.265 in FLV. `streams` stays `None`.
+    pub fn start_tessera_demux(url: &str) -> OutputProbe {
+        Self::start_inner(url, true)
+    }
+
+    fn start_inner(url: &str, tessera_demux: bool) -> OutputProbe {
         init();
-        let shared = Arc::new(Shared::default());
+        let shared = Arc::new(Shared {
+            tessera_demux,
+            ..Shared::default()
+        });
         let thread = {
             let shared = shared.clone();
             let url = url.to_string();
@@ -362,6 +377,29 @@ fn build(url: &str, shared: &Arc<Shared>, session: &Arc<Session>) -> Result<gst:
     } else {
         return Err(format!("unsupported probe URL {url}"));
     };
+    if shared.tessera_demux {
+        pipeline.add(&src).unwrap();
+        let (shared, session) = (shared.clone(), session.clone());
+        tessera::flv::demux::attach(
+            &pipeline,
+            &src,
+            Arc::new(move |pipeline, pad, track| {
+                let result = match track {
+                    tessera::flv::demux::Track::Video => {
+                        video_branch(pipeline, pad, shared.clone(), session.clone())
+                    }
+                    tessera::flv::demux::Track::Audio => {
+                        audio_branch(pipeline, pad, shared.clone(), session.clone())
+                    }
+                };
+                if let Err(e) = result {
+                    shared.note_error(format!("cannot link {track:?}: {e}"));
+                }
+            }),
+        )
+        .map_err(|e| e.to_string())?;
+        return Ok(pipeline);
+    }
     let decodebin = make("decodebin");
     pipeline.add_many([&src, &decodebin]).unwrap();
     src.link(&decodebin).map_err(|e| e.to_string())?;

@@ -7,7 +7,7 @@ use serde_json::json;
 use super::*;
 
 /// Waits for fresh output audio in which `check` holds for the tone levels of `freqs`.
-fn wait_levels(
+pub fn wait_levels(
     probe: &OutputProbe,
     freqs: &[f64],
     timeout: Duration,

@@ -5,6 +5,7 @@
 mod common;
 
 mod audio;
+mod hevc;
 mod live;
 mod picture;
 mod sei;

@@ -8,8 +8,8 @@ use crate::model::SeiSpec;
 use crate::{
     config::ZegoConfig,
     model::{
-        AudioCodec, AudioEncoding, Canvas, Color, Content, Fit, ImageOverlay, InputSpec, Label,
-        MixSpec, OutputSpec, Rect, Source, Target, VideoEncoding,
+        AudioCodec, AudioEncoding, Canvas, Color, Content, Fit, FlvVideoForm, ImageOverlay,
+        InputSpec, Label, MixSpec, OutputSpec, Rect, Source, Target, VideoCodec, VideoEncoding,
     },
 };
 
@@ -201,22 +201,17 @@ pub fn start_mix(req: &wire::StartMix, config: &ZegoConfig) -> Result<MixSpec, Z
                 format!("MixOutput[{n}] repeats another output"),
             ));
         }
-        match o.video_enc_id.unwrap_or(0) {
-            0 => {}
+        let video_codec = match o.video_enc_id.unwrap_or(0) {
+            0 => VideoCodec::H264,
             2 => {
                 return Err(ZegoError::new(
                     CODEC_UNSUPPORTED,
                     "VideoEncId 2 (VP8) cannot be carried over RTMP/FLV",
                 ))
             }
-            3 => {
-                return Err(ZegoError::new(
-                    CODEC_UNSUPPORTED,
-                    "VideoEncId 3 (H.265) output is not available on this server yet",
-                ))
-            }
+            3 => VideoCodec::H265,
             v => return Err(param(format!("MixOutput[{n}].VideoEncId {v} is unknown"))),
-        }
+        };
         let codec = match o.audio_codec.unwrap_or(0) {
             // HE-AAC cannot be encoded with the available encoders; it is sent as AAC-LC (see README).
             0 | 1 => AudioCodec::Aac,
@@ -238,8 +233,14 @@ pub fn start_mix(req: &wire::StartMix, config: &ZegoConfig) -> Result<MixSpec, Z
         outputs.push(OutputSpec {
             target,
             video: Some(VideoEncoding {
+                codec: video_codec,
                 bitrate_kbps: video_kbps,
                 fps: Some(fps as u32),
+                // ZEGO's own mixer, and the Chinese CDNs its customers push to, carry H.265 with codec id 12.
+                flv_form: match video_codec {
+                    VideoCodec::H265 => FlvVideoForm::CodecId12,
+                    VideoCodec::H264 => FlvVideoForm::default(),
+                },
                 ..VideoEncoding::default()
             }),
             audio: AudioEncoding {
@@ -485,6 +486,24 @@ mod tests {
     }
 
     #[test]
+    fn video_enc_id_3_is_h265_with_codec_id_12() {
+        let mut j = sample();
+        j["MixOutput"][0]["VideoEncId"] = 3.into();
+        let spec = start_mix(&req(j), &ZegoConfig::default()).unwrap();
+        let v = spec.outputs[0].video.as_ref().unwrap();
+        assert_eq!(
+            (v.codec, v.flv_form),
+            (VideoCodec::H265, FlvVideoForm::CodecId12)
+        );
+        spec.validate(&Default::default()).unwrap();
+        let h264 = start_mix(&req(sample()), &ZegoConfig::default()).unwrap();
+        assert_eq!(
+            h264.outputs[0].video.as_ref().unwrap().codec,
+            VideoCodec::H264
+        );
+    }
+
+    #[test]
     fn fields_map_as_documented() {
         let mut j = sample();
         j["BackGroundColorHex"] = "0x87CEFA00".into();
@@ -565,7 +584,7 @@ mod tests {
             SIZE_INVALID
         );
         assert_eq!(
-            with(&|j| j["MixOutput"][0]["VideoEncId"] = 3.into()),
+            with(&|j| j["MixOutput"][0]["VideoEncId"] = 2.into()),
             CODEC_UNSUPPORTED
         );
         assert_eq!(

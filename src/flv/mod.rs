@@ -1,6 +1,7 @@
 //! FLV at the tag level, for relaying without re-encoding: a streaming [`Parser`] that takes bytes in chunks of
 //! any size (as `rtmp2src` or an HTTP body deliver them), a [`Writer`], and the few codec facts a relay needs
-//! ([`is_video_keyframe`], [`is_sequence_header`], [`is_metadata`]).
+//! ([`is_video_keyframe`], [`is_sequence_header`], [`is_metadata`]). The media inside tags is in [`codec`]; the
+//! GStreamer stages that decode FLV ([`demux`]) and write H.265 as FLV ([`mux`]) build on both.
 //!
 //! The parser never panics and never buffers more than one tag (bounded by [`Parser::with_max_tag_size`]):
 //! bytes that cannot be a tag are skipped until the stream makes sense again, and an incomplete tag simply waits
@@ -9,6 +10,10 @@
 //! Layout (big endian): file header `"FLV" version flags(audio 0x04, video 0x01) header_size(u32 = 9)`, then
 //! `PreviousTagSize0 (u32 = 0)`, then tags, each `type(u8) data_size(u24) timestamp(u24) timestamp_ext(u8)
 //! stream_id(u24 = 0) data PreviousTagSize(u32 = 11 + data_size)`.
+
+pub mod codec;
+pub mod demux;
+pub mod mux;
 
 /// FLV tag type of audio.
 pub const TAG_AUDIO: u8 = 8;

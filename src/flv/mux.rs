@@ -1,0 +1,298 @@
+//! Encoded media → FLV tags, for encodings `flvmux` cannot carry (H.265 in GStreamer 1.22): the encoders end in
+//! one `appsink` per track ([`Muxer::appsink`]) and the muxer writes each access unit as a tag in the configured
+//! [`VideoForm`], with its decoder configuration in the stream headers.
+//!
+//! What it emits ([`MuxEvent`]) is shaped like `flvmux`'s output, so the same fan-out serves both: stream
+//! headers (file header and sequence-header tags, as `streamheader` caps) whenever they change, then one buffer
+//! per tag (tag header, data, `PreviousTagSize`). Nothing is emitted before every track's configuration is known,
+//! so a target never starts with a frame whose decoder configuration it has not been sent, and the video's
+//! sequence header is repeated before every keyframe for players that join through a server that does not keep
+//! it (nginx-rtmp keeps only H.264's). Timestamps are the buffers' running time, from 0 at the first buffer of
+//! either track.
+
+use std::sync::{Arc, Mutex};
+
+use gst::prelude::*;
+
+use super::codec::{self, VideoCodec, VideoForm};
+use super::{write_header, write_tag, TagKind};
+
+/// What the muxer produces.
+pub enum MuxEvent {
+    /// New stream headers: `video/x-flv` caps whose `streamheader` holds the buffers, and the buffers.
+    Headers(gst::Caps, Vec<gst::Buffer>),
+    /// One tag.
+    Tag(gst::Buffer),
+}
+
+/// The audio an output carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MuxAudio {
+    /// AAC; its AudioSpecificConfig comes from the encoder's caps (`codec_data`).
+    Aac,
+    /// MP3 frames (parsed); the header byte is derived from the caps.
+    Mp3,
+}
+
+/// Receives the muxer's output.
+pub type MuxSink = Box<dyn Fn(MuxEvent) + Send + Sync>;
+
+struct State {
+    /// Data of the video sequence-header tag, once the encoder's caps gave it.
+    video_config: Option<Vec<u8>>,
+    /// Data of the audio sequence-header tag (AAC), or an empty vector once MP3's first frame is seen.
+    audio_config: Option<Vec<u8>>,
+    /// Whether the current headers were emitted.
+    headers_sent: bool,
+    /// Running time of the first buffer: FLV time 0.
+    base: Option<gst::ClockTime>,
+    /// The first byte of MP3 tags (format, rate, size, channels).
+    mp3_byte: u8,
+}
+
+/// Writes one encoder's tracks as FLV.
+pub struct Muxer {
+    codec: VideoCodec,
+    form: VideoForm,
+    has_video: bool,
+    audio: MuxAudio,
+    state: Mutex<State>,
+    sink: MuxSink,
+}
+
+/// Which track an appsink feeds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MuxTrack {
+    Video,
+    Audio,
+}
+
+impl Muxer {
+    pub fn new(
+        codec: VideoCodec,
+        form: VideoForm,
+        has_video: bool,
+        audio: MuxAudio,
+        sink: MuxSink,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            codec,
+            form,
+            has_video,
+            audio,
+            state: Mutex::new(State {
+                video_config: None,
+                audio_config: None,
+                headers_sent: false,
+                base: None,
+                mp3_byte: 0x2F,
+            }),
+            sink,
+        })
+    }
+
+    /// An appsink that feeds `track` into this muxer. The appsinks own the muxer (it holds no reference back to
+    /// them), so it lives exactly as long as the encoder branch.
+    pub fn appsink(self: &Arc<Self>, track: MuxTrack) -> gst_app::AppSink {
+        let muxer = self.clone();
+        gst_app::AppSink::builder()
+            .sync(false)
+            .callbacks(
+                gst_app::AppSinkCallbacks::builder()
+                    .new_sample(move |sink| {
+                        let sample = sink.pull_sample().map_err(|_| gst::FlowError::Flushing)?;
+                        muxer.on_sample(track, &sample);
+                        Ok(gst::FlowSuccess::Ok)
+                    })
+                    .build(),
+            )
+            .build()
+    }
+
+    fn on_sample(&self, track: MuxTrack, sample: &gst::Sample) {
+        let (Some(buffer), Some(caps)) = (sample.buffer(), sample.caps()) else {
+            return;
+        };
+        let running = |t: Option<gst::ClockTime>| {
+            let t = t?;
+            match sample
+                .segment()
+                .and_then(|s| s.downcast_ref::<gst::ClockTime>())
+            {
+                Some(seg) => seg.to_running_time(t),
+                None => Some(t),
+            }
+        };
+        let Some(pts) = running(buffer.pts()) else {
+            return;
+        };
+        let dts = running(buffer.dts()).unwrap_or(pts);
+        let Ok(map) = buffer.map_readable() else {
+            return;
+        };
+        let mut st = self.state.lock().unwrap();
+        let changed = match track {
+            MuxTrack::Video => {
+                let record = caps
+                    .structure(0)
+                    .and_then(|s| s.get::<gst::Buffer>("codec_data").ok());
+                let Some(record) = record else {
+                    tracing::warn!("video encoder gave no codec_data; frame dropped");
+                    return;
+                };
+                let Ok(rec) = record.map_readable() else {
+                    return;
+                };
+                let tag = codec::video_config_tag(self.codec, self.form, &rec);
+                replace(&mut st.video_config, tag)
+            }
+            MuxTrack::Audio => match self.audio {
+                MuxAudio::Aac => {
+                    let asc = caps
+                        .structure(0)
+                        .and_then(|s| s.get::<gst::Buffer>("codec_data").ok());
+                    let Some(asc) = asc else {
+                        return;
+                    };
+                    let Ok(asc) = asc.map_readable() else {
+                        return;
+                    };
+                    replace(&mut st.audio_config, codec::aac_tag(true, &asc))
+                }
+                MuxAudio::Mp3 => {
+                    st.mp3_byte = mp3_byte(caps);
+                    replace(&mut st.audio_config, Vec::new())
+                }
+            },
+        };
+        if changed {
+            st.headers_sent = false;
+        }
+        let ready = st.audio_config.is_some() && (!self.has_video || st.video_config.is_some());
+        if !ready {
+            return;
+        }
+        let base = *st.base.get_or_insert(dts.min(pts));
+        let ms = |t: gst::ClockTime| (t.saturating_sub(base).mseconds()) as u32;
+        if !st.headers_sent {
+            st.headers_sent = true;
+            let (caps, buffers) = self.headers(&st);
+            (self.sink)(MuxEvent::Headers(caps, buffers));
+            // Targets already connected take the new configuration in-stream.
+            for (kind, cfg) in [
+                (TagKind::Video, &st.video_config),
+                (TagKind::Audio, &st.audio_config),
+            ] {
+                if let Some(cfg) = cfg.as_ref().filter(|c| !c.is_empty()) {
+                    if let Some(b) = tag_buffer(kind, ms(dts), cfg, pts) {
+                        (self.sink)(MuxEvent::Tag(b));
+                    }
+                }
+            }
+        }
+        let data = match track {
+            MuxTrack::Video => {
+                let keyframe = !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT);
+                // The sequence header again before every keyframe: servers that keep only H.264's for players
+                // joining later (nginx-rtmp) would otherwise leave them without one.
+                if keyframe {
+                    if let Some(b) = st
+                        .video_config
+                        .as_ref()
+                        .and_then(|cfg| tag_buffer(TagKind::Video, ms(dts), cfg, pts))
+                    {
+                        (self.sink)(MuxEvent::Tag(b));
+                    }
+                }
+                let cts = pts.mseconds() as i64 - dts.mseconds() as i64;
+                codec::video_frame_tag(self.codec, self.form, keyframe, cts as i32, &map)
+            }
+            MuxTrack::Audio => match self.audio {
+                MuxAudio::Aac => codec::aac_tag(false, &map),
+                MuxAudio::Mp3 => {
+                    let mut d = Vec::with_capacity(map.len() + 1);
+                    d.push(st.mp3_byte);
+                    d.extend_from_slice(&map);
+                    d
+                }
+            },
+        };
+        let kind = match track {
+            MuxTrack::Video => TagKind::Video,
+            MuxTrack::Audio => TagKind::Audio,
+        };
+        let ts = match track {
+            MuxTrack::Video => ms(dts),
+            MuxTrack::Audio => ms(pts),
+        };
+        drop(st);
+        if let Some(b) = tag_buffer(kind, ts, &data, pts) {
+            (self.sink)(MuxEvent::Tag(b));
+        }
+    }
+
+    fn headers(&self, st: &State) -> (gst::Caps, Vec<gst::Buffer>) {
+        let mut file = Vec::new();
+        write_header(&mut file, true, self.has_video);
+        let mut buffers = vec![file];
+        if let Some(v) = &st.video_config {
+            let mut t = Vec::new();
+            if write_tag(&mut t, TagKind::Video, 0, v).is_ok() {
+                buffers.push(t);
+            }
+        }
+        if let Some(a) = st.audio_config.as_ref().filter(|a| !a.is_empty()) {
+            let mut t = Vec::new();
+            if write_tag(&mut t, TagKind::Audio, 0, a).is_ok() {
+                buffers.push(t);
+            }
+        }
+        let buffers: Vec<gst::Buffer> = buffers
+            .into_iter()
+            .map(|b| {
+                let mut b = gst::Buffer::from_mut_slice(b);
+                b.get_mut()
+                    .expect("new buffer")
+                    .set_flags(gst::BufferFlags::HEADER);
+                b
+            })
+            .collect();
+        let caps = gst::Caps::builder("video/x-flv")
+            .field(
+                "streamheader",
+                gst::Array::new(buffers.iter().map(|b| b.to_send_value())),
+            )
+            .build();
+        (caps, buffers)
+    }
+}
+
+/// Sets `slot` to `value`; whether it changed.
+fn replace(slot: &mut Option<Vec<u8>>, value: Vec<u8>) -> bool {
+    if slot.as_ref() == Some(&value) {
+        return false;
+    }
+    *slot = Some(value);
+    true
+}
+
+/// The FLV header byte of MP3 tags for these caps (rates FLV cannot name fall back to 44 kHz).
+fn mp3_byte(caps: &gst::CapsRef) -> u8 {
+    let s = caps.structure(0);
+    let rate = s.and_then(|s| s.get::<i32>("rate").ok()).unwrap_or(44100);
+    let channels = s.and_then(|s| s.get::<i32>("channels").ok()).unwrap_or(2);
+    let rate_bits = match rate {
+        11025 => 1,
+        22050 => 2,
+        _ => 3,
+    };
+    0x20 | (rate_bits << 2) | 0x02 | u8::from(channels == 2)
+}
+
+fn tag_buffer(kind: TagKind, ts: u32, data: &[u8], pts: gst::ClockTime) -> Option<gst::Buffer> {
+    let mut out = Vec::with_capacity(data.len() + 15);
+    write_tag(&mut out, kind, ts, data).ok()?;
+    let mut b = gst::Buffer::from_mut_slice(out);
+    b.get_mut().expect("new buffer").set_pts(pts);
+    Some(b)
+}
