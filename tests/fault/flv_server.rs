@@ -146,7 +146,11 @@ fn serve(mut conn: TcpStream, shared: &Shared) {
                 return;
             }
             Ok(_) => {}
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
             Err(_) => {
                 shared.stalls_closed.fetch_add(1, Ordering::SeqCst);
                 return;

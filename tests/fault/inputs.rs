@@ -99,11 +99,19 @@ fn garbage_input_never_disturbs_the_mix_and_good_media_recovers_it() {
     let probe = rig.probe("out");
     rig.put(
         "m",
-        &two_up(json!({"stream_id": "a"}), json!({"url": server.url("bad")}), "out"),
+        &two_up(
+            json!({"stream_id": "a"}),
+            json!({"url": server.url("bad")}),
+            "out",
+        ),
     );
     let _a = rig.solid("a", RED);
     // The bad input never delivered a picture: its rect shows the canvas.
-    expect_pixels(&probe, &[(LEFT.0, LEFT.1, RED), (RIGHT.0, RIGHT.1, BLUE)], T);
+    expect_pixels(
+        &probe,
+        &[(LEFT.0, LEFT.1, RED), (RIGHT.0, RIGHT.1, BLUE)],
+        T,
+    );
 
     // Container garbage, several attempts.
     let since = Instant::now();
@@ -184,7 +192,11 @@ fn input_stalled_mid_tag_keeps_its_last_frame_and_comes_back() {
     let probe = rig.probe("out");
     rig.put(
         "m",
-        &two_up(json!({"stream_id": "a"}), json!({"url": server.url("bad")}), "out"),
+        &two_up(
+            json!({"stream_id": "a"}),
+            json!({"url": server.url("bad")}),
+            "out",
+        ),
     );
     expect_pixels(
         &probe,
@@ -256,7 +268,11 @@ fn resolution_change_mid_stream_keeps_the_rect_filled() {
     let probe = rig.probe("out");
     rig.put(
         "m",
-        &two_up(json!({"stream_id": "a"}), json!({"url": server.url("bad")}), "out"),
+        &two_up(
+            json!({"stream_id": "a"}),
+            json!({"url": server.url("bad")}),
+            "out",
+        ),
     );
     expect_pixels(
         &probe,

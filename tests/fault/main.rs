@@ -134,10 +134,19 @@ impl Window {
             .map(|w| w[1].0 - w[0].0)
             .max()
             .unwrap_or_default()
-            .max(times.first().map(|t| t.0 - since).unwrap_or(since.elapsed()));
+            .max(
+                times
+                    .first()
+                    .map(|t| t.0 - since)
+                    .unwrap_or(since.elapsed()),
+            );
         let max_pts_step = times
             .windows(2)
-            .filter_map(|w| Some(Duration::from_nanos(w[1].1?.nseconds().checked_sub(w[0].1?.nseconds())?)))
+            .filter_map(|w| {
+                Some(Duration::from_nanos(
+                    w[1].1?.nseconds().checked_sub(w[0].1?.nseconds())?,
+                ))
+            })
             .max()
             .unwrap_or_default();
         Window {

@@ -26,16 +26,21 @@ pub struct Server {
 impl Server {
     /// Spawns `tessera serve --config config` (its log next to the config) without waiting for it.
     pub fn spawn(config: &Path, port: u16) -> Server {
-        let log =
-            std::fs::File::create(config.with_extension(format!("{}.log", fastrand::u32(..))))
-                .expect("log file");
+        // Next to the config, or where TESSERA_TEST_LOG_DIR says (kept after the test, to investigate).
+        let name = format!("tessera.{}.log", fastrand::u32(..));
+        let path = match std::env::var_os("TESSERA_TEST_LOG_DIR") {
+            Some(dir) => std::path::PathBuf::from(dir).join(name),
+            None => config.with_file_name(name),
+        };
+        let log = std::fs::File::create(&path).expect("log file");
         let spawned = Instant::now();
         let child = Command::new(binary())
             .args(["serve", "--config"])
             .arg(config)
             .env("RUST_LOG", "tessera=info")
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            // The log goes to stdout (tracing_subscriber's default), whatever the README says.
+            .stdout(log.try_clone().expect("log file"))
             .stderr(log)
             .spawn()
             .expect("run tessera");
@@ -78,7 +83,10 @@ impl Server {
     /// Sends a native request; returns status and JSON body (`Null` when there is none), insisting on success.
     pub fn send(&self, method: &str, path: &str, body: Option<&Value>) -> Value {
         let (status, v) = self.request(method, path, body);
-        assert!((200..300).contains(&status), "{method} {path}: {status} {v}");
+        assert!(
+            (200..300).contains(&status),
+            "{method} {path}: {status} {v}"
+        );
         v
     }
 
@@ -147,6 +155,26 @@ impl Usage {
             rss_kib: field("VmRSS:"),
         }
     }
+}
+
+/// Open file descriptors of a process by what they are (`socket`, `pipe`, `anon_inode:[eventfd]`, a path, …).
+pub fn fd_kinds(pid: u32) -> std::collections::BTreeMap<String, usize> {
+    let mut kinds = std::collections::BTreeMap::new();
+    for e in std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let target = std::fs::read_link(e.path())
+            .map(|t| t.display().to_string())
+            .unwrap_or_default();
+        let kind = match target.split_once(':') {
+            Some((k @ ("socket" | "pipe"), _)) => k.to_string(),
+            _ => target,
+        };
+        *kinds.entry(kind).or_default() += 1;
+    }
+    kinds
 }
 
 /// A config for the binary: inputs from and outputs to `nginx`, state in `dir`, short reconnect delays; `extra`

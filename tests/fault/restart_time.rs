@@ -37,7 +37,9 @@ fn publishing(nginx: &Nginx, names: &[String]) -> (usize, usize) {
     let mut with_video = 0;
     for s in app.split("<stream>").skip(1) {
         let s = &s[..s.find("</stream>").unwrap_or(s.len())];
-        let named = names.iter().any(|n| s.starts_with(&format!("<name>{n}</name>")));
+        let named = names
+            .iter()
+            .any(|n| s.starts_with(&format!("<name>{n}</name>")));
         if named && s.contains("<publishing/>") {
             published += 1;
             if s.contains("<video><width>") {
@@ -84,11 +86,16 @@ fn restart_time_of_10_mixes_after_sigkill() {
         server.send(
             "PUT",
             &format!("/v1/mixes/m{i}"),
-            Some(&two_up(json!({"stream_id": l}), json!({"stream_id": r}), name)),
+            Some(&two_up(
+                json!({"stream_id": l}),
+                json!({"stream_id": r}),
+                name,
+            )),
         );
     }
     assert!(
-        wait_for(Duration::from_secs(60), || publishing(&nginx, &names).1 == mixes),
+        wait_for(Duration::from_secs(60), || publishing(&nginx, &names).1
+            == mixes),
         "the mixes never all published: {:?}",
         publishing(&nginx, &names)
     );
