@@ -205,9 +205,12 @@ fn input_stalled_mid_tag_keeps_its_last_frame_and_comes_back() {
     );
     let since = Instant::now();
     probe.watch(&[LEFT, RIGHT]);
-    // The stall is noticed (3 s without media), the held connection is let go, and the source is retried
-    // (answered 503 for now).
-    rig.wait_status("m", T, |s| input_state(s, 1) != "live");
+    // The stall is noticed (3 s without media, about 5.5 s after green showed; 11 s allows for a loaded machine
+    // and is well before souphttpsrc's own 15 s read timeout would end the session), the held connection is let
+    // go, and the source is retried (answered 503 for now).
+    rig.wait_status("m", Duration::from_secs(11), |s| {
+        input_state(s, 1) != "live"
+    });
     assert!(
         wait_for(T, || server.stalls_closed() == 1),
         "the stalled connection was never closed"
