@@ -261,8 +261,10 @@ async fn supervise(
         let end = match build_pipeline(&url, pull.clone()) {
             Ok((pipeline, report)) => {
                 let end = run_session(&pipeline, &report, &pull, &config, &mut stop_rx).await;
+                let stopped = matches!(end, SessionEnd::Stopped);
                 let _ =
-                    tokio::task::spawn_blocking(move || pipeline.set_state(gst::State::Null)).await;
+                    tokio::task::spawn_blocking(move || super::teardown::stop(&pipeline, stopped))
+                        .await;
                 end
             }
             Err(e) => SessionEnd::Failed(format!("cannot build pull pipeline: {e}")),

@@ -9,6 +9,7 @@ mod output;
 pub mod sei;
 pub mod status;
 mod still;
+pub(crate) mod teardown;
 mod timing;
 
 use std::{

@@ -555,8 +555,10 @@ async fn supervise_target(
                 *shared.appsrc.lock().unwrap() = Some(appsrc);
                 let outcome = run_target(&pipeline, &shared, &mut stop_rx).await;
                 *shared.appsrc.lock().unwrap() = None;
+                let stopped = outcome.is_none();
                 let _ =
-                    tokio::task::spawn_blocking(move || pipeline.set_state(gst::State::Null)).await;
+                    tokio::task::spawn_blocking(move || super::teardown::stop(&pipeline, stopped))
+                        .await;
                 match outcome {
                     None => return,
                     Some(r) => r,

@@ -355,7 +355,11 @@ async fn pull_once(
                 run_session(&pipeline, &ctx.shared, &ctx.ingest, &ctx.stall_ms, stop_rx).await;
             // A streaming thread waiting to pace gives up, so the pipeline can stop.
             cancel.store(true, Ordering::Relaxed);
-            let _ = tokio::task::spawn_blocking(move || pipeline.set_state(gst::State::Null)).await;
+            let stopped = matches!(end, End::Stopped);
+            let _ = tokio::task::spawn_blocking(move || {
+                crate::engine::teardown::stop(&pipeline, stopped)
+            })
+            .await;
             end
         }
         Err(e) => End::Failed(format!("cannot build the pull pipeline: {e}")),

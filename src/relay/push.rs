@@ -191,8 +191,11 @@ pub(crate) async fn supervise(
                 *shared.appsrc.lock().unwrap() = Some(appsrc.clone());
                 let end = run(&pipeline, &appsrc, &sink, &shared, &mut stop_rx).await;
                 *shared.appsrc.lock().unwrap() = None;
-                let _ =
-                    tokio::task::spawn_blocking(move || pipeline.set_state(gst::State::Null)).await;
+                let stopped = matches!(end, End::Stopped);
+                let _ = tokio::task::spawn_blocking(move || {
+                    crate::engine::teardown::stop(&pipeline, stopped)
+                })
+                .await;
                 end
             }
             Err(e) => End::Failed {

@@ -1,0 +1,208 @@
+//! `tessera serve` as a child process (what a crash test and a leak measurement need), and what /proc says about
+//! it.
+
+use std::{
+    path::Path,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use super::*;
+
+/// The binary under test: `TESSERA_BIN` when set (e.g. `target/release/tessera` for timings), else the one cargo
+/// built with this test.
+pub fn binary() -> String {
+    std::env::var("TESSERA_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_tessera").to_string())
+}
+
+pub struct Server {
+    child: Child,
+    pub base: String,
+    pub http: reqwest::blocking::Client,
+    /// When the process was spawned.
+    pub spawned: Instant,
+}
+
+impl Server {
+    /// Spawns `tessera serve --config config` (its log next to the config) without waiting for it.
+    pub fn spawn(config: &Path, port: u16) -> Server {
+        // Next to the config, or where TESSERA_TEST_LOG_DIR says (kept after the test, to investigate).
+        let name = format!("tessera.{}.log", fastrand::u32(..));
+        let path = match std::env::var_os("TESSERA_TEST_LOG_DIR") {
+            Some(dir) => std::path::PathBuf::from(dir).join(name),
+            None => config.with_file_name(name),
+        };
+        let log = std::fs::File::create(&path).expect("log file");
+        let spawned = Instant::now();
+        let child = Command::new(binary())
+            .args(["serve", "--config"])
+            .arg(config)
+            .env("RUST_LOG", "tessera=info")
+            .stdin(Stdio::null())
+            // The log goes to stdout (tracing_subscriber's default), whatever the README says.
+            .stdout(log.try_clone().expect("log file"))
+            .stderr(log)
+            .spawn()
+            .expect("run tessera");
+        Server {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            http: reqwest::blocking::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .unwrap(),
+            spawned,
+        }
+    }
+
+    /// Spawns it and waits until `GET /healthz` answers 200.
+    pub fn start(config: &Path, port: u16) -> Server {
+        let mut server = Server::spawn(config, port);
+        server.wait_healthy(T);
+        server
+    }
+
+    pub fn wait_healthy(&mut self, timeout: Duration) {
+        let healthy = wait_for(timeout, || {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("tessera exited with {status}");
+            }
+            self.http
+                .get(format!("{}/healthz", self.base))
+                .timeout(Duration::from_secs(2))
+                .send()
+                .is_ok_and(|r| r.status() == 200)
+        });
+        assert!(healthy, "tessera did not become healthy");
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends a native request; returns status and JSON body (`Null` when there is none), insisting on success.
+    pub fn send(&self, method: &str, path: &str, body: Option<&Value>) -> Value {
+        let (status, v) = self.request(method, path, body);
+        assert!(
+            (200..300).contains(&status),
+            "{method} {path}: {status} {v}"
+        );
+        v
+    }
+
+    pub fn request(&self, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
+        let mut req = self
+            .http
+            .request(method.parse().unwrap(), format!("{}{path}", self.base));
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let resp = req.send().expect("request");
+        let status = resp.status().as_u16();
+        let v: Value = resp.json().unwrap_or(Value::Null);
+        (status, v)
+    }
+
+    /// SIGKILL, as a crash.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Whether the process still runs.
+    pub fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Threads, open file descriptors and resident memory of the process now.
+    pub fn usage(&self) -> Usage {
+        Usage::of(self.pid())
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// What /proc says about a process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Usage {
+    pub threads: u64,
+    pub fds: u64,
+    pub rss_kib: u64,
+}
+
+impl Usage {
+    pub fn of(pid: u32) -> Usage {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|v| v.split_whitespace().next())
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or_else(|| panic!("no {name} in /proc/{pid}/status"))
+        };
+        let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .expect("/proc fd")
+            .count() as u64;
+        Usage {
+            threads: field("Threads:"),
+            fds,
+            rss_kib: field("VmRSS:"),
+        }
+    }
+}
+
+/// Open file descriptors of a process by what they are (`socket`, `pipe`, `anon_inode:[eventfd]`, a path, …).
+pub fn fd_kinds(pid: u32) -> std::collections::BTreeMap<String, usize> {
+    let mut kinds = std::collections::BTreeMap::new();
+    for e in std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let target = std::fs::read_link(e.path())
+            .map(|t| t.display().to_string())
+            .unwrap_or_default();
+        let kind = match target.split_once(':') {
+            Some((k @ ("socket" | "pipe"), _)) => k.to_string(),
+            _ => target,
+        };
+        *kinds.entry(kind).or_default() += 1;
+    }
+    kinds
+}
+
+/// A config for the binary: inputs from and outputs to `nginx`, state in `dir`, short reconnect delays; `extra`
+/// is appended (more TOML sections). Returns the config's path and the API port.
+pub fn write_config(dir: &Path, nginx: &Nginx, extra: &str) -> (std::path::PathBuf, u16) {
+    let port = free_port();
+    let config = dir.join("tessera.toml");
+    let r = nginx.rtmp_port;
+    std::fs::write(
+        &config,
+        format!(
+            r#"[server]
+listen = "127.0.0.1:{port}"
+[ingest]
+pull_url = "rtmp://127.0.0.1:{r}/live/{{stream_id}}"
+retry_initial_ms = 200
+retry_max_ms = 1000
+[egress]
+push_url = "rtmp://127.0.0.1:{r}/mix/{{stream_id}}"
+retry_initial_ms = 300
+retry_max_ms = 2000
+[store]
+path = "{}"
+{extra}
+"#,
+            dir.join("state/tessera.db").display()
+        ),
+    )
+    .unwrap();
+    (config, port)
+}
