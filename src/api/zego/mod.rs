@@ -133,6 +133,12 @@ async fn handle_inner(
 async fn start_mix(state: &AppState, req: wire::StartMix) -> Result<Response, ZegoError> {
     let config = &state.config.zego;
     let spec = translate::start_mix(&req, config)?;
+    // The model's own rules (lengths, URL forms) come before the node's state, so a bad request is told so
+    // whether or not the node has room.
+    spec.validate(&state.engine.limits()).map_err(|v| {
+        let e = crate::error::Error::invalid(v);
+        ZegoError::new(PARAMETER, format!("parameter error: {}", e.message))
+    })?;
     if state.config.ingest.forbid_private_sources {
         crate::netpolicy::check_urls(translate::caller_urls(&req))
             .await
