@@ -6,6 +6,7 @@ mod idle;
 mod json;
 mod lenient;
 pub mod native;
+mod path;
 mod pictures;
 pub mod ratelimit;
 mod relays;

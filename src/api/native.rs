@@ -1,16 +1,10 @@
 //! Tessera's own JSON API, the canonical one: the core model on the wire.
 
-use axum::{
-    extract::{Path, State},
-    http::StatusCode,
-    response::IntoResponse,
-    routing::get,
-    Router,
-};
+use axum::{extract::State, http::StatusCode, response::IntoResponse, routing::get, Router};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{json::Json, ApiError, AppState};
+use super::{json::Json, path::Path, ApiError, AppState};
 use crate::{engine::PutOutcome, model::MixSpec};
 
 pub fn routes() -> Router<AppState> {
