@@ -135,17 +135,12 @@ async fn start_mix(state: &AppState, req: wire::StartMix) -> Result<Response, Ze
     let spec = translate::start_mix(&req, config)?;
     // The model's own rules (lengths, URL forms) come before the node's state, so a bad request is told so
     // whether or not the node has room.
-    spec.validate(&state.engine.limits()).map_err(|v| {
-        let e = crate::error::Error::invalid(v);
-        ZegoError::new(PARAMETER, format!("parameter error: {}", e.message))
-    })?;
+    spec.validate(&state.engine.limits())
+        .map_err(parameter_error)?;
     if state.config.ingest.forbid_private_sources {
         crate::netpolicy::check_urls(translate::caller_urls(&req))
             .await
-            .map_err(|v| {
-                let e = crate::error::Error::invalid(v);
-                ZegoError::new(PARAMETER, format!("parameter error: {}", e.message))
-            })?;
+            .map_err(parameter_error)?;
     }
     let _op = state.zego.lock().await;
     let existing = state
@@ -238,6 +233,12 @@ async fn start_mix(state: &AppState, req: wire::StartMix) -> Result<Response, Ze
         room_id: req.room_id.clone(),
         play_info,
     }))
+}
+
+/// Violated model rules as ZEGO's parameter error, named as the core names them.
+fn parameter_error(violations: Vec<crate::model::Violation>) -> ZegoError {
+    let e = crate::error::Error::invalid(violations);
+    ZegoError::new(PARAMETER, format!("parameter error: {}", e.message))
 }
 
 fn play_url(template: &str, stream_id: &str) -> String {
