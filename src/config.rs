@@ -5,6 +5,46 @@ use std::{net::SocketAddr, path::Path, time::Duration};
 
 use serde::Deserialize;
 
+/// A credential from the configuration: compared and hashed like a string, but never shown by `Debug`, so a
+/// logged or printed configuration cannot leak it.
+#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The secret itself, for signing and verifying only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(s: &str) -> Self {
+        Self(s.to_string())
+    }
+}
+
+impl From<String> for Secret {
+    fn from(s: String) -> Self {
+        Self(s)
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Whether one is set is useful in a dump; its value is not.
+        f.write_str(if self.0.is_empty() {
+            "Secret(empty)"
+        } else {
+            "Secret(***)"
+        })
+    }
+}
+
 /// The whole configuration file.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -39,6 +79,9 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// Largest request body accepted, in bytes; larger bodies get 413.
     pub max_body_bytes: usize,
+    /// Requests per second the native API (`/v1/…`) takes from one client address (429 above it); 0: no
+    /// limit, as a self-hosted node trusts its callers.
+    pub max_requests_per_s: u32,
 }
 
 impl Default for ServerConfig {
@@ -46,6 +89,7 @@ impl Default for ServerConfig {
         Self {
             listen: "127.0.0.1:8080".parse().expect("valid default address"),
             max_body_bytes: 256 * 1024,
+            max_requests_per_s: 0,
         }
     }
 }
@@ -63,6 +107,10 @@ pub struct IngestConfig {
     pub retry_initial_ms: u64,
     /// Longest delay between two reconnect attempts.
     pub retry_max_ms: u64,
+    /// Refuse requests whose input or image URLs name (or resolve to) a loopback, private, link-local or
+    /// otherwise non-public address: a multi-tenant node must not pull from its own network on a caller's
+    /// behalf. Off for the self-hosted case, where inputs on the LAN are the norm.
+    pub forbid_private_sources: bool,
 }
 
 impl Default for IngestConfig {
@@ -73,6 +121,7 @@ impl Default for IngestConfig {
             connect_timeout_ms: 10_000,
             retry_initial_ms: 500,
             retry_max_ms: 10_000,
+            forbid_private_sources: false,
         }
     }
 }
@@ -111,8 +160,9 @@ pub struct EngineConfig {
     /// Time the compositor and audio mixer wait for late input before producing a frame without it.
     /// Inputs whose media arrives with more jitter than this are shown a frame late.
     pub latency_ms: u64,
-    /// Most mixes running at once on this node.
-    pub max_mixes: usize,
+    /// Most mixes running at once on this node; absent: [`EngineConfig::max_mixes`] derives it from the CPU
+    /// cores. 0 refuses every mix (a relay-only node).
+    pub max_mixes: Option<usize>,
     /// Most inputs per mix.
     pub max_inputs: usize,
     /// Most image overlays per mix.
@@ -127,7 +177,7 @@ impl Default for EngineConfig {
     fn default() -> Self {
         Self {
             latency_ms: 100,
-            max_mixes: 16,
+            max_mixes: None,
             max_inputs: 16,
             max_overlays: 8,
             max_outputs: 8,
@@ -136,13 +186,29 @@ impl Default for EngineConfig {
     }
 }
 
+impl EngineConfig {
+    /// Mixes this node admits at once: the configured number, or 5 per 2 CPU cores (at least 2) — the
+    /// benchmarked capacity of the standard 4-input 720p scene (S4) is at least 5 mixes on 2 cores.
+    pub fn max_mixes(&self) -> usize {
+        self.max_mixes.unwrap_or_else(|| {
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+            mixes_for_cores(cores)
+        })
+    }
+}
+
+/// The default mix capacity of a node with `cores` CPU cores.
+pub fn mixes_for_cores(cores: usize) -> usize {
+    (cores * 5 / 2).max(2)
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ZegoConfig {
     /// The AppId requests must carry; 0 turns the dialect off (every request is refused with 100000001).
     pub app_id: u64,
     /// The ServerSecret signatures are made with. Never logged.
-    pub server_secret: String,
+    pub server_secret: Secret,
     /// How far a request's Timestamp may be from the server's clock, in seconds; nonces are remembered as long.
     pub timestamp_window_s: u64,
     /// Most inputs per task (ZEGO's default limit is 9; over it: 110200158).
@@ -159,13 +225,15 @@ pub struct ZegoConfig {
     pub play_hls_url: String,
     /// `preset-id://…` names for BackgroundImage and WaterMark.Image, mapped to a file path or http(s) URL.
     pub image_presets: std::collections::BTreeMap<String, String>,
+    /// Requests per second accepted per AppId (ZEGO's own limit is 100/s; above it: code 7); 0: no limit.
+    pub max_requests_per_s: u32,
 }
 
 impl Default for ZegoConfig {
     fn default() -> Self {
         Self {
             app_id: 0,
-            server_secret: String::new(),
+            server_secret: Secret::default(),
             timestamp_window_s: 600,
             max_inputs: 9,
             input_check_ms: 3_000,
@@ -174,6 +242,7 @@ impl Default for ZegoConfig {
             play_flv_url: String::new(),
             play_hls_url: String::new(),
             image_presets: Default::default(),
+            max_requests_per_s: 100,
         }
     }
 }
@@ -185,7 +254,7 @@ pub struct TencentApp {
     /// The live APPID requests name in `appid` (or `cmd`).
     pub appid: u64,
     /// The API key `sign = MD5(key + t)` is made with. Never logged.
-    pub key: String,
+    pub key: Secret,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -193,8 +262,8 @@ pub struct TencentApp {
 pub struct TencentConfig {
     /// The APPID of the legacy CGI; 0 (with no `apps`) turns the CGI off.
     pub appid: u64,
-    /// Its API key.
-    pub key: String,
+    /// Its API key. Never logged.
+    pub key: Secret,
     /// Further applications, each with its own key.
     pub apps: Vec<TencentApp>,
     /// A session whose inputs have all been gone this long ends by itself (Tencent: 15 minutes).
@@ -205,17 +274,21 @@ pub struct TencentConfig {
     /// Whether streams published with `mixv2=` / `mix=` in their URL query are mixed automatically (the RTMP
     /// server must call the `/callbacks/…` endpoints).
     pub automix: bool,
+    /// Legacy CGI requests per second accepted per APPID (Tencent's limit is 200/s; above it: -10031); 0: no
+    /// limit.
+    pub max_requests_per_s: u32,
 }
 
 impl Default for TencentConfig {
     fn default() -> Self {
         Self {
             appid: 0,
-            key: String::new(),
+            key: Secret::default(),
             apps: Vec::new(),
             idle_end_s: 900,
             input_check_ms: 5_000,
             automix: true,
+            max_requests_per_s: 200,
         }
     }
 }
@@ -227,22 +300,35 @@ impl TencentConfig {
             return None;
         }
         if self.appid == appid {
-            return Some(&self.key);
+            return Some(self.key.expose());
         }
         self.apps
             .iter()
             .find(|a| a.appid == appid)
-            .map(|a| a.key.as_str())
+            .map(|a| a.key.expose())
     }
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TencentCloudConfig {
     /// The SecretId API 3.0 requests are signed with; empty turns API 3.0 off.
     pub secret_id: String,
     /// Its SecretKey. Never logged.
-    pub secret_key: String,
+    pub secret_key: Secret,
+    /// API 3.0 requests (live and CME) per second accepted per SecretId (Tencent's limit is 200/s; above it:
+    /// `RequestLimitExceeded`); 0: no limit.
+    pub max_requests_per_s: u32,
+}
+
+impl Default for TencentCloudConfig {
+    fn default() -> Self {
+        Self {
+            secret_id: String::new(),
+            secret_key: Secret::default(),
+            max_requests_per_s: 200,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -374,6 +460,41 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("listn"), "{err}");
+    }
+
+    #[test]
+    fn secrets_never_show_in_debug() {
+        let mut c = Config::default();
+        c.zego.server_secret = "zego-secret-value".into();
+        c.tencent.key = "cgi-key-value".into();
+        c.tencent.apps.push(TencentApp {
+            appid: 7,
+            key: "app-key-value".into(),
+        });
+        c.tencentcloud.secret_key = "cloud-key-value".into();
+        let dump = format!("{c:?}");
+        for secret in [
+            "zego-secret-value",
+            "cgi-key-value",
+            "app-key-value",
+            "cloud-key-value",
+        ] {
+            assert!(!dump.contains(secret), "{secret} in {dump}");
+        }
+        assert!(dump.contains("Secret(***)"));
+        assert_eq!(c.zego.server_secret.expose(), "zego-secret-value");
+    }
+
+    #[test]
+    fn max_mixes_is_configured_or_derived_from_cores() {
+        assert_eq!(mixes_for_cores(1), 2);
+        assert_eq!(mixes_for_cores(2), 5);
+        assert_eq!(mixes_for_cores(16), 40);
+        let c = Config::from_toml("[engine]\nmax_mixes = 3\n", "t").unwrap();
+        assert_eq!(c.engine.max_mixes(), 3);
+        let d = Config::default();
+        let cores = std::thread::available_parallelism().unwrap().get();
+        assert_eq!(d.engine.max_mixes(), mixes_for_cores(cores));
     }
 
     #[test]

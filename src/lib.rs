@@ -16,6 +16,7 @@
 //!   failover, per-target supervision and status callbacks; [`flv`] is the tag parser/writer it forwards with.
 //! - [`store`]: durable records of accepted mixes and relay projects (SQLite by default), read back at start.
 //! - [`clock`]: wall-clock seconds as the wire formats carry them.
+//! - [`netpolicy`]: which addresses a caller may make the node pull from (`ingest.forbid_private_sources`).
 //! - [`pictures`]: pictures requests name by id (configured or uploaded), resolved to a location and size.
 //! - [`server`]: wires config, engine and router together; takes its listener and shutdown future as arguments
 //!   so tests bind port 0.
@@ -28,6 +29,7 @@ pub mod engine;
 pub mod error;
 pub mod flv;
 pub mod model;
+pub mod netpolicy;
 pub mod pictures;
 pub mod relay;
 pub mod server;

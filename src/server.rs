@@ -53,7 +53,9 @@ pub async fn serve_engine(
         );
     }
     let relays = state.relays.clone();
-    let result = axum::serve(listener, api::app(state))
+    // The peer address keys the native API's per-client rate limit.
+    let app = api::app(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let result = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await;
     relays.shutdown().await;

@@ -6,7 +6,9 @@ mod idle;
 mod json;
 mod lenient;
 pub mod native;
+mod path;
 mod pictures;
+pub mod ratelimit;
 mod relays;
 pub mod tencent;
 pub mod zego;
@@ -40,6 +42,8 @@ pub struct AppState {
     pub tencent: Arc<tencent::TencentState>,
     /// Relay projects (one source to many targets).
     pub relays: crate::relay::Relays,
+    /// Request rates per credential or client, one limiter per dialect.
+    pub rates: Arc<ratelimit::RateLimits>,
 }
 
 impl AppState {
@@ -47,6 +51,7 @@ impl AppState {
         let relays = crate::relay::Relays::with_store(config.clone(), engine.store());
         let pictures =
             crate::pictures::Pictures::new(&config.pictures, config.engine.max_image_bytes);
+        let config_rates = config.clone();
         Self {
             engine,
             config: Arc::new(config),
@@ -54,6 +59,7 @@ impl AppState {
             pictures: Arc::new(pictures),
             tencent: Arc::default(),
             relays,
+            rates: Arc::new(ratelimit::RateLimits::new(&config_rates)),
         }
     }
 }
@@ -96,11 +102,17 @@ pub fn app(state: AppState) -> Router {
             "/callbacks/srs/on_unpublish",
             axum::routing::post(tencent::automix::srs_unpublish),
         )
-        .merge(native::routes())
-        .merge(relays::routes())
-        .merge(pictures::routes(
-            usize::try_from(state.config.engine.max_image_bytes).unwrap_or(usize::MAX),
-        ))
+        .merge(
+            native::routes()
+                .merge(relays::routes())
+                .merge(pictures::routes(
+                    usize::try_from(state.config.engine.max_image_bytes).unwrap_or(usize::MAX),
+                ))
+                .route_layer(axum::middleware::from_fn_with_state(
+                    state.clone(),
+                    native_rate_limit,
+                )),
+        )
         .fallback(not_found)
         // Extractors refuse larger bodies, so each dialect answers in its own shape.
         .layer(DefaultBodyLimit::max(max_body))
@@ -131,9 +143,45 @@ async fn root(
     not_found().await.into_response()
 }
 
-/// Compares secrets in time independent of where they differ.
+/// The native API's per-client limit (`server.max_requests_per_s`), keyed by the peer address where the
+/// listener records it (all callers share one bucket otherwise).
+async fn native_rate_limit(
+    State(state): State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let key = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|p| p.0.ip().to_string())
+        .unwrap_or_default();
+    match state.rates.native.check(&key) {
+        Ok(()) => next.run(request).await,
+        Err(wait) => {
+            let limit = state.config.server.max_requests_per_s;
+            let retry_after = wait.as_secs().max(1).to_string();
+            let mut response = ApiError::new(
+                axum::http::StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                format!("more than {limit} requests per second from this client; retry later"),
+            )
+            .into_response();
+            if let Ok(v) = axum::http::HeaderValue::from_str(&retry_after) {
+                response
+                    .headers_mut()
+                    .insert(axum::http::header::RETRY_AFTER, v);
+            }
+            response
+        }
+    }
+}
+
+/// Compares secrets in time independent of where they differ (only their length shows, and signatures and
+/// digests have a fixed one).
 pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    // `black_box` keeps the optimiser from turning the fold into an early-exit comparison.
+    a.len() == b.len()
+        && std::hint::black_box(a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y))) == 0
 }
 
 async fn healthz() -> &'static str {
@@ -153,4 +201,18 @@ async fn not_found() -> ApiError {
         "not_found",
         "no such endpoint",
     )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn constant_time_eq_is_equality() {
+        use super::constant_time_eq as eq;
+        assert!(eq(b"", b""));
+        assert!(eq(b"abc", b"abc"));
+        assert!(!eq(b"abc", b"abd"));
+        assert!(!eq(b"abc", b"bbc"));
+        assert!(!eq(b"abc", b"ab"));
+        assert!(!eq(b"", b"a"));
+    }
 }

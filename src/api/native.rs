@@ -1,16 +1,10 @@
 //! Tessera's own JSON API, the canonical one: the core model on the wire.
 
-use axum::{
-    extract::{Path, State},
-    http::StatusCode,
-    response::IntoResponse,
-    routing::get,
-    Router,
-};
+use axum::{extract::State, http::StatusCode, response::IntoResponse, routing::get, Router};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{json::Json, ApiError, AppState};
+use super::{json::Json, path::Path, ApiError, AppState};
 use crate::{engine::PutOutcome, model::MixSpec};
 
 pub fn routes() -> Router<AppState> {
@@ -42,6 +36,7 @@ async fn put(
     Json(spec): Json<MixSpec>,
 ) -> Result<impl IntoResponse, ApiError> {
     check_id(&id, "mix")?;
+    check_sources(&s, &spec).await?;
     let outcome = s.engine.put_mix(&id, spec).await?;
     respond(&s, &id, outcome)
 }
@@ -69,8 +64,19 @@ async fn create(
             ),
         ));
     }
+    check_sources(&s, &body.spec).await?;
     let outcome = s.engine.put_mix(&body.id, body.spec).await?;
     respond(&s, &body.id, outcome)
+}
+
+/// `ingest.forbid_private_sources`: the caller's URLs must reach public addresses only.
+async fn check_sources(s: &AppState, spec: &MixSpec) -> Result<(), ApiError> {
+    if !s.config.ingest.forbid_private_sources {
+        return Ok(());
+    }
+    crate::netpolicy::check_urls(crate::netpolicy::mix_urls(spec))
+        .await
+        .map_err(|v| crate::error::Error::invalid(v).into())
 }
 
 fn respond(s: &AppState, id: &str, outcome: PutOutcome) -> Result<impl IntoResponse, ApiError> {

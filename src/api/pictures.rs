@@ -3,7 +3,7 @@
 
 use axum::{
     body::Bytes,
-    extract::{rejection::BytesRejection, DefaultBodyLimit, Path, State},
+    extract::{rejection::BytesRejection, DefaultBodyLimit, State},
     http::StatusCode,
     response::IntoResponse,
     routing::get,
@@ -11,7 +11,7 @@ use axum::{
 };
 use serde_json::json;
 
-use super::{ApiError, AppState};
+use super::{path::Path, ApiError, AppState};
 
 pub fn routes(max_bytes: usize) -> Router<AppState> {
     Router::new().route("/v1/pictures", get(list)).route(

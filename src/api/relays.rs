@@ -1,7 +1,7 @@
 //! `/v1/relays`: relay projects (one source to many RTMP targets, main/backup failover), in the core's own terms.
 
 use axum::{
-    extract::{Path, State},
+    extract::State,
     http::StatusCode,
     response::IntoResponse,
     routing::{get, post},
@@ -10,7 +10,7 @@ use axum::{
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{json::Json, ApiError, AppState};
+use super::{json::Json, path::Path, ApiError, AppState};
 use crate::relay::{Endpoint, RelaySpec};
 
 pub fn routes() -> Router<AppState> {

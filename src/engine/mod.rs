@@ -290,6 +290,20 @@ impl Engine {
         &self.inner.config
     }
 
+    /// Whether mix `id` fits on this node: it runs already, or fewer than `engine.max_mixes` do. Dialects ask
+    /// before they probe inputs, so a full node answers at once; [`Engine::put_mix`] asks again.
+    pub fn check_capacity(&self, id: &str) -> Result<(), Error> {
+        let max = self.inner.config.engine.max_mixes();
+        let mixes = self.inner.mixes.lock().unwrap();
+        if mixes.contains_key(id) || mixes.len() < max {
+            return Ok(());
+        }
+        Err(Error::new(
+            ErrorKind::LimitExceeded,
+            format!("this node runs at most {max} mixes at once; stop one or retry later"),
+        ))
+    }
+
     /// Creates mix `id`, or applies `spec` to it when it runs. Validates and renders still pictures first: a
     /// refused request changes nothing.
     pub async fn put_mix(&self, id: &str, spec: MixSpec) -> Result<PutOutcome, Error> {
@@ -320,17 +334,7 @@ impl Engine {
         spec.validate(&self.limits()).map_err(Error::invalid)?;
         let _guard = self.inner.control.lock().await;
         let existing = self.inner.mixes.lock().unwrap().get(id).cloned();
-        if existing.is_none()
-            && self.inner.mixes.lock().unwrap().len() >= self.inner.config.engine.max_mixes
-        {
-            return Err(Error::new(
-                ErrorKind::LimitExceeded,
-                format!(
-                    "this node runs at most {} mixes",
-                    self.inner.config.engine.max_mixes
-                ),
-            ));
-        }
+        self.check_capacity(id)?;
         self.check_targets_free(id, &spec)?;
         // Recorded before it is applied: what is acknowledged is durable. A refusal below puts the old record
         // back (or removes the new one), so a refused request leaves the store as it found it.

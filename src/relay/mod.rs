@@ -479,6 +479,11 @@ impl Relays {
         if let Err(v) = spec.validate() {
             violations.extend(v);
         }
+        if violations.is_empty() && self.inner.config.ingest.forbid_private_sources {
+            if let Err(v) = crate::netpolicy::check_urls(spec.source_urls()).await {
+                violations.extend(v);
+            }
+        }
         if !violations.is_empty() {
             return Err(Error::invalid(violations));
         }

@@ -94,10 +94,14 @@ pub(crate) fn valid_id(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"-_.~".contains(&b))
 }
 
+/// Longest URL accepted anywhere in a project (the mix model's limit).
+const MAX_URL_LEN: usize = 2048;
+
 fn url_with(u: &str, schemes: &[&str]) -> bool {
-    url::Url::parse(u)
-        .map(|p| schemes.contains(&p.scheme()) && p.host_str().is_some_and(|h| !h.is_empty()))
-        .unwrap_or(false)
+    u.len() <= MAX_URL_LEN
+        && url::Url::parse(u)
+            .map(|p| schemes.contains(&p.scheme()) && p.host_str().is_some_and(|h| !h.is_empty()))
+            .unwrap_or(false)
 }
 
 impl RelaySpec {
@@ -117,7 +121,7 @@ impl RelaySpec {
                 Some(RelayInput::Url(u)) => check(
                     url_with(u, &["rtmp", "rtmps", "http", "https"]),
                     format!("{name}.url"),
-                    "must be an rtmp(s):// or http(s):// URL",
+                    "must be an rtmp(s):// or http(s):// URL of at most 2048 bytes",
                 ),
                 Some(RelayInput::Push(id)) => check(
                     valid_id(id),
@@ -134,7 +138,7 @@ impl RelaySpec {
                         check(
                             url_with(u, &["http", "https"]),
                             format!("{name}.vod.urls[{i}]"),
-                            "must be an http(s):// URL of an FLV file",
+                            "must be an http(s):// URL of an FLV file, at most 2048 bytes",
                         );
                     }
                     check(
@@ -170,7 +174,7 @@ impl RelaySpec {
             check(
                 url_with(&o.url, &["rtmp", "rtmps"]),
                 format!("outputs[{i}].url"),
-                "must be an rtmp:// or rtmps:// URL",
+                "must be an rtmp:// or rtmps:// URL of at most 2048 bytes",
             );
             check(
                 urls.insert(o.url.as_str()),
@@ -197,7 +201,7 @@ impl RelaySpec {
             check(
                 url_with(u, &["http", "https"]),
                 "callback_url".into(),
-                "must be an http(s):// URL",
+                "must be an http(s):// URL of at most 2048 bytes",
             );
         }
         if v.is_empty() {
@@ -205,6 +209,26 @@ impl RelaySpec {
         } else {
             Err(v)
         }
+    }
+}
+
+impl RelaySpec {
+    /// The URLs the caller chose that the node pulls from (`ingest.forbid_private_sources` checks them): main
+    /// and backup URLs and VOD files. Push inputs are the node's own ingest.
+    pub fn source_urls(&self) -> Vec<(String, String)> {
+        let mut urls = Vec::new();
+        for (name, input) in [("main", Some(&self.main)), ("backup", self.backup.as_ref())] {
+            match input {
+                Some(RelayInput::Url(u)) => urls.push((format!("{name}.url"), u.clone())),
+                Some(RelayInput::Vod { urls: files, .. }) => {
+                    for (i, u) in files.iter().enumerate() {
+                        urls.push((format!("{name}.vod.urls[{i}]"), u.clone()));
+                    }
+                }
+                Some(RelayInput::Push(_)) | None => {}
+            }
+        }
+        urls
     }
 }
 
@@ -251,6 +275,12 @@ mod tests {
             fields(serde_json::json!({"vod": {"urls": []}})),
             ["main.vod.urls"]
         );
+        let long = format!("http://h/{}.flv", "a".repeat(2040));
+        assert_eq!(
+            fields(serde_json::json!({"vod": {"urls": [long]}})),
+            ["main.vod.urls[0]"]
+        );
+        assert_eq!(fields(serde_json::json!({"url": long})), ["main.url"]);
         assert_eq!(
             fields(
                 serde_json::json!({"vod": {"urls": ["http://h/a.flv", "rtmp://h/a/b"], "loop_times": -2}})

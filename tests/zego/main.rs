@@ -469,7 +469,7 @@ fn user_data_and_sound_levels_are_carried_as_sei() {
 
 #[test]
 fn a_task_the_node_cannot_take_fails_with_110200151() {
-    let rig = Rig::start_with(|c| c.engine.max_mixes = 1);
+    let rig = Rig::start_with(|c| c.engine.max_mixes = Some(1));
     let _a = rig.solid("stream1", RED, None);
     let mut body = sample_body("t8", 1);
     body["MixInput"].as_array_mut().unwrap().truncate(1);

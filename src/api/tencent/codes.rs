@@ -68,6 +68,8 @@ pub enum Reason {
     Bitrate,
     /// The node is full (most mixes reached).
     Limit,
+    /// The credential sent more requests per second than allowed.
+    RateLimited,
     /// Anything else; logged, never detailed to the caller.
     Internal,
     /// Legacy CGI authentication.
@@ -96,7 +98,8 @@ impl Reason {
             Reason::OutputInUse => -300,
             Reason::InputNotFound => -505,
             Reason::SessionOutput => -508,
-            Reason::Limit | Reason::Internal => -10031,
+            // The table's "trigger failed, retry later" row: the CGI documents no quota or frequency code.
+            Reason::Limit | Reason::RateLimited | Reason::Internal => -10031,
             Reason::SessionNotFound => -30300,
             Reason::CancelOutput => -31003,
             Reason::Bitrate => -31004,
@@ -133,6 +136,7 @@ impl Reason {
             Reason::SessionNotFound => "FailedOperation.CancelSessionNotExist",
             Reason::Bitrate => "InvalidParameter.InvalidBitrate",
             Reason::Limit => "LimitExceeded",
+            Reason::RateLimited => "RequestLimitExceeded",
             Reason::Internal => "InternalError",
             Reason::AuthMissing => "AuthFailure.InvalidAuthorization",
             Reason::AuthUnknownApp => "AuthFailure.SecretIdNotFound",

@@ -142,9 +142,14 @@ impl Sessions {
             ));
         }
 
+        let mix = mix_id(&checked.session_id);
+        // A full node says so at once, before inputs are probed.
+        state
+            .engine
+            .check_capacity(&mix)
+            .map_err(|e| Refusal::new(Reason::Limit, e.message))?;
         let (facts, holds) = learn_facts(state, &checked).await?;
         let spec = translate::build(&checked, &facts)?;
-        let mix = mix_id(&checked.session_id);
         state
             .engine
             .put_mix_with(&mix, spec, state.config.engine.max_image_bytes)

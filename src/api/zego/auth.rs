@@ -104,7 +104,7 @@ pub fn verify(
             format!("Timestamp is more than {window} s away from the server's clock"),
         ));
     }
-    let expected = signature(app_id, nonce, &config.server_secret, timestamp);
+    let expected = signature(app_id, nonce, config.server_secret.expose(), timestamp);
     if !constant_time_eq(expected.as_bytes(), sig.to_ascii_lowercase().as_bytes()) {
         return Err(ZegoError::new(SIGNATURE_WRONG, "Signature does not match"));
     }

@@ -16,6 +16,8 @@ impl ZegoError {
     }
 }
 
+/// ZEGO's public return code for "requests per second over the API's limit" (its global return code table).
+pub const RATE_LIMITED: u32 = 7;
 pub const APP_ID_INVALID: u32 = 100000001;
 pub const TIMESTAMP_EMPTY: u32 = 100000002;
 pub const TIMESTAMP_INVALID: u32 = 100000003;

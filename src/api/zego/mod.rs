@@ -73,6 +73,16 @@ async fn handle_inner(
 ) -> Result<Response, ZegoError> {
     let config = &state.config.zego;
     auth::verify(query, config, &state.zego.nonces, now_unix())?;
+    // Counted once the signature holds, so only the AppId's owner spends its budget.
+    if state.rates.zego.check(&config.app_id.to_string()).is_err() {
+        return Err(ZegoError::new(
+            RATE_LIMITED,
+            format!(
+                "more than {} requests per second for this AppId; retry later",
+                config.max_requests_per_s
+            ),
+        ));
+    }
     let action = query.get("Action").map(String::as_str).unwrap_or("");
     let parse = |body: Result<Bytes, u32>| -> Result<Bytes, ZegoError> {
         body.map_err(|code| ZegoError::new(code, "the request body could not be read (too large?)"))
@@ -123,10 +133,25 @@ async fn handle_inner(
 async fn start_mix(state: &AppState, req: wire::StartMix) -> Result<Response, ZegoError> {
     let config = &state.config.zego;
     let spec = translate::start_mix(&req, config)?;
+    // The model's own rules (lengths, URL forms) come before the node's state, so a bad request is told so
+    // whether or not the node has room.
+    spec.validate(&state.engine.limits())
+        .map_err(parameter_error)?;
+    if state.config.ingest.forbid_private_sources {
+        crate::netpolicy::check_urls(translate::caller_urls(&req))
+            .await
+            .map_err(parameter_error)?;
+    }
     let _op = state.zego.lock().await;
     let existing = state
         .zego
         .check_update(&req.task_id, &req.user_id, req.sequence)?;
+    let mix_id = tasks::mix_id(&req.task_id);
+    // A full node says so at once, before inputs are probed.
+    state
+        .engine
+        .check_capacity(&mix_id)
+        .map_err(|e| ZegoError::new(TASK_FAILED, e.message))?;
 
     // Like ZEGO, refuse inputs that cannot be pulled; inputs the task already has were checked before.
     let mut holds = Vec::new();
@@ -155,7 +180,6 @@ async fn start_mix(state: &AppState, req: wire::StartMix) -> Result<Response, Ze
         }
     }
 
-    let mix_id = tasks::mix_id(&req.task_id);
     state
         .engine
         .put_mix_with(&mix_id, spec.clone(), MAX_IMAGE_BYTES)
@@ -209,6 +233,12 @@ async fn start_mix(state: &AppState, req: wire::StartMix) -> Result<Response, Ze
         room_id: req.room_id.clone(),
         play_info,
     }))
+}
+
+/// Violated model rules as ZEGO's parameter error, named as the core names them.
+fn parameter_error(violations: Vec<crate::model::Violation>) -> ZegoError {
+    let e = crate::error::Error::invalid(violations);
+    ZegoError::new(PARAMETER, format!("parameter error: {}", e.message))
 }
 
 fn play_url(template: &str, stream_id: &str) -> String {

@@ -19,6 +19,8 @@ const MAX_SIZE: i64 = 3000;
 const MAX_LABEL_BYTES: usize = 300;
 /// UserData limit, in bytes once decoded.
 const MAX_USER_DATA: usize = 1000;
+/// TaskId, UserId and RoomId: kept with the task and echoed back, so bounded (ZEGO's own room id limit).
+const MAX_ID_BYTES: usize = 128;
 /// Watermarks sit above every input.
 const WATERMARK_LAYER: u32 = 1000;
 
@@ -138,6 +140,19 @@ fn check_size(v: Option<i64>, name: &str) -> Result<u32, ZegoError> {
 pub fn start_mix(req: &wire::StartMix, config: &ZegoConfig) -> Result<MixSpec, ZegoError> {
     if req.task_id.is_empty() {
         return Err(param("TaskId is required"));
+    }
+    // ZEGO's strings are printable ASCII; a TaskId becomes part of the mix id, its record and the logs.
+    if req.task_id.len() > MAX_ID_BYTES || !req.task_id.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(param(format!(
+            "TaskId must be 1 to {MAX_ID_BYTES} printable ASCII characters"
+        )));
+    }
+    for (name, value) in [("UserId", &req.user_id), ("RoomId", &req.room_id)] {
+        if value.len() > MAX_ID_BYTES {
+            return Err(param(format!(
+                "{name} must be at most {MAX_ID_BYTES} bytes"
+            )));
+        }
     }
     if req.mix_input.len() > config.max_inputs {
         return Err(ZegoError::new(
@@ -399,6 +414,30 @@ pub fn start_mix(req: &wire::StartMix, config: &ZegoConfig) -> Result<MixSpec, Z
     })
 }
 
+/// The URLs the caller chose (`ingest.forbid_private_sources` checks them): input `StreamUrl`s and http(s)
+/// images; `preset-id://` images are the operator's.
+pub fn caller_urls(req: &wire::StartMix) -> Vec<(String, String)> {
+    let mut urls = Vec::new();
+    for (n, i) in req.mix_input.iter().enumerate() {
+        if let Some(u) = i.stream_url.as_deref().filter(|u| !u.is_empty()) {
+            urls.push((format!("MixInput[{n}].StreamUrl"), u.to_string()));
+        }
+    }
+    let is_http = |s: &&str| s.starts_with("http://") || s.starts_with("https://");
+    if let Some(u) = req.background_image.as_deref().filter(is_http) {
+        urls.push(("BackgroundImage".into(), u.to_string()));
+    }
+    if let Some(u) = req
+        .water_mark
+        .as_ref()
+        .and_then(|w| w.image.as_deref())
+        .filter(is_http)
+    {
+        urls.push(("WaterMark.Image".into(), u.to_string()));
+    }
+    urls
+}
+
 fn label_of(l: &wire::Label, n: usize) -> Result<Label, ZegoError> {
     if l.text.len() > MAX_LABEL_BYTES {
         return Err(ZegoError::new(
@@ -528,6 +567,38 @@ mod tests {
         );
         // No RectInfo: audio only.
         assert_eq!(spec.inputs[1].content, Content::Audio);
+    }
+
+    #[test]
+    fn ids_are_capped() {
+        let with = |f: &dyn Fn(&mut serde_json::Value)| {
+            let mut j = sample();
+            f(&mut j);
+            code(j)
+        };
+        assert_eq!(with(&|j| j["TaskId"] = "t".repeat(128).into()), 0);
+        assert_eq!(with(&|j| j["TaskId"] = "t".repeat(129).into()), PARAMETER);
+        assert_eq!(with(&|j| j["TaskId"] = "a b".into()), PARAMETER);
+        assert_eq!(with(&|j| j["TaskId"] = "任务".into()), PARAMETER);
+        assert_eq!(with(&|j| j["UserId"] = "u".repeat(128).into()), 0);
+        assert_eq!(with(&|j| j["UserId"] = "u".repeat(129).into()), PARAMETER);
+        assert_eq!(with(&|j| j["RoomId"] = "r".repeat(129).into()), PARAMETER);
+        // Stream ids and URLs keep the core's caps (128 characters, 2048 bytes), reported as parameter errors.
+        let long_url = format!("rtmp://h/{}", "a".repeat(2048));
+        let mut j = sample();
+        j["MixInput"][0]["StreamUrl"] = long_url.into();
+        let spec = start_mix(&req(j), &ZegoConfig::default()).unwrap();
+        assert!(spec.validate(&Default::default()).is_err());
+    }
+
+    #[test]
+    fn caller_urls_are_stream_urls_and_http_images() {
+        let mut j = sample();
+        j["MixInput"][1]["StreamUrl"] = "rtmp://10.0.0.1/live/b".into();
+        j["BackgroundImage"] = "http://10.0.0.2/bg.png".into();
+        j["WaterMark"] = serde_json::json!({"Image": "preset-id://logo"});
+        let fields: Vec<String> = caller_urls(&req(j)).into_iter().map(|(f, _)| f).collect();
+        assert_eq!(fields, ["MixInput[1].StreamUrl", "BackgroundImage"]);
     }
 
     #[test]

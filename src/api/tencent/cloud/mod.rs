@@ -73,7 +73,9 @@ pub async fn handle(
         }
     };
     let lookup = |id: &str| {
-        (!config.secret_id.is_empty() && id == config.secret_id).then(|| config.secret_key.clone())
+        (!config.secret_id.is_empty()
+            && crate::api::constant_time_eq(id.as_bytes(), config.secret_id.as_bytes()))
+        .then(|| config.secret_key.expose().to_string())
     };
     let verified = match tc3::verify(
         method.as_str(),
@@ -91,6 +93,21 @@ pub async fn handle(
             return error(e.code(), &e.message());
         }
     };
+    // Counted once the signature holds, so only the SecretId's owner spends its budget (live and CME alike).
+    if state
+        .rates
+        .tencent_cloud
+        .check(&verified.secret_id)
+        .is_err()
+    {
+        let reason = Reason::RateLimited;
+        let message = format!(
+            "more than {} requests per second for this SecretId; retry later",
+            config.max_requests_per_s
+        );
+        tracing::info!(code = reason.cloud_code(), %action, "tencent API 3.0 request refused: {message}");
+        return error(reason.cloud_code(), &message);
+    }
     let version = headers.get("x-tc-version").and_then(|v| v.to_str().ok());
     match verified.service.as_str() {
         "live" => match version {

@@ -119,6 +119,16 @@ pub async fn handle(
     let mut timestamp = None;
     let result = async {
         let app = authenticate(&query, &state.config.tencent, now_unix())?;
+        // Counted once the signature holds, so only the APPID's owner spends its budget.
+        if state.rates.tencent_cgi.check(&app.to_string()).is_err() {
+            return Err(Refusal::new(
+                Reason::RateLimited,
+                format!(
+                    "more than {} requests per second for appid {app}; retry later",
+                    state.config.tencent.max_requests_per_s
+                ),
+            ));
+        }
         let body = body.map_err(|_| {
             Refusal::new(
                 Reason::Parse,
