@@ -253,6 +253,9 @@ impl EncodeKey {
     }
 }
 
+/// Where an encoder chain ends: an element and, for flvmux, its request pad's name.
+type ChainEnd = (gst::Element, Option<&'static str>);
+
 fn make(factory: &str) -> Result<gst::Element, gst::glib::BoolError> {
     gst::ElementFactory::make(factory).build()
 }
@@ -384,67 +387,67 @@ impl Encoder {
         elements.extend(audio_chain.iter().cloned());
         let h265 = key.video.as_ref().filter(|v| v.codec == VideoCodec::H265);
         // Where each chain ends: flvmux's pads (H.264, audio only), or our muxer's appsinks (H.265).
-        let (video_end, audio_end, tail): (
-            Option<(gst::Element, Option<&str>)>,
-            (gst::Element, Option<&str>),
-            Vec<gst::Element>,
-        ) = match h265 {
-            Some(v) => {
-                let weak = Arc::downgrade(&fanout);
-                let muxer = Muxer::new(
-                    FlvCodec::H265,
-                    match v.flv_form {
-                        FlvVideoForm::Enhanced => VideoForm::Enhanced,
-                        FlvVideoForm::CodecId12 => VideoForm::Legacy,
-                    },
-                    true,
-                    match key.audio.codec {
-                        AudioCodec::Aac => MuxAudio::Aac,
-                        AudioCodec::Mp3 => MuxAudio::Mp3,
-                    },
-                    Box::new(move |event| {
-                        if let Some(f) = weak.upgrade() {
-                            match event {
-                                MuxEvent::Headers(caps, buffers) => f.set_headers(caps, buffers),
-                                MuxEvent::Tag(buffer) => f.deliver(&buffer),
-                            }
-                        }
-                    }),
-                );
-                let vsink: gst::Element = muxer.appsink(MuxTrack::Video).upcast();
-                let asink: gst::Element = muxer.appsink(MuxTrack::Audio).upcast();
-                (
-                    Some((vsink.clone(), None)),
-                    (asink.clone(), None),
-                    vec![vsink, asink],
-                )
-            }
-            None => {
-                let mux = gst::ElementFactory::make("flvmux")
-                    .property("streamable", true)
-                    .build()?;
-                let weak = Arc::downgrade(&fanout);
-                let sink = gst_app::AppSink::builder()
-                    .sync(false)
-                    .callbacks(
-                        gst_app::AppSinkCallbacks::builder()
-                            .new_sample(move |sink| {
-                                let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
-                                if let Some(f) = weak.upgrade() {
-                                    f.on_sample(&sample);
+        let (video_end, audio_end, tail): (Option<ChainEnd>, ChainEnd, Vec<gst::Element>) =
+            match h265 {
+                Some(v) => {
+                    let weak = Arc::downgrade(&fanout);
+                    let muxer = Muxer::new(
+                        FlvCodec::H265,
+                        match v.flv_form {
+                            FlvVideoForm::Enhanced => VideoForm::Enhanced,
+                            FlvVideoForm::CodecId12 => VideoForm::Legacy,
+                        },
+                        true,
+                        match key.audio.codec {
+                            AudioCodec::Aac => MuxAudio::Aac,
+                            AudioCodec::Mp3 => MuxAudio::Mp3,
+                        },
+                        Box::new(move |event| {
+                            if let Some(f) = weak.upgrade() {
+                                match event {
+                                    MuxEvent::Headers(caps, buffers) => {
+                                        f.set_headers(caps, buffers)
+                                    }
+                                    MuxEvent::Tag(buffer) => f.deliver(&buffer),
                                 }
-                                Ok(gst::FlowSuccess::Ok)
-                            })
-                            .build(),
+                            }
+                        }),
+                    );
+                    let vsink: gst::Element = muxer.appsink(MuxTrack::Video).upcast();
+                    let asink: gst::Element = muxer.appsink(MuxTrack::Audio).upcast();
+                    (
+                        Some((vsink.clone(), None)),
+                        (asink.clone(), None),
+                        vec![vsink, asink],
                     )
-                    .build();
-                (
-                    Some((mux.clone(), Some("video"))),
-                    (mux.clone(), Some("audio")),
-                    vec![mux, sink.upcast()],
-                )
-            }
-        };
+                }
+                None => {
+                    let mux = gst::ElementFactory::make("flvmux")
+                        .property("streamable", true)
+                        .build()?;
+                    let weak = Arc::downgrade(&fanout);
+                    let sink = gst_app::AppSink::builder()
+                        .sync(false)
+                        .callbacks(
+                            gst_app::AppSinkCallbacks::builder()
+                                .new_sample(move |sink| {
+                                    let sample =
+                                        sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                                    if let Some(f) = weak.upgrade() {
+                                        f.on_sample(&sample);
+                                    }
+                                    Ok(gst::FlowSuccess::Ok)
+                                })
+                                .build(),
+                        )
+                        .build();
+                    (
+                        Some((mux.clone(), Some("video"))),
+                        (mux.clone(), Some("audio")),
+                        vec![mux, sink.upcast()],
+                    )
+                }
+            };
         elements.extend(tail.iter().cloned());
         pipeline.add_many(&elements)?;
         let mut branches = vec![(audio_tee, &audio_chain[0])];
