@@ -676,12 +676,19 @@ async fn run_target(
 mod tests {
     use super::*;
 
-    /// An FLV tag of `tag_type` whose first data byte is `first` (11-byte tag header, then data).
-    fn tag(tag_type: u8, first: u8) -> gst::Buffer {
-        let mut data = vec![0u8; 16];
+    /// An FLV tag of `tag_type` whose data starts with `head` (11-byte tag header, then data, then a few bytes
+    /// of payload).
+    fn tag_with(tag_type: u8, head: &[u8]) -> gst::Buffer {
+        let mut data = vec![0u8; 11];
         data[0] = tag_type;
-        data[11] = first;
+        data.extend_from_slice(head);
+        data.extend_from_slice(&[0, 0, 0, 1, 0x65]);
         gst::Buffer::from_slice(data)
+    }
+
+    /// A legacy tag whose first data byte is `first`; for video, a frame (packet type 1).
+    fn tag(tag_type: u8, first: u8) -> gst::Buffer {
+        tag_with(tag_type, &[first, 1, 0, 0, 0])
     }
 
     #[test]
@@ -693,6 +700,15 @@ mod tests {
         let metadata = tag(18, 2);
         assert!(is_resumption_point(&keyframe, true));
         assert!(!is_resumption_point(&inter, true));
+        // H.265 keyframes in both forms; sequence headers are not resumption points (they go with the headers).
+        assert!(is_resumption_point(&tag(9, 0x1C), true));
+        assert!(is_resumption_point(&tag_with(9, b"\x93hvc1"), true));
+        assert!(!is_resumption_point(&tag_with(9, b"\xA3hvc1"), true));
+        assert!(!is_resumption_point(&tag_with(9, b"\x90hvc1"), true));
+        assert!(!is_resumption_point(
+            &tag_with(9, &[0x17, 0, 0, 0, 0]),
+            true
+        ));
         assert!(!is_resumption_point(&aac, true));
         assert!(!is_resumption_point(&metadata, true));
         assert!(is_resumption_point(&aac, false));
