@@ -235,18 +235,22 @@ fn the_h265_muxer_output_decodes_back_in_both_forms() {
                 if let Some(s) = sink.try_pull_sample(gst::ClockTime::from_mseconds(200)) {
                     return Some(s);
                 }
-                if Instant::now() > deadline {
+                // `is_eos` also holds for a sink that has not started: only believe it once it runs.
+                let ended = sink.current_state() == gst::State::Playing && sink.is_eos();
+                if ended || Instant::now() > deadline {
                     return None;
                 }
                 std::thread::sleep(Duration::from_millis(50));
             }
         };
-        let Some(sample) = pull(&frames) else {
+        // The last picture of the stream (the decoder's first output may be a concealment frame).
+        let mut last = None;
+        while let Some(s) = pull(&frames) {
+            last = Some(s);
+        }
+        let Some(sample) = last else {
             let err = dec.bus().unwrap().pop_filtered(&[gst::MessageType::Error]);
-            panic!(
-                "{form:?}: no decoded frame from {} bytes; {err:?}",
-                bytes_len
-            );
+            panic!("{form:?}: no decoded frame from {bytes_len} bytes; {err:?}");
         };
         let map = sample.buffer().unwrap().map_readable().unwrap();
         let info = gst_video::VideoInfo::from_caps(sample.caps().unwrap()).unwrap();
