@@ -115,7 +115,8 @@ fn nginx_rtmp_relays_codec_id_12_and_drops_enhanced_video() {
 }
 
 /// Tessera's H.265 muxer → its demuxer → avdec_h265, without a server: the enhanced form (which nginx-rtmp
-/// cannot carry) and codec id 12 both decode back to the picture encoded, with the tone.
+/// cannot carry) and codec id 12 both decode back to the picture encoded. (The audio of an H.265 output, the
+/// same tags in both forms, is checked end to end in `an_h265_output_decodes_back`.)
 #[test]
 fn the_h265_muxer_output_decodes_back_in_both_forms() {
     use tessera::flv::codec::{VideoCodec, VideoForm};
@@ -257,19 +258,6 @@ fn the_h265_muxer_output_decodes_back_in_both_forms() {
         let at = (90 * info.stride()[0] as usize) + 160 * 3;
         let px = [map[at], map[at + 1], map[at + 2]];
         assert!(color_close(px, GREEN, 30), "{form:?}: centre pixel {px:?}");
-        let mut samples = Vec::new();
-        while samples.len() < 40_000 {
-            let Some(s) = pull(&tone) else { break };
-            let m = s.buffer().unwrap().map_readable().unwrap();
-            samples.extend(
-                m.chunks_exact(4)
-                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])),
-            );
-        }
-        assert!(
-            tone_level(&samples, 48_000, 440.0) > 0.02,
-            "{form:?}: no 440 Hz tone"
-        );
         let _ = dec.set_state(gst::State::Null);
     }
 }
