@@ -499,7 +499,7 @@ fn every_error_code_over_http() {
             j["MixInput"][1]["StreamId"] = "stream3".into()
         }),
         (110200141, |j| j["BackgroundImage"] = "ftp://h/x.png".into()),
-        (110200156, |j| j["MixOutput"][0]["VideoEncId"] = 3.into()),
+        (110200156, |j| j["MixOutput"][0]["VideoEncId"] = 2.into()),
         (110200156, |j| j["MixOutput"][0]["AudioCodec"] = 3.into()),
         (110200158, |j| {
             let i = j["MixInput"][0].clone();
