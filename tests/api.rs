@@ -200,10 +200,17 @@ fn shipped_scene_files_are_valid_specs() {
     }
     for f in files {
         let text = std::fs::read_to_string(&f).unwrap();
-        let spec: tessera::model::MixSpec =
-            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
-        spec.validate(&tessera::model::Limits::default())
-            .unwrap_or_else(|v| panic!("{}: {v:?}", f.display()));
+        let name = f.file_name().unwrap().to_string_lossy().into_owned();
+        if name.ends_with(".relay.json") {
+            let spec: tessera::relay::RelaySpec =
+                serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+            assert!(!spec.outputs.is_empty(), "{}: no outputs", f.display());
+        } else if name.ends_with(".json") {
+            let spec: tessera::model::MixSpec =
+                serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+            spec.validate(&tessera::model::Limits::default())
+                .unwrap_or_else(|v| panic!("{}: {v:?}", f.display()));
+        }
     }
 }
 
