@@ -29,6 +29,8 @@ fn main() -> std::process::ExitCode {
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
+        // stdout is for what a command prints (`default-config`); logs go to stderr, as the README says.
+        .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
     match cli.command {

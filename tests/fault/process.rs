@@ -39,7 +39,7 @@ impl Server {
             .arg(config)
             .env("RUST_LOG", "tessera=info")
             .stdin(Stdio::null())
-            // The log goes to stdout (tracing_subscriber's default), whatever the README says.
+            // The log goes to stderr; stdout is captured too, in case anything prints.
             .stdout(log.try_clone().expect("log file"))
             .stderr(log)
             .spawn()
