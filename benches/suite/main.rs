@@ -63,6 +63,10 @@ struct Args {
     /// Largest N tried.
     #[arg(long, default_value_t = 10)]
     max_n: usize,
+    /// What the inputs show: `motion` (busy pictures, what cameras send) or `still` (flat colours, nearly free
+    /// to decode and encode).
+    #[arg(long, value_enum, default_value = "motion")]
+    content: media::Content,
     /// Where the report goes (report.md, report.json, chart.png).
     #[arg(long, default_value = "target/bench-report")]
     out: PathBuf,
@@ -86,6 +90,7 @@ fn main() {
             capacity_warmup: 0,
             capacity_secs: 0,
             max_n: 1,
+            content: media::Content::Motion,
             out: std::env::temp_dir().join(format!("tessera-bench-smoke-{}", std::process::id())),
             bench: false,
         }
@@ -125,17 +130,18 @@ fn run_suite(args: &Args, full: bool) -> Result<(), String> {
         root: root.clone(),
         tessera_bin: PathBuf::from(env!("CARGO_BIN_EXE_tessera")),
         base,
-        publishers: run::Publishers::new(root.join("target/bench-media")),
+        publishers: run::Publishers::new(root.join("target/bench-media"), args.content),
     };
     eprintln!(
-        "bench: {} run; scenes {:?}, contenders {:?}, {} s warm-up + {} s measured each",
+        "bench: {} run on {}; scenes {:?}, contenders {:?}, {} s warm-up + {} s measured each",
         if full { "full" } else { "smoke" },
+        bench.base,
         args.scenes,
         args.contenders,
         args.warmup,
         args.secs
     );
-    let mut report = report::Report::new(full);
+    let mut report = report::Report::new(full, args.content);
     for scene in &selected {
         report
             .scenes

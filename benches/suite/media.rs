@@ -108,41 +108,68 @@ pub fn read_stamp(samples: &[u8]) -> Option<u32> {
     Some((1..15).fold(0, |acc, i| acc << 1 | u32::from(bit(samples[i]))))
 }
 
+/// What the input pictures show.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Content {
+    /// A scrolling SMPTE pattern: every pixel changes every frame, so decoding and encoding cost what busy
+    /// camera pictures cost (2.5 Mbps at 720p, 800 kbps at 360p, as sent).
+    Motion,
+    /// A flat colour (the stamp aside), like `pipelines/synthetic-input.sh`: nearly free to decode and encode.
+    /// The conditions of the reference figures in the GStreamer notes.
+    Still,
+}
+
 /// One generated input file.
 #[derive(Debug, Clone)]
 pub struct InputFile {
     pub path: PathBuf,
 }
 
-/// The file for pictures of `size`, variant `variant` (pattern speed and tone differ), generating it if it is
-/// not cached yet.
-pub fn input_file(cache: &Path, size: Size, variant: u32) -> Result<InputFile, String> {
+/// The file for pictures of `size`, variant `variant` (pattern speed or colour, and tone differ), generating it
+/// if it is not cached yet.
+pub fn input_file(
+    cache: &Path,
+    content: Content,
+    size: Size,
+    variant: u32,
+) -> Result<InputFile, String> {
     std::fs::create_dir_all(cache).map_err(|e| format!("{}: {e}", cache.display()))?;
     // The version in the name invalidates old caches when the generator changes.
-    let path = cache.join(format!("v1-{size}-{variant}.flv"));
+    let kind = match content {
+        Content::Motion => "motion",
+        Content::Still => "still",
+    };
+    let path = cache.join(format!("v1-{kind}-{size}-{variant}.flv"));
     if !path.exists() {
         let tmp = path.with_extension("tmp");
-        generate(&tmp, size, variant)?;
+        generate(&tmp, content, size, variant)?;
         std::fs::rename(&tmp, &path).map_err(|e| format!("{}: {e}", path.display()))?;
     }
     Ok(InputFile { path })
 }
 
-/// Encodes `FILE_SECS` of a moving SMPTE pattern with the stamp, and a tone, to H.264 + AAC in FLV. 720p and
+/// Encodes `FILE_SECS` of `content` with the stamp, and a tone, to H.264 + AAC in FLV. 720p and
 /// larger at 2.5 Mbps (as R5 asks), smaller at 800 kbps; a keyframe every second (as live encoders send).
-fn generate(path: &Path, size: Size, variant: u32) -> Result<(), String> {
+fn generate(path: &Path, content: Content, size: Size, variant: u32) -> Result<(), String> {
     let frames = FILE_SECS * FPS;
     let kbps = if size.h >= 720 { 2500 } else { 800 };
     let audio_buffers = (FILE_SECS * 44_100).div_ceil(1024);
     let desc = format!(
-        "videotestsrc pattern=smpte horizontal-speed={speed} num-buffers={frames} \
+        "videotestsrc {pattern} num-buffers={frames} \
          ! video/x-raw,format=I420,width={w},height={h},framerate={FPS}/1 ! identity name=stamp \
          ! x264enc speed-preset=faster tune=zerolatency bitrate={kbps} key-int-max={FPS} \
          ! h264parse ! queue ! mux.video \
          audiotestsrc wave=sine freq={freq} volume=0.1 samplesperbuffer=1024 num-buffers={audio_buffers} \
          ! audio/x-raw,rate=44100,channels=2 ! avenc_aac bitrate=128000 ! aacparse ! queue ! mux.audio \
          flvmux name=mux streamable=true ! filesink location={loc}",
-        speed = 2 + variant,
+        pattern = match content {
+            Content::Motion => format!("pattern=smpte horizontal-speed={}", 2 + variant),
+            Content::Still => format!(
+                "pattern=solid-color foreground-color={}",
+                [0xFFC0_3030u32, 0xFF30_C030, 0xFF30_30C0, 0xFFC0_C030][variant as usize % 4]
+            ),
+        },
         w = size.w,
         h = size.h,
         freq = 440 + 110 * variant,

@@ -5,7 +5,9 @@
 //! - [`StampProbe`] decodes one output and reads the stamp of every input from its rect in each frame: the
 //!   end-to-end latency of each input and the skew between them.
 //!
-//! Both reconnect until stopped, so they can start before the output exists.
+//! Both reconnect until stopped, so they can start before the output exists. Their sinks do not wait for
+//! preroll: an FLV stream whose audio pad comes late (or never) would otherwise hold the pipeline in PAUSED, and
+//! the probe would see no frame at all.
 
 use std::{
     sync::{
@@ -227,8 +229,9 @@ impl StampProbe {
             supervise(stop.clone(), move || {
                 let desc = format!(
                     "rtmp2src location={url} ! flvdemux name=d \
-                     d.video ! queue ! h264parse ! avdec_h264 ! video/x-raw,format=I420 ! appsink name=sink sync=false \
-                     d.audio ! queue ! fakesink sync=false"
+                     d.video ! queue ! h264parse ! avdec_h264 ! video/x-raw,format=I420 \
+                     ! appsink name=sink sync=false async=false \
+                     d.audio ! queue ! fakesink sync=false async=false"
                 );
                 let pipeline = gst::parse::launch(&desc)
                     .map_err(|e| e.to_string())?

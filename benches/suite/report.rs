@@ -24,6 +24,8 @@ pub struct TargetCheck {
 pub struct Report {
     pub full_run: bool,
     pub machine: String,
+    /// What the inputs showed.
+    pub content: crate::media::Content,
     /// (scene, what it is) of the scenes run.
     pub scenes: Vec<(String, String)>,
     pub runs: Vec<Measurement>,
@@ -86,9 +88,10 @@ fn ratio(a: f64, b: f64) -> String {
 }
 
 impl Report {
-    pub fn new(full_run: bool) -> Self {
+    pub fn new(full_run: bool, content: crate::media::Content) -> Self {
         Self {
             full_run,
+            content,
             machine: machine(),
             scenes: Vec::new(),
             runs: Vec::new(),
@@ -187,13 +190,14 @@ impl Report {
         let mut md = String::new();
         let _ = writeln!(
             md,
-            "# Tessera benchmark{}\n\nMachine: {}. CPU is cores used by the contender's processes (CPU time ÷ wall \
+            "# Tessera benchmark{}\n\nMachine: {}. Inputs: {:?} pictures. CPU is cores used by the contender's processes (CPU time ÷ wall \
              time); per mix (per relayed output for R5). Latency is publisher → RTMP server → contender → RTMP \
              server → decoded by a viewer, worst input, p50/p95. Gaps are the worst step between video timestamps \
              and between arrivals. Capacity: the largest N copies that all keep ≥ 29.5 fps with no timestamp gap \
              over 100 ms.\n",
             if self.full_run { "" } else { " (smoke run: figures mean nothing)" },
-            self.machine
+            self.machine,
+            self.content
         );
         let mut scenes: Vec<&str> = Vec::new();
         for m in &self.runs {

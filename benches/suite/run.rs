@@ -23,13 +23,15 @@ pub const MAX_GAP_MS: f64 = 100.0;
 /// is the same for every contender.
 pub struct Publishers {
     cache: PathBuf,
+    content: media::Content,
     running: Mutex<HashMap<String, Arc<Publisher>>>,
 }
 
 impl Publishers {
-    pub fn new(cache: PathBuf) -> Self {
+    pub fn new(cache: PathBuf, content: media::Content) -> Self {
         Self {
             cache,
+            content,
             running: Mutex::new(HashMap::new()),
         }
     }
@@ -43,7 +45,7 @@ impl Publishers {
             if running.contains_key(&name) {
                 continue;
             }
-            let file = media::input_file(&self.cache, *size, (i % 4) as u32)?;
+            let file = media::input_file(&self.cache, self.content, *size, (i % 4) as u32)?;
             let p = Publisher::start(&file, &format!("{base}/live/{name}"), &name)?;
             running.insert(name, Arc::new(p));
         }
@@ -178,6 +180,14 @@ impl Bench {
             copies,
         };
         let (mut running, outputs) = contender::start(kind, &launch)?;
+        // Probes start once their output is published: a play refused with "stream not found" now and then
+        // leaves GStreamer 1.22's rtmp2src hanging on its way down, and such a probe would never see a frame.
+        let started = Instant::now();
+        for o in &outputs {
+            while !self.nginx.is_publishing("mix", &o.stream) && started.elapsed() < warmup {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
         let probes: Vec<TagProbe> = outputs
             .iter()
             .map(|o| TagProbe::start(&format!("{}/mix/{}", self.base, o.stream)))
@@ -198,7 +208,12 @@ impl Bench {
             }),
             _ => None,
         };
-        std::thread::sleep(warmup);
+        // The rest of the warm-up, and at least one GOP for the stamp probe to start decoding.
+        std::thread::sleep(
+            warmup
+                .saturating_sub(started.elapsed())
+                .max(Duration::from_secs(3)),
+        );
         let (t0, cpu0) = (Instant::now(), running.cpu_seconds());
         std::thread::sleep(secs);
         let (t1, cpu1) = (Instant::now(), running.cpu_seconds());
