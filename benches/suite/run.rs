@@ -182,9 +182,11 @@ impl Bench {
         let (mut running, outputs) = contender::start(kind, &launch)?;
         // Probes start once their output is published: a play refused with "stream not found" now and then
         // leaves GStreamer 1.22's rtmp2src hanging on its way down, and such a probe would never see a frame.
+        // Starting up is not measured: ffmpeg opens its inputs one after another (seconds each).
         let started = Instant::now();
+        let startup_limit = warmup.max(Duration::from_secs(30));
         for o in &outputs {
-            while !self.nginx.is_publishing("mix", &o.stream) && started.elapsed() < warmup {
+            while !self.nginx.is_publishing("mix", &o.stream) && started.elapsed() < startup_limit {
                 std::thread::sleep(Duration::from_millis(100));
             }
         }
