@@ -195,19 +195,25 @@ fn generate(path: &Path, content: Content, size: Size, variant: u32) -> Result<(
             }
             gst::PadProbeReturn::Ok
         });
+    run_to_eos(pipeline.upcast_ref(), 300, "input generator")
+}
+
+/// Plays a finite pipeline until its end (or its first error, or `timeout_s`), then stops it. `what` names it
+/// in the error.
+pub fn run_to_eos(pipeline: &gst::Element, timeout_s: u64, what: &str) -> Result<(), String> {
     pipeline
         .set_state(gst::State::Playing)
-        .map_err(|e| format!("input generator: {e}"))?;
+        .map_err(|e| format!("{what}: {e}"))?;
     let bus = pipeline.bus().expect("pipelines have a bus");
     let result = match bus.timed_pop_filtered(
-        gst::ClockTime::from_seconds(300),
+        gst::ClockTime::from_seconds(timeout_s),
         &[gst::MessageType::Eos, gst::MessageType::Error],
     ) {
         Some(m) => match m.view() {
-            gst::MessageView::Error(e) => Err(format!("input generator: {}", e.error())),
+            gst::MessageView::Error(e) => Err(format!("{what}: {}", e.error())),
             _ => Ok(()),
         },
-        None => Err("input generator timed out".into()),
+        None => Err(format!("{what}: timed out")),
     };
     let _ = pipeline.set_state(gst::State::Null);
     result

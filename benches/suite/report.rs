@@ -3,8 +3,6 @@
 
 use std::{fmt::Write as _, path::Path};
 
-use gst::prelude::*;
-
 use crate::{
     contender::Kind,
     run::{Capacity, Measurement},
@@ -438,20 +436,5 @@ fn rasterise(svg: &Path, png: &Path) -> Result<(), String> {
         png.display()
     );
     let pipeline = gst::parse::launch(&desc).map_err(|e| format!("chart: {e}"))?;
-    pipeline
-        .set_state(gst::State::Playing)
-        .map_err(|e| format!("chart: {e}"))?;
-    let bus = pipeline.bus().expect("pipelines have a bus");
-    let result = match bus.timed_pop_filtered(
-        gst::ClockTime::from_seconds(30),
-        &[gst::MessageType::Eos, gst::MessageType::Error],
-    ) {
-        Some(m) => match m.view() {
-            gst::MessageView::Error(e) => Err(format!("chart: {}", e.error())),
-            _ => Ok(()),
-        },
-        None => Err("chart: timed out".into()),
-    };
-    let _ = pipeline.set_state(gst::State::Null);
-    result
+    crate::media::run_to_eos(&pipeline, 30, "chart")
 }
