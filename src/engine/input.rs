@@ -258,7 +258,7 @@ async fn supervise(
         *p.last_media.lock().unwrap() = None;
         drop(p);
 
-        let end = match build_pipeline(&url, pull.clone()) {
+        let end = match build_pipeline(&url, config.decoder_threads, pull.clone()) {
             Ok((pipeline, report)) => {
                 let end = run_session(&pipeline, &report, &pull, &config, &mut stop_rx).await;
                 let stopped = matches!(end, SessionEnd::Stopped);
@@ -362,6 +362,7 @@ fn describe_error(err: &gst::glib::Error) -> String {
 /// [`link_decoded`]. Returns the demuxer's report too, which explains a stream that gives no media.
 fn build_pipeline(
     url: &str,
+    decoder_threads: u32,
     pull: Weak<Pull>,
 ) -> Result<(gst::Pipeline, ReportHandle), gst::glib::BoolError> {
     let pipeline = gst::Pipeline::with_name("pull");
@@ -380,6 +381,7 @@ fn build_pipeline(
     let report = crate::flv::demux::attach(
         &pipeline,
         &src,
+        decoder_threads,
         Arc::new(move |_, pad, track| {
             let (Some(pipeline), Some(_)) = (weak_pipeline.upgrade(), pull.upgrade()) else {
                 return;

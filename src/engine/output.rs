@@ -253,6 +253,9 @@ impl EncodeKey {
     }
 }
 
+/// Canvas frames queued in front of a video encoder (see [`Encoder::add`]).
+const ENCODER_QUEUE_FRAMES: u32 = 4;
+
 /// Where an encoder chain ends: an element and, for flvmux, its request pad's name.
 type ChainEnd = (gst::Element, Option<&'static str>);
 
@@ -269,15 +272,18 @@ impl Encoder {
         audio_tee: &gst::Element,
         key: EncodeKey,
         canvas_fps: u32,
+        encoder_threads: u32,
         sei: &Arc<super::sei::SeiSource>,
     ) -> Result<Self, gst::glib::BoolError> {
         let video = match (&key.video, video_tee) {
             (Some(v), Some(tee)) => {
                 let fps = v.fps.unwrap_or(canvas_fps);
+                // A few frames absorb a hiccup of the encoder; when it falls further behind, the oldest canvas frames
+                // go (the output skips ahead) instead of piling up: latency and memory stay bounded.
                 let vqueue = gst::ElementFactory::make("queue")
-                    .property("max-size-buffers", 0u32)
+                    .property("max-size-buffers", ENCODER_QUEUE_FRAMES)
                     .property("max-size-bytes", 0u32)
-                    .property("max-size-time", 1_000_000_000u64)
+                    .property("max-size-time", 0u64)
                     .property_from_str("leaky", "downstream")
                     .build()?;
                 let vconvert = make("videoconvert")?;
@@ -302,6 +308,7 @@ impl Encoder {
                             .property("bitrate", v.bitrate_kbps)
                             .property("key-int-max", fps * v.gop_s)
                             .property("bframes", 0u32)
+                            .property("threads", encoder_threads)
                             .build()?;
                         // SEI rides on the video only: audio-only outputs carry none.
                         sei.attach(&x264);

@@ -383,6 +383,7 @@ fn build(url: &str, shared: &Arc<Shared>, session: &Arc<Session>) -> Result<gst:
         tessera::flv::demux::attach(
             &pipeline,
             &src,
+            0,
             Arc::new(move |pipeline, pad, track| {
                 let result = match track {
                     tessera::flv::demux::Track::Video => {

@@ -204,6 +204,7 @@ fn the_h265_muxer_output_decodes_back_in_both_forms() {
         tessera::flv::demux::attach(
             &dec,
             src.upcast_ref(),
+            0,
             std::sync::Arc::new(move |pipeline, pad, track| {
                 let (chain, sink): (Vec<&str>, gst::Element) = match track {
                     tessera::flv::demux::Track::Video => {
