@@ -1,6 +1,6 @@
 //! The parts of a mix pipeline that belong to one input or one still picture, added and removed while the mix
-//! runs. Each input's video goes appsrc → crop → scale → label → rounded corners → compositor pad; its audio
-//! goes appsrc → audiomixer pad (volume). Geometry that depends on the input's picture size is recomputed
+//! runs. Each input's video goes appsrc → crop → scale → label → compositor pad (its rounded corners are drawn
+//! after the compositor, see `corners`); its audio goes appsrc → audiomixer pad (volume). Geometry that depends on the input's picture size is recomputed
 //! whenever that size changes.
 
 use std::sync::{
@@ -10,7 +10,7 @@ use std::sync::{
 
 use gst::prelude::*;
 
-use super::{input::MediaSink, sei::SeiSource, still::Still};
+use super::{corners::Corners, input::MediaSink, sei::SeiSource, still::Still};
 use crate::model::{geometry, Fit, InputSpec, Label, Rect};
 
 fn make(factory: &str) -> Result<gst::Element, gst::glib::BoolError> {
@@ -64,7 +64,8 @@ pub struct VideoBranch {
     crop: gst::Element,
     scale_caps: gst::Element,
     text: gst::Element,
-    corners: gst::Element,
+    /// Draws this layer's rounded corners (radius set per pad).
+    corners: Arc<Corners>,
     pad: gst::Pad,
     elements: Vec<gst::Element>,
     layout: Mutex<Layout>,
@@ -139,6 +140,7 @@ impl VideoBranch {
         input: &InputSpec,
         rect: Rect,
         sei: Arc<SeiSource>,
+        corners: Arc<Corners>,
     ) -> Result<Arc<Self>, gst::glib::BoolError> {
         let appsrc = live_appsrc(None);
         let crop = make("videocrop")?;
@@ -156,23 +158,20 @@ impl VideoBranch {
             .property_from_str("halignment", "left")
             .property_from_str("valignment", "top")
             .build()?;
-        let corners = make("roundedcorners")?;
         let elements: Vec<gst::Element> = vec![
             appsrc.clone().upcast(),
             crop.clone(),
             scale,
             scale_caps.clone(),
             text.clone(),
-            corners.clone(),
         ];
         pipeline.add_many(&elements)?;
         gst::Element::link_many(&elements)?;
         let pad = compositor
             .request_pad_simple("sink_%u")
             .ok_or_else(|| gst::glib::bool_error!("compositor refused a pad"))?;
-        corners
-            .static_pad("src")
-            .expect("roundedcorners has a src pad")
+        text.static_pad("src")
+            .expect("textoverlay has a src pad")
             .link(&pad)
             .map_err(|e| gst::glib::bool_error!("link to compositor: {e:?}"))?;
         let branch = Arc::new(Self {
@@ -213,8 +212,7 @@ impl VideoBranch {
             l.fit = input.fit;
         }
         self.apply_geometry();
-        self.corners
-            .set_property("border-radius-px", input.corner_radius);
+        self.corners.set_radius(&self.pad, input.corner_radius);
         self.apply_label(input.label.as_ref());
     }
 
@@ -294,6 +292,7 @@ impl VideoBranch {
 
     /// Takes the branch out of the running pipeline and releases its compositor pad.
     pub fn remove(&self, pipeline: &gst::Pipeline, compositor: &gst::Element) {
+        self.corners.set_radius(&self.pad, 0);
         remove_elements(pipeline, &self.elements);
         compositor.release_request_pad(&self.pad);
     }

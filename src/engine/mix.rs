@@ -10,7 +10,7 @@
 //! status reports `output_fps` 0.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     sync::{
         atomic::{AtomicBool, Ordering},
         Arc,
@@ -23,12 +23,13 @@ use gst::prelude::*;
 
 use super::{
     branch::{AudioBranch, BranchSink, StillLayer, VideoBranch},
+    corners::Corners,
     input::{InputHub, Subscription},
     meter::RateMeter,
     output::{EncodeKey, Encoder},
     sei::SeiSource,
     status::{InputStatus, MixState, MixStatus, OutputStatus},
-    still::{self, Still, CANVAS_FORMAT},
+    still::{self, Still, ALPHA_CANVAS, OPAQUE_CANVAS},
 };
 use crate::{
     config::Config,
@@ -72,6 +73,10 @@ struct Picture {
     /// Fixes the compositor's output caps; changed live when the canvas is resized.
     canvas_filter: gst::Element,
     background: StillLayer,
+    /// Draws inputs' rounded corners on the compositor's output.
+    corners: Arc<Corners>,
+    /// The compositor's output format: I420 unless a still picture has transparent parts.
+    format: &'static str,
 }
 
 /// A running mix pipeline.
@@ -84,6 +89,9 @@ pub struct MixPipeline {
     audiomixer: gst::Element,
     background_image: Option<StillLayer>,
     overlays: HashMap<String, OverlayLayer>,
+    /// Still layers with transparent parts ("background", "background_image", "overlay:ID"); while there is one,
+    /// the compositor blends in an alpha format.
+    translucent: HashSet<String>,
     inputs: HashMap<String, InputBranch>,
     encoders: Vec<Encoder>,
     started: Instant,
@@ -158,10 +166,39 @@ pub fn prepare_stills(
     })
 }
 
-/// Caps of the compositor's output.
-fn canvas_caps(c: &Canvas) -> gst::Caps {
+/// Records which of the freshly rendered `stills` have transparent parts (those not rendered are unchanged).
+fn note_translucent(translucent: &mut HashSet<String>, stills: &PreparedStills) {
+    let mut note = |key: String, still: Option<&Still>| {
+        if still.is_some_and(|s| !s.opaque) {
+            translucent.insert(key);
+        } else {
+            translucent.remove(&key);
+        }
+    };
+    if let Some(bg) = &stills.background {
+        note("background".into(), Some(bg));
+    }
+    if let Some(img) = &stills.background_image {
+        note("background_image".into(), img.as_ref());
+    }
+    for (id, still) in &stills.overlays {
+        note(format!("overlay:{id}"), Some(still));
+    }
+}
+
+/// The compositor's output format: an alpha format only while some still layer needs it.
+fn canvas_format(translucent: &HashSet<String>) -> &'static str {
+    if translucent.is_empty() {
+        OPAQUE_CANVAS
+    } else {
+        ALPHA_CANVAS
+    }
+}
+
+/// Caps of the compositor's output in `format`.
+fn canvas_caps(c: &Canvas, format: &str) -> gst::Caps {
     gst::Caps::builder("video/x-raw")
-        .field("format", CANVAS_FORMAT)
+        .field("format", format)
         .field("width", c.width as i32)
         .field("height", c.height as i32)
         .field("framerate", gst::Fraction::new(c.fps as i32, 1))
@@ -180,6 +217,8 @@ impl MixPipeline {
         on_failure: OnFailure,
     ) -> Result<Self, Error> {
         let latency = gst::ClockTime::from_mseconds(config.engine.latency_ms);
+        let mut translucent = HashSet::new();
+        note_translucent(&mut translucent, &stills);
         let pipeline = gst::Pipeline::with_name(&format!("mix-{id}"));
         pipeline.use_clock(Some(&gst::SystemClock::obtain()));
         let build_video = || -> Result<_, gst::glib::BoolError> {
@@ -190,7 +229,10 @@ impl MixPipeline {
                 .property_from_str("background", "black")
                 .build()?;
             let vcaps = gst::ElementFactory::make("capsfilter")
-                .property("caps", canvas_caps(&spec.canvas))
+                .property(
+                    "caps",
+                    canvas_caps(&spec.canvas, canvas_format(&translucent)),
+                )
                 .build()?;
             let video_tee = gst::ElementFactory::make("tee")
                 .property("allow-not-linked", true)
@@ -255,6 +297,7 @@ impl MixPipeline {
                         &audio_tee,
                         key,
                         spec.canvas.fps,
+                        config.engine.encoder_threads,
                         &sei,
                     )
                     .map_err(Error::internal)?,
@@ -288,10 +331,13 @@ impl MixPipeline {
                     Z_BACKGROUND,
                 )
                 .map_err(Error::internal)?;
+                let corners = Corners::attach(&compositor);
                 Some(Picture {
                     compositor,
                     canvas_filter,
                     background,
+                    corners,
+                    format: canvas_format(&translucent),
                 })
             }
             None => None,
@@ -303,6 +349,7 @@ impl MixPipeline {
             audiomixer,
             background_image: None,
             overlays: HashMap::new(),
+            translucent,
             inputs: HashMap::new(),
             encoders,
             started: Instant::now(),
@@ -369,15 +416,24 @@ impl MixPipeline {
     ) -> Result<(), Error> {
         // Without a picture (audio-only outputs) there are no stills to show and nothing to resize.
         let compositor = self.picture.as_ref().map(|p| p.compositor.clone());
-        if let Some(picture) = &self.picture {
+        for o in &self.spec.overlays {
+            if !new.overlays.iter().any(|n| n.id == o.id) {
+                self.translucent.remove(&format!("overlay:{}", o.id));
+            }
+        }
+        note_translucent(&mut self.translucent, &stills);
+        let format = canvas_format(&self.translucent);
+        if let Some(picture) = &mut self.picture {
             if (new.canvas.width, new.canvas.height)
                 != (self.spec.canvas.width, self.spec.canvas.height)
+                || format != picture.format
             {
                 // The encoders follow the new caps (x264 restarts its stream with new parameter sets and a
-                // keyframe); the RTMP connections stay.
+                // keyframe on a resize); the RTMP connections stay.
                 picture
                     .canvas_filter
-                    .set_property("caps", canvas_caps(&new.canvas));
+                    .set_property("caps", canvas_caps(&new.canvas, format));
+                picture.format = format;
             }
             if let Some(bg) = &stills.background {
                 picture.background.show(bg);
@@ -546,6 +602,7 @@ impl MixPipeline {
                     &input,
                     rect,
                     self.sei.clone(),
+                    picture.corners.clone(),
                 )
                 .map_err(Error::internal)?,
             ),

@@ -2,6 +2,7 @@
 
 pub(crate) mod backoff;
 mod branch;
+mod corners;
 pub mod input;
 mod meter;
 mod mix;
@@ -31,12 +32,11 @@ pub(crate) use output::rtmp_sink;
 pub use status::MixStatus;
 pub use still::image_size;
 
-/// Initialises GStreamer and registers the statically linked gst-plugins-rs elements (roundedcorners).
+/// Initialises GStreamer and checks that the elements mixes need are installed.
 pub fn init() -> Result<(), Error> {
     static INIT: OnceLock<Result<(), String>> = OnceLock::new();
     INIT.get_or_init(|| {
         gst::init().map_err(|e| e.to_string())?;
-        gstrsvideofx::plugin_register_static().map_err(|e| e.to_string())?;
         for factory in [
             "compositor",
             "audiomixer",
@@ -48,7 +48,6 @@ pub fn init() -> Result<(), Error> {
             "decodebin",
             "textoverlay",
             "videocrop",
-            "roundedcorners",
             "souphttpsrc",
         ] {
             if gst::ElementFactory::find(factory).is_none() {

@@ -7,17 +7,23 @@ use std::sync::{
 };
 
 use gst::prelude::*;
+use gst_video::prelude::*;
 
 use crate::{error::Error, error::ErrorKind, model::Color};
 
-/// The compositor works in AYUV so that per-pixel alpha (rounded corners, PNG watermarks) survives blending.
-pub const CANVAS_FORMAT: &str = "AYUV";
+/// The compositor's format when every layer is opaque: the encoder's own, so nothing is converted per frame.
+pub const OPAQUE_CANVAS: &str = "I420";
+/// The compositor's format while a picture has transparent parts: per-pixel alpha survives blending only in an
+/// alpha format. Rounded corners need neither (see `corners`).
+pub const ALPHA_CANVAS: &str = "AYUV";
 
 /// A rendered picture: one buffer and its caps.
 #[derive(Clone)]
 pub struct Still {
     pub buffer: gst::Buffer,
     pub caps: gst::Caps,
+    /// Whether every pixel is opaque; then the picture is I420 (see [`finish`]), otherwise AYUV.
+    pub opaque: bool,
 }
 
 /// Fills `width`×`height` with `color`.
@@ -28,12 +34,12 @@ pub fn solid(color: Color, width: u32, height: u32) -> Result<Still, Error> {
         .property("num-buffers", 1i32)
         .build()
         .map_err(Error::internal)?;
-    render(src, None, Some((width, height)))
+    finish(render(src, None, Some((width, height)))?)
 }
 
 /// Decodes a PNG or JPEG from a file path or http(s) URL and scales it to `width`×`height`.
 pub fn image(location: &str, width: u32, height: u32, max_bytes: u64) -> Result<Still, Error> {
-    decode_image(location, Some((width, height)), max_bytes)
+    finish(decode_image(location, Some((width, height)), max_bytes)?)
 }
 
 /// Like [`image`], with the alpha channel set opaque.
@@ -43,7 +49,7 @@ pub fn opaque_image(
     height: u32,
     max_bytes: u64,
 ) -> Result<Still, Error> {
-    let mut still = image(location, width, height, max_bytes)?;
+    let mut still = decode_image(location, Some((width, height)), max_bytes)?;
     let buffer = still.buffer.make_mut();
     let mut map = buffer.map_writable().map_err(Error::internal)?;
     // AYUV: A is the first byte of every 4.
@@ -51,6 +57,50 @@ pub fn opaque_image(
         px[0] = 255;
     }
     drop(map);
+    finish(still)
+}
+
+/// Turns a rendered AYUV picture into its final form: an opaque one becomes I420, the format of the opaque canvas,
+/// so the compositor blends it without converting it every frame.
+fn finish(mut still: Still) -> Result<Still, Error> {
+    let info = gst_video::VideoInfo::from_caps(&still.caps).map_err(Error::internal)?;
+    let opaque = {
+        let frame =
+            gst_video::VideoFrameRef::from_buffer_ref_readable(still.buffer.as_ref(), &info)
+                .map_err(Error::internal)?;
+        let stride = frame.plane_stride()[0] as usize;
+        let data = frame.plane_data(0).map_err(Error::internal)?;
+        let row = info.width() as usize * 4;
+        data.chunks(stride)
+            .take(info.height() as usize)
+            .all(|line| line[..row].chunks_exact(4).all(|px| px[0] == 255))
+    };
+    if !opaque {
+        return Ok(still);
+    }
+    let out_info =
+        gst_video::VideoInfo::builder(gst_video::VideoFormat::I420, info.width(), info.height())
+            .par(gst::Fraction::new(1, 1))
+            .fps(info.fps())
+            .build()
+            .map_err(Error::internal)?;
+    let converter =
+        gst_video::VideoConverter::new(&info, &out_info, None).map_err(Error::internal)?;
+    let mut out = gst::Buffer::with_size(out_info.size()).map_err(Error::internal)?;
+    {
+        let in_frame =
+            gst_video::VideoFrameRef::from_buffer_ref_readable(still.buffer.as_ref(), &info)
+                .map_err(Error::internal)?;
+        let mut out_frame = gst_video::VideoFrameRef::from_buffer_ref_writable(
+            out.get_mut().expect("new buffer"),
+            &out_info,
+        )
+        .map_err(Error::internal)?;
+        converter.frame_ref(&in_frame, &mut out_frame);
+    }
+    still.buffer = out;
+    still.caps = out_info.to_caps().map_err(Error::internal)?;
+    still.opaque = true;
     Ok(still)
 }
 
@@ -144,7 +194,7 @@ fn render(
         .build()
         .map_err(Error::internal)?;
     let mut caps = gst::Caps::builder("video/x-raw")
-        .field("format", CANVAS_FORMAT)
+        .field("format", ALPHA_CANVAS)
         .field("pixel-aspect-ratio", gst::Fraction::new(1, 1));
     if let Some((width, height)) = size {
         caps = caps
@@ -204,7 +254,11 @@ fn render(
             let caps = sample
                 .caps_owned()
                 .ok_or_else(|| Error::internal("still without caps"))?;
-            Ok(Still { buffer, caps })
+            Ok(Still {
+                buffer,
+                caps,
+                opaque: false,
+            })
         }
         None => Err(Error::internal(format!(
             "still picture not rendered: {}",

@@ -138,6 +138,56 @@ fn rounded_corners_show_what_is_beneath() {
 }
 
 #[test]
+fn transparent_watermark_shows_what_is_beneath_and_corners_stay_round() {
+    let rig = Rig::start();
+    let _a = rig.solid("a", RED, None);
+    let probe = rig.probe("out");
+    // Fully transparent magenta: only what lies beneath may show.
+    let glass = rig.nginx.http_dir().join("glass.png");
+    write_png(&glass, 0x00FF00FF, 32, 32);
+    let mut s = spec(
+        "#0000FF",
+        vec![
+            json!({"id": "a", "source": {"stream_id": "a"}, "rect": rect(100, 100, 200, 120), "corner_radius": 40}),
+        ],
+    );
+    s["overlays"] = json!([{"id": "glass", "image": glass.display().to_string(), "rect": rect(180, 140, 80, 80), "layer": 100}]);
+    rig.put("m", &s);
+    // The canvas blends with alpha while the picture is there; corners are drawn all the same.
+    expect_pixels(
+        &probe,
+        &[
+            (220, 180, RED),
+            (200, 130, RED),
+            (103, 103, BLUE),
+            (296, 216, BLUE),
+        ],
+        T,
+    );
+    // Without it the canvas goes back to opaque blending, live: same picture.
+    s["overlays"] = json!([]);
+    rig.put("m", &s);
+    expect_pixels(
+        &probe,
+        &[(220, 180, RED), (103, 103, BLUE), (296, 216, BLUE)],
+        Duration::from_secs(5),
+    );
+    // And back to alpha blending with a half-transparent green picture: a blend of green and red.
+    let half = rig.nginx.http_dir().join("half.png");
+    write_png(&half, 0x8000FF00, 32, 32);
+    s["overlays"] = json!([{"id": "half", "image": half.display().to_string(), "rect": rect(180, 140, 80, 80), "layer": 100}]);
+    rig.put("m", &s);
+    let blend = |p: [u8; 3]| (60..200).contains(&p[0]) && (60..200).contains(&p[1]);
+    let seen = probe.wait_until(Duration::from_secs(10), |f| blend(f.pixel(220, 180)));
+    assert!(
+        seen.is_some(),
+        "no red/green blend under the half-transparent picture: {:?}",
+        probe.latest().map(|f| f.pixel(220, 180))
+    );
+    expect_pixels(&probe, &[(103, 103, BLUE)], Duration::from_secs(5));
+}
+
+#[test]
 fn background_image_and_watermark_from_file_and_http() {
     let rig = Rig::start();
     let _a = rig.solid("a", RED, None);
