@@ -54,6 +54,9 @@ pub struct Output {
 
 pub struct Running {
     children: Vec<Child>,
+    /// Resident memory before any mix started (Tessera: the server alone, shared by all its mixes), MiB; 0 for
+    /// the references, which start one process per mix.
+    pub idle_rss_mib: f64,
     /// Logs and configuration of this run.
     pub dir: tempfile::TempDir,
 }
@@ -142,6 +145,7 @@ impl Drop for Running {
 pub struct Launch<'a> {
     pub root: &'a Path,
     pub tessera_bin: &'a Path,
+    pub tessera_set: &'a [String],
     pub base: &'a str,
     pub scene: &'a Scene,
     pub copies: usize,
@@ -165,12 +169,14 @@ pub fn start(kind: Kind, l: &Launch) -> Result<(Running, Vec<Output>), String> {
         .map_err(|e| e.to_string())?;
     let mut running = Running {
         children: Vec::new(),
+        idle_rss_mib: 0.0,
         dir,
     };
     let mut outputs = Vec::new();
     let tag = kind.name();
     if kind == Kind::Tessera {
         let api = start_tessera(&mut running, l)?;
+        running.idle_rss_mib = running.rss_mib();
         let client = reqwest::blocking::Client::new();
         for k in 0..l.copies {
             if l.scene.is_relay() {
@@ -262,18 +268,40 @@ fn start_tessera(running: &mut Running, l: &Launch) -> Result<String, String> {
         .map_err(|e| e.to_string())?
         .port();
     let conf = running.dir.path().join("tessera.toml");
-    std::fs::write(
-        &conf,
-        format!(
-            "[server]\nlisten = \"127.0.0.1:{port}\"\n\
-             [ingest]\npull_url = \"{base}/live/{{stream_id}}\"\n\
-             [egress]\npush_url = \"{base}/mix/{{stream_id}}\"\n\
-             [engine]\nmax_mixes = 256\n\
-             [store]\npath = \"\"\n",
-            base = l.base
+    let mut sections: Vec<(String, Vec<String>)> = vec![
+        (
+            "server".into(),
+            vec![format!("listen = \"127.0.0.1:{port}\"")],
         ),
-    )
-    .map_err(|e| e.to_string())?;
+        (
+            "ingest".into(),
+            vec![format!("pull_url = \"{}/live/{{stream_id}}\"", l.base)],
+        ),
+        (
+            "egress".into(),
+            vec![format!("push_url = \"{}/mix/{{stream_id}}\"", l.base)],
+        ),
+        ("engine".into(), vec!["max_mixes = 256".into()]),
+        ("store".into(), vec!["path = \"\"".into()]),
+    ];
+    for set in l.tessera_set {
+        let (key, value) = set
+            .split_once('=')
+            .ok_or_else(|| format!("--tessera-set {set:?}: want section.key=value"))?;
+        let (section, key) = key
+            .split_once('.')
+            .ok_or_else(|| format!("--tessera-set {set:?}: want section.key=value"))?;
+        let line = format!("{} = {}", key.trim(), value.trim());
+        match sections.iter_mut().find(|(s, _)| s == section.trim()) {
+            Some((_, lines)) => lines.push(line),
+            None => sections.push((section.trim().into(), vec![line])),
+        }
+    }
+    let toml: String = sections
+        .iter()
+        .map(|(s, lines)| format!("[{s}]\n{}\n", lines.join("\n")))
+        .collect();
+    std::fs::write(&conf, toml).map_err(|e| e.to_string())?;
     let mut cmd = Command::new(l.tessera_bin);
     cmd.arg("serve")
         .arg("--config")

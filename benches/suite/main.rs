@@ -67,6 +67,13 @@ struct Args {
     /// to decode and encode).
     #[arg(long, value_enum, default_value = "motion")]
     content: media::Content,
+    /// Tessera binary to run (default: the one this bench was built with), e.g. an older build to compare.
+    #[arg(long)]
+    tessera_bin: Option<PathBuf>,
+    /// Extra Tessera configuration, `section.key=value` (TOML value), e.g. `engine.encoder_threads=0`;
+    /// repeatable.
+    #[arg(long = "tessera-set")]
+    tessera_set: Vec<String>,
     /// Where the report goes (report.md, report.json, chart.png).
     #[arg(long, default_value = "target/bench-report")]
     out: PathBuf,
@@ -91,6 +98,8 @@ fn main() {
             capacity_secs: 0,
             max_n: 1,
             content: media::Content::Motion,
+            tessera_bin: None,
+            tessera_set: vec![],
             out: std::env::temp_dir().join(format!("tessera-bench-smoke-{}", std::process::id())),
             bench: false,
         }
@@ -128,7 +137,11 @@ fn run_suite(args: &Args, full: bool) -> Result<(), String> {
     let bench = run::Bench {
         nginx,
         root: root.clone(),
-        tessera_bin: PathBuf::from(env!("CARGO_BIN_EXE_tessera")),
+        tessera_bin: args
+            .tessera_bin
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_tessera"))),
+        tessera_set: args.tessera_set.clone(),
         base,
         publishers: run::Publishers::new(root.join("target/bench-media"), args.content),
     };

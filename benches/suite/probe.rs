@@ -178,8 +178,9 @@ pub struct Watch {
     pub publisher: Arc<Publisher>,
 }
 
-/// One decoded output frame: when it was seen, and each watched input's age in it (`None`: stamp unreadable).
-type Seen = (Instant, Vec<Option<f64>>);
+/// One decoded output frame: when it was seen, and each watched input's frame index and age in it (`None`: stamp
+/// unreadable).
+type Seen = (Instant, Vec<Option<(u32, f64)>>);
 
 pub struct StampProbe {
     watches: Arc<Vec<Watch>>,
@@ -197,6 +198,11 @@ pub struct LatencyStats {
     pub skew_p50: f64,
     pub skew_p95: f64,
     pub frames: usize,
+    /// Share of output frames, worst input, that show the same input frame as the frame before (an input frame
+    /// arrived too late for its turn, or an input stalled). Ideal: 0 (inputs and output both run at 30 fps).
+    pub repeated: f64,
+    /// Share of output frames, worst input, that skip one or more input frames.
+    pub skipped: f64,
 }
 
 impl LatencyStats {
@@ -276,7 +282,26 @@ impl StampProbe {
             ..LatencyStats::default()
         };
         for (i, w) in self.watches.iter().enumerate() {
-            let mut ages: Vec<f64> = window.iter().filter_map(|(_, a)| a[i]).collect();
+            let mut ages: Vec<f64> = window
+                .iter()
+                .filter_map(|(_, a)| a[i].map(|r| r.1))
+                .collect();
+            // Consecutive output frames that both show this input: the input frame index should step by one.
+            // A step back is the publisher looping its file; not counted.
+            let (mut repeated, mut skipped, mut pairs) = (0usize, 0usize, 0usize);
+            for pair in window.windows(2) {
+                if let (Some((a, _)), Some((b, _))) = (pair[0].1[i], pair[1].1[i]) {
+                    pairs += 1;
+                    if b == a {
+                        repeated += 1;
+                    } else if b > a + 1 {
+                        skipped += 1;
+                    }
+                }
+            }
+            let share = |n: usize| n as f64 / pairs.max(1) as f64;
+            stats.repeated = stats.repeated.max(share(repeated));
+            stats.skipped = stats.skipped.max(share(skipped));
             let read = ages.len() as f64 / window.len().max(1) as f64;
             stats.inputs.push((
                 w.input.clone(),
@@ -288,7 +313,7 @@ impl StampProbe {
         let mut skews: Vec<f64> = window
             .iter()
             .filter_map(|(_, a)| {
-                let read: Vec<f64> = a.iter().flatten().copied().collect();
+                let read: Vec<f64> = a.iter().flatten().map(|r| r.1).collect();
                 (read.len() == a.len() && a.len() > 1).then(|| {
                     read.iter().copied().fold(f64::MIN, f64::max)
                         - read.iter().copied().fold(f64::MAX, f64::min)
@@ -310,7 +335,11 @@ impl Drop for StampProbe {
     }
 }
 
-fn read_frame(sample: &gst::Sample, watches: &[Watch], now: Instant) -> Option<Vec<Option<f64>>> {
+fn read_frame(
+    sample: &gst::Sample,
+    watches: &[Watch],
+    now: Instant,
+) -> Option<Vec<Option<(u32, f64)>>> {
     let info = gst_video::VideoInfo::from_caps(sample.caps()?).ok()?;
     let buffer = sample.buffer()?;
     let frame = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer, &info).ok()?;
@@ -337,7 +366,8 @@ fn read_frame(sample: &gst::Sample, watches: &[Watch], now: Instant) -> Option<V
                         (sum / n.max(1)) as u8
                     })
                     .collect();
-                media::read_stamp(&samples).and_then(|index| watch.publisher.age(index, now))
+                media::read_stamp(&samples)
+                    .and_then(|index| Some((index, watch.publisher.age(index, now)?)))
             })
             .collect(),
     )

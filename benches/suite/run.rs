@@ -71,6 +71,8 @@ pub struct Bench {
     pub nginx: crate::nginx::Nginx,
     pub root: PathBuf,
     pub tessera_bin: PathBuf,
+    /// Extra configuration for Tessera (`section.key=value`).
+    pub tessera_set: Vec<String>,
     pub base: String,
     pub publishers: Publishers,
 }
@@ -88,6 +90,8 @@ pub struct Measurement {
     pub cpu_per_unit: f64,
     pub rss_mib: f64,
     pub rss_per_copy_mib: f64,
+    /// What each copy adds to the contender's resident memory: for Tessera, above the idle server.
+    pub rss_added_per_copy_mib: f64,
     /// The worst output's figures.
     pub flow: FlowStats,
     pub latency: Option<LatencyStats>,
@@ -134,6 +138,7 @@ impl Bench {
             cpu_per_unit: f64::NAN,
             rss_mib: f64::NAN,
             rss_per_copy_mib: f64::NAN,
+            rss_added_per_copy_mib: f64::NAN,
             flow: FlowStats::default(),
             latency: None,
             healthy: false,
@@ -175,6 +180,7 @@ impl Bench {
         let launch = Launch {
             root: &self.root,
             tessera_bin: &self.tessera_bin,
+            tessera_set: &self.tessera_set,
             base: &self.base,
             scene,
             copies,
@@ -226,6 +232,7 @@ impl Bench {
         m.cpu_per_copy = m.cpu_cores / copies as f64;
         m.cpu_per_unit = m.cpu_per_copy / m.units_per_copy as f64;
         m.rss_per_copy_mib = m.rss_mib / copies as f64;
+        m.rss_added_per_copy_mib = (m.rss_mib - running.idle_rss_mib) / copies as f64;
         let flows: Vec<FlowStats> = probes.iter().map(|p| p.stats(t0, t1)).collect();
         m.flow = FlowStats {
             fps: flows.iter().map(|f| f.fps).fold(f64::INFINITY, f64::min),

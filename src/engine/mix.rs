@@ -125,7 +125,7 @@ pub fn prepare_stills(
         if same_canvas_size && old.is_some_and(|o| o.canvas.background == cv.background) {
             None
         } else {
-            Some(still::solid(cv.background, cv.width, cv.height)?)
+            Some(still::solid(cv.background, cv.width, cv.height, cv.height)?)
         };
     let background_image = if same_canvas_size
         && old.is_some_and(|o| o.canvas.background_image == cv.background_image)
@@ -133,7 +133,7 @@ pub fn prepare_stills(
         None
     } else {
         Some(match &cv.background_image {
-            Some(loc) => Some(still::image(loc, cv.width, cv.height, max)?),
+            Some(loc) => Some(still::image(loc, cv.width, cv.height, cv.height, max)?),
             None => None,
         })
     };
@@ -152,9 +152,9 @@ pub fn prepare_stills(
         if !unchanged {
             let (w, h) = (o.rect.width, o.rect.height);
             let still = match (&o.color, o.opaque) {
-                (Some(color), _) => still::solid(*color, w, h)?,
-                (None, false) => still::image(&o.image, w, h, max)?,
-                (None, true) => still::opaque_image(&o.image, w, h, max)?,
+                (Some(color), _) => still::solid(*color, w, h, cv.height)?,
+                (None, false) => still::image(&o.image, w, h, cv.height, max)?,
+                (None, true) => still::opaque_image(&o.image, w, h, cv.height, max)?,
             };
             overlays.insert(o.id.clone(), still);
         }
@@ -197,8 +197,11 @@ fn canvas_format(translucent: &HashSet<String>) -> &'static str {
 
 /// Caps of the compositor's output in `format`.
 fn canvas_caps(c: &Canvas, format: &str) -> gst::Caps {
+    let (colorimetry, chroma_site) = still::canvas_colorimetry(c.height);
     gst::Caps::builder("video/x-raw")
         .field("format", format)
+        .field("colorimetry", colorimetry)
+        .field("chroma-site", chroma_site)
         .field("width", c.width as i32)
         .field("height", c.height as i32)
         .field("framerate", gst::Fraction::new(c.fps as i32, 1))

@@ -364,8 +364,11 @@ impl Encoder {
             )
             .build()?;
         let aenc = match key.audio.codec {
+            // The "fast" coder: the default two-loop search costs about 0.04 cores more per mix on a few mixed voices
+            // (measured on S4's four tones) for no difference audible at these bitrates.
             AudioCodec::Aac => gst::ElementFactory::make("avenc_aac")
                 .property("bitrate", (key.audio.bitrate_kbps * 1000) as i32)
+                .property_from_str("aac-coder", "fast")
                 .build()?,
             AudioCodec::Mp3 => gst::ElementFactory::make("lamemp3enc")
                 .property_from_str("target", "bitrate")
