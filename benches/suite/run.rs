@@ -284,7 +284,10 @@ impl Bench {
         let mut steps = vec![(1, true)];
         let mut n = guess.max(2).min(max_n);
         while lo + 1 < hi && n > lo && n < hi {
-            let ok = self.measure(scene, kind, n, warmup, secs, false).healthy;
+            let m = self.measure(scene, kind, n, warmup, secs, false);
+            // Each step's figures, so a failed step says why (frame rate or gaps).
+            eprintln!("    step {}", crate::report::one_line(&m));
+            let ok = m.healthy;
             steps.push((n, ok));
             if ok {
                 lo = n;
