@@ -255,6 +255,8 @@ impl EncodeKey {
 
 /// Canvas frames queued in front of a video encoder (see [`Encoder::add`]).
 const ENCODER_QUEUE_FRAMES: u32 = 4;
+/// How long the FLV muxer waits for a late track (see [`Encoder::add`]).
+const MUX_PATIENCE: gst::ClockTime = gst::ClockTime::from_mseconds(300);
 
 /// Where an encoder chain ends: an element and, for flvmux, its request pad's name.
 type ChainEnd = (gst::Element, Option<&'static str>);
@@ -432,8 +434,13 @@ impl Encoder {
                     )
                 }
                 None => {
+                    // The muxer interleaves by timestamp and normally outputs as soon as both tracks have data. Its
+                    // latency is only how long it waits for a late track before going on without it (and then
+                    // dropping that track's late frames): long enough to ride out an encoder that falls behind for
+                    // a moment on a loaded machine, at no cost otherwise.
                     let mux = gst::ElementFactory::make("flvmux")
                         .property("streamable", true)
+                        .property("latency", MUX_PATIENCE.nseconds())
                         .build()?;
                     let weak = Arc::downgrade(&fanout);
                     let sink = gst_app::AppSink::builder()
