@@ -140,13 +140,7 @@ impl Corners {
                     out.plane_stride()[1] as usize,
                     out.plane_stride()[2] as usize,
                 ];
-                let mut planes = Vec::new();
-                for i in 0..3 {
-                    let Ok(p) = out.plane_data_mut(i) else { return };
-                    // SAFETY: the three planes of one frame are disjoint regions of the buffer.
-                    planes.push(unsafe { std::slice::from_raw_parts_mut(p.as_mut_ptr(), p.len()) });
-                }
-                let [y, u, v]: [&mut [u8]; 3] = planes.try_into().ok().unwrap();
+                let [y, u, v, _] = out.planes_data_mut();
                 redraw_i420(
                     OutI420 {
                         w,
