@@ -496,20 +496,7 @@ mod tests {
         // the red one square; the redraw must put blue back outside the arcs.
         let bg = solid(32, 32, BLUE);
         let fg = solid(24, 24, RED);
-        let layers = [
-            Layer {
-                rect: rect(0, 0, 32, 32),
-                alpha: 1.0,
-                radius: 0,
-                picture: i420(32, 32, &bg),
-            },
-            Layer {
-                rect: rect(4, 4, 24, 24),
-                alpha: 1.0,
-                radius: 8,
-                picture: i420(24, 24, &fg),
-            },
-        ];
+        let layers = canvas_and_rounded(&bg, &fg);
         let mut out = square_composite(BLUE, (4, 28), RED);
         let before = out.clone();
         redraw(&mut out, &layers);
@@ -546,26 +533,13 @@ mod tests {
         let bg = solid(32, 32, BLUE);
         let fg = solid(24, 24, RED);
         let top = solid(6, 6, GREEN);
-        let layers = [
-            Layer {
-                rect: rect(0, 0, 32, 32),
-                alpha: 1.0,
-                radius: 0,
-                picture: i420(32, 32, &bg),
-            },
-            Layer {
-                rect: rect(4, 4, 24, 24),
-                alpha: 1.0,
-                radius: 8,
-                picture: i420(24, 24, &fg),
-            },
-            Layer {
-                rect: rect(2, 2, 6, 6),
-                alpha: 1.0,
-                radius: 0,
-                picture: i420(6, 6, &top),
-            },
-        ];
+        let mut layers = canvas_and_rounded(&bg, &fg);
+        layers.push(Layer {
+            rect: rect(2, 2, 6, 6),
+            alpha: 1.0,
+            radius: 0,
+            picture: i420(6, 6, &top),
+        });
         let mut out = square_composite(BLUE, (4, 28), RED);
         for y in 2..8 {
             for x in 2..8 {
@@ -586,20 +560,7 @@ mod tests {
     fn an_ayuv_canvas_gets_the_same_corners() {
         let bg = solid(32, 32, BLUE);
         let fg = solid(24, 24, RED);
-        let layers = [
-            Layer {
-                rect: rect(0, 0, 32, 32),
-                alpha: 1.0,
-                radius: 0,
-                picture: i420(32, 32, &bg),
-            },
-            Layer {
-                rect: rect(4, 4, 24, 24),
-                alpha: 1.0,
-                radius: 8,
-                picture: i420(24, 24, &fg),
-            },
-        ];
+        let layers = canvas_and_rounded(&bg, &fg);
         let mut data = vec![0u8; 32 * 32 * 4];
         for (i, p) in data.chunks_exact_mut(4).enumerate() {
             let (x, y) = (i % 32, i / 32);
@@ -619,6 +580,26 @@ mod tests {
     const BLUE: [u8; 3] = [41, 240, 110];
     const RED: [u8; 3] = [81, 90, 240];
     const GREEN: [u8; 3] = [145, 54, 34];
+
+    type Planes = (Vec<u8>, Vec<u8>, Vec<u8>);
+
+    /// The scene most tests use: `bg` over the whole 32×32 canvas, `fg` (24×24) at (4, 4) with radius 8.
+    fn canvas_and_rounded<'a>(bg: &'a Planes, fg: &'a Planes) -> Vec<Layer<'a>> {
+        vec![
+            Layer {
+                rect: rect(0, 0, 32, 32),
+                alpha: 1.0,
+                radius: 0,
+                picture: i420(32, 32, bg),
+            },
+            Layer {
+                rect: rect(4, 4, 24, 24),
+                alpha: 1.0,
+                radius: 8,
+                picture: i420(24, 24, fg),
+            },
+        ]
+    }
 
     fn rect(x: i32, y: i32, w: i32, h: i32) -> Rect {
         Rect { x, y, w, h }
