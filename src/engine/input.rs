@@ -260,6 +260,7 @@ async fn supervise(
 
         let end = match build_pipeline(&url, config.decoder_threads, pull.clone()) {
             Ok((pipeline, report)) => {
+                let pipeline = crate::engine::teardown::NullOnDrop(pipeline);
                 let end = run_session(&pipeline, &report, &pull, &config, &mut stop_rx).await;
                 let stopped = matches!(end, SessionEnd::Stopped);
                 let _ =

@@ -570,6 +570,7 @@ async fn supervise_target(
         };
         let (reason, was_live) = match build_target(&shared.url, &headers.caps, &config) {
             Ok((pipeline, appsrc)) => {
+                let pipeline = crate::engine::teardown::NullOnDrop(pipeline);
                 shared.pushed_bytes.store(0, Ordering::Relaxed);
                 shared.need_keyframe.store(true, Ordering::Relaxed);
                 *shared.appsrc.lock().unwrap() = Some(appsrc);

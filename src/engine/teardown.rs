@@ -65,3 +65,23 @@ pub(crate) fn stop(
     }
     pipeline.set_state(gst::State::Null)
 }
+
+/// A session's pipeline, set to NULL when dropped wherever that happens. [`stop`] is the way out of a session;
+/// this guard covers the ways around it: a task cancelled while its session runs (a runtime shutting down, an
+/// aborted handle, a blocking stop that never got to run). GStreamer aborts the process when a pipeline that is
+/// still PLAYING is disposed (seen once in the mix tests, on an output still connecting at shutdown).
+pub(crate) struct NullOnDrop(pub gst::Pipeline);
+
+impl std::ops::Deref for NullOnDrop {
+    type Target = gst::Pipeline;
+    fn deref(&self) -> &gst::Pipeline {
+        &self.0
+    }
+}
+
+impl Drop for NullOnDrop {
+    fn drop(&mut self) {
+        // A no-op after `stop`.
+        let _ = self.0.set_state(gst::State::Null);
+    }
+}

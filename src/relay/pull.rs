@@ -351,6 +351,7 @@ async fn pull_once(
         cancel.clone(),
     ) {
         Ok(pipeline) => {
+            let pipeline = crate::engine::teardown::NullOnDrop(pipeline);
             let end =
                 run_session(&pipeline, &ctx.shared, &ctx.ingest, &ctx.stall_ms, stop_rx).await;
             // A streaming thread waiting to pace gives up, so the pipeline can stop.

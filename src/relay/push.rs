@@ -186,6 +186,7 @@ pub(crate) async fn supervise(
         });
         let end = match build(&shared.url, &config) {
             Ok((pipeline, appsrc, sink)) => {
+                let pipeline = crate::engine::teardown::NullOnDrop(pipeline);
                 shared.pushed.store(0, Ordering::Relaxed);
                 shared.need_start.store(true, Ordering::Relaxed);
                 *shared.appsrc.lock().unwrap() = Some(appsrc.clone());
