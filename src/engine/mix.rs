@@ -133,7 +133,9 @@ pub fn prepare_stills(
         None
     } else {
         Some(match &cv.background_image {
-            Some(loc) => Some(still::image(loc, cv.width, cv.height, cv.height, max)?),
+            Some(loc) => Some(still::image(
+                loc, cv.width, cv.height, cv.height, max, false,
+            )?),
             None => None,
         })
     };
@@ -153,8 +155,7 @@ pub fn prepare_stills(
             let (w, h) = (o.rect.width, o.rect.height);
             let still = match (&o.color, o.opaque) {
                 (Some(color), _) => still::solid(*color, w, h, cv.height)?,
-                (None, false) => still::image(&o.image, w, h, cv.height, max)?,
-                (None, true) => still::opaque_image(&o.image, w, h, cv.height, max)?,
+                (None, opaque) => still::image(&o.image, w, h, cv.height, max, opaque)?,
             };
             overlays.insert(o.id.clone(), still);
         }

@@ -45,37 +45,26 @@ pub fn solid(color: Color, width: u32, height: u32, canvas_height: u32) -> Resul
     finish(render(src, None, Some((width, height)))?, canvas_height)
 }
 
-/// Decodes a PNG or JPEG from a file path or http(s) URL
-/// and scales it to `width`×`height`, for a canvas `canvas_height` pixels high.
+/// Decodes a PNG or JPEG from a file path or http(s) URL and scales it to `width`×`height`, for a canvas
+/// `canvas_height` pixels high. `opaque`: the alpha channel is set opaque (transparent parts show the image's own
+/// colour values instead of what lies beneath).
 pub fn image(
     location: &str,
     width: u32,
     height: u32,
     canvas_height: u32,
     max_bytes: u64,
-) -> Result<Still, Error> {
-    finish(
-        decode_image(location, Some((width, height)), max_bytes)?,
-        canvas_height,
-    )
-}
-
-/// Like [`image`], with the alpha channel set opaque.
-pub fn opaque_image(
-    location: &str,
-    width: u32,
-    height: u32,
-    canvas_height: u32,
-    max_bytes: u64,
+    opaque: bool,
 ) -> Result<Still, Error> {
     let mut still = decode_image(location, Some((width, height)), max_bytes)?;
-    let buffer = still.buffer.make_mut();
-    let mut map = buffer.map_writable().map_err(Error::internal)?;
-    // AYUV: A is the first byte of every 4.
-    for px in map.as_mut_slice().chunks_exact_mut(4) {
-        px[0] = 255;
+    if opaque {
+        let buffer = still.buffer.make_mut();
+        let mut map = buffer.map_writable().map_err(Error::internal)?;
+        // AYUV: A is the first byte of every 4.
+        for px in map.as_mut_slice().chunks_exact_mut(4) {
+            px[0] = 255;
+        }
     }
-    drop(map);
     finish(still, canvas_height)
 }
 
