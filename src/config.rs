@@ -454,8 +454,6 @@ impl Config {
                 "callbacks.timeout_ms must be greater than 0".into(),
             ));
         }
-        // Builds the callback client once so a bad `ca_file` stops the start, not the first event.
-        crate::relay::callback_client(&self.callbacks).map_err(ConfigError::Invalid)?;
         Ok(())
     }
 }

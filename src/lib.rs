@@ -25,11 +25,15 @@
 pub mod api;
 pub mod clock;
 pub mod config;
+pub mod control;
 pub mod engine;
 pub mod error;
+pub mod events;
 pub mod flv;
+pub mod media;
 pub mod model;
 pub mod netpolicy;
+pub mod node;
 pub mod pictures;
 pub mod relay;
 pub mod server;

@@ -69,7 +69,7 @@ fn main() -> std::process::ExitCode {
 
 async fn run(config: Config) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(config.server.listen).await?;
-    tracing::info!(listen = %listener.local_addr()?, "tessera ready");
+    tracing::info!(listen = %listener.local_addr()?, "listening; taking back recorded tasks");
     tessera::server::serve(listener, config, shutdown_signal()).await
 }
 

@@ -1,57 +1,68 @@
 //! Runs the HTTP API over an already bound listener until `shutdown` resolves.
 
-use std::{future::Future, time::Instant};
+use std::future::Future;
 
 use tokio::net::TcpListener;
 
-use crate::{api, config::Config, engine::Engine};
+use crate::{api, config::Config, node::NodeParts};
 
 /// Initialises GStreamer and the statically linked plugins. Safe to call more than once.
 pub fn init_media() -> Result<(), crate::Error> {
     crate::engine::init()
 }
 
-/// Opens the configured state store, resumes the tasks recorded in it, and serves every API dialect on
-/// `listener` until `shutdown` completes; then ends every mix and relay cleanly, leaving them recorded.
+/// Opens the configured state store, wires the node around it, resumes the tasks recorded in it, and serves
+/// every API dialect on `listener` until `shutdown` completes; then ends every mix and relay cleanly, leaving
+/// them recorded.
 pub async fn serve(
     listener: TcpListener,
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let store = crate::store::open(&config.store).map_err(std::io::Error::other)?;
-    serve_engine(
-        listener,
-        Engine::with_store(config.clone(), store),
-        config,
-        shutdown,
-    )
-    .await
+    let state = build(config).await?;
+    serve_state(listener, state, shutdown).await
 }
 
-/// [`serve`] with an engine the caller keeps a handle to (tests inspect it); relay projects are recorded in
-/// the engine's store.
-pub async fn serve_engine(
+/// The node `config` describes: its store opened (off the async workers), the callback client built once.
+pub async fn build(config: Config) -> std::io::Result<api::AppState> {
+    let store_config = config.store.clone();
+    let store = tokio::task::spawn_blocking(move || crate::store::open(&store_config))
+        .await
+        .map_err(std::io::Error::other)?
+        .map_err(std::io::Error::other)?;
+    match config.store.path.as_str() {
+        "" => tracing::info!(
+            "state store: memory only (store.path is empty): tasks do not survive a restart"
+        ),
+        path => tracing::info!(path, "state store"),
+    }
+    let callbacks =
+        crate::relay::callback_client(&config.callbacks).map_err(std::io::Error::other)?;
+    Ok(api::AppState::new(config, NodeParts::new(store), callbacks))
+}
+
+/// Serves `state` (tests build one and keep it to inspect the engine). The recorded tasks are taken back first
+/// (reading the store only); their pipelines start in the background while the API already answers, and
+/// "tessera ready" is logged, and `/readyz` turns 200, once each has started or failed to.
+pub async fn serve_state(
     listener: TcpListener,
-    engine: Engine,
-    config: Config,
+    state: api::AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     init_media().map_err(|e| std::io::Error::other(e.to_string()))?;
-    let state = api::AppState::new(engine.clone(), config);
-    // Before the first request is served, so no request races a restored task; connections wait in the
-    // listener's backlog meanwhile.
-    let began = Instant::now();
-    let mixes = engine.restore().await;
-    let relays = state.relays.restore().await;
-    state.restore_dialects();
+    let (mixes, relays) = state.restore().await;
     if mixes + relays > 0 {
-        tracing::info!(
-            mixes,
-            relays,
-            ms = began.elapsed().as_millis() as u64,
-            "recorded tasks resumed"
-        );
+        tracing::info!(mixes, relays, "recorded tasks taken back");
     }
+    let engine = state.engine.clone();
+    let addr = listener.local_addr()?;
+    tokio::spawn({
+        let engine = engine.clone();
+        async move {
+            engine.until_ready().await;
+            tracing::info!(listen = %addr, "tessera ready");
+        }
+    });
     let relays = state.relays.clone();
     // The peer address keys the native API's per-client rate limit.
     let app = api::app(state).into_make_service_with_connect_info::<std::net::SocketAddr>();

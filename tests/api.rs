@@ -15,8 +15,8 @@ fn app() -> (Router, Engine) {
     tessera::server::init_media().unwrap();
     let mut config = Config::default();
     config.server.max_body_bytes = 64 * 1024;
-    let engine = Engine::new(config.clone());
-    let state = api::AppState::new(engine.clone(), config);
+    let state = api::AppState::in_memory(config);
+    let engine = state.engine.clone();
     (api::app(state), engine)
 }
 

@@ -380,16 +380,11 @@ async fn the_native_limit_is_per_client_address() {
     config.server.max_requests_per_s = 2;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let engine = tessera::engine::Engine::new(config.clone());
+    let state = tessera::api::AppState::in_memory(config);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(tessera::server::serve_engine(
-        listener,
-        engine,
-        config,
-        async move {
-            let _ = stopped.await;
-        },
-    ));
+    let server = tokio::spawn(tessera::server::serve_state(listener, state, async move {
+        let _ = stopped.await;
+    }));
     let client = |local: [u8; 4]| {
         reqwest::Client::builder()
             .local_address(std::net::IpAddr::from(local))

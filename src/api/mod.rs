@@ -2,13 +2,13 @@
 //! types into the core model and core errors into its own codes.
 
 mod error;
-mod idle;
 mod json;
 mod lenient;
 pub mod native;
 mod path;
 mod pictures;
 pub mod ratelimit;
+pub mod registry;
 mod relays;
 pub mod tencent;
 pub mod zego;
@@ -25,7 +25,7 @@ use axum::{
     Router,
 };
 
-use crate::{config::Config, engine::Engine};
+use crate::{config::Config, engine::Engine, events::EventBus, node::NodeParts};
 
 pub use error::ApiError;
 
@@ -34,7 +34,9 @@ pub use error::ApiError;
 pub struct AppState {
     pub engine: Engine,
     pub config: Arc<Config>,
-    /// The ZEGO dialect's task registry and nonce cache.
+    /// The node's event stream.
+    pub events: EventBus,
+    /// The ZEGO dialect's tasks and nonces.
     pub zego: Arc<zego::ZegoState>,
     /// Pictures requests name by id.
     pub pictures: Arc<crate::pictures::Pictures>,
@@ -47,30 +49,40 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(engine: Engine, config: Config) -> Self {
-        let relays = crate::relay::Relays::with_store(config.clone(), engine.store());
+    /// Everything one node serves, wired around `parts`. `callbacks` is the status-callback client, built (and
+    /// its CA file checked) once at start. Must be called inside a Tokio runtime.
+    pub fn new(config: Config, parts: NodeParts, callbacks: reqwest::Client) -> Self {
+        let engine = Engine::new(config.clone(), parts.clone());
+        let relays = crate::relay::Relays::new(config.clone(), parts.clone(), callbacks);
         let pictures =
             crate::pictures::Pictures::new(&config.pictures, config.engine.max_image_bytes);
-        let config_rates = config.clone();
         Self {
+            zego: Arc::new(zego::ZegoState::new(&parts, engine.clone())),
+            tencent: Arc::new(tencent::TencentState::new(&config, &parts, engine.clone())),
             engine,
-            config: Arc::new(config),
-            zego: Arc::default(),
+            events: parts.events,
             pictures: Arc::new(pictures),
-            tencent: Arc::default(),
             relays,
-            rates: Arc::new(ratelimit::RateLimits::new(&config_rates)),
+            rates: Arc::new(ratelimit::RateLimits::new(&config)),
+            config: Arc::new(config),
         }
     }
-}
 
-impl AppState {
-    /// Gives each dialect back what it recorded of the tasks the engine and the relays resumed (owners,
-    /// sequences, sessions, project metadata). Called once at start, after those were restored.
-    pub fn restore_dialects(&self) {
-        self.zego.restore(self);
-        self.tencent.sessions.restore(self);
-        self.tencent.cme.restore(self);
+    /// A node of its own, recording in memory only (tests).
+    pub fn in_memory(config: Config) -> Self {
+        let callbacks =
+            crate::relay::callback_client(&config.callbacks).expect("a valid [callbacks] section");
+        Self::new(config, NodeParts::in_memory(), callbacks)
+    }
+
+    /// Takes back every recorded task (at process start): the engine's mixes (known at once, started in the
+    /// background), the relay projects, then what each dialect recorded of them. Returns (mixes, relays).
+    pub async fn restore(&self) -> (usize, usize) {
+        let mixes = self.engine.restore().await;
+        let relays = self.relays.restore().await;
+        self.zego.restore(&self.engine, &self.config.zego).await;
+        self.tencent.restore(&self.engine, &self.relays).await;
+        (mixes, relays)
     }
 }
 
@@ -79,6 +91,7 @@ pub fn app(state: AppState) -> Router {
     let max_body = state.config.server.max_body_bytes;
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
         .route("/openapi.json", get(openapi))
         .route("/", get(root).post(root))
         .route(
@@ -116,7 +129,27 @@ pub fn app(state: AppState) -> Router {
         .fallback(not_found)
         // Extractors refuse larger bodies, so each dialect answers in its own shape.
         .layer(DefaultBodyLimit::max(max_body))
+        .layer(axum::middleware::from_fn(detached))
         .with_state(state)
+}
+
+/// Runs every request on a task of its own and waits for it there: a client that hangs up (or times out) drops
+/// only this wait, never the handler, so a change it asked for runs to its end — applied and recorded, or
+/// refused and rolled back — and what is acknowledged is what is stored and running, whether or not anyone
+/// still listens.
+async fn detached(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    match tokio::spawn(next.run(request)).await {
+        Ok(response) => response,
+        Err(e) => {
+            tracing::error!(error = %e, "request handler panicked");
+            ApiError::new(
+                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "internal error; see the server log",
+            )
+            .into_response()
+        }
+    }
 }
 
 /// `/` is shared by the vendor dialects: Tencent API 3.0 names an `X-TC-Action` header, ZEGO an `Action` in
@@ -184,8 +217,31 @@ pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
         && std::hint::black_box(a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y))) == 0
 }
 
+/// The process answers (it may still be starting the tasks recorded before a restart: see `/readyz`).
 async fn healthz() -> &'static str {
     "ok"
+}
+
+/// 200 once every task recorded before the start has been started or has failed to (each failed one is listed
+/// with its reason on `GET /v1/mixes`); 503 until then. Load balancers send traffic on this one.
+async fn readyz(State(state): State<AppState>) -> Response {
+    let mixes = state.engine.list();
+    let count =
+        |s: crate::engine::status::MixState| mixes.iter().filter(|m| m.status.state == s).count();
+    let body = serde_json::json!({
+        "ready": state.engine.is_ready(),
+        "mixes": {
+            "starting": count(crate::engine::status::MixState::Starting),
+            "running": count(crate::engine::status::MixState::Running),
+            "failed": count(crate::engine::status::MixState::Failed),
+        },
+    });
+    let status = if state.engine.is_ready() {
+        axum::http::StatusCode::OK
+    } else {
+        axum::http::StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, axum::Json(body)).into_response()
 }
 
 async fn openapi() -> impl axum::response::IntoResponse {

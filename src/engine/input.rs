@@ -1,9 +1,9 @@
 //! The input hub: each source URL is pulled and decoded once, whatever number of mixes use it, and its decoded
 //! frames and samples are fanned out to every subscribed mix ([`MediaSink`]).
 //!
-//! A pull runs in its own pipeline, supervised by a task: an error, an end of stream, a stall (no media for
-//! `ingest.stall_timeout_ms`) or nothing arriving within `ingest.connect_timeout_ms` tears the pipeline down and
-//! rebuilds it after a backoff. Mixes never see any of that except that media stops and later resumes: their own
+//! A pull runs in its own pipeline, a session on [`crate::media`]'s supervisor: an error, an end of stream, a
+//! stall (no media for `ingest.stall_timeout_ms`) or nothing arriving within `ingest.connect_timeout_ms` tears the
+//! pipeline down and rebuilds it after a backoff, forever. Mixes never see any of that except that media stops and later resumes: their own
 //! pipelines keep running.
 
 use std::{
@@ -15,12 +15,19 @@ use std::{
     time::{Duration, Instant},
 };
 
-use futures::StreamExt;
+use futures::future::BoxFuture;
 use gst::prelude::*;
-use tokio::sync::watch;
 
-use super::{backoff::Backoff, status::InputState, timing::Timing};
-use crate::{config::IngestConfig, flv::demux::ReportHandle};
+use super::timing::Timing;
+use crate::{
+    config::IngestConfig,
+    events::{EventBus, EventKind, TaskRef},
+    flv::demux::ReportHandle,
+    media::{
+        pipeline::PipelineRun, rtmp, Attempt, End, Handle, LinkState, Liveness, Policy, Retries,
+        Session, Supervisor,
+    },
+};
 
 /// Receives one input's decoded media. Buffers carry absolute system-clock time as their PTS.
 pub trait MediaSink: Send + Sync {
@@ -28,8 +35,24 @@ pub trait MediaSink: Send + Sync {
     fn audio(&self, buffer: &gst::Buffer, caps: &gst::Caps);
 }
 
-/// Subscribers of one pull with their ids, swapped wholesale on change.
-type SinkList = Arc<Vec<(u64, Arc<dyn MediaSink>)>>;
+/// Whose input a subscription is: the mix and the input's id in it, named in the events the pull's state
+/// changes raise.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InputTag {
+    pub mix: String,
+    pub input: String,
+}
+
+/// One subscriber of a pull.
+#[derive(Clone)]
+struct Subscriber {
+    id: u64,
+    sink: Arc<dyn MediaSink>,
+    tag: Option<InputTag>,
+}
+
+/// Subscribers of one pull, swapped wholesale on change.
+type SinkList = Arc<Vec<Subscriber>>;
 
 /// A sink that drops everything: subscribing with it keeps a pull running (probes, restarts).
 pub struct Discard;
@@ -47,6 +70,7 @@ pub struct InputHub {
 
 struct HubInner {
     config: IngestConfig,
+    events: EventBus,
     pulls: Mutex<HashMap<String, Arc<Pull>>>,
 }
 
@@ -56,16 +80,15 @@ struct Pull {
     /// Subscribers, replaced wholesale on change so streaming threads can push without holding the lock.
     sinks: Mutex<SinkList>,
     next_sink_id: AtomicU64,
-    state: Mutex<InputState>,
     video_size: Mutex<Option<(u32, u32)>>,
     timing: Mutex<Timing>,
-    /// Arrival of the newest buffer of the current session.
-    last_media: Mutex<Option<Instant>>,
-    /// Set by the streaming thread when the current session delivered something.
-    session_live: AtomicBool,
-    /// Set when the last subscriber left: streaming threads stop pacing and the supervisor exits.
+    /// Buffers delivered in the current attempt: its progress.
+    delivered: AtomicU64,
+    /// Set when the last subscriber left: streaming threads stop pacing.
     stopping: AtomicBool,
-    stop_tx: watch::Sender<bool>,
+    /// The supervised link; stopping it (or dropping the pull) ends the pulling.
+    link: Mutex<Option<Handle>>,
+    events: EventBus,
 }
 
 /// A mix's interest in one input. Dropping it unsubscribes; the pull stops when nobody is left.
@@ -76,28 +99,48 @@ pub struct Subscription {
 }
 
 impl InputHub {
-    pub fn new(config: IngestConfig) -> Self {
+    pub fn new(config: IngestConfig, events: EventBus) -> Self {
         Self {
             inner: Arc::new(HubInner {
                 config,
+                events,
                 pulls: Mutex::new(HashMap::new()),
             }),
         }
     }
 
-    /// Starts delivering `url`'s media to `sink`, starting the pull if nobody else uses it yet.
-    pub fn subscribe(&self, url: &str, sink: Arc<dyn MediaSink>) -> Subscription {
+    /// Starts delivering `url`'s media to `sink`, starting the pull if nobody else uses it yet. `tag` names the
+    /// mix input it feeds, for events (probes have none).
+    pub fn subscribe(
+        &self,
+        url: &str,
+        sink: Arc<dyn MediaSink>,
+        tag: Option<InputTag>,
+    ) -> Subscription {
         let mut pulls = self.inner.pulls.lock().unwrap();
         let pull = pulls
             .entry(url.to_string())
-            .or_insert_with(|| Pull::start(url, self.inner.config.clone()))
+            .or_insert_with(|| {
+                Pull::start(url, self.inner.config.clone(), self.inner.events.clone())
+            })
             .clone();
         let id = pull.next_sink_id.fetch_add(1, Ordering::Relaxed);
         {
             let mut sinks = pull.sinks.lock().unwrap();
             let mut next = Vec::clone(&sinks);
-            next.push((id, sink));
+            next.push(Subscriber {
+                id,
+                sink,
+                tag: tag.clone(),
+            });
             *sinks = Arc::new(next);
+        }
+        // A pull that is live already says so to its new mix too: events carry state, not just changes.
+        if let (Some(tag), true) = (tag, pull.state().is_live()) {
+            self.inner.events.publish(
+                TaskRef::Mix(tag.mix),
+                EventKind::InputLive { input: tag.input },
+            );
         }
         Subscription {
             pull,
@@ -113,8 +156,8 @@ impl InputHub {
 }
 
 impl Subscription {
-    pub fn state(&self) -> InputState {
-        self.pull.state.lock().unwrap().clone()
+    pub fn state(&self) -> LinkState {
+        self.pull.state()
     }
 
     pub fn video_size(&self) -> Option<(u32, u32)> {
@@ -134,11 +177,7 @@ impl Drop for Subscription {
         let mut pulls = hub.pulls.lock().unwrap();
         let empty = {
             let mut sinks = self.pull.sinks.lock().unwrap();
-            let next: Vec<_> = sinks
-                .iter()
-                .filter(|(id, _)| *id != self.id)
-                .cloned()
-                .collect();
+            let next: Vec<Subscriber> = sinks.iter().filter(|s| s.id != self.id).cloned().collect();
             let empty = next.is_empty();
             *sinks = Arc::new(next);
             empty
@@ -146,37 +185,50 @@ impl Drop for Subscription {
         if empty {
             pulls.remove(&self.pull.url);
             self.pull.stopping.store(true, Ordering::SeqCst);
-            let _ = self.pull.stop_tx.send(true);
+            if let Some(link) = self.pull.link.lock().unwrap().as_ref() {
+                link.stop();
+            }
         }
     }
 }
 
 impl Pull {
-    fn start(url: &str, config: IngestConfig) -> Arc<Pull> {
-        let (stop_tx, stop_rx) = watch::channel(false);
+    fn start(url: &str, config: IngestConfig, events: EventBus) -> Arc<Pull> {
         let pull = Arc::new(Pull {
             url: url.to_string(),
             sinks: Mutex::new(Arc::new(Vec::new())),
             next_sink_id: AtomicU64::new(0),
-            state: Mutex::new(InputState::Connecting { attempt: 0 }),
             video_size: Mutex::new(None),
             timing: Mutex::new(Timing::default()),
-            last_media: Mutex::new(None),
-            session_live: AtomicBool::new(false),
+            delivered: AtomicU64::new(0),
             stopping: AtomicBool::new(false),
-            stop_tx,
+            link: Mutex::new(None),
+            events,
         });
-        tokio::spawn(supervise(
-            Arc::downgrade(&pull),
-            pull.url.clone(),
-            config,
-            stop_rx,
-        ));
+        let policy = Policy {
+            initial: Duration::from_millis(config.retry_initial_ms),
+            max: Duration::from_millis(config.retry_max_ms),
+            retries: Retries::Forever,
+        };
+        let link = Supervisor::spawn(
+            DecodePull {
+                pull: Arc::downgrade(&pull),
+                url: url.to_string(),
+                config,
+                was_live: false,
+            },
+            policy,
+        );
+        *pull.link.lock().unwrap() = Some(link);
         pull
     }
 
-    fn set_state(&self, state: InputState) {
-        *self.state.lock().unwrap() = state;
+    fn state(&self) -> LinkState {
+        self.link
+            .lock()
+            .unwrap()
+            .as_ref()
+            .map_or(LinkState::Connecting { attempt: 0 }, Handle::state)
     }
 
     /// Called from streaming threads with each decoded buffer.
@@ -193,11 +245,7 @@ impl Pull {
             .lock()
             .unwrap()
             .map(pts.nseconds(), now.nseconds());
-        *self.last_media.lock().unwrap() = Some(Instant::now());
-        if !self.session_live.swap(true, Ordering::SeqCst) {
-            tracing::info!(url = %self.url, "input live");
-            self.set_state(InputState::Live);
-        }
+        self.delivered.fetch_add(1, Ordering::Relaxed);
         if is_video {
             if let Ok(info) = gst_video::VideoInfo::from_caps(&caps) {
                 let size = Some((info.width(), info.height()));
@@ -219,128 +267,118 @@ impl Pull {
             out.set_dts(gst::ClockTime::NONE);
         }
         let sinks = self.sinks.lock().unwrap().clone();
-        for (_, sink) in sinks.iter() {
+        for s in sinks.iter() {
             if is_video {
-                sink.video(&out, &caps);
+                s.sink.video(&out, &caps);
             } else {
-                sink.audio(&out, &caps);
+                s.sink.audio(&out, &caps);
             }
+        }
+    }
+
+    /// Tells every mix this pull feeds that its input changed state.
+    fn announce(&self, kind: impl Fn(&str) -> EventKind) {
+        let sinks = self.sinks.lock().unwrap().clone();
+        for tag in sinks.iter().filter_map(|s| s.tag.as_ref()) {
+            self.events
+                .publish(TaskRef::Mix(tag.mix.clone()), kind(&tag.input));
         }
     }
 }
 
-/// Why a pull session ended.
-enum SessionEnd {
-    Stopped,
-    Failed(String),
-}
-
-async fn supervise(
+/// Pulling and decoding one source, as a supervised session.
+struct DecodePull {
     pull: Weak<Pull>,
     url: String,
     config: IngestConfig,
-    mut stop_rx: watch::Receiver<bool>,
-) {
-    let mut backoff = Backoff::new(
-        Duration::from_millis(config.retry_initial_ms),
-        Duration::from_millis(config.retry_max_ms),
-    );
-    loop {
-        let Some(p) = pull.upgrade() else { return };
-        if *stop_rx.borrow() {
-            return;
-        }
-        p.set_state(InputState::Connecting {
-            attempt: backoff.attempt(),
-        });
-        p.session_live.store(false, Ordering::SeqCst);
-        p.timing.lock().unwrap().reset();
-        *p.last_media.lock().unwrap() = None;
-        drop(p);
+    /// Whether the link was live before its current state (a live input that fails is "lost").
+    was_live: bool,
+}
 
-        let end = match build_pipeline(&url, config.decoder_threads, pull.clone()) {
-            Ok((pipeline, report)) => {
-                let pipeline = crate::engine::teardown::NullOnDrop(pipeline);
-                let end = run_session(&pipeline, &report, &pull, &config, &mut stop_rx).await;
-                let stopped = matches!(end, SessionEnd::Stopped);
-                let _ =
-                    tokio::task::spawn_blocking(move || super::teardown::stop(&pipeline, stopped))
-                        .await;
-                end
+/// One pipeline of a pull.
+struct DecodeAttempt {
+    run: PipelineRun,
+    report: ReportHandle,
+    pull: Weak<Pull>,
+}
+
+impl Session for DecodePull {
+    type Attempt = DecodeAttempt;
+
+    fn build(&mut self, _n: u32) -> Result<DecodeAttempt, String> {
+        let pull = self.pull.upgrade().ok_or("the input is no longer used")?;
+        pull.timing.lock().unwrap().reset();
+        pull.delivered.store(0, Ordering::Relaxed);
+        let (pipeline, report) =
+            build_pipeline(&self.url, self.config.decoder_threads, self.pull.clone())
+                .map_err(|e| format!("cannot build pull pipeline: {e}"))?;
+        Ok(DecodeAttempt {
+            run: PipelineRun::new(pipeline),
+            report,
+            pull: self.pull.clone(),
+        })
+    }
+
+    fn liveness(&self) -> Liveness {
+        Liveness {
+            connect: self.config.connect_timeout(),
+            stall: self.config.stall_timeout(),
+        }
+    }
+
+    fn observe(&mut self, state: &LinkState) {
+        let Some(pull) = self.pull.upgrade() else {
+            return;
+        };
+        match state {
+            LinkState::Connecting { attempt } => {
+                pull.announce(|input| EventKind::InputConnecting {
+                    input: input.into(),
+                    attempt: *attempt,
+                });
             }
-            Err(e) => SessionEnd::Failed(format!("cannot build pull pipeline: {e}")),
-        };
-        let reason = match end {
-            SessionEnd::Stopped => return,
-            SessionEnd::Failed(reason) => reason,
-        };
-        let Some(p) = pull.upgrade() else { return };
-        if p.session_live.load(Ordering::SeqCst) {
-            backoff.reset();
-            p.set_state(InputState::Lost {
-                reason: reason.clone(),
-            });
+            LinkState::Live => {
+                tracing::info!(url = %crate::media::redact(&self.url), "input live");
+                pull.announce(|input| EventKind::InputLive {
+                    input: input.into(),
+                });
+            }
+            LinkState::Retrying {
+                last_error,
+                attempt,
+                retry_in_ms,
+            } => {
+                tracing::warn!(url = %crate::media::redact(&self.url), reason = %last_error, attempt, retry_in_ms, "input down; will retry");
+                if self.was_live {
+                    pull.announce(|input| EventKind::InputLost {
+                        input: input.into(),
+                        reason: last_error.clone(),
+                    });
+                }
+            }
+            LinkState::Idle | LinkState::Failed { .. } => {}
         }
-        let delay = backoff.next_delay();
-        tracing::warn!(%url, %reason, attempt = backoff.attempt(), ?delay, "input down; will retry");
-        p.set_state(InputState::Retrying {
-            attempt: backoff.attempt(),
-            last_error: reason,
-            retry_in_ms: delay.as_millis() as u64,
-        });
-        drop(p);
-        tokio::select! {
-            _ = tokio::time::sleep(delay) => {}
-            _ = stop_rx.changed() => return,
-        }
+        self.was_live = state.is_live();
     }
 }
 
-async fn run_session(
-    pipeline: &gst::Pipeline,
-    report: &ReportHandle,
-    pull: &Weak<Pull>,
-    config: &IngestConfig,
-    stop_rx: &mut watch::Receiver<bool>,
-) -> SessionEnd {
-    let Some(bus) = pipeline.bus() else {
-        return SessionEnd::Failed("pipeline without bus".into());
-    };
-    let mut messages = bus.stream();
-    if let Err(e) = pipeline.set_state(gst::State::Playing) {
-        return SessionEnd::Failed(format!("cannot start: {e}"));
+impl Attempt for DecodeAttempt {
+    fn start(&mut self) -> Result<BoxFuture<'static, End>, String> {
+        self.run.start()
     }
-    let started = Instant::now();
-    let mut tick = tokio::time::interval(Duration::from_millis(200));
-    loop {
-        tokio::select! {
-            _ = stop_rx.changed() => return SessionEnd::Stopped,
-            msg = messages.next() => {
-                let Some(msg) = msg else { return SessionEnd::Failed("bus closed".into()) };
-                match msg.view() {
-                    gst::MessageView::Error(err) => {
-                        tracing::debug!(error = %err.error(), debug = ?err.debug(), "pull error");
-                        return SessionEnd::Failed(describe_error(&err.error()));
-                    }
-                    gst::MessageView::Eos(_) => return SessionEnd::Failed(with_demux_warning("stream ended".into(), report)),
-                    _ => {}
-                }
-            }
-            _ = tick.tick() => {
-                let Some(p) = pull.upgrade() else { return SessionEnd::Stopped };
-                let last = *p.last_media.lock().unwrap();
-                let failed = match last {
-                    Some(t) if t.elapsed() > config.stall_timeout() => {
-                        format!("no media for {} ms", config.stall_timeout_ms)
-                    }
-                    None if started.elapsed() > config.connect_timeout() => {
-                        format!("no media within {} ms", config.connect_timeout_ms)
-                    }
-                    _ => continue,
-                };
-                return SessionEnd::Failed(with_demux_warning(failed, report));
-            }
-        }
+
+    fn progress(&self) -> u64 {
+        self.pull
+            .upgrade()
+            .map_or(0, |p| p.delivered.load(Ordering::Relaxed))
+    }
+
+    fn explain(&self, end: End) -> End {
+        End::Failed(with_demux_warning(end.reason(), &self.report))
+    }
+
+    fn stop(self, by_request: bool) {
+        self.run.stop(by_request);
     }
 }
 
@@ -352,13 +390,6 @@ fn with_demux_warning(failed: String, report: &ReportHandle) -> String {
     }
 }
 
-/// A short, safe description of a GStreamer error for status views (full details go to the log).
-fn describe_error(err: &gst::glib::Error) -> String {
-    let msg = err.message();
-    let msg: String = msg.chars().take(200).collect();
-    msg
-}
-
 /// `source → FLV demuxer → decoders` (see [`crate::flv::demux`]); each decoded track is linked by
 /// [`link_decoded`]. Returns the demuxer's report too, which explains a stream that gives no media.
 fn build_pipeline(
@@ -368,15 +399,7 @@ fn build_pipeline(
 ) -> Result<(gst::Pipeline, ReportHandle), gst::glib::BoolError> {
     let pipeline = gst::Pipeline::with_name("pull");
     pipeline.use_clock(Some(&gst::SystemClock::obtain()));
-    let src = if url.starts_with("rtmp") {
-        gst::ElementFactory::make("rtmp2src")
-            .property("location", url)
-            .build()?
-    } else {
-        gst::ElementFactory::make("souphttpsrc")
-            .property("location", url)
-            .build()?
-    };
+    let src = rtmp::live_source(url)?;
     pipeline.add(&src)?;
     let weak_pipeline = pipeline.downgrade();
     let report = crate::flv::demux::attach(

@@ -24,8 +24,7 @@ use gst::prelude::*;
 use super::{
     branch::{AudioBranch, BranchSink, StillLayer, VideoBranch},
     corners::Corners,
-    input::{InputHub, Subscription},
-    meter::RateMeter,
+    input::{InputHub, InputTag, Subscription},
     output::{EncodeKey, Encoder},
     sei::SeiSource,
     status::{InputStatus, MixState, MixStatus, OutputStatus},
@@ -34,11 +33,13 @@ use super::{
 use crate::{
     config::Config,
     error::Error,
-    model::{Canvas, ImageOverlay, InputSpec, MixSpec},
+    events::{EventBus, EventKind, TaskRef},
+    media::{meter::RateMeter, push::Observer, Handle},
+    model::{Canvas, ImageOverlay, InputSpec, MixSpec, OutputSpec, Target},
 };
 
-/// Called once when the pipeline fails, from the bus watch (a Tokio task).
-pub type OnFailure = Box<dyn Fn() + Send + Sync>;
+/// Called once when the pipeline fails, from the bus watch (a Tokio task), with the reason.
+pub type OnFailure = Box<dyn Fn(String) + Send + Sync>;
 
 /// Compositor z-order of the canvas colour and the background image; inputs and overlays are above.
 const Z_BACKGROUND: u32 = 0;
@@ -81,6 +82,9 @@ struct Picture {
 
 /// A running mix pipeline.
 pub struct MixPipeline {
+    /// The mix's id, named in the events its inputs and outputs raise.
+    id: String,
+    events: EventBus,
     spec: MixSpec,
     pipeline: gst::Pipeline,
     /// `None` when every output is audio-only (then there are no still layers and no input video branches
@@ -218,12 +222,46 @@ impl MixPipeline {
         stills: PreparedStills,
         config: &Config,
         hub: &InputHub,
+        events: &EventBus,
         on_failure: OnFailure,
     ) -> Result<Self, Error> {
         let latency = gst::ClockTime::from_mseconds(config.engine.latency_ms);
         let mut translucent = HashSet::new();
         note_translucent(&mut translucent, &stills);
         let pipeline = gst::Pipeline::with_name(&format!("mix-{id}"));
+        let assembled = Self::assemble(
+            id,
+            spec,
+            stills,
+            config,
+            hub,
+            events,
+            on_failure,
+            pipeline.clone(),
+            translucent,
+            latency,
+        );
+        if assembled.is_err() {
+            // Whatever failed half-way, the pipeline must not be disposed while it plays (GStreamer aborts).
+            let _ = pipeline.set_state(gst::State::Null);
+        }
+        assembled
+    }
+
+    /// The body of [`MixPipeline::start`].
+    #[allow(clippy::too_many_arguments)]
+    fn assemble(
+        id: &str,
+        spec: &MixSpec,
+        stills: PreparedStills,
+        config: &Config,
+        hub: &InputHub,
+        events: &EventBus,
+        on_failure: OnFailure,
+        pipeline: gst::Pipeline,
+        translucent: HashSet<String>,
+        latency: gst::ClockTime,
+    ) -> Result<Self, Error> {
         pipeline.use_clock(Some(&gst::SystemClock::obtain()));
         let build_video = || -> Result<_, gst::glib::BoolError> {
             let compositor = gst::ElementFactory::make("compositor")
@@ -347,6 +385,8 @@ impl MixPipeline {
             None => None,
         };
         let mut mix = Self {
+            id: id.to_string(),
+            events: events.clone(),
             spec: spec.clone(),
             pipeline,
             picture,
@@ -394,8 +434,9 @@ impl MixPipeline {
         for o in &spec.outputs {
             let url = super::resolve_output(&o.target, &config.egress);
             let key = EncodeKey::of(o);
+            let observer = mix.output_observer(o);
             if let Some(e) = mix.encoders.iter_mut().find(|e| e.spec == key) {
-                e.add_target(&url, &config.egress);
+                e.add_target(&url, &config.egress, observer);
             }
         }
         mix.restack();
@@ -405,9 +446,7 @@ impl MixPipeline {
 
     /// Whether `new` can be applied to this pipeline without restarting the output.
     pub fn can_update_live(&self, new: &MixSpec) -> bool {
-        // Without a picture the canvas rate means nothing; with one on either side the encodings differ anyway.
-        (self.spec.canvas.fps == new.canvas.fps || self.picture.is_none())
-            && live_encoders(&self.spec) == live_encoders(new)
+        updates_live(&self.spec, new)
     }
 
     /// Applies `new` to the running pipeline: same output, same RTMP sessions, continuous timestamps.
@@ -526,6 +565,17 @@ impl MixPipeline {
             }
         }
         // Targets of each encoding.
+        let observers: Vec<(String, Observer)> = new
+            .outputs
+            .iter()
+            .map(|o| {
+                (
+                    super::resolve_output(&o.target, &config.egress),
+                    self.output_observer(o),
+                )
+            })
+            .collect();
+        let mut observers: HashMap<String, Observer> = observers.into_iter().collect();
         for enc in &mut self.encoders {
             let urls: Vec<String> = new
                 .outputs
@@ -543,7 +593,9 @@ impl MixPipeline {
                 enc.remove_target(&u);
             }
             for u in &urls {
-                enc.add_target(u, &config.egress);
+                if let Some(observer) = observers.remove(u) {
+                    enc.add_target(u, &config.egress, observer);
+                }
             }
         }
         self.spec = new.clone();
@@ -624,7 +676,11 @@ impl MixPipeline {
             video: video.clone(),
             audio: audio.clone(),
         });
-        let subscription = hub.subscribe(&url, sink);
+        let tag = InputTag {
+            mix: self.id.clone(),
+            input: input.id.clone(),
+        };
+        let subscription = hub.subscribe(&url, sink, Some(tag));
         self.inputs.insert(
             input.id.clone(),
             InputBranch {
@@ -700,7 +756,7 @@ impl MixPipeline {
             .flat_map(|e| e.targets.iter())
             .map(|(url, t)| OutputStatus {
                 url: url.clone(),
-                state: t.shared.state(),
+                state: t.link.state(),
                 bitrate_kbps: t.shared.bitrate_kbps(),
             })
             .collect();
@@ -710,6 +766,7 @@ impl MixPipeline {
             } else {
                 MixState::Running
             },
+            error: None,
             uptime_s: self.started.elapsed().as_secs(),
             output_fps: (self.fps.events_per_sec() * 10.0).round() / 10.0,
             output_bitrate_kbps: self
@@ -722,14 +779,6 @@ impl MixPipeline {
         }
     }
 
-    pub fn spec(&self) -> &MixSpec {
-        &self.spec
-    }
-
-    pub fn failed(&self) -> bool {
-        self.failed.load(Ordering::SeqCst)
-    }
-
     /// Posts an error as if an element had failed (fault-injection for tests).
     pub fn inject_failure(&self) {
         let msg = gst::message::Error::builder(gst::CoreError::Failed, "injected failure")
@@ -738,35 +787,72 @@ impl MixPipeline {
         let _ = self.pipeline.post_message(msg);
     }
 
-    /// Ends every output connection now (the rest stops with [`MixPipeline::stop`]).
-    pub fn stop_outputs(&mut self) {
-        for e in &mut self.encoders {
-            let urls: Vec<String> = e.targets.iter().map(|(u, _)| u.clone()).collect();
-            for u in urls {
-                e.remove_target(&u);
+    /// Hears an output's state changes and tells them as events of this mix.
+    fn output_observer(&self, o: &OutputSpec) -> Observer {
+        let events = self.events.clone();
+        let task = TaskRef::Mix(self.id.clone());
+        let label = output_label(o);
+        Box::new(move |state| {
+            if let Some(kind) = EventKind::of_output(&label, state) {
+                events.publish(task.clone(), kind);
             }
-        }
+        })
     }
 
-    /// Stops everything the mix holds: input subscriptions, targets, the pipeline. Idempotent.
-    pub fn stop(&mut self) {
+    /// Stops everything the mix holds: input subscriptions, targets, the pipeline. Returns the output links,
+    /// stopping: the caller waits for them where a new publisher of the same streams follows (RTMP servers
+    /// refuse a second one). Idempotent.
+    pub fn stop(&mut self) -> Vec<Handle> {
         if self.stopped {
-            return;
+            return Vec::new();
         }
         self.stopped = true;
         // Unsubscribing first means no streaming thread pushes into the pipeline while it goes down.
         self.inputs.clear();
-        self.stop_outputs();
+        let links: Vec<Handle> = self
+            .encoders
+            .iter_mut()
+            .flat_map(|e| e.take_targets())
+            .map(|t| {
+                t.link.stop();
+                t.link
+            })
+            .collect();
         self.watch.abort();
         let _ = self.pipeline.set_state(gst::State::Null);
+        links
+    }
+}
+
+/// How events and status name an output: its stream id, or its URL without user info, query or fragment.
+pub fn output_label(o: &OutputSpec) -> String {
+    match &o.target {
+        Target::StreamId(id) => id.clone(),
+        Target::Url(u) => match url::Url::parse(u) {
+            Ok(mut parsed) => {
+                parsed.set_query(None);
+                parsed.set_fragment(None);
+                let _ = parsed.set_username("");
+                let _ = parsed.set_password(None);
+                parsed.to_string()
+            }
+            Err(_) => String::new(),
+        },
     }
 }
 
 impl Drop for MixPipeline {
     /// A pipeline that failed half-way through [`MixPipeline::start`] is torn down too.
     fn drop(&mut self) {
-        self.stop();
+        drop(self.stop());
     }
+}
+
+/// Whether a pipeline running `old` can take `new` without restarting the output.
+pub fn updates_live(old: &MixSpec, new: &MixSpec) -> bool {
+    // Without a picture the canvas rate means nothing; with one on either side the encodings differ anyway.
+    (old.canvas.fps == new.canvas.fps || !old.has_video_output())
+        && live_encoders(old) == live_encoders(new)
 }
 
 /// The encodings of `spec` up to their video bitrate (which changes live), if each occurs at one bitrate only.
@@ -794,7 +880,7 @@ async fn watch_bus(
             gst::MessageView::Error(err) => {
                 tracing::error!(mix = %id, error = %err.error(), debug = ?err.debug(), src = ?msg.src().map(|s| s.path_string()), "mix pipeline error");
                 if !failed.swap(true, Ordering::SeqCst) {
-                    on_failure();
+                    on_failure(crate::media::pipeline::describe_error(&err.error()));
                 }
             }
             gst::MessageView::Warning(w) => {

@@ -1,16 +1,29 @@
-//! The mixing engine: GStreamer pipelines behind a small async API. See the crate docs for the layout.
+//! The mixing engine: GStreamer pipelines behind a small async API.
+//!
+//! # Layout
+//! - `input`: the input hub — each source is pulled and decoded once (a supervised session on
+//!   [`crate::media`]) and fanned out to every mix that uses it.
+//! - `mix`: one pipeline per mix — still layers, input branches (`branch`), the compositor and its rounded
+//!   corners (`corners`), the audio mixer, SEI (`sei`); `still` renders pictures once; `timing` stamps input
+//!   media on the shared clock.
+//! - `output`: one encoder branch per distinct encoding, its FLV tags fanned out to one supervised push per
+//!   target ([`crate::media::push`]).
+//! - `control`: how a request changes a mix — prepared without any lock, applied under the mix's own lock, in
+//!   arrival order, recorded before it is acknowledged, rolled back when it cannot be applied; restore at start
+//!   and recovery after a failure take the same path.
+//! - `status`: what the engine reports.
+//!
+//! The engine never sees a vendor field name: dialects hand it a [`MixSpec`].
 
-pub(crate) mod backoff;
 mod branch;
+mod control;
 mod corners;
 pub mod input;
-mod meter;
 mod mix;
 mod output;
 pub mod sei;
 pub mod status;
 mod still;
-pub(crate) mod teardown;
 mod timing;
 
 use std::{
@@ -19,16 +32,22 @@ use std::{
 };
 
 use serde::Serialize;
+use tokio::sync::watch;
 
 use crate::{
     config::{Config, EgressConfig, IngestConfig},
+    control::{Claims, KeyedLocks, Tickets},
     error::{Error, ErrorKind},
+    events::EventBus,
+    media::LinkState,
     model::{Limits, MixSpec, Source, Target},
-    store::{kind, memory::MemoryStore, Store},
+    node::NodeParts,
+    store::Records,
 };
+pub use control::Prepared;
 pub use input::InputHub;
+pub use mix::output_label;
 use mix::MixPipeline;
-pub(crate) use output::rtmp_sink;
 pub use status::MixStatus;
 pub use still::image_size;
 
@@ -88,54 +107,6 @@ pub fn resolve_output(target: &Target, config: &EgressConfig) -> String {
     }
 }
 
-/// Restarts failed mix `id` with its spec after a backoff (1 s doubling to 30 s); "live means live".
-async fn recover(weak: std::sync::Weak<EngineInner>, id: String) {
-    let attempt = {
-        let Some(inner) = weak.upgrade() else { return };
-        let mut r = inner.recoveries.lock().unwrap();
-        let n = r.entry(id.clone()).or_insert(0);
-        *n += 1;
-        *n
-    };
-    let delay = std::time::Duration::from_secs(1 << (attempt - 1).min(5))
-        .min(std::time::Duration::from_secs(30));
-    tracing::warn!(mix = %id, attempt, ?delay, "mix failed; restarting it");
-    tokio::time::sleep(delay).await;
-    let Some(inner) = weak.upgrade() else { return };
-    let engine = Engine { inner };
-    let _guard = engine.inner.control.lock().await;
-    let Some(mix) = engine.inner.mixes.lock().unwrap().get(&id).cloned() else {
-        return;
-    };
-    let rt = tokio::runtime::Handle::current();
-    let worker = engine.clone();
-    let restarted = tokio::task::spawn_blocking(move || {
-        let _rt = rt.enter();
-        let engine = worker;
-        let spec = {
-            let m = mix.lock().unwrap();
-            if !m.failed() {
-                return Ok(());
-            }
-            m.spec().clone()
-        };
-        let config = &engine.inner.config;
-        let stills = mix::prepare_stills(&spec, None, config.engine.max_image_bytes)?;
-        let mut m = mix.lock().unwrap();
-        let rebuilt = engine.rebuild(&id, &mut m, &spec, stills);
-        match &rebuilt {
-            Ok(()) => tracing::info!(mix = %id, "mix restarted after a failure"),
-            // Try again later; the stopped pipeline stays marked failed.
-            Err(_) => (engine.on_failure(&id))(),
-        }
-        rebuilt
-    })
-    .await;
-    if let Ok(Err(e)) = restarted {
-        tracing::error!(error = %e, "mix restart failed");
-    }
-}
-
 /// Keeps a probed source pulled (see [`Engine::probe_source`]).
 pub struct SourceHold(#[allow(dead_code)] input::Subscription);
 
@@ -154,7 +125,8 @@ pub enum PutOutcome {
     Created,
     /// Applied to the running output without restarting it.
     UpdatedLive,
-    /// Applied by restarting the mix's pipeline (canvas size/rate or an output encoding changed).
+    /// Applied by restarting the mix's pipeline (canvas size/rate or an output encoding changed, or the mix was
+    /// not running).
     Restarted,
 }
 
@@ -166,7 +138,7 @@ pub struct MixView {
     pub status: MixStatus,
 }
 
-/// The engine: every running mix, and the shared input hub.
+/// The engine: every mix, and the shared input hub. Cheap to clone.
 #[derive(Clone)]
 pub struct Engine {
     inner: Arc<EngineInner>,
@@ -175,13 +147,45 @@ pub struct Engine {
 struct EngineInner {
     config: Config,
     hub: InputHub,
-    mixes: Mutex<HashMap<String, Arc<Mutex<MixPipeline>>>>,
-    /// Serialises create/update/delete so that two requests for one mix cannot interleave.
-    control: tokio::sync::Mutex<()>,
-    /// Automatic restarts of each failed mix since its last accepted request (backoff).
-    recoveries: Mutex<HashMap<String, u32>>,
-    /// Where each accepted mix's spec is recorded before the request is answered, so a restart resumes it.
-    store: Arc<dyn Store>,
+    /// Each accepted mix's spec, recorded before the request is answered, so a restart resumes it.
+    records: Records<MixRecord>,
+    events: EventBus,
+    /// Output URLs in use (shared with the relays): one publisher per stream.
+    claims: Arc<Claims>,
+    /// Every mix, running or not. Held only for reads and the state change itself, never across I/O.
+    mixes: Mutex<HashMap<String, Mix>>,
+    /// One lock per mix: changes to one mix happen one at a time.
+    locks: KeyedLocks,
+    /// Arrival order of requests per mix.
+    tickets: Tickets,
+    /// Set once every recorded mix has been started (or has failed to start) after a restart.
+    ready: watch::Sender<bool>,
+    /// Numbers pipelines, so a failure report from a replaced pipeline is told from the running one's.
+    runs: std::sync::atomic::AtomicU64,
+}
+
+/// Why a mix is not running.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Phase {
+    /// Being started: after a restart of the process, or a recovery.
+    Starting,
+    Running,
+    /// Its pipeline failed or could not be started; a restart follows after a backoff.
+    Failed(String),
+}
+
+/// One mix the engine knows: recorded, and running unless it could not (re)start.
+struct Mix {
+    /// The spec that is recorded and, when it runs, running.
+    spec: MixSpec,
+    pipeline: Option<Arc<Mutex<MixPipeline>>>,
+    phase: Phase,
+    /// Bumped by every change, so work prepared against an older state is prepared again.
+    version: u64,
+    /// Automatic restarts since the last accepted request (backoff).
+    recoveries: u32,
+    /// The number of the running pipeline (see `EngineInner::runs`).
+    run: u64,
 }
 
 /// A mix's durable record.
@@ -190,90 +194,32 @@ struct MixRecord {
     spec: MixSpec,
 }
 
-impl Engine {
-    /// Must be called inside a Tokio runtime (supervisors are tasks). Mixes are recorded in memory only.
-    pub fn new(config: Config) -> Self {
-        Self::with_store(config, Arc::new(MemoryStore::default()))
-    }
+/// The record kind of mixes.
+const KIND: &str = "mix";
 
-    /// An engine that records every accepted mix in `store` (see [`Engine::restore`]).
-    pub fn with_store(config: Config, store: Arc<dyn Store>) -> Self {
+impl Engine {
+    /// Must be called inside a Tokio runtime (supervisors are tasks).
+    pub fn new(config: Config, parts: NodeParts) -> Self {
+        let (ready, _) = watch::channel(false);
         Self {
             inner: Arc::new(EngineInner {
-                hub: InputHub::new(config.ingest.clone()),
+                hub: InputHub::new(config.ingest.clone(), parts.events.clone()),
+                records: Records::new(parts.store, KIND),
+                events: parts.events,
+                claims: parts.claims,
                 config,
                 mixes: Mutex::new(HashMap::new()),
-                control: tokio::sync::Mutex::new(()),
-                recoveries: Mutex::new(HashMap::new()),
-                store,
+                locks: KeyedLocks::default(),
+                tickets: Tickets::default(),
+                ready,
+                runs: Default::default(),
             }),
         }
     }
 
-    /// Starts every mix recorded in the store (at process start), all at once; returns how many came back.
-    /// A mix that cannot start now (a stricter config, a picture that cannot be fetched) is logged and its
-    /// record kept, so a later start can try again; a request for it or a delete replaces or removes it.
-    pub async fn restore(&self) -> usize {
-        let records = match self.inner.store.load(kind::MIX) {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot read the recorded mixes");
-                return 0;
-            }
-        };
-        let starts = records.into_iter().map(|(id, record)| async move {
-            let spec = match serde_json::from_value::<MixRecord>(record) {
-                Ok(r) => r.spec,
-                Err(e) => {
-                    tracing::error!(mix = %id, error = %e, "recorded mix unreadable; not restored");
-                    return false;
-                }
-            };
-            let max_image_bytes = self.inner.config.engine.max_image_bytes;
-            match self.apply(&id, spec, max_image_bytes, false).await {
-                Ok(_) => {
-                    tracing::info!(mix = %id, "mix restored");
-                    true
-                }
-                Err(e) => {
-                    tracing::error!(mix = %id, error = %e, "recorded mix not restored");
-                    false
-                }
-            }
-        });
-        futures::future::join_all(starts)
-            .await
-            .into_iter()
-            .filter(|ok| *ok)
-            .count()
-    }
-
-    fn record(&self, id: &str, spec: &MixSpec) -> Result<(), Error> {
-        let record =
-            serde_json::to_value(MixRecord { spec: spec.clone() }).map_err(Error::internal)?;
-        self.inner.store.put(kind::MIX, id, &record).map_err(|e| {
-            tracing::error!(mix = %id, error = %e, "mix not recorded; request refused");
-            Error::new(ErrorKind::Internal, "the mix could not be recorded")
-        })
-    }
-
-    fn forget(&self, id: &str) {
-        if let Err(e) = self.inner.store.delete(kind::MIX, id) {
-            tracing::error!(mix = %id, error = %e, "mix record not removed; it will come back on restart");
-        }
-    }
-
-    /// Whether mix `id` has a record (running or not: a restore that failed keeps it).
-    pub fn is_recorded(&self, id: &str) -> bool {
-        self.inner
-            .store
-            .load(kind::MIX)
-            .is_ok_and(|records| records.iter().any(|(r, _)| r == id))
-    }
-
-    /// Where this engine records mixes (relay projects share it).
-    pub fn store(&self) -> Arc<dyn Store> {
-        self.inner.store.clone()
+    /// An engine of its own, recording in memory only (tests).
+    pub fn in_memory(config: Config) -> Self {
+        Self::new(config, NodeParts::in_memory())
     }
 
     pub fn limits(&self) -> Limits {
@@ -289,11 +235,19 @@ impl Engine {
         &self.inner.config
     }
 
-    /// Whether mix `id` fits on this node: it runs already, or fewer than `engine.max_mixes` do. Dialects ask
-    /// before they probe inputs, so a full node answers at once; [`Engine::put_mix`] asks again.
+    pub fn events(&self) -> &EventBus {
+        &self.inner.events
+    }
+
+    /// Whether mix `id` fits on this node: it exists already, or fewer than `engine.max_mixes` do. Dialects ask
+    /// before they probe inputs, so a full node answers at once; applying a change asks again.
     pub fn check_capacity(&self, id: &str) -> Result<(), Error> {
-        let max = self.inner.config.engine.max_mixes();
         let mixes = self.inner.mixes.lock().unwrap();
+        self.admits(&mixes, id)
+    }
+
+    fn admits(&self, mixes: &HashMap<String, Mix>, id: &str) -> Result<(), Error> {
+        let max = self.inner.config.engine.max_mixes();
         if mixes.contains_key(id) || mixes.len() < max {
             return Ok(());
         }
@@ -303,8 +257,7 @@ impl Engine {
         ))
     }
 
-    /// Creates mix `id`, or applies `spec` to it when it runs. Validates and renders still pictures first: a
-    /// refused request changes nothing.
+    /// Creates mix `id`, or applies `spec` to it. A refused request changes nothing; see `control`.
     pub async fn put_mix(&self, id: &str, spec: MixSpec) -> Result<PutOutcome, Error> {
         self.put_mix_with(id, spec, self.inner.config.engine.max_image_bytes)
             .await
@@ -317,216 +270,37 @@ impl Engine {
         spec: MixSpec,
         max_image_bytes: u64,
     ) -> Result<PutOutcome, Error> {
-        self.apply(id, spec, max_image_bytes, true).await
-    }
-
-    /// Creates or updates a mix; `record`: write it to the store first (a request), or not (a restore, whose
-    /// record is already there and must survive a failure).
-    async fn apply(
-        &self,
-        id: &str,
-        spec: MixSpec,
-        max_image_bytes: u64,
-        record: bool,
-    ) -> Result<PutOutcome, Error> {
-        let max_image_bytes = max_image_bytes.min(self.inner.config.engine.max_image_bytes);
-        spec.validate(&self.limits()).map_err(Error::invalid)?;
-        let _guard = self.inner.control.lock().await;
-        let existing = self.inner.mixes.lock().unwrap().get(id).cloned();
-        self.check_capacity(id)?;
-        self.check_targets_free(id, &spec)?;
-        // Recorded before it is applied: what is acknowledged is durable. A refusal below puts the old record
-        // back (or removes the new one), so a refused request leaves the store as it found it.
-        if record {
-            self.record(id, &spec)?;
-        }
-        let old_spec = existing.as_ref().map(|m| m.lock().unwrap().spec().clone());
-        self.inner.recoveries.lock().unwrap().remove(id);
-        let engine = self.clone();
-        let owned_id = id.to_string();
-        let rt = tokio::runtime::Handle::current();
-        let result = tokio::task::spawn_blocking(move || {
-            let _rt = rt.enter();
-            engine.put_blocking(&owned_id, spec, existing, max_image_bytes)
-        })
-        .await
-        .map_err(Error::internal)
-        .and_then(|r| r);
-        if record && result.is_err() {
-            let running = self.inner.mixes.lock().unwrap().get(id).cloned();
-            match (running, old_spec) {
-                (Some(_), Some(old)) => {
-                    let _ = self.record(id, &old);
-                }
-                _ => self.forget(id),
-            }
-        }
-        result
-    }
-
-    fn put_blocking(
-        &self,
-        id: &str,
-        spec: MixSpec,
-        existing: Option<Arc<Mutex<MixPipeline>>>,
-        max_image_bytes: u64,
-    ) -> Result<PutOutcome, Error> {
-        let config = &self.inner.config;
-        let Some(mix) = existing else {
-            let stills = mix::prepare_stills(&spec, None, max_image_bytes)?;
-            let mix = MixPipeline::start(
-                id,
-                &spec,
-                stills,
-                config,
-                &self.inner.hub,
-                self.on_failure(id),
-            )?;
-            self.inner
-                .mixes
-                .lock()
-                .unwrap()
-                .insert(id.to_string(), Arc::new(Mutex::new(mix)));
-            tracing::info!(mix = %id, "mix created");
-            return Ok(PutOutcome::Created);
-        };
-        // Pictures are fetched and rendered without holding the mix, so status reads are never held up by them;
-        // the control lock keeps the spec from changing meanwhile.
-        let (live, old_spec) = {
-            let m = mix.lock().unwrap();
-            (m.can_update_live(&spec), m.spec().clone())
-        };
-        if live {
-            let stills = mix::prepare_stills(&spec, Some(&old_spec), max_image_bytes)?;
-            mix.lock()
-                .unwrap()
-                .update(&spec, stills, config, &self.inner.hub)?;
-            tracing::info!(mix = %id, "mix updated live");
-            return Ok(PutOutcome::UpdatedLive);
-        }
-        let stills = mix::prepare_stills(&spec, None, max_image_bytes)?;
-        let mut mix = mix.lock().unwrap();
-        match self.rebuild(id, &mut mix, &spec, stills) {
-            Ok(()) => {
-                tracing::info!(mix = %id, "mix restarted with a new canvas or encoding");
-                Ok(PutOutcome::Restarted)
-            }
-            Err(e) => {
-                drop(mix);
-                self.inner.mixes.lock().unwrap().remove(id);
-                Err(e)
-            }
-        }
-    }
-
-    /// Replaces `mix`'s pipeline by a fresh one for `spec`. The old publish ends first: RTMP servers refuse a
-    /// second publisher of the same stream.
-    fn rebuild(
-        &self,
-        id: &str,
-        mix: &mut MixPipeline,
-        spec: &MixSpec,
-        stills: mix::PreparedStills,
-    ) -> Result<(), Error> {
-        // Hold the inputs' pulls meanwhile, so they do not reconnect for the new pipeline.
-        let holds: Vec<input::Subscription> = spec
-            .inputs
-            .iter()
-            .map(|i| {
-                let url = resolve_input(&i.source, &self.inner.config.ingest);
-                self.inner.hub.subscribe(&url, Arc::new(input::Discard))
-            })
-            .collect();
-        mix.stop();
-        *mix = MixPipeline::start(
-            id,
-            spec,
-            stills,
-            &self.inner.config,
-            &self.inner.hub,
-            self.on_failure(id),
-        )?;
-        drop(holds);
-        Ok(())
-    }
-
-    /// What a mix pipeline calls when it fails: a restart of that mix with its spec, after a backoff.
-    fn on_failure(&self, id: &str) -> mix::OnFailure {
-        let weak = Arc::downgrade(&self.inner);
-        let id = id.to_string();
-        Box::new(move || {
-            tokio::spawn(recover(weak.clone(), id.clone()));
-        })
-    }
-
-    /// Fault injection for tests: makes mix `id`'s pipeline report an error.
-    #[doc(hidden)]
-    pub fn inject_failure(&self, id: &str) -> bool {
-        let mix = self.inner.mixes.lock().unwrap().get(id).cloned();
-        mix.map(|m| m.lock().unwrap().inject_failure()).is_some()
-    }
-
-    /// Refuses outputs another mix already publishes to: two publishers of one stream would fight over it.
-    fn check_targets_free(&self, id: &str, spec: &MixSpec) -> Result<(), Error> {
-        let egress = &self.inner.config.egress;
-        let others: Vec<(String, Arc<Mutex<MixPipeline>>)> = self
-            .inner
-            .mixes
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|(other, _)| other.as_str() != id)
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        for (other, mix) in others {
-            let used = mix.lock().unwrap().spec().outputs.clone();
-            let clash = spec.outputs.iter().find(|o| {
-                used.iter()
-                    .any(|u| resolve_output(&u.target, egress) == resolve_output(&o.target, egress))
-            });
-            if let Some(o) = clash {
-                // Name the target as the caller wrote it: the resolved URL would expose the egress config.
-                let target = match &o.target {
-                    Target::StreamId(id) => format!("stream {id:?}"),
-                    Target::Url(u) => format!("URL {u:?}"),
-                };
-                return Err(Error::new(
-                    ErrorKind::Conflict,
-                    format!("output {target} is already published by mix {other:?}"),
-                ));
-            }
-        }
-        Ok(())
+        let prepared = self.prepare_mix(id, spec, max_image_bytes).await?;
+        self.commit_mix(prepared).await
     }
 
     /// Stops mix `id`, releases everything it held and removes its record.
     pub async fn delete_mix(&self, id: &str) -> Result<(), Error> {
-        self.remove_mix(id, true).await
-    }
-
-    async fn remove_mix(&self, id: &str, forget: bool) -> Result<(), Error> {
-        let _guard = self.inner.control.lock().await;
-        let mix =
-            self.inner.mixes.lock().unwrap().remove(id).ok_or_else(|| {
-                Error::new(ErrorKind::NotFound, format!("mix {id:?} does not exist"))
-            })?;
-        if forget {
-            self.forget(id);
-        }
-        tokio::task::spawn_blocking(move || mix.lock().unwrap().stop())
-            .await
-            .map_err(Error::internal)?;
-        tracing::info!(mix = %id, "mix deleted");
-        Ok(())
+        self.delete_mix_because(id, "deleted").await
     }
 
     pub fn get_mix(&self, id: &str) -> Option<MixView> {
-        let mix = self.inner.mixes.lock().unwrap().get(id).cloned()?;
-        let mix = mix.lock().unwrap();
+        let (spec, pipeline, phase) = {
+            let mixes = self.inner.mixes.lock().unwrap();
+            let m = mixes.get(id)?;
+            (m.spec.clone(), m.pipeline.clone(), m.phase.clone())
+        };
+        let (state, error) = phase_view(&phase);
+        let status = match &pipeline {
+            Some(p) => {
+                let mut status = p.lock().unwrap().status();
+                if error.is_some() {
+                    status.state = state;
+                    status.error = error;
+                }
+                status
+            }
+            None => status::not_running(&spec, state, error, &self.inner.config),
+        };
         Some(MixView {
             id: id.to_string(),
-            spec: mix.spec().clone(),
-            status: mix.status(),
+            spec,
+            status,
         })
     }
 
@@ -541,6 +315,18 @@ impl Engine {
         self.inner.hub.active_pulls()
     }
 
+    /// Whether every mix recorded before the start has been started or has failed to (see
+    /// [`Engine::restore`]).
+    pub fn is_ready(&self) -> bool {
+        *self.inner.ready.borrow()
+    }
+
+    /// Waits until [`Engine::is_ready`].
+    pub async fn until_ready(&self) {
+        let mut rx = self.inner.ready.subscribe();
+        let _ = rx.wait_for(|ready| *ready).await;
+    }
+
     /// Starts pulling `source` (unless something already does) and waits up to `timeout` to learn whether it
     /// exists. `Ok` once it delivers media, or when the wait ends undecided; `Err` with the reason when pulling it
     /// failed. The returned hold keeps the pull running, so a mix created while it is held reuses it.
@@ -550,21 +336,19 @@ impl Engine {
         timeout: std::time::Duration,
     ) -> Result<SourceHold, String> {
         let url = resolve_input(source, &self.inner.config.ingest);
-        let sub = self.inner.hub.subscribe(&url, Arc::new(input::Discard));
+        let sub = self
+            .inner
+            .hub
+            .subscribe(&url, Arc::new(input::Discard), None);
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             match sub.state() {
-                status::InputState::Live => return Ok(SourceHold(sub)),
-                status::InputState::Retrying { last_error, .. }
-                | status::InputState::Lost { reason: last_error } => return Err(last_error),
-                status::InputState::Connecting { .. }
-                    if tokio::time::Instant::now() >= deadline =>
-                {
-                    return Ok(SourceHold(sub))
+                LinkState::Live => return Ok(SourceHold(sub)),
+                LinkState::Retrying { last_error, .. } | LinkState::Failed { last_error } => {
+                    return Err(last_error)
                 }
-                status::InputState::Connecting { .. } => {
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await
-                }
+                _ if tokio::time::Instant::now() >= deadline => return Ok(SourceHold(sub)),
+                _ => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
             }
         }
     }
@@ -578,10 +362,13 @@ impl Engine {
         want_video: bool,
     ) -> (SourceHold, SourceFacts) {
         let url = resolve_input(source, &self.inner.config.ingest);
-        let sub = self.inner.hub.subscribe(&url, Arc::new(input::Discard));
+        let sub = self
+            .inner
+            .hub
+            .subscribe(&url, Arc::new(input::Discard), None);
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            let live = sub.state() == status::InputState::Live;
+            let live = sub.state() == LinkState::Live;
             let size = sub.video_size();
             let done = live && (size.is_some() || !want_video);
             if done || tokio::time::Instant::now() >= deadline {
@@ -597,11 +384,25 @@ impl Engine {
         }
     }
 
-    /// Stops every mix, ending each output cleanly; their records stay, so the next start resumes them.
-    pub async fn shutdown(&self) {
-        let ids: Vec<String> = self.inner.mixes.lock().unwrap().keys().cloned().collect();
-        for id in ids {
-            let _ = self.remove_mix(&id, false).await;
-        }
+    /// Fault injection for tests: makes mix `id`'s pipeline report an error.
+    #[doc(hidden)]
+    pub fn inject_failure(&self, id: &str) -> bool {
+        let mix = self
+            .inner
+            .mixes
+            .lock()
+            .unwrap()
+            .get(id)
+            .and_then(|m| m.pipeline.clone());
+        mix.map(|m| m.lock().unwrap().inject_failure()).is_some()
+    }
+}
+
+/// How a mix that is not running shows in its status.
+fn phase_view(phase: &Phase) -> (status::MixState, Option<String>) {
+    match phase {
+        Phase::Starting => (status::MixState::Starting, None),
+        Phase::Running => (status::MixState::Running, None),
+        Phase::Failed(why) => (status::MixState::Failed, Some(why.clone())),
     }
 }

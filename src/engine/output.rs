@@ -1,27 +1,23 @@
 //! Encoding and delivery. Each distinct encoding of a mix is one encoder branch (tee → x264 + AAC → FLV, or
-//! AAC/MP3 → FLV alone for an audio-only output); its FLV tags are fanned out to one small pipeline per target
-//! (appsrc → rtmp2sink). A target that is slow, refusing or unreachable only loses its own data: its queue is
-//! bounded and it skips to the next resumption point (a video keyframe; any audio tag when the stream has no
-//! video) when full, and it reconnects with backoff on its own.
+//! AAC/MP3 → FLV alone for an audio-only output); its FLV tags are fanned out to one supervised push per target
+//! ([`crate::media::push`]: appsrc → rtmp2sink, the same as a relay output). A target that is slow, refusing or
+//! unreachable only loses its own data: its queue is bounded and it skips to the next resumption point (a video
+//! keyframe; any audio tag when the stream has no video) when full, and it reconnects with backoff on its own.
 
-use std::{
-    sync::{
-        atomic::{AtomicBool, AtomicU64, Ordering},
-        Arc, Mutex,
-    },
-    time::{Duration, Instant},
-};
+use std::sync::{Arc, Mutex};
 
-use futures::StreamExt;
 use gst::prelude::*;
-use tokio::sync::watch;
 
-use super::{backoff::Backoff, meter::RateMeter, status::OutputState};
 use crate::{
     config::EgressConfig,
     flv::{
         codec::{VideoCodec as FlvCodec, VideoForm},
         mux::{MuxAudio, MuxEvent, MuxTrack, Muxer},
+    },
+    media::{
+        meter::RateMeter,
+        push::{Observer, PushSession, PushTarget},
+        Handle, Policy, Retries, Supervisor,
     },
     model::{AudioCodec, FlvVideoForm, OutputSpec, VideoCodec},
 };
@@ -40,17 +36,20 @@ struct Headers {
 /// Delivers one encoder's FLV tags to its targets.
 pub struct Fanout {
     headers: Mutex<Option<Headers>>,
-    targets: Mutex<Arc<Vec<Arc<TargetShared>>>>,
+    targets: Mutex<Arc<Vec<Arc<PushTarget>>>>,
+    /// Whether the stream has a video track; without one every audio tag is a resumption point.
+    has_video: bool,
     /// Encoded bytes per second, for status.
     pub bitrate: RateMeter,
 }
 
 impl Fanout {
-    fn new() -> Arc<Self> {
+    fn new(has_video: bool) -> Arc<Self> {
         Arc::new(Self {
             headers: Mutex::new(None),
             targets: Mutex::new(Arc::new(Vec::new())),
-            bitrate: RateMeter::new(Duration::from_secs(2)),
+            has_video,
+            bitrate: RateMeter::new(std::time::Duration::from_secs(2)),
         })
     }
 
@@ -83,17 +82,23 @@ impl Fanout {
         *self.headers.lock().unwrap() = Some(Headers { caps, buffers });
     }
 
-    /// One FLV tag for every target.
+    /// One FLV tag for every target (none before the stream headers are known).
     fn deliver(&self, buffer: &gst::Buffer) {
         self.bitrate.record(buffer.size() as u64 * 8);
-        let headers = self.headers.lock().unwrap().clone();
+        let Some(headers) = self.headers.lock().unwrap().clone() else {
+            return;
+        };
         let targets = self.targets.lock().unwrap().clone();
+        if targets.is_empty() {
+            return;
+        }
+        let resumption = is_resumption_point(buffer, self.has_video);
         for t in targets.iter() {
-            t.push(buffer, headers.as_ref());
+            t.push(buffer, resumption, &headers.buffers);
         }
     }
 
-    fn add_target(&self, t: Arc<TargetShared>) {
+    fn add_target(&self, t: Arc<PushTarget>) {
         let mut targets = self.targets.lock().unwrap();
         let mut next = Vec::clone(&targets);
         next.push(t);
@@ -135,86 +140,10 @@ fn is_resumption_point(buffer: &gst::BufferRef, has_video: bool) -> bool {
     }
 }
 
-/// The part of a target that the fan-out thread and its supervisor share.
-pub struct TargetShared {
-    pub url: String,
-    appsrc: Mutex<Option<gst_app::AppSrc>>,
-    /// Whether the stream has a video track; without one every audio tag is a resumption point.
-    has_video: bool,
-    /// Set until the next resumption point (see [`is_resumption_point`]): after a (re)connect or an overflow.
-    need_keyframe: AtomicBool,
-    pushed_bytes: AtomicU64,
-    max_queue_bytes: u64,
-    state: Mutex<OutputState>,
-    sent: RateMeter,
-    headers_ready: tokio::sync::Notify,
-}
-
-impl TargetShared {
-    fn push(&self, buffer: &gst::Buffer, headers: Option<&Headers>) {
-        if headers.is_none() {
-            return;
-        }
-        self.headers_ready.notify_one();
-        let Some(appsrc) = self.appsrc.lock().unwrap().clone() else {
-            return;
-        };
-        if self.need_keyframe.load(Ordering::Relaxed) {
-            if !is_resumption_point(buffer, self.has_video) {
-                return;
-            }
-            self.need_keyframe.store(false, Ordering::Relaxed);
-            for h in headers.map(|h| h.buffers.as_slice()).unwrap_or_default() {
-                self.pushed_bytes
-                    .fetch_add(h.size() as u64, Ordering::Relaxed);
-                let _ = appsrc.push_buffer(h.clone());
-            }
-        }
-        if appsrc.current_level_bytes() > self.max_queue_bytes {
-            // The target does not keep up: drop what is queued for it and resume at the next keyframe (next
-            // audio tag without video).
-            tracing::warn!(url = %self.url, "output queue full; skipping to next keyframe");
-            self.need_keyframe.store(true, Ordering::Relaxed);
-            return;
-        }
-        self.pushed_bytes
-            .fetch_add(buffer.size() as u64, Ordering::Relaxed);
-        let _ = appsrc.push_buffer(buffer.clone());
-    }
-
-    /// Bytes the sink has taken from its queue so far in this connection.
-    fn consumed_bytes(&self) -> u64 {
-        let level = self
-            .appsrc
-            .lock()
-            .unwrap()
-            .as_ref()
-            .map(|a| a.current_level_bytes())
-            .unwrap_or(0);
-        self.pushed_bytes
-            .load(Ordering::Relaxed)
-            .saturating_sub(level)
-    }
-
-    pub fn state(&self) -> OutputState {
-        self.state.lock().unwrap().clone()
-    }
-
-    pub fn bitrate_kbps(&self) -> u64 {
-        (self.sent.amount_per_sec() / 1000.0) as u64
-    }
-}
-
-/// One running target: its shared part and the handle that stops its supervisor.
+/// One running target: what its producer pushes into, and its supervised link.
 pub struct Target {
-    pub shared: Arc<TargetShared>,
-    stop_tx: watch::Sender<bool>,
-}
-
-impl Drop for Target {
-    fn drop(&mut self) {
-        let _ = self.stop_tx.send(true);
-    }
+    pub shared: Arc<PushTarget>,
+    pub link: Handle,
 }
 
 /// One encoding of a mix and its targets.
@@ -383,7 +312,7 @@ impl Encoder {
             AudioCodec::Aac => make("identity")?,
             AudioCodec::Mp3 => make("mpegaudioparse")?,
         };
-        let fanout = Fanout::new();
+        let fanout = Fanout::new(key.video.is_some());
         let audio_chain = [
             aqueue.clone(),
             aconvert,
@@ -509,184 +438,38 @@ impl Encoder {
         }
     }
 
-    /// Starts delivering to `url` (idempotent per URL).
-    pub fn add_target(&mut self, url: &str, config: &EgressConfig) {
+    /// Starts delivering to `url` (idempotent per URL); `observer` hears its state changes.
+    pub fn add_target(&mut self, url: &str, config: &EgressConfig, observer: Observer) {
         if self.targets.iter().any(|(u, _)| u == url) {
             return;
         }
-        let shared = Arc::new(TargetShared {
-            url: url.to_string(),
-            appsrc: Mutex::new(None),
-            has_video: self.spec.video.is_some(),
-            need_keyframe: AtomicBool::new(true),
-            pushed_bytes: AtomicU64::new(0),
-            max_queue_bytes: config.max_queue_bytes,
-            state: Mutex::new(OutputState::Connecting { attempt: 0 }),
-            sent: RateMeter::new(Duration::from_secs(2)),
-            headers_ready: tokio::sync::Notify::new(),
-        });
-        let (stop_tx, stop_rx) = watch::channel(false);
+        let shared = PushTarget::new(url, config);
         self.fanout.add_target(shared.clone());
-        tokio::spawn(supervise_target(
-            shared.clone(),
-            self.fanout.clone(),
-            config.clone(),
-            stop_rx,
-        ));
+        let link = Supervisor::spawn(
+            PushSession::new(shared.clone(), config.clone(), observer),
+            Policy {
+                initial: std::time::Duration::from_millis(config.retry_initial_ms),
+                max: std::time::Duration::from_millis(config.retry_max_ms),
+                // A mix's outputs are retried until the mix ends: "live means live".
+                retries: Retries::Forever,
+            },
+        );
         self.targets
-            .push((url.to_string(), Target { shared, stop_tx }));
+            .push((url.to_string(), Target { shared, link }));
     }
 
     pub fn remove_target(&mut self, url: &str) {
         self.fanout.remove_target(url);
         self.targets.retain(|(u, _)| u != url);
     }
-}
 
-async fn supervise_target(
-    shared: Arc<TargetShared>,
-    fanout: Arc<Fanout>,
-    config: EgressConfig,
-    mut stop_rx: watch::Receiver<bool>,
-) {
-    let mut backoff = Backoff::new(
-        Duration::from_millis(config.retry_initial_ms),
-        Duration::from_millis(config.retry_max_ms),
-    );
-    loop {
-        // Nothing can be sent before the encoder has produced its stream headers.
-        let headers = loop {
-            if let Some(h) = fanout.headers.lock().unwrap().clone() {
-                break h;
-            }
-            tokio::select! {
-                _ = shared.headers_ready.notified() => {}
-                _ = tokio::time::sleep(Duration::from_millis(100)) => {}
-                _ = stop_rx.changed() => return,
-            }
-        };
-        *shared.state.lock().unwrap() = OutputState::Connecting {
-            attempt: backoff.attempt(),
-        };
-        let (reason, was_live) = match build_target(&shared.url, &headers.caps, &config) {
-            Ok((pipeline, appsrc)) => {
-                let pipeline = crate::engine::teardown::NullOnDrop(pipeline);
-                shared.pushed_bytes.store(0, Ordering::Relaxed);
-                shared.need_keyframe.store(true, Ordering::Relaxed);
-                *shared.appsrc.lock().unwrap() = Some(appsrc);
-                let outcome = run_target(&pipeline, &shared, &mut stop_rx).await;
-                *shared.appsrc.lock().unwrap() = None;
-                let stopped = outcome.is_none();
-                let _ =
-                    tokio::task::spawn_blocking(move || super::teardown::stop(&pipeline, stopped))
-                        .await;
-                match outcome {
-                    None => return,
-                    Some(r) => r,
-                }
-            }
-            Err(e) => (format!("cannot build output pipeline: {e}"), false),
-        };
-        if was_live {
-            backoff.reset();
-        }
-        let delay = backoff.next_delay();
-        tracing::warn!(url = %shared.url, %reason, attempt = backoff.attempt(), ?delay, "output down; will retry");
-        *shared.state.lock().unwrap() = OutputState::Retrying {
-            attempt: backoff.attempt(),
-            last_error: reason,
-            retry_in_ms: delay.as_millis() as u64,
-        };
-        tokio::select! {
-            _ = tokio::time::sleep(delay) => {}
-            _ = stop_rx.changed() => return,
-        }
-    }
-}
-
-/// An `rtmp2sink` publishing to `url` (rtmp:// or rtmps://) as fast as it is fed: every output of a mix and
-/// of a relay is one.
-pub(crate) fn rtmp_sink(
-    url: &str,
-    config: &EgressConfig,
-) -> Result<gst::Element, gst::glib::BoolError> {
-    let mut sink = gst::ElementFactory::make("rtmp2sink")
-        .property("location", url)
-        .property("sync", false)
-        .property("async", false);
-    if !config.rtmps_verify {
-        sink = sink.property_from_str("tls-validation-flags", "no-flags");
-    }
-    sink.build()
-}
-
-fn build_target(
-    url: &str,
-    caps: &gst::Caps,
-    config: &EgressConfig,
-) -> Result<(gst::Pipeline, gst_app::AppSrc), gst::glib::BoolError> {
-    let pipeline = gst::Pipeline::with_name("push");
-    let appsrc = gst_app::AppSrc::builder()
-        .caps(caps)
-        .is_live(true)
-        .format(gst::Format::Time)
-        .max_bytes(0)
-        .block(false)
-        .build();
-    let sink = rtmp_sink(url, config)?;
-    pipeline.add_many([appsrc.upcast_ref(), &sink])?;
-    appsrc.link(&sink)?;
-    Ok((pipeline, appsrc))
-}
-
-/// Runs one connection; `None` when stopped, else the failure and whether bytes were delivered.
-async fn run_target(
-    pipeline: &gst::Pipeline,
-    shared: &TargetShared,
-    stop_rx: &mut watch::Receiver<bool>,
-) -> Option<(String, bool)> {
-    let Some(bus) = pipeline.bus() else {
-        return Some(("pipeline without bus".into(), false));
-    };
-    let mut messages = bus.stream();
-    if let Err(e) = pipeline.set_state(gst::State::Playing) {
-        return Some((format!("cannot start: {e}"), false));
-    }
-    let mut tick = tokio::time::interval(Duration::from_millis(500));
-    let mut last_consumed = 0u64;
-    let mut last_progress = Instant::now();
-    let mut live = false;
-    loop {
-        tokio::select! {
-            _ = stop_rx.changed() => return None,
-            msg = messages.next() => {
-                let msg = msg?;
-                match msg.view() {
-                    gst::MessageView::Error(err) => {
-                        tracing::debug!(error = %err.error(), debug = ?err.debug(), "output error");
-                        let text: String = err.error().message().chars().take(200).collect();
-                        return Some((text, live));
-                    }
-                    gst::MessageView::Eos(_) => return Some(("connection closed".into(), live)),
-                    _ => {}
-                }
-            }
-            _ = tick.tick() => {
-                let consumed = shared.consumed_bytes();
-                if consumed > last_consumed {
-                    shared.sent.record((consumed - last_consumed) * 8);
-                    last_consumed = consumed;
-                    last_progress = Instant::now();
-                    if !live {
-                        live = true;
-                        tracing::info!(url = %shared.url, "output live");
-                        *shared.state.lock().unwrap() = OutputState::Live;
-                    }
-                } else if last_progress.elapsed() > Duration::from_secs(10) {
-                    return Some(("no data delivered for 10 s".into(), live));
-                }
-            }
-        }
+    /// Detaches every target (nothing more is fed to them) and hands them over, still running.
+    pub fn take_targets(&mut self) -> Vec<Target> {
+        *self.fanout.targets.lock().unwrap() = Arc::new(Vec::new());
+        std::mem::take(&mut self.targets)
+            .into_iter()
+            .map(|(_, t)| t)
+            .collect()
     }
 }
 

@@ -2,39 +2,7 @@
 
 use serde::Serialize;
 
-/// State of one input of a mix (or of a shared input pull).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "state", rename_all = "snake_case")]
-pub enum InputState {
-    /// Pulling has started; no media yet.
-    Connecting { attempt: u32 },
-    /// Media is arriving.
-    Live,
-    /// Media stopped arriving; a reconnect follows.
-    Lost { reason: String },
-    /// The last attempt failed; the next starts after `retry_in_ms`.
-    Retrying {
-        attempt: u32,
-        last_error: String,
-        retry_in_ms: u64,
-    },
-}
-
-/// State of one output target.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "state", rename_all = "snake_case")]
-pub enum OutputState {
-    /// Connecting to the target; nothing sent yet.
-    Connecting { attempt: u32 },
-    /// Bytes are being delivered.
-    Live,
-    /// The last attempt failed; the next starts after `retry_in_ms`.
-    Retrying {
-        attempt: u32,
-        last_error: String,
-        retry_in_ms: u64,
-    },
-}
+pub use crate::media::LinkState;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct InputStatus {
@@ -42,7 +10,7 @@ pub struct InputStatus {
     /// The URL pulled (stream ids resolved through `ingest.pull_url`).
     pub url: String,
     #[serde(flatten)]
-    pub state: InputState,
+    pub state: LinkState,
     /// Size of the picture currently received, once known.
     pub video_size: Option<(u32, u32)>,
 }
@@ -52,7 +20,7 @@ pub struct OutputStatus {
     /// The URL published to.
     pub url: String,
     #[serde(flatten)]
-    pub state: OutputState,
+    pub state: LinkState,
     /// Bitrate actually sent over the last seconds, in kbit/s.
     pub bitrate_kbps: u64,
 }
@@ -60,15 +28,21 @@ pub struct OutputStatus {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MixState {
+    /// Being started: after a restart of the process, or to recover from a failure.
+    Starting,
     /// The pipeline runs.
     Running,
-    /// The pipeline failed; see the log. The mix is kept so its status can be read; a new PUT restarts it.
+    /// The pipeline failed or could not be started (`error` says why); it is restarted after a backoff, and a
+    /// new PUT restarts it at once.
     Failed,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct MixStatus {
     pub state: MixState,
+    /// Why the mix is not running, when it failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
     /// Seconds since the mix (re)started.
     pub uptime_s: u64,
     /// Frames per second leaving the compositor over the last seconds; 0 when every output is audio-only (the
@@ -78,4 +52,39 @@ pub struct MixStatus {
     pub output_bitrate_kbps: u64,
     pub inputs: Vec<InputStatus>,
     pub outputs: Vec<OutputStatus>,
+}
+
+/// The status of a mix that has no pipeline (starting, or failed to start): its inputs and outputs idle.
+pub fn not_running(
+    spec: &crate::model::MixSpec,
+    state: MixState,
+    error: Option<String>,
+    config: &crate::config::Config,
+) -> MixStatus {
+    MixStatus {
+        state,
+        error,
+        uptime_s: 0,
+        output_fps: 0.0,
+        output_bitrate_kbps: 0,
+        inputs: spec
+            .inputs
+            .iter()
+            .map(|i| InputStatus {
+                id: i.id.clone(),
+                url: super::resolve_input(&i.source, &config.ingest),
+                state: LinkState::Idle,
+                video_size: None,
+            })
+            .collect(),
+        outputs: spec
+            .outputs
+            .iter()
+            .map(|o| OutputStatus {
+                url: super::resolve_output(&o.target, &config.egress),
+                state: LinkState::Idle,
+                bitrate_kbps: 0,
+            })
+            .collect(),
+    }
 }

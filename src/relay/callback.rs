@@ -12,8 +12,7 @@ use std::{
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
-use super::status::OutputState;
-use crate::{config::CallbacksConfig, engine::backoff::Backoff};
+use crate::{config::CallbacksConfig, media::backoff::Backoff, media::LinkState};
 
 /// Events waiting for delivery per project; more are dropped (and logged).
 const QUEUE: usize = 256;
@@ -114,7 +113,7 @@ impl Events {
     }
 
     /// An output changed state (its URL is not sent: it usually holds a stream key).
-    pub(crate) fn output(&self, id: &str, name: &str, state: &OutputState) {
+    pub(crate) fn output(&self, id: &str, name: &str, state: &LinkState) {
         let mut v = serde_json::to_value(state).unwrap_or_else(|_| json!({}));
         if let Some(map) = v.as_object_mut() {
             map.insert("output".into(), id.into());
@@ -355,7 +354,7 @@ mod tests {
         events.output(
             "yt",
             "YouTube",
-            &OutputState::Retrying {
+            &LinkState::Retrying {
                 attempt: 2,
                 last_error: "refused".into(),
                 retry_in_ms: 900,

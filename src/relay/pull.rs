@@ -5,10 +5,10 @@
 //! [`LEAD`]) is paced by its timestamps on the streaming thread, so outputs never get more than a few seconds
 //! ahead of real time.
 //!
-//! A supervisor task rebuilds the pipeline after an error, an end of stream, nothing within
-//! `ingest.connect_timeout_ms`, or a silence of `failover.stall_ms + ingest.stall_timeout_ms`, with
-//! exponential backoff and jitter (`ingest.retry_initial_ms` .. `retry_max_ms`, reset by a session that
-//! delivered media).
+//! The pull is a session on [`crate::media`]'s supervisor, which rebuilds the pipeline after an error, an end of
+//! stream, nothing within `ingest.connect_timeout_ms`, or a silence of `failover.stall_ms +
+//! ingest.stall_timeout_ms`, with exponential backoff and jitter (`ingest.retry_initial_ms` .. `retry_max_ms`,
+//! reset by a session that delivered media).
 //!
 //! A playlist (`vod` input) is one pipeline per file, one after the other, each a new router session (so the
 //! router lands each file on its first keyframe, its sequence headers first, output timestamps continuing).
@@ -24,16 +24,21 @@ use std::{
     time::{Duration, Instant},
 };
 
-use futures::StreamExt;
+use futures::future::BoxFuture;
 use gst::prelude::*;
-use tokio::sync::watch;
 
 use super::{
     router::Router,
     status::{Endpoint, InputState, VodPosition},
 };
-use crate::engine::backoff::Backoff;
-use crate::{config::IngestConfig, flv};
+use crate::{
+    config::IngestConfig,
+    flv,
+    media::{
+        pipeline::PipelineRun, rtmp, Attempt, End, Handle, Liveness, Next, Policy, Retries,
+        Session, Supervisor,
+    },
+};
 
 /// How far ahead of real time (by its timestamps) an input may be delivered before it is paced.
 const LEAD: Duration = Duration::from_millis(3_000);
@@ -227,8 +232,8 @@ pub(crate) struct PullShared {
     /// 1 + milliseconds since `epoch` at the newest audio or video tag of the input (live: of its current
     /// session; a playlist: of any of its files until it ends); 0 before any.
     last_media: AtomicU64,
-    /// The same for the current pipeline only (a playlist's file).
-    session_media: AtomicU64,
+    /// Audio and video tags of the current pipeline: its progress.
+    session_tags: AtomicU64,
     last_error: Mutex<Option<String>>,
     /// A playlist's time line (unused for live input).
     timeline: Mutex<Timeline>,
@@ -241,7 +246,7 @@ impl PullShared {
             source,
             epoch: Instant::now(),
             last_media: AtomicU64::new(0),
-            session_media: AtomicU64::new(0),
+            session_tags: AtomicU64::new(0),
             last_error: Mutex::new(None),
             timeline: Mutex::new(Timeline::default()),
         })
@@ -254,7 +259,7 @@ impl PullShared {
     fn note_media(&self) {
         let now = self.now_ms();
         self.last_media.store(now, Ordering::Relaxed);
-        self.session_media.store(now, Ordering::Relaxed);
+        self.session_tags.fetch_add(1, Ordering::Relaxed);
     }
 
     fn since(&self, at: &AtomicU64) -> Option<Duration> {
@@ -267,11 +272,6 @@ impl PullShared {
     /// Time since the input's newest media; `None` before any.
     fn silence(&self) -> Option<Duration> {
         self.since(&self.last_media)
-    }
-
-    /// Time since the current pipeline's newest media; `None` before any.
-    fn session_silence(&self) -> Option<Duration> {
-        self.since(&self.session_media)
     }
 
     /// Where a playlist is, while it plays.
@@ -301,7 +301,7 @@ impl PullShared {
     }
 }
 
-/// Everything a pull's supervisor needs.
+/// Everything a pull's session needs.
 pub(crate) struct PullContext {
     pub shared: Arc<PullShared>,
     pub router: Weak<Mutex<Router>>,
@@ -312,231 +312,193 @@ pub(crate) struct PullContext {
     pub stall_ms: Arc<AtomicU64>,
 }
 
-pub(crate) async fn supervise(ctx: PullContext, stop_rx: watch::Receiver<bool>) {
-    match ctx.shared.source.clone() {
-        PullSource::Live(url) => supervise_live(ctx, &url, stop_rx).await,
-        PullSource::Vod { urls, loop_times } => {
-            supervise_vod(ctx, &urls, loop_times, stop_rx).await
+/// Starts pulling: a session on the media supervisor, retried forever (a playlist ends by itself).
+pub(crate) fn start(ctx: PullContext) -> Handle {
+    let policy = Policy {
+        initial: Duration::from_millis(ctx.ingest.retry_initial_ms),
+        max: Duration::from_millis(ctx.ingest.retry_max_ms),
+        retries: Retries::Forever,
+    };
+    let plan = match ctx.shared.source.clone() {
+        PullSource::Live(url) => Plan::Live { url },
+        PullSource::Vod { urls, loop_times } => Plan::Vod(Playlist {
+            urls,
+            passes: u64::try_from(loop_times).ok().map(|n| n.saturating_add(1)),
+            pass: 1,
+            index: 0,
+            attempts: 0,
+            pass_had_media: false,
+        }),
+    };
+    Supervisor::spawn(RelayPull { ctx, plan }, policy)
+}
+
+/// What a pull plays.
+enum Plan {
+    Live { url: String },
+    Vod(Playlist),
+}
+
+/// Where a playlist is: each file is one attempt; a file that broke off is not played again from its start, one
+/// that never played is tried [`FILE_ATTEMPTS`] times, then skipped.
+struct Playlist {
+    urls: Vec<String>,
+    /// Plays of the whole list (`None`: until stopped).
+    passes: Option<u64>,
+    /// The play under way, from 1.
+    pass: u64,
+    index: usize,
+    /// Failed attempts at the current file.
+    attempts: u32,
+    pass_had_media: bool,
+}
+
+impl Playlist {
+    /// Moves to the next file; `Finish` after the last play of the list.
+    fn advance(&mut self, shared: &PullShared) -> Next {
+        self.attempts = 0;
+        self.index += 1;
+        if self.index < self.urls.len() {
+            return Next::Now;
         }
-    }
-}
-
-/// Begins a router session for the next pipeline; `None` when the project is gone.
-fn begin_session(ctx: &PullContext) -> Option<u64> {
-    let session = ctx.sessions.fetch_add(1, Ordering::Relaxed) + 1;
-    let router = ctx.router.upgrade()?;
-    router
-        .lock()
-        .unwrap()
-        .begin_session(ctx.shared.endpoint, session);
-    ctx.shared.session_media.store(0, Ordering::Relaxed);
-    Some(session)
-}
-
-/// Builds and runs one pipeline for `url` until it ends; stops it.
-async fn pull_once(
-    ctx: &PullContext,
-    url: &str,
-    vod: bool,
-    session: u64,
-    stop_rx: &mut watch::Receiver<bool>,
-) -> End {
-    let cancel = Arc::new(AtomicBool::new(false));
-    match build(
-        &ctx.shared,
-        url,
-        vod,
-        ctx.router.clone(),
-        session,
-        cancel.clone(),
-    ) {
-        Ok(pipeline) => {
-            let pipeline = crate::engine::teardown::NullOnDrop(pipeline);
-            let end =
-                run_session(&pipeline, &ctx.shared, &ctx.ingest, &ctx.stall_ms, stop_rx).await;
-            // A streaming thread waiting to pace gives up, so the pipeline can stop.
-            cancel.store(true, Ordering::Relaxed);
-            let stopped = matches!(end, End::Stopped);
-            let _ = tokio::task::spawn_blocking(move || {
-                crate::engine::teardown::stop(&pipeline, stopped)
-            })
-            .await;
-            end
+        self.index = 0;
+        let had_media = std::mem::take(&mut self.pass_had_media);
+        if self.passes.is_some_and(|n| self.pass >= n) {
+            shared.timeline.lock().unwrap().finished = true;
+            shared.last_media.store(0, Ordering::Relaxed);
+            let pass = self.pass;
+            *shared.last_error.lock().unwrap() = Some(format!(
+                "playlist finished ({pass} play{})",
+                if pass == 1 { "" } else { "s" }
+            ));
+            tracing::info!(
+                input = shared.endpoint.as_str(),
+                passes = pass,
+                "relay playlist finished"
+            );
+            return Next::Finish;
         }
-        Err(e) => End::Failed(format!("cannot build the pull pipeline: {e}")),
-    }
-}
-
-/// Waits `delay`; `false` when stopped meanwhile.
-async fn pause(delay: Duration, stop_rx: &mut watch::Receiver<bool>) -> bool {
-    tokio::select! {
-        _ = tokio::time::sleep(delay) => true,
-        _ = stop_rx.changed() => false,
-    }
-}
-
-async fn supervise_live(ctx: PullContext, url: &str, mut stop_rx: watch::Receiver<bool>) {
-    let shared = ctx.shared.clone();
-    let endpoint = shared.endpoint;
-    let mut backoff = Backoff::new(
-        Duration::from_millis(ctx.ingest.retry_initial_ms),
-        Duration::from_millis(ctx.ingest.retry_max_ms),
-    );
-    loop {
-        if *stop_rx.borrow() {
-            return;
-        }
-        let Some(session) = begin_session(&ctx) else {
-            return;
-        };
-        shared.last_media.store(0, Ordering::Relaxed);
-        let reason = match pull_once(&ctx, url, false, session, &mut stop_rx).await {
-            End::Stopped => return,
-            End::Eos => "stream ended".to_string(),
-            End::Failed(reason) => reason,
-        };
-        let had_media = shared.silence().is_some();
-        *shared.last_error.lock().unwrap() = Some(reason.clone());
-        shared.last_media.store(0, Ordering::Relaxed);
+        self.pass += 1;
+        // A whole play without media (every file missing): wait before the next one.
         if had_media {
-            backoff.reset();
-        }
-        let delay = backoff.next_delay();
-        tracing::warn!(%url, input = endpoint.as_str(), %reason, attempt = backoff.attempt(), ?delay, "relay input down; will retry");
-        if !pause(delay, &mut stop_rx).await {
-            return;
+            Next::Now
+        } else {
+            Next::Retry
         }
     }
 }
 
-/// Plays the playlist, then marks the input ended: as soon as its last file has been read (up to the pacing
-/// lead before viewers have seen it), so that the other input follows on without a gap. The play position is
-/// reported until the end has been seen.
-async fn supervise_vod(
+/// One input of a project as a supervised session.
+struct RelayPull {
     ctx: PullContext,
-    urls: &[String],
-    loop_times: i64,
-    mut stop_rx: watch::Receiver<bool>,
-) {
-    let shared = ctx.shared.clone();
-    let endpoint = shared.endpoint;
-    let passes = u64::try_from(loop_times).ok().map(|n| n.saturating_add(1));
-    let mut backoff = Backoff::new(
-        Duration::from_millis(ctx.ingest.retry_initial_ms),
-        Duration::from_millis(ctx.ingest.retry_max_ms),
-    );
-    let mut pass = 0u64;
-    while passes.is_none_or(|n| pass < n) {
-        pass += 1;
-        let mut pass_had_media = false;
-        for (index, url) in urls.iter().enumerate() {
-            let mut attempts = 0;
-            loop {
-                if *stop_rx.borrow() {
-                    return;
-                }
-                let Some(session) = begin_session(&ctx) else {
-                    return;
-                };
-                shared.timeline.lock().unwrap().begin_file(index, pass);
-                tracing::debug!(%url, input = endpoint.as_str(), index, pass, "relay playlist file");
-                let end = pull_once(&ctx, url, true, session, &mut stop_rx).await;
-                let had_media = shared.session_silence().is_some();
-                pass_had_media |= had_media;
+    plan: Plan,
+}
+
+/// One pipeline of a pull.
+struct PullAttempt {
+    run: PipelineRun,
+    shared: Arc<PullShared>,
+    /// Tells a streaming thread waiting to pace to give up, so the pipeline can stop.
+    cancel: Arc<AtomicBool>,
+}
+
+impl Session for RelayPull {
+    type Attempt = PullAttempt;
+
+    fn build(&mut self, _n: u32) -> Result<PullAttempt, String> {
+        let ctx = &self.ctx;
+        let session = ctx.sessions.fetch_add(1, Ordering::Relaxed) + 1;
+        let router = ctx.router.upgrade().ok_or("the project stopped")?;
+        router
+            .lock()
+            .unwrap()
+            .begin_session(ctx.shared.endpoint, session);
+        ctx.shared.session_tags.store(0, Ordering::Relaxed);
+        let (url, vod) = match &self.plan {
+            Plan::Live { url } => {
+                ctx.shared.last_media.store(0, Ordering::Relaxed);
+                (url.as_str(), false)
+            }
+            Plan::Vod(p) => {
+                ctx.shared
+                    .timeline
+                    .lock()
+                    .unwrap()
+                    .begin_file(p.index, p.pass);
+                tracing::debug!(url = %p.urls[p.index], input = ctx.shared.endpoint.as_str(), index = p.index, pass = p.pass, "relay playlist file");
+                (p.urls[p.index].as_str(), true)
+            }
+        };
+        let cancel = Arc::new(AtomicBool::new(false));
+        let pipeline = build(
+            &ctx.shared,
+            url,
+            vod,
+            ctx.router.clone(),
+            session,
+            cancel.clone(),
+        )
+        .map_err(|e| format!("cannot build the pull pipeline: {e}"))?;
+        Ok(PullAttempt {
+            run: PipelineRun::new(pipeline),
+            shared: ctx.shared.clone(),
+            cancel,
+        })
+    }
+
+    fn liveness(&self) -> Liveness {
+        let stall = self.ctx.stall_ms.load(Ordering::Relaxed) + self.ctx.ingest.stall_timeout_ms;
+        Liveness {
+            connect: self.ctx.ingest.connect_timeout(),
+            stall: Duration::from_millis(stall),
+        }
+    }
+
+    fn next(&mut self, end: &End, live: bool) -> Next {
+        let shared = &self.ctx.shared;
+        let endpoint = shared.endpoint.as_str();
+        match &mut self.plan {
+            Plan::Live { url } => {
+                let reason = end.reason();
+                *shared.last_error.lock().unwrap() = Some(reason.clone());
+                shared.last_media.store(0, Ordering::Relaxed);
+                tracing::warn!(url = %crate::media::redact(url), input = endpoint, %reason, "relay input down; will retry");
+                Next::Retry
+            }
+            Plan::Vod(p) => {
+                p.pass_had_media |= live;
+                let url = p.urls[p.index].clone();
                 let reason = match end {
-                    End::Stopped => return,
-                    End::Eos if had_media => {
-                        backoff.reset();
-                        break;
-                    }
-                    End::Eos => "the file holds no audio or video".to_string(),
-                    End::Failed(reason) => reason,
+                    End::Finished if live => return p.advance(shared),
+                    End::Finished => "the file holds no audio or video".to_string(),
+                    End::Failed(reason) => reason.clone(),
                 };
                 *shared.last_error.lock().unwrap() = Some(format!("{url}: {reason}"));
-                attempts += 1;
+                p.attempts += 1;
                 // A file that broke off is not played again from its start; one that never played is retried.
-                if had_media || attempts >= FILE_ATTEMPTS {
-                    tracing::warn!(%url, input = endpoint.as_str(), %reason, "relay playlist file failed; skipping it");
-                    break;
+                if live || p.attempts >= FILE_ATTEMPTS {
+                    tracing::warn!(%url, input = endpoint, %reason, "relay playlist file failed; skipping it");
+                    return p.advance(shared);
                 }
-                let delay = backoff.next_delay();
-                tracing::warn!(%url, input = endpoint.as_str(), %reason, attempt = attempts, ?delay, "relay playlist file failed; will retry");
-                if !pause(delay, &mut stop_rx).await {
-                    return;
-                }
+                tracing::warn!(%url, input = endpoint, %reason, attempt = p.attempts, "relay playlist file failed; will retry");
+                Next::Retry
             }
-        }
-        if !pass_had_media && !pause(backoff.next_delay(), &mut stop_rx).await {
-            return;
         }
     }
-    shared.timeline.lock().unwrap().finished = true;
-    shared.last_media.store(0, Ordering::Relaxed);
-    *shared.last_error.lock().unwrap() = Some(format!(
-        "playlist finished ({pass} play{})",
-        if pass == 1 { "" } else { "s" }
-    ));
-    tracing::info!(
-        input = endpoint.as_str(),
-        passes = pass,
-        "relay playlist finished"
-    );
 }
 
-/// How a pipeline ended.
-enum End {
-    Stopped,
-    Eos,
-    Failed(String),
-}
-
-/// Runs one pipeline until it is stopped, ends or fails.
-async fn run_session(
-    pipeline: &gst::Pipeline,
-    shared: &PullShared,
-    ingest: &IngestConfig,
-    stall_ms: &AtomicU64,
-    stop_rx: &mut watch::Receiver<bool>,
-) -> End {
-    let Some(bus) = pipeline.bus() else {
-        return End::Failed("pipeline without bus".into());
-    };
-    let mut messages = bus.stream();
-    let p = pipeline.clone();
-    match tokio::task::spawn_blocking(move || p.set_state(gst::State::Playing)).await {
-        Ok(Ok(_)) => {}
-        Ok(Err(e)) => return End::Failed(format!("cannot start: {e}")),
-        Err(e) => return End::Failed(format!("cannot start: {e}")),
+impl Attempt for PullAttempt {
+    fn start(&mut self) -> Result<BoxFuture<'static, End>, String> {
+        self.run.start()
     }
-    let started = Instant::now();
-    let mut tick = tokio::time::interval(Duration::from_millis(200));
-    loop {
-        tokio::select! {
-            _ = stop_rx.changed() => return End::Stopped,
-            msg = messages.next() => {
-                let Some(msg) = msg else { return End::Failed("bus closed".into()) };
-                match msg.view() {
-                    gst::MessageView::Error(err) => {
-                        tracing::debug!(error = %err.error(), debug = ?err.debug(), "relay pull error");
-                        return End::Failed(err.error().message().chars().take(200).collect());
-                    }
-                    gst::MessageView::Eos(_) => return End::Eos,
-                    _ => {}
-                }
-            }
-            _ = tick.tick() => {
-                let give_up = Duration::from_millis(stall_ms.load(Ordering::Relaxed) + ingest.stall_timeout_ms);
-                match shared.session_silence() {
-                    Some(s) if s > give_up => {
-                        return End::Failed(format!("no media for {} ms", give_up.as_millis()));
-                    }
-                    None if started.elapsed() > ingest.connect_timeout() => {
-                        return End::Failed(format!("no media within {} ms", ingest.connect_timeout_ms));
-                    }
-                    _ => {}
-                }
-            }
-        }
+
+    fn progress(&self) -> u64 {
+        self.shared.session_tags.load(Ordering::Relaxed)
+    }
+
+    fn stop(self, by_request: bool) {
+        self.cancel.store(true, Ordering::Relaxed);
+        self.run.stop(by_request);
     }
 }
 
@@ -552,16 +514,7 @@ fn build(
 ) -> Result<gst::Pipeline, gst::glib::BoolError> {
     let endpoint = shared.endpoint;
     let pipeline = gst::Pipeline::with_name(&format!("relay-pull-{}", endpoint.as_str()));
-    let src = if url.starts_with("rtmp") {
-        gst::ElementFactory::make("rtmp2src")
-            .property("location", url)
-            .build()?
-    } else {
-        gst::ElementFactory::make("souphttpsrc")
-            .property("location", url)
-            .property("is-live", true)
-            .build()?
-    };
+    let src = rtmp::live_source(url)?;
     let weak_shared = Arc::downgrade(shared);
     let mut parser = flv::Parser::new();
     let mut pacer = Pacer::default();

@@ -53,39 +53,6 @@ pub enum InputState {
     Absent { last_error: Option<String> },
 }
 
-/// State of one output.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "state", rename_all = "snake_case")]
-pub enum OutputState {
-    /// The project is not running.
-    Idle,
-    /// Connecting; nothing sent yet.
-    Connecting { attempt: u32 },
-    /// Bytes are moving.
-    Pushing,
-    /// The last attempt failed; the next starts after `retry_in_ms`.
-    Retrying {
-        attempt: u32,
-        last_error: String,
-        retry_in_ms: u64,
-    },
-    /// The retry budget is spent; a restart of the project (or a change of the output) tries again.
-    Failed { last_error: String },
-}
-
-impl OutputState {
-    /// The state's name as serialised (`pushing`, `retrying`, ...).
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Self::Idle => "idle",
-            Self::Connecting { .. } => "connecting",
-            Self::Pushing => "pushing",
-            Self::Retrying { .. } => "retrying",
-            Self::Failed { .. } => "failed",
-        }
-    }
-}
-
 #[derive(Debug, Clone, Serialize)]
 pub struct InputStatus {
     /// The URL pulled; for a `vod` input the file playing (the first one before it plays).
@@ -113,8 +80,10 @@ pub struct VodPosition {
 pub struct OutputStatus {
     pub id: String,
     pub url: String,
+    /// `idle` while the project is not running; then the link's state (`connecting`, `live`, `retrying`,
+    /// `failed` once its retry budget is spent).
     #[serde(flatten)]
-    pub state: OutputState,
+    pub state: crate::media::LinkState,
     /// Bitrate actually sent over the last seconds, kbit/s.
     pub bitrate_kbps: u64,
     /// Bytes sent since the project started.

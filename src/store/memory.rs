@@ -11,16 +11,17 @@ pub struct MemoryStore {
     records: Mutex<BTreeMap<(String, String), Value>>,
 }
 
+#[async_trait::async_trait]
 impl Store for MemoryStore {
-    fn put(&self, kind: &str, id: &str, record: &Value) -> Result<(), StoreError> {
+    async fn put(&self, kind: &str, id: &str, record: Value) -> Result<(), StoreError> {
         self.records
             .lock()
             .unwrap()
-            .insert((kind.to_string(), id.to_string()), record.clone());
+            .insert((kind.to_string(), id.to_string()), record);
         Ok(())
     }
 
-    fn delete(&self, kind: &str, id: &str) -> Result<(), StoreError> {
+    async fn delete(&self, kind: &str, id: &str) -> Result<(), StoreError> {
         self.records
             .lock()
             .unwrap()
@@ -28,7 +29,16 @@ impl Store for MemoryStore {
         Ok(())
     }
 
-    fn load(&self, kind: &str) -> Result<Vec<(String, Value)>, StoreError> {
+    async fn get(&self, kind: &str, id: &str) -> Result<Option<Value>, StoreError> {
+        Ok(self
+            .records
+            .lock()
+            .unwrap()
+            .get(&(kind.to_string(), id.to_string()))
+            .cloned())
+    }
+
+    async fn load(&self, kind: &str) -> Result<Vec<(String, Value)>, StoreError> {
         Ok(self
             .records
             .lock()

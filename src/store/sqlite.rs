@@ -1,19 +1,25 @@
 //! Records in one SQLite file (WAL): a committed write survives the process being killed at any moment, and
-//! readers never wait for the writer.
+//! readers never wait for the writer. The connection lives on a thread of its own; callers queue their
+//! statements to it and await the answer, so no async worker ever blocks on the file, and writes happen in the
+//! order they were queued.
 
-use std::{path::Path, sync::Mutex};
+use std::{path::Path, sync::mpsc};
 
 use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::Value;
+use tokio::sync::oneshot;
 
 use super::{Store, StoreError};
 
 /// Bumped when the table layout changes; an older file is migrated, a newer one refused.
 const SCHEMA_VERSION: i64 = 1;
 
+/// A statement for the store's thread.
+type Job = Box<dyn FnOnce(&Connection) + Send>;
+
 pub struct SqliteStore {
-    /// One connection, used by one caller at a time: writes are a few hundred microseconds.
-    conn: Mutex<Connection>,
+    /// The store's thread takes jobs from here; it ends when this is dropped.
+    jobs: std::sync::Mutex<mpsc::Sender<Job>>,
 }
 
 fn err(context: &str, e: impl std::fmt::Display) -> StoreError {
@@ -67,58 +73,113 @@ impl SqliteStore {
             }
             Some(_) => {}
         }
+        let (tx, rx) = mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("tessera-store".into())
+            .spawn(move || {
+                for job in rx {
+                    job(&conn);
+                }
+            })
+            .map_err(|e| err("start the store thread", e))?;
         Ok(Self {
-            conn: Mutex::new(conn),
+            jobs: std::sync::Mutex::new(tx),
         })
+    }
+
+    /// Runs `f` on the store's thread and waits (asynchronously) for its answer.
+    async fn call<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
+    ) -> Result<R, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        let job: Job = Box::new(move |conn| {
+            let _ = tx.send(f(conn));
+        });
+        self.jobs
+            .lock()
+            .unwrap()
+            .send(job)
+            .map_err(|_| StoreError("the store is closed".into()))?;
+        rx.await
+            .map_err(|_| StoreError("the store thread ended".into()))?
     }
 }
 
+#[async_trait::async_trait]
 impl Store for SqliteStore {
-    fn put(&self, kind: &str, id: &str, record: &Value) -> Result<(), StoreError> {
-        self.conn
-            .lock()
-            .unwrap()
-            .execute(
+    async fn put(&self, kind: &str, id: &str, record: Value) -> Result<(), StoreError> {
+        let (kind, id) = (kind.to_string(), id.to_string());
+        self.call(move |conn| {
+            conn.execute(
                 "INSERT INTO records (kind, id, body, updated_at) VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT (kind, id) DO UPDATE SET body = excluded.body, updated_at = excluded.updated_at",
                 params![kind, id, record.to_string(), crate::clock::unix_now()],
             )
             .map_err(|e| err(&format!("write {kind} {id}"), e))?;
-        Ok(())
+            Ok(())
+        })
+        .await
     }
 
-    fn delete(&self, kind: &str, id: &str) -> Result<(), StoreError> {
-        self.conn
-            .lock()
-            .unwrap()
-            .execute(
+    async fn delete(&self, kind: &str, id: &str) -> Result<(), StoreError> {
+        let (kind, id) = (kind.to_string(), id.to_string());
+        self.call(move |conn| {
+            conn.execute(
                 "DELETE FROM records WHERE kind = ?1 AND id = ?2",
                 params![kind, id],
             )
             .map_err(|e| err(&format!("delete {kind} {id}"), e))?;
-        Ok(())
+            Ok(())
+        })
+        .await
     }
 
-    fn load(&self, kind: &str) -> Result<Vec<(String, Value)>, StoreError> {
-        let conn = self.conn.lock().unwrap();
-        let mut stmt = conn
-            .prepare("SELECT id, body FROM records WHERE kind = ?1 ORDER BY id")
-            .map_err(|e| err("read records", e))?;
-        let rows = stmt
-            .query_map(params![kind], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-            })
-            .map_err(|e| err("read records", e))?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (id, body) = row.map_err(|e| err("read records", e))?;
-            match serde_json::from_str(&body) {
-                Ok(v) => out.push((id, v)),
-                // One damaged record must not keep every other task from coming back.
-                Err(e) => tracing::error!(%kind, %id, error = %e, "unreadable record skipped"),
+    async fn get(&self, kind: &str, id: &str) -> Result<Option<Value>, StoreError> {
+        let (kind, id) = (kind.to_string(), id.to_string());
+        self.call(move |conn| {
+            let body: Option<String> = conn
+                .query_row(
+                    "SELECT body FROM records WHERE kind = ?1 AND id = ?2",
+                    params![kind, id],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(|e| err("read a record", e))?;
+            Ok(body.and_then(|b| match serde_json::from_str(&b) {
+                Ok(v) => Some(v),
+                Err(e) => {
+                    tracing::error!(%kind, %id, error = %e, "unreadable record skipped");
+                    None
+                }
+            }))
+        })
+        .await
+    }
+
+    async fn load(&self, kind: &str) -> Result<Vec<(String, Value)>, StoreError> {
+        let kind = kind.to_string();
+        self.call(move |conn| {
+            let mut stmt = conn
+                .prepare("SELECT id, body FROM records WHERE kind = ?1 ORDER BY id")
+                .map_err(|e| err("read records", e))?;
+            let rows = stmt
+                .query_map(params![kind], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+                })
+                .map_err(|e| err("read records", e))?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (id, body) = row.map_err(|e| err("read records", e))?;
+                match serde_json::from_str(&body) {
+                    Ok(v) => out.push((id, v)),
+                    // One damaged record must not keep every other task from coming back.
+                    Err(e) => tracing::error!(%kind, %id, error = %e, "unreadable record skipped"),
+                }
             }
-        }
-        Ok(out)
+            Ok(out)
+        })
+        .await
     }
 }
 
@@ -128,27 +189,27 @@ mod tests {
 
     use super::*;
 
-    #[test]
-    fn records_survive_reopening() {
+    #[tokio::test]
+    async fn records_survive_reopening() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sub/state.db");
         {
             let s = SqliteStore::open(&path).unwrap();
-            s.put("mix", "b", &json!({"n": 1})).unwrap();
-            s.put("mix", "a", &json!({"n": 2})).unwrap();
-            s.put("mix", "a", &json!({"n": 3})).unwrap();
-            s.put("relay", "r", &json!({})).unwrap();
-            s.put("mix", "gone", &json!({})).unwrap();
-            s.delete("mix", "gone").unwrap();
-            s.delete("mix", "never").unwrap();
+            s.put("mix", "b", json!({"n": 1})).await.unwrap();
+            s.put("mix", "a", json!({"n": 2})).await.unwrap();
+            s.put("mix", "a", json!({"n": 3})).await.unwrap();
+            s.put("relay", "r", json!({})).await.unwrap();
+            s.put("mix", "gone", json!({})).await.unwrap();
+            s.delete("mix", "gone").await.unwrap();
+            s.delete("mix", "never").await.unwrap();
         }
         let s = SqliteStore::open(&path).unwrap();
         assert_eq!(
-            s.load("mix").unwrap(),
+            s.load("mix").await.unwrap(),
             vec![("a".into(), json!({"n": 3})), ("b".into(), json!({"n": 1}))]
         );
-        assert_eq!(s.load("relay").unwrap().len(), 1);
-        assert!(s.load("other").unwrap().is_empty());
+        assert_eq!(s.load("relay").await.unwrap().len(), 1);
+        assert!(s.load("other").await.unwrap().is_empty());
     }
 
     #[test]
@@ -164,20 +225,26 @@ mod tests {
         assert!(e.contains("newer"), "{e}");
     }
 
-    #[test]
-    fn a_damaged_record_is_skipped() {
+    #[tokio::test]
+    async fn a_damaged_record_is_skipped() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state.db");
         let s = SqliteStore::open(&path).unwrap();
-        s.put("mix", "good", &json!(1)).unwrap();
-        s.conn
-            .lock()
-            .unwrap()
-            .execute(
+        s.put("mix", "good", json!(1)).await.unwrap();
+        s.call(|conn| {
+            conn.execute(
                 "INSERT INTO records VALUES ('mix', 'bad', '{not json', 0)",
                 [],
             )
-            .unwrap();
-        assert_eq!(s.load("mix").unwrap(), vec![("good".into(), json!(1))]);
+            .map_err(|e| err("test", e))
+        })
+        .await
+        .unwrap();
+        assert_eq!(s.get("mix", "bad").await.unwrap(), None);
+        assert_eq!(s.get("mix", "good").await.unwrap(), Some(json!(1)));
+        assert_eq!(
+            s.load("mix").await.unwrap(),
+            vec![("good".into(), json!(1))]
+        );
     }
 }

@@ -35,9 +35,7 @@ impl Tessera {
         let addr = listener.local_addr().unwrap();
         config.server.listen = addr;
         let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
-        let store = ::tessera::store::open(&config.store).expect("open the state store");
-        let engine = ::tessera::engine::Engine::with_store(config.clone(), store);
-        let server_engine = engine.clone();
+        let (engine_tx, engine_rx) = mpsc::channel();
         let (done_tx, done) = mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("tessera-server".into())
@@ -49,14 +47,11 @@ impl Tessera {
                         .build()?;
                     runtime.block_on(async move {
                         let listener = tokio::net::TcpListener::from_std(listener)?;
-                        ::tessera::server::serve_engine(
-                            listener,
-                            server_engine,
-                            config,
-                            async move {
-                                let _ = shutdown_rx.await;
-                            },
-                        )
+                        let state = ::tessera::server::build(config).await?;
+                        let _ = engine_tx.send(state.engine.clone());
+                        ::tessera::server::serve_state(listener, state, async move {
+                            let _ = shutdown_rx.await;
+                        })
                         .await
                     })
                     // The runtime is dropped here, which waits for its blocking tasks.
@@ -64,6 +59,10 @@ impl Tessera {
                 let _ = done_tx.send(result);
             })
             .expect("spawn tessera thread");
+        let engine = match engine_rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(engine) => engine,
+            Err(_) => panic!("tessera did not start: {:?}", done.try_recv()),
+        };
         let client = reqwest::blocking::Client::builder()
             .timeout(Duration::from_secs(30))
             .pool_max_idle_per_host(0)

@@ -45,8 +45,8 @@ pub fn app(adjust: impl FnOnce(&mut Config)) -> (Router, Engine) {
     config.tencentcloud.secret_key = TC_KEY.into();
     config.tencentcloud.max_requests_per_s = 0;
     adjust(&mut config);
-    let engine = Engine::new(config.clone());
-    let state = api::AppState::new(engine.clone(), config);
+    let state = api::AppState::in_memory(config);
+    let engine = state.engine.clone();
     (api::app(state), engine)
 }
 

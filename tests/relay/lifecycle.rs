@@ -19,7 +19,7 @@ fn callbacks_report_start_output_states_failover_and_stop() {
     rig.start_project("cb");
     hooks.wait(Duration::from_secs(5), |e| e["event"] == "project_started");
     let pushing = hooks.wait(Duration::from_secs(15), |e| {
-        e["event"] == "output_state" && e["state"] == "pushing"
+        e["event"] == "output_state" && e["state"] == "live"
     });
     assert_eq!(pushing["project"], "cb");
     assert_eq!(pushing["output"], "o1");
@@ -117,6 +117,6 @@ fn http_flv_input_is_relayed() {
     rig.start_project("r");
     expect_colour(&probe, MAGENTA, Duration::from_secs(15));
     rig.wait_status("r", Duration::from_secs(5), |s| {
-        s["active"] == "main" && output_state(s, "o1") == "pushing"
+        s["active"] == "main" && output_state(s, "o1") == "live"
     });
 }

@@ -52,7 +52,7 @@ impl Rig {
             .expect("tokio runtime");
         let relays = {
             let _rt = rt.enter();
-            Relays::new(config)
+            Relays::in_memory(config)
         };
         Rig { relays, rt, nginx }
     }

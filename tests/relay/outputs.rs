@@ -23,7 +23,7 @@ fn two_outputs_receive_the_main_input() {
             .as_array()
             .unwrap()
             .iter()
-            .all(|o| o["state"] == "pushing" && o["bitrate_kbps"].as_u64() > Some(50))
+            .all(|o| o["state"] == "live" && o["bitrate_kbps"].as_u64() > Some(50))
     });
     assert_eq!(s["state"], "working");
     assert_eq!(s["active"], "main");
@@ -72,7 +72,7 @@ fn unreachable_output_retries_then_fails_while_the_others_push() {
     rig.put("r", &s);
     rig.start_project("r");
     let st = rig.wait_status("r", Duration::from_secs(15), |s| {
-        output_state(s, "o1") == "pushing" && output_state(s, "dead") == "retrying"
+        output_state(s, "o1") == "live" && output_state(s, "dead") == "retrying"
     });
     let dead_status = &st["outputs"][1];
     assert!(dead_status["attempt"].as_u64() >= Some(1), "{st:#}");
@@ -87,7 +87,7 @@ fn unreachable_output_retries_then_fails_while_the_others_push() {
         output_state(s, "dead") == "failed"
     });
     assert!(st["outputs"][1]["last_error"].as_str().is_some(), "{st:#}");
-    assert_eq!(output_state(&st, "o1"), "pushing");
+    assert_eq!(output_state(&st, "o1"), "live");
     expect_colour(&probe, RED, Duration::from_secs(5));
     assert_eq!(probe.sessions(), 1);
     assert_eq!(rig.nginx.publish_count_of("mix", "o1"), 1);
@@ -116,7 +116,7 @@ fn outputs_are_added_and_removed_live() {
         "the removed output still publishes"
     );
     let s = rig.wait_status("r", Duration::from_secs(5), |s| {
-        output_state(s, "o3") == "pushing"
+        output_state(s, "o3") == "live"
     });
     let ids: Vec<_> = s["outputs"]
         .as_array()
@@ -141,7 +141,7 @@ fn outputs_and_inputs_come_back_after_the_server_restarts() {
     rig.start_project("r");
     expect_colour(&probe, RED, Duration::from_secs(15));
     rig.wait_status("r", Duration::from_secs(5), |s| {
-        output_state(s, "o2") == "pushing"
+        output_state(s, "o2") == "live"
     });
 
     // Every connection drops: the outputs retry on their own, the input is pulled again.
@@ -150,7 +150,7 @@ fn outputs_and_inputs_come_back_after_the_server_restarts() {
     let _main = rig.solid("main", GREEN);
     expect_colour(&probe, GREEN, Duration::from_secs(20));
     let s = rig.wait_status("r", Duration::from_secs(10), |s| {
-        output_state(s, "o1") == "pushing" && output_state(s, "o2") == "pushing"
+        output_state(s, "o1") == "live" && output_state(s, "o2") == "live"
     });
     assert_eq!(s["active"], "main");
     assert_eq!(s["switches"], 0);
@@ -173,7 +173,7 @@ fn rtmps_outputs_check_the_certificate_unless_told_not_to() {
         let mut config = Tessera::config_for(&rig.nginx);
         config.egress.retry_initial_ms = 300;
         let _rt = rig.rt.enter();
-        tessera::relay::Relays::new(config)
+        tessera::relay::Relays::in_memory(config)
     };
     let mut s = spec(&rig, false, &["plain"]);
     s["outputs"]
@@ -190,14 +190,14 @@ fn rtmps_outputs_check_the_certificate_unless_told_not_to() {
         let st = serde_json::to_value(strict.get("strict").unwrap().status).unwrap();
         // The plain output may be between connections at any one instant on a loaded machine: wait for both.
         let settled =
-            output_state(&st, "tls") == "retrying" && output_state(&st, "plain") == "pushing";
+            output_state(&st, "tls") == "retrying" && output_state(&st, "plain") == "live";
         if settled || Instant::now() > deadline {
             break st;
         }
         std::thread::sleep(Duration::from_millis(50));
     };
     assert_eq!(output_state(&status, "tls"), "retrying", "{status:#}");
-    assert_eq!(output_state(&status, "plain"), "pushing", "{status:#}");
+    assert_eq!(output_state(&status, "plain"), "live", "{status:#}");
     let error = status["outputs"][1]["last_error"].as_str().unwrap_or("");
     assert!(error.to_lowercase().contains("certificate"), "{status:#}");
     rig.rt.block_on(strict.shutdown());
@@ -210,6 +210,6 @@ fn rtmps_outputs_check_the_certificate_unless_told_not_to() {
     rig.start_project("lax");
     expect_colour(&probe, RED, Duration::from_secs(15));
     rig.wait_status("lax", Duration::from_secs(10), |s| {
-        output_state(s, "tls") == "pushing"
+        output_state(s, "tls") == "live"
     });
 }

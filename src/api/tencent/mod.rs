@@ -13,10 +13,11 @@ pub mod sessions;
 pub mod templates;
 pub mod translate;
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
+
+use crate::{config::Config, engine::Engine, node::NodeParts, relay::Relays};
 
 /// What the Tencent dialects keep between requests.
-#[derive(Default)]
 pub struct TencentState {
     /// Running sessions of the CGI, API 3.0 and auto-mix.
     pub sessions: Arc<sessions::Sessions>,
@@ -24,4 +25,24 @@ pub struct TencentState {
     pub automix: automix::AutoMix,
     /// CME stream-connect projects' names, owners and inputs as given.
     pub cme: cme::CmeState,
+}
+
+impl TencentState {
+    pub fn new(config: &Config, parts: &NodeParts, engine: Engine) -> Self {
+        Self {
+            sessions: Arc::new(sessions::Sessions::new(
+                parts.store.clone(),
+                engine.clone(),
+                Duration::from_secs(config.tencent.idle_end_s),
+            )),
+            automix: automix::AutoMix::default(),
+            cme: cme::CmeState::new(parts.store.clone(), engine),
+        }
+    }
+
+    /// Takes back what the dialects recorded of the tasks the engine and the relays restored.
+    pub async fn restore(&self, engine: &Engine, relays: &Relays) {
+        self.sessions.restore(engine).await;
+        self.cme.restore(relays).await;
+    }
 }

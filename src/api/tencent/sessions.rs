@@ -2,11 +2,7 @@
 //! request to its cancel. Repeating a request with the same session and output id updates the running mix; a
 //! list with only the background ends it; all inputs gone for `tencent.idle_end_s` ends it too.
 
-use std::{
-    collections::HashMap,
-    sync::{Arc, Mutex},
-    time::Duration,
-};
+use std::{sync::Arc, time::Duration};
 
 use super::{
     codes::{Reason, Refusal},
@@ -14,11 +10,12 @@ use super::{
     translate::{self, Facts, Kind},
 };
 use crate::{
-    api::AppState,
+    api::{registry::TaskRegistry, AppState},
     engine::{Engine, SourceHold},
     error::ErrorKind,
+    events::TaskRef,
     model::Source,
-    store::{self, kind},
+    store::Store,
 };
 
 /// The engine's id for a session's mix (namespaced so native ids cannot clash with it).
@@ -35,18 +32,11 @@ pub enum Owner {
 }
 
 /// What is recorded of a session (its mix is recorded by the engine).
-#[derive(serde::Serialize, serde::Deserialize)]
-struct SessionRecord {
-    owner: Owner,
-    output_id: String,
-}
-
-struct Session {
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct SessionRecord {
     owner: Owner,
     /// The output stream id, fixed for the session's life (-508 otherwise).
     output_id: String,
-    /// Ends the idle watcher with the session.
-    watcher: tokio::task::AbortHandle,
 }
 
 /// What a start request did.
@@ -58,15 +48,68 @@ pub enum Applied {
     Ended,
 }
 
-#[derive(Default)]
+/// The record kind of Tencent sessions.
+const KIND: &str = "tencent_session";
+
+/// Running sessions, in the dialects' one [`TaskRegistry`] shape (which ends a session whose inputs have all
+/// been gone for `tencent.idle_end_s`, and forgets one whose mix was deleted elsewhere).
 pub struct Sessions {
-    sessions: Mutex<HashMap<String, Session>>,
-    /// One request at a time: checks, the engine change and the record happen as one step.
-    ops: tokio::sync::Mutex<()>,
+    registry: Arc<TaskRegistry<SessionRecord>>,
+    idle: Duration,
+}
+
+fn refusal_of(e: crate::error::Error) -> Refusal {
+    match e.kind {
+        ErrorKind::Invalid => Refusal::new(Reason::Parameter, e.message),
+        ErrorKind::Conflict => Refusal::new(Reason::OutputInUse, e.message),
+        ErrorKind::LimitExceeded => Refusal::new(Reason::Limit, e.message),
+        ErrorKind::Unavailable => Refusal::new(Reason::PictureNotFound, e.message),
+        ErrorKind::NotFound | ErrorKind::Internal => {
+            Refusal::new(Reason::Internal, "mixing failed; retry later")
+        }
+    }
 }
 
 impl Sessions {
-    /// Starts or updates a session.
+    pub fn new(store: Arc<dyn Store>, engine: Engine, idle: Duration) -> Self {
+        Self {
+            registry: TaskRegistry::new("tencent session", KIND, store, engine),
+            idle,
+        }
+    }
+
+    /// Checks a request against the running sessions: `Ok(true)` when `session` exists (and `owner` may change
+    /// it), `Ok(false)` when it may be created.
+    fn check(&self, session: &str, output_id: &str, owner: &Owner) -> Result<bool, Refusal> {
+        if let Some(s) = self.registry.get(session) {
+            if &s.owner != owner {
+                return Err(Refusal::new(
+                    Reason::OutputInUse,
+                    format!("session {session:?} belongs to another application"),
+                ));
+            }
+            if s.output_id != output_id {
+                return Err(Refusal::new(
+                    Reason::SessionOutput,
+                    format!(
+                        "session {session:?} publishes {:?}, not {output_id:?}",
+                        s.output_id
+                    ),
+                ));
+            }
+            return Ok(true);
+        }
+        if let Some((other, _)) = self.registry.find(|_, s| s.output_id == output_id) {
+            return Err(Refusal::new(
+                Reason::OutputInUse,
+                format!("output stream {output_id:?} is already the output of session {other:?}"),
+            ));
+        }
+        Ok(false)
+    }
+
+    /// Starts or updates a session. Inputs are found and pictures fetched before the session's lock is taken;
+    /// the checks are made again under it.
     pub async fn start(
         &self,
         state: &AppState,
@@ -75,8 +118,6 @@ impl Sessions {
         owner: Owner,
     ) -> Result<Applied, Refusal> {
         let checked = translate::check(req, dialect)?;
-        let _op = self.ops.lock().await;
-        self.prune(&state.engine);
         if checked.output_type == 0 {
             let out = crate::engine::resolve_output(
                 &crate::model::Target::StreamId(checked.output_id.clone()),
@@ -93,47 +134,15 @@ impl Sessions {
                 ));
             }
         }
-        let existing = {
-            let sessions = self.sessions.lock().unwrap();
-            if let Some(s) = sessions.get(&checked.session_id) {
-                if s.owner != owner {
-                    return Err(Refusal::new(
-                        Reason::OutputInUse,
-                        format!(
-                            "session {:?} belongs to another application",
-                            checked.session_id
-                        ),
-                    ));
-                }
-                if s.output_id != checked.output_id {
-                    return Err(Refusal::new(
-                        Reason::SessionOutput,
-                        format!(
-                            "session {:?} publishes {:?}, not {:?}",
-                            checked.session_id, s.output_id, checked.output_id
-                        ),
-                    ));
-                }
-                true
-            } else if let Some((other, _)) = sessions
-                .iter()
-                .find(|(_, s)| s.output_id == checked.output_id)
-            {
-                return Err(Refusal::new(
-                    Reason::OutputInUse,
-                    format!(
-                        "output stream {:?} is already the output of session {other:?}",
-                        checked.output_id
-                    ),
-                ));
-            } else {
-                false
-            }
-        };
-        if checked.inputs.len() == 1 && !(checked.allow_copy && checked.output_type == 1) {
-            if existing {
-                self.end(&state.engine, &checked.session_id).await;
-                tracing::info!(session = %checked.session_id, "tencent session ended: only the background is left");
+        let session = checked.session_id.clone();
+        let existing = self.check(&session, &checked.output_id, &owner)?;
+        let only_background =
+            checked.inputs.len() == 1 && !(checked.allow_copy && checked.output_type == 1);
+        if only_background {
+            let _lock = self.registry.lock(&session).await;
+            if self.check(&session, &checked.output_id, &owner)? {
+                self.end(&state.engine, &session, "ended").await?;
+                tracing::info!(%session, "tencent session ended: only the background is left");
                 return Ok(Applied::Ended);
             }
             return Err(Refusal::new(
@@ -142,55 +151,44 @@ impl Sessions {
             ));
         }
 
-        let mix = mix_id(&checked.session_id);
+        let mix = mix_id(&session);
         // A full node says so at once, before inputs are probed.
-        state
-            .engine
-            .check_capacity(&mix)
-            .map_err(|e| Refusal::new(Reason::Limit, e.message))?;
+        if !existing {
+            state
+                .engine
+                .check_capacity(&mix)
+                .map_err(|e| Refusal::new(Reason::Limit, e.message))?;
+        }
         let (facts, holds) = learn_facts(state, &checked).await?;
         let spec = translate::build(&checked, &facts)?;
+        let prepared = state
+            .engine
+            .prepare_mix(&mix, spec, state.config.engine.max_image_bytes)
+            .await
+            .map_err(refusal_of)?;
+        let _lock = self.registry.lock(&session).await;
+        let existing = self.check(&session, &checked.output_id, &owner)?;
         state
             .engine
-            .put_mix_with(&mix, spec, state.config.engine.max_image_bytes)
+            .commit_mix(prepared)
             .await
-            .map_err(|e| match e.kind {
-                ErrorKind::Invalid => Refusal::new(Reason::Parameter, e.message),
-                ErrorKind::Conflict => Refusal::new(Reason::OutputInUse, e.message),
-                ErrorKind::LimitExceeded => Refusal::new(Reason::Limit, e.message),
-                ErrorKind::Unavailable => Refusal::new(Reason::PictureNotFound, e.message),
-                ErrorKind::NotFound | ErrorKind::Internal => {
-                    Refusal::new(Reason::Internal, "mixing failed; retry later")
-                }
-            })?;
+            .map_err(refusal_of)?;
         drop(holds);
         if existing {
             return Ok(Applied::Updated);
         }
-        let max_idle = Duration::from_secs(state.config.tencent.idle_end_s);
-        let watcher = tokio::spawn(watch_idle(
-            state.clone(),
-            checked.session_id.clone(),
-            max_idle,
-        ));
-        store::put_or_log(
-            &*state.engine.store(),
-            kind::TENCENT_SESSION,
-            &checked.session_id,
-            &SessionRecord {
-                owner: owner.clone(),
-                output_id: checked.output_id.clone(),
-            },
-        );
-        self.sessions.lock().unwrap().insert(
-            checked.session_id.clone(),
-            Session {
-                owner,
-                output_id: checked.output_id.clone(),
-                watcher: watcher.abort_handle(),
-            },
-        );
-        tracing::info!(session = %checked.session_id, output = %checked.output_id, "tencent session started");
+        self.registry
+            .put(
+                &session,
+                SessionRecord {
+                    owner,
+                    output_id: checked.output_id.clone(),
+                },
+                TaskRef::Mix(mix),
+                Some(self.idle),
+            )
+            .await;
+        tracing::info!(%session, output = %checked.output_id, "tencent session started");
         Ok(Applied::Started)
     }
 
@@ -202,88 +200,59 @@ impl Sessions {
         output_id: Option<&str>,
         owner: &Owner,
     ) -> Result<(), Refusal> {
-        let _op = self.ops.lock().await;
-        self.prune(engine);
-        {
-            let sessions = self.sessions.lock().unwrap();
-            let session = sessions
-                .get(session_id)
-                .filter(|s| &s.owner == owner)
-                .ok_or_else(|| {
-                    Refusal::new(
-                        Reason::SessionNotFound,
-                        format!("mix session {session_id:?} does not exist"),
-                    )
-                })?;
-            if let Some(out) = output_id {
-                if out != session.output_id {
-                    return Err(Refusal::new(
-                        Reason::CancelOutput,
-                        format!(
-                            "session {session_id:?} publishes {:?}, not {out:?}",
-                            session.output_id
-                        ),
-                    ));
-                }
+        let _lock = self.registry.lock(session_id).await;
+        let session = self
+            .registry
+            .get(session_id)
+            .filter(|s| &s.owner == owner)
+            .ok_or_else(|| {
+                Refusal::new(
+                    Reason::SessionNotFound,
+                    format!("mix session {session_id:?} does not exist"),
+                )
+            })?;
+        if let Some(out) = output_id {
+            if out != session.output_id {
+                return Err(Refusal::new(
+                    Reason::CancelOutput,
+                    format!(
+                        "session {session_id:?} publishes {:?}, not {out:?}",
+                        session.output_id
+                    ),
+                ));
             }
         }
-        self.end(engine, session_id).await;
+        self.end(engine, session_id, "cancelled").await?;
         tracing::info!(session = %session_id, "tencent session cancelled");
         Ok(())
     }
 
     /// Whether a session exists (and who owns it).
     pub fn owner_of(&self, session_id: &str) -> Option<Owner> {
-        self.sessions
-            .lock()
-            .unwrap()
-            .get(session_id)
-            .map(|s| s.owner.clone())
+        self.registry.get(session_id).map(|s| s.owner)
     }
 
-    /// Takes back the sessions recorded before a restart whose mixes the engine resumed.
-    pub fn restore(&self, state: &AppState) {
-        let store = state.engine.store();
-        for (id, r) in store::load_as::<SessionRecord>(&*store, kind::TENCENT_SESSION) {
-            if state.engine.get_mix(&mix_id(&id)).is_none() {
-                // Kept while its mix is recorded (a mix that failed to come back now may later).
-                if !state.engine.is_recorded(&mix_id(&id)) {
-                    store::delete_or_log(&*store, kind::TENCENT_SESSION, &id);
-                }
-                continue;
-            }
-            let max_idle = Duration::from_secs(state.config.tencent.idle_end_s);
-            let watcher = tokio::spawn(watch_idle(state.clone(), id.clone(), max_idle));
-            self.sessions.lock().unwrap().insert(
-                id,
-                Session {
-                    owner: r.owner,
-                    output_id: r.output_id,
-                    watcher: watcher.abort_handle(),
-                },
-            );
+    /// Takes back the sessions recorded before a restart whose mixes the engine knows.
+    pub async fn restore(&self, engine: &Engine) {
+        let idle = self.idle;
+        self.registry
+            .restore(
+                |id, _| TaskRef::Mix(mix_id(id)),
+                |_| Some(idle),
+                |task| engine.get_mix(task.id()).is_some(),
+            )
+            .await;
+    }
+
+    /// Ends a session: its mix, then its record (under the session's lock).
+    async fn end(&self, engine: &Engine, session_id: &str, reason: &str) -> Result<(), Refusal> {
+        match engine.delete_mix_because(&mix_id(session_id), reason).await {
+            Ok(()) => {}
+            Err(e) if e.kind == ErrorKind::NotFound => {}
+            Err(e) => return Err(refusal_of(e)),
         }
-    }
-
-    /// Forgets sessions whose mix is gone by other means (deleted through the native API).
-    fn prune(&self, engine: &Engine) {
-        self.sessions.lock().unwrap().retain(|id, s| {
-            let alive = engine.get_mix(&mix_id(id)).is_some();
-            if !alive {
-                s.watcher.abort();
-                store::delete_or_log(&*engine.store(), kind::TENCENT_SESSION, id);
-                tracing::info!(session = %id, "tencent session's mix was deleted; session forgotten");
-            }
-            alive
-        });
-    }
-
-    async fn end(&self, engine: &Engine, session_id: &str) {
-        if let Some(s) = self.sessions.lock().unwrap().remove(session_id) {
-            s.watcher.abort();
-        }
-        store::delete_or_log(&*engine.store(), kind::TENCENT_SESSION, session_id);
-        let _ = engine.delete_mix(&mix_id(session_id)).await;
+        self.registry.remove(session_id).await;
+        Ok(())
     }
 }
 
@@ -345,17 +314,4 @@ async fn learn_facts(
         }
     }
     Ok((facts, holds))
-}
-
-/// Ends the session once none of its inputs has been live for `max_idle`.
-async fn watch_idle(state: AppState, session_id: String, max_idle: Duration) {
-    if !crate::api::idle::until_idle(&state.engine, &mix_id(&session_id), max_idle).await {
-        return;
-    }
-    tracing::info!(session = %session_id, ?max_idle, "tencent session idle; ending it");
-    let sessions: Arc<Sessions> = state.tencent.sessions.clone();
-    let _op = sessions.ops.lock().await;
-    sessions.sessions.lock().unwrap().remove(&session_id);
-    store::delete_or_log(&*state.engine.store(), kind::TENCENT_SESSION, &session_id);
-    let _ = state.engine.delete_mix(&mix_id(&session_id)).await;
 }

@@ -2,11 +2,7 @@
 //! the timestamp at most `timestamp_window_s` off. Going beyond ZEGO, a nonce seen within that window is refused
 //! as a replay. Checked before the body is read.
 
-use std::{
-    collections::HashMap,
-    sync::Mutex,
-    time::{Duration, Instant},
-};
+use std::{collections::HashMap, time::Duration};
 
 use md5::{Digest, Md5};
 
@@ -24,30 +20,7 @@ pub fn signature(app_id: &str, nonce: &str, secret: &str, timestamp: &str) -> St
     h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Nonces seen recently, forgotten after the timestamp window.
-#[derive(Default)]
-pub struct NonceCache {
-    seen: Mutex<HashMap<String, Instant>>,
-}
-
-impl NonceCache {
-    /// Records `nonce`; false when it was already seen within `window`.
-    fn insert(&self, nonce: &str, window: Duration) -> bool {
-        let now = Instant::now();
-        let mut seen = self.seen.lock().unwrap();
-        // Expired entries go in batches, so the map stays bounded by the request rate × window.
-        if seen.len() % 1024 == 1023 {
-            seen.retain(|_, t| now.duration_since(*t) <= window);
-        }
-        match seen.get(nonce) {
-            Some(t) if now.duration_since(*t) <= window => false,
-            _ => {
-                seen.insert(nonce.to_string(), now);
-                true
-            }
-        }
-    }
-}
+pub use super::nonces::NonceCache;
 
 /// Checks the common query parameters of a request.
 pub fn verify(

@@ -4,11 +4,12 @@
 
 mod auth;
 pub mod codes;
+mod nonces;
 mod tasks;
 mod translate;
 mod wire;
 
-use std::{collections::HashMap, time::Duration};
+use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use axum::{
     body::Bytes,
@@ -20,10 +21,38 @@ use serde_json::{json, Value};
 
 pub use auth::signature;
 use codes::*;
-pub use tasks::ZegoState;
 
 use super::AppState;
-use crate::{error::ErrorKind, model::Target};
+use crate::{
+    engine::Engine,
+    error::ErrorKind,
+    events::TaskRef,
+    model::{Source, Target},
+    node::NodeParts,
+};
+
+/// What the ZEGO dialect keeps: its tasks and the nonces it has seen.
+pub struct ZegoState {
+    tasks: Arc<tasks::Tasks>,
+    nonces: auth::NonceCache,
+}
+
+impl ZegoState {
+    pub fn new(parts: &NodeParts, engine: Engine) -> Self {
+        Self {
+            tasks: tasks::registry(parts.store.clone(), engine),
+            nonces: auth::NonceCache::recorded(parts.store.clone()),
+        }
+    }
+
+    /// Takes back the tasks and nonces recorded before a restart (after the engine restored its mixes).
+    pub async fn restore(&self, engine: &Engine, config: &crate::config::ZegoConfig) {
+        tasks::restore(&self.tasks, engine).await;
+        self.nonces
+            .restore(Duration::from_secs(config.timestamp_window_s * 2))
+            .await;
+    }
+}
 
 /// ZEGO refuses background and watermark images over 1 MB.
 const MAX_IMAGE_BYTES: u64 = 1024 * 1024;
@@ -73,6 +102,15 @@ async fn handle_inner(
 ) -> Result<Response, ZegoError> {
     let config = &state.config.zego;
     auth::verify(query, config, &state.zego.nonces, now_unix())?;
+    // The nonce is durable before the request acts: a replay is refused after a restart too.
+    let nonce = query
+        .get("SignatureNonce")
+        .map(String::as_str)
+        .unwrap_or("");
+    if let Err(e) = state.zego.nonces.persist(nonce).await {
+        tracing::error!(error = %e, "zego nonce not recorded; request refused");
+        return Err(ZegoError::new(TASK_FAILED, "internal error; retry later"));
+    }
     // Counted once the signature holds, so only the AppId's owner spends its budget.
     if state.rates.zego.check(&config.app_id.to_string()).is_err() {
         return Err(ZegoError::new(
@@ -107,15 +145,12 @@ async fn handle_inner(
                     format!("the body is not a valid StopMix: {e}"),
                 )
             })?;
-            state
-                .zego
-                .stop(&state.engine, &req.task_id, &req.user_id)
-                .await?;
+            tasks::stop(&state.zego.tasks, &state.engine, &req.task_id, &req.user_id).await?;
             Ok(ok(json!({})))
         }
         "GetMixTaskInfo" => {
             let task_id = query.get("TaskId").cloned().unwrap_or_default();
-            let duration = state.zego.duration(&task_id).ok_or_else(|| {
+            let duration = tasks::duration(&state.zego.tasks, &task_id).ok_or_else(|| {
                 ZegoError::new(TASK_NOT_FOUND, format!("task {task_id:?} does not exist"))
             })?;
             Ok(ok(wire::TaskInfoData {
@@ -142,10 +177,9 @@ async fn start_mix(state: &AppState, req: wire::StartMix) -> Result<Response, Ze
             .await
             .map_err(parameter_error)?;
     }
-    let _op = state.zego.lock().await;
-    let existing = state
-        .zego
-        .check_update(&req.task_id, &req.user_id, req.sequence)?;
+    let tasks = &state.zego.tasks;
+    // Told at once, before anything slow; checked again under the task's lock.
+    tasks::check_update(tasks.get(&req.task_id).as_ref(), &req.user_id, req.sequence)?;
     let mix_id = tasks::mix_id(&req.task_id);
     // A full node says so at once, before inputs are probed.
     state
@@ -156,7 +190,11 @@ async fn start_mix(state: &AppState, req: wire::StartMix) -> Result<Response, Ze
     // Like ZEGO, refuse inputs that cannot be pulled; inputs the task already has were checked before.
     let mut holds = Vec::new();
     if config.input_check_ms > 0 {
-        let known = existing.map(|t| t.sources).unwrap_or_default();
+        let known: Vec<Source> = state
+            .engine
+            .get_mix(&mix_id)
+            .map(|v| v.spec.inputs.into_iter().map(|i| i.source).collect())
+            .unwrap_or_default();
         let wait = Duration::from_millis(config.input_check_ms);
         let checks = spec
             .inputs
@@ -180,21 +218,19 @@ async fn start_mix(state: &AppState, req: wire::StartMix) -> Result<Response, Ze
         }
     }
 
+    let prepared = state
+        .engine
+        .prepare_mix(&mix_id, spec.clone(), MAX_IMAGE_BYTES)
+        .await
+        .map_err(engine_error)?;
+    let _task = tasks.lock(&req.task_id).await;
+    let existing = tasks.get(&req.task_id);
+    tasks::check_update(existing.as_ref(), &req.user_id, req.sequence)?;
     state
         .engine
-        .put_mix_with(&mix_id, spec.clone(), MAX_IMAGE_BYTES)
+        .commit_mix(prepared)
         .await
-        .map_err(|e| match e.kind {
-            ErrorKind::Invalid => {
-                ZegoError::new(PARAMETER, format!("parameter error: {}", e.message))
-            }
-            ErrorKind::Unavailable => ZegoError::new(IMAGE_FETCH, e.message),
-            ErrorKind::LimitExceeded => ZegoError::new(TASK_FAILED, e.message),
-            ErrorKind::Conflict => ZegoError::new(DUPLICATE_OUTPUT, e.message),
-            ErrorKind::NotFound | ErrorKind::Internal => {
-                ZegoError::new(TASK_FAILED, "mixing failed; retry later")
-            }
-        })?;
+        .map_err(engine_error)?;
     drop(holds);
     let max_idle = Duration::from_secs(
         req.max_idle_time
@@ -203,7 +239,22 @@ async fn start_mix(state: &AppState, req: wire::StartMix) -> Result<Response, Ze
             .unwrap_or(config.max_idle_s),
     );
     let sequence = req.sequence.unwrap_or(0);
-    state.zego.record(state, &req, &spec, sequence, max_idle);
+    let record = match existing {
+        Some(t) => tasks::TaskRecord {
+            sequence: t.sequence.max(sequence),
+            max_idle_s: max_idle.as_secs(),
+            ..t
+        },
+        None => tasks::TaskRecord {
+            owner: req.user_id.clone(),
+            sequence,
+            started_unix: now_unix(),
+            max_idle_s: max_idle.as_secs(),
+        },
+    };
+    tasks
+        .put(&req.task_id, record, TaskRef::Mix(mix_id), Some(max_idle))
+        .await;
 
     let play_info = spec
         .outputs
@@ -233,6 +284,19 @@ async fn start_mix(state: &AppState, req: wire::StartMix) -> Result<Response, Ze
         room_id: req.room_id.clone(),
         play_info,
     }))
+}
+
+/// An engine refusal in ZEGO's codes.
+fn engine_error(e: crate::error::Error) -> ZegoError {
+    match e.kind {
+        ErrorKind::Invalid => ZegoError::new(PARAMETER, format!("parameter error: {}", e.message)),
+        ErrorKind::Unavailable => ZegoError::new(IMAGE_FETCH, e.message),
+        ErrorKind::LimitExceeded => ZegoError::new(TASK_FAILED, e.message),
+        ErrorKind::Conflict => ZegoError::new(DUPLICATE_OUTPUT, e.message),
+        ErrorKind::NotFound | ErrorKind::Internal => {
+            ZegoError::new(TASK_FAILED, "mixing failed; retry later")
+        }
+    }
 }
 
 /// Violated model rules as ZEGO's parameter error, named as the core names them.

@@ -5,17 +5,19 @@
 
 mod wire;
 
-use std::{collections::HashMap, sync::Mutex};
+use std::sync::Arc;
 
 use serde_json::{json, Value};
 
 use super::isotime;
 use crate::{
-    api::AppState,
+    api::{registry::TaskRegistry, AppState},
     clock::unix_now as now_unix,
+    engine::Engine,
     error::{Error, ErrorKind},
-    relay::{Endpoint, RelayInput, RelayOutput, RelaySpec},
-    store::{self, kind},
+    events::TaskRef,
+    relay::{Endpoint, RelayInput, RelayOutput, RelaySpec, Relays},
+    store::Store,
 };
 
 pub const VERSION: &str = "2019-10-29";
@@ -41,7 +43,7 @@ const INPUT_INVALID: &str = "InvalidParameterValue.StreamConnectInputInvalid";
 const OUTPUT_INVALID: &str = "InvalidParameterValue.StreamConnectOutputInvalid";
 
 /// What CME remembers of a project besides its relay spec (recorded as it is).
-#[derive(Clone, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct Project {
     /// Kept as given (Tessera has one platform: the node).
     #[allow(dead_code)]
@@ -75,42 +77,53 @@ fn slot(e: Endpoint) -> usize {
     }
 }
 
-#[derive(Default)]
+/// The record kind of CME projects.
+const KIND: &str = "cme_project";
+
+/// CME projects, in the dialects' one [`TaskRegistry`] shape: each drives the relay project of the same id (and
+/// is forgotten when that project is deleted elsewhere).
 pub struct CmeState {
-    projects: Mutex<HashMap<String, Project>>,
-    /// One request at a time: reading a project, changing the engine and recording happen as one step.
-    ops: tokio::sync::Mutex<()>,
+    projects: Arc<TaskRegistry<Project>>,
 }
 
 impl CmeState {
-    /// Takes back the projects recorded before a restart whose relay projects were restored.
-    pub fn restore(&self, state: &AppState) {
-        let store = state.engine.store();
-        for (id, p) in store::load_as::<Project>(&*store, kind::CME_PROJECT) {
-            if state.relays.get(&id).is_none() {
-                store::delete_or_log(&*store, kind::CME_PROJECT, &id);
-                continue;
-            }
-            self.projects.lock().unwrap().insert(id, p);
+    pub fn new(store: Arc<dyn Store>, engine: Engine) -> Self {
+        Self {
+            projects: TaskRegistry::new("cme project", KIND, store, engine),
         }
     }
 
-    /// Records a project and keeps it (its relay project is recorded by the relay engine).
-    fn keep(&self, state: &AppState, id: String, p: Project) {
-        store::put_or_log(&*state.engine.store(), kind::CME_PROJECT, &id, &p);
-        self.projects.lock().unwrap().insert(id, p);
+    /// Takes back the projects recorded before a restart whose relay projects were restored.
+    pub async fn restore(&self, relays: &Relays) {
+        self.projects
+            .restore(
+                |id, _| TaskRef::Relay(id.to_string()),
+                |_| None,
+                |task| relays.get(task.id()).is_some(),
+            )
+            .await;
+    }
+
+    /// Records a project and keeps it (its relay project is recorded by the relay engine). Under the project's
+    /// lock.
+    async fn keep(&self, id: String, p: Project) {
+        self.projects
+            .put(&id, p, TaskRef::Relay(id.clone()), None)
+            .await;
     }
 
     /// Whether `stream` is the push stream of a project's `RtmpPush` input whose URL has expired: the ingest's
     /// publish callback refuses it (a broadcaster already publishing is not cut off, as with an expiring URL
     /// signature).
     pub fn push_expired(&self, stream: &str, now: i64) -> bool {
-        self.projects.lock().unwrap().iter().any(|(id, p)| {
-            [Endpoint::Main, Endpoint::Backup].into_iter().any(|e| {
-                p.push_expires[slot(e)].is_some_and(|at| now >= at)
-                    && push_stream_id(id, e) == stream
+        self.projects
+            .find(|id, p| {
+                [Endpoint::Main, Endpoint::Backup].into_iter().any(|e| {
+                    p.push_expires[slot(e)].is_some_and(|at| now >= at)
+                        && push_stream_id(id, e) == stream
+                })
             })
-        })
+            .is_some()
     }
 }
 
@@ -308,8 +321,6 @@ fn spec_of(state: &AppState, id: &str) -> Result<RelaySpec, CmeError> {
 
 /// Handles one CME action; `Ok` is the `Response` object without `RequestId`.
 pub async fn handle(state: &AppState, action: &str, body: &[u8]) -> Result<Value, CmeError> {
-    let cme = &state.tencent.cme;
-    let _op = cme.ops.lock().await;
     match action {
         "CreateProject" => create(state, parse(body, action)?).await,
         "HandleStreamConnectProject" => handle_project(state, parse(body, action)?).await,
@@ -360,6 +371,7 @@ async fn create(state: &AppState, req: wire::CreateProject) -> Result<Value, Cme
         stop_at: None,
         callback_url: None,
     };
+    let _project = state.tencent.cme.projects.lock(&id).await;
     state.relays.put(&id, spec).await.map_err(engine_error)?;
     let now = now_unix();
     let push_info = |i: Option<&wire::StreamInputInfo>| {
@@ -368,25 +380,28 @@ async fn create(state: &AppState, req: wire::CreateProject) -> Result<Value, Cme
             .unwrap_or_else(|| json!({"ExpiredSecond": 0, "PushUrl": ""}))
     };
     let push_set = json!([push_info(Some(&main)), push_info(backup.as_ref())]);
-    state.tencent.cme.keep(
-        state,
-        id.clone(),
-        Project {
-            platform,
-            name,
-            owner,
-            description: req.description.unwrap_or_default(),
-            created: now,
-            updated: now,
-            push_expires: [
-                push_deadline(Some(&main), now),
-                push_deadline(backup.as_ref(), now),
-            ],
-            main,
-            backup,
-            outputs: outs,
-        },
-    );
+    state
+        .tencent
+        .cme
+        .keep(
+            id.clone(),
+            Project {
+                platform,
+                name,
+                owner,
+                description: req.description.unwrap_or_default(),
+                created: now,
+                updated: now,
+                push_expires: [
+                    push_deadline(Some(&main), now),
+                    push_deadline(backup.as_ref(), now),
+                ],
+                main,
+                backup,
+                outputs: outs,
+            },
+        )
+        .await;
     tracing::info!(project = %id, "CME stream-connect project created");
     let _ = (req.mode, req.aspect_ratio);
     Ok(json!({"ProjectId": id, "RtmpPushInputInfoSet": push_set}))
@@ -406,10 +421,7 @@ fn project(state: &AppState, id: &str) -> Result<Project, CmeError> {
         .tencent
         .cme
         .projects
-        .lock()
-        .unwrap()
         .get(id)
-        .cloned()
         .ok_or_else(|| err(PROJECT_ID, format!("project {id:?} does not exist")))
 }
 
@@ -420,6 +432,7 @@ async fn handle_project(
     platform(req.platform)?;
     let id = required(req.project_id, "ProjectId")?;
     let operation = required(req.operation, "Operation")?;
+    let _project = state.tencent.cme.projects.lock(&id).await;
     let mut p = project(state, &id)?;
     let mut spec = spec_of(state, &id)?;
     let mut answer = json!({});
@@ -581,7 +594,7 @@ async fn handle_project(
     }
     state.relays.put(&id, spec).await.map_err(engine_error)?;
     p.updated = now_unix();
-    state.tencent.cme.keep(state, id, p);
+    state.tencent.cme.keep(id, p).await;
     let _ = req.operator;
     Ok(answer)
 }
@@ -593,7 +606,7 @@ fn describe(state: &AppState, req: wire::DescribeProjects) -> Result<Value, CmeE
     if !req.category_set.is_empty() && !req.category_set.iter().any(|c| c == CATEGORY) {
         return Ok(json!({"TotalCount": 0, "ProjectInfoSet": []}));
     }
-    let projects = state.tencent.cme.projects.lock().unwrap().clone();
+    let projects = state.tencent.cme.projects.all();
     let mut list: Vec<(String, Project)> = projects
         .into_iter()
         .filter(|(id, _)| req.project_ids.is_empty() || req.project_ids.contains(id))
@@ -662,6 +675,7 @@ fn info(state: &AppState, id: &str, p: &Project) -> Value {
 async fn delete(state: &AppState, req: wire::DeleteProject) -> Result<Value, CmeError> {
     platform(req.platform)?;
     let id = required(req.project_id, "ProjectId")?;
+    let _project = state.tencent.cme.projects.lock(&id).await;
     project(state, &id)?;
     let working = state
         .relays
@@ -674,8 +688,7 @@ async fn delete(state: &AppState, req: wire::DeleteProject) -> Result<Value, Cme
         ));
     }
     state.relays.delete(&id).await.map_err(engine_error)?;
-    state.tencent.cme.projects.lock().unwrap().remove(&id);
-    store::delete_or_log(&*state.engine.store(), kind::CME_PROJECT, &id);
+    state.tencent.cme.projects.remove(&id).await;
     let _ = req.operator;
     Ok(json!({}))
 }

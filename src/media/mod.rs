@@ -1,0 +1,60 @@
+//! Supervised media links, free of mixes, relays and vendors: the one loop that keeps an input pulled or an
+//! output published (build an attempt → PLAYING → judge progress → stop → back off → retry), and the pieces every
+//! link shares.
+//!
+//! - [`supervisor`]: the [`Session`] / [`Attempt`] traits, the [`Supervisor`] with its retry [`Policy`] and
+//!   liveness rule, and the [`Handle`] that reads a link's [`LinkState`] and stops it.
+//! - [`pipeline`]: a GStreamer pipeline as an attempt (PLAYING on a blocking thread, ended by its bus, stopped
+//!   through [`teardown`]).
+//! - [`push`]: the output target every mix output and relay output is: appsrc → rtmp2sink, its bounded queue
+//!   and resumption points.
+//! - [`rtmp`]: the live source and the RTMP sink; [`backoff`], [`meter`]: delays and rates.
+//!
+//! The engine's input pulls and outputs and the relay's pulls and pushes are sessions on this layer.
+
+pub mod backoff;
+pub mod link;
+pub mod meter;
+pub mod pipeline;
+pub mod push;
+pub mod rtmp;
+pub mod supervisor;
+pub mod teardown;
+
+pub use link::LinkState;
+pub use supervisor::{Attempt, End, Handle, Liveness, Next, Policy, Retries, Session, Supervisor};
+
+/// A URL fit for logs: without user info, query or fragment (stream keys and tokens live there), and with a
+/// path of more than one segment cut to its first segment (an RTMP stream key is the last one).
+pub fn redact(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(u) => {
+            let host = u.host_str().unwrap_or("");
+            let port = u.port().map(|p| format!(":{p}")).unwrap_or_default();
+            let first = u.path_segments().and_then(|mut s| s.next()).unwrap_or("");
+            let more = u.path_segments().is_some_and(|s| s.count() > 1);
+            format!(
+                "{}://{host}{port}/{first}{}",
+                u.scheme(),
+                if more { "/…" } else { "" }
+            )
+        }
+        Err(_) => "(unparsable URL)".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn redacted_urls_keep_no_key_or_token() {
+        assert_eq!(
+            super::redact("rtmp://user:pw@live.example.com:1935/app/streamkey?token=x"),
+            "rtmp://live.example.com:1935/app/…"
+        );
+        assert_eq!(
+            super::redact("https://cdn.example.com/a.flv"),
+            "https://cdn.example.com/a.flv"
+        );
+        assert_eq!(super::redact("not a url"), "(unparsable URL)");
+    }
+}
