@@ -5,11 +5,7 @@
 #[path = "common/mod.rs"]
 mod common;
 
-use std::{
-    path::Path,
-    process::{Child, Command, Stdio},
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use common::*;
 use serde_json::{json, Value};
@@ -17,106 +13,6 @@ use serde_json::{json, Value};
 const APP_ID: u64 = 1234567890;
 const SECRET: &str = "0123456789abcdef0123456789abcdef";
 const T: Duration = Duration::from_secs(25);
-
-/// `tessera serve` as a child process.
-struct Server {
-    child: Child,
-    base: String,
-    http: reqwest::blocking::Client,
-}
-
-impl Server {
-    fn start(config: &Path, port: u16) -> Server {
-        let log =
-            std::fs::File::create(config.with_extension(format!("{}.log", fastrand::u32(..))))
-                .expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_tessera"))
-            .args(["serve", "--config"])
-            .arg(config)
-            .env("RUST_LOG", "tessera=info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("run tessera");
-        let server = Server {
-            child,
-            base: format!("http://127.0.0.1:{port}"),
-            http: reqwest::blocking::Client::builder()
-                .timeout(Duration::from_secs(30))
-                .build()
-                .unwrap(),
-        };
-        assert!(
-            wait_for(T, || server
-                .http
-                .get(format!("{}/healthz", server.base))
-                .send()
-                .is_ok_and(|r| r.status() == 200)),
-            "tessera did not become healthy"
-        );
-        server
-    }
-
-    fn send(&self, method: &str, path: &str, body: Option<&Value>) -> Value {
-        let mut req = self
-            .http
-            .request(method.parse().unwrap(), format!("{}{path}", self.base));
-        if let Some(b) = body {
-            req = req.json(b);
-        }
-        let resp = req.send().expect("request");
-        let status = resp.status();
-        let v: Value = resp.json().unwrap_or(Value::Null);
-        assert!(status.is_success(), "{method} {path}: {status} {v}");
-        v
-    }
-
-    /// A signed ZEGO request.
-    fn zego(&self, action: &str, body: &Value) -> Value {
-        let nonce = format!("{:016x}", fastrand::u64(..));
-        let ts = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs()
-            .to_string();
-        let sig = tessera::api::zego::signature(&APP_ID.to_string(), &nonce, SECRET, &ts);
-        let path = format!(
-            "/?Action={action}&AppId={APP_ID}&SignatureNonce={nonce}&Timestamp={ts}&Signature={sig}&SignatureVersion=2.0"
-        );
-        self.send("POST", &path, Some(body))
-    }
-
-    fn kill(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    /// SIGTERM, then waits for the process to end by itself.
-    fn terminate(mut self) {
-        extern "C" {
-            fn kill(pid: i32, sig: i32) -> i32;
-        }
-        // SAFETY: signalling our own child process.
-        unsafe { kill(self.child.id() as i32, 15) };
-        let deadline = Instant::now() + T;
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                assert!(status.success(), "tessera exited with {status}");
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("tessera did not exit after SIGTERM");
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn rect(x: i32, y: i32, w: u32, h: u32) -> Value {
     json!({"x": x, "y": y, "width": w, "height": h})
@@ -201,7 +97,7 @@ path = "{}"
         "MixInput": [{"StreamId": "a", "RectInfo": {"Top": 0, "Left": 0, "Bottom": 360, "Right": 640}}],
         "MixOutput": [{"StreamId": "z1", "Width": 640, "Height": 360, "VideoBitrate": 800000, "Fps": 30}]
     });
-    let started = server.zego("StartMix", &zego_task);
+    let started = server.zego(APP_ID, SECRET, "StartMix", &zego_task);
     assert_eq!(started["Code"], 0, "{started}");
     for (id, input) in [("r1", "a"), ("r2", "b")] {
         server.send(
@@ -257,9 +153,9 @@ path = "{}"
     // The ZEGO task came back with its owner and Sequence.
     let mut stale = zego_task.clone();
     stale["Sequence"] = json!(4);
-    let refused = server.zego("StartMix", &stale);
+    let refused = server.zego(APP_ID, SECRET, "StartMix", &stale);
     assert_eq!(refused["Code"], 110200002, "{refused}");
-    let foreign = server.zego("StopMix", &json!({"TaskId": "z1", "UserId": "intruder"}));
+    let foreign = server.zego(APP_ID, SECRET, "StopMix", &json!({"TaskId": "z1", "UserId": "intruder"}));
     assert_eq!(foreign["Code"], 110200160, "{foreign}");
 
     // SIGTERM: outputs end cleanly, the tasks stay recorded and resume once more.
@@ -270,7 +166,7 @@ path = "{}"
     );
     let server = Server::start(&config, port);
     all_show(&layouts(&m1, &m2, &z1, &r1, &r2), T);
-    let stopped = server.zego("StopMix", &json!({"TaskId": "z1", "UserId": "owner"}));
+    let stopped = server.zego(APP_ID, SECRET, "StopMix", &json!({"TaskId": "z1", "UserId": "owner"}));
     assert_eq!(stopped["Code"], 0, "{stopped}");
     server.send("DELETE", "/v1/mixes/m2", None);
     server.send("POST", "/v1/relays/r2/stop", None);

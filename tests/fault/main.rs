@@ -8,7 +8,6 @@ mod common;
 
 mod flv_server;
 mod inputs;
-mod process;
 mod restart_time;
 mod rtmp_server;
 mod storm;

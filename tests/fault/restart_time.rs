@@ -12,7 +12,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::process::{binary, write_config, Server};
+use super::common::{binary, write_config, Server};
 use super::*;
 
 /// nginx's statistics without line breaks.

@@ -15,7 +15,7 @@ use std::{
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
-use super::process::{fd_kinds, write_config, Server, Usage};
+use super::common::{fd_kinds, write_config, Server, Usage};
 use super::*;
 
 const NATIVE: usize = 43;

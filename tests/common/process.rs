@@ -7,7 +7,12 @@ use std::{
     time::{Duration, Instant},
 };
 
-use super::*;
+use serde_json::Value;
+
+use super::{nginx::free_port, nginx::Nginx, util::wait_for};
+
+/// How long the binary may take to start answering, and to stop after SIGTERM.
+const STARTUP: Duration = Duration::from_secs(25);
 
 /// The binary under test: `TESSERA_BIN` when set (e.g. `target/release/tessera` for timings), else the one cargo
 /// built with this test.
@@ -58,7 +63,7 @@ impl Server {
     /// Spawns it and waits until `GET /healthz` answers 200.
     pub fn start(config: &Path, port: u16) -> Server {
         let mut server = Server::spawn(config, port);
-        server.wait_healthy(T);
+        server.wait_healthy(STARTUP);
         server
     }
 
@@ -103,10 +108,33 @@ impl Server {
         (status, v)
     }
 
+    /// A ZEGO request signed with `app_id` and `secret`, as ZEGO's own samples sign; insists on success.
+    pub fn zego(&self, app_id: u64, secret: &str, action: &str, body: &Value) -> Value {
+        self.send("POST", &zego_path(app_id, secret, action), Some(body))
+    }
+
     /// SIGKILL, as a crash.
     pub fn kill(mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// SIGTERM, then waits for the process to end by itself (successfully).
+    pub fn terminate(mut self) {
+        extern "C" {
+            fn kill(pid: i32, sig: i32) -> i32;
+        }
+        // SAFETY: signalling our own child process.
+        unsafe { kill(self.child.id() as i32, 15) };
+        let deadline = Instant::now() + STARTUP;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                assert!(status.success(), "tessera exited with {status}");
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("tessera did not exit after SIGTERM");
     }
 
     /// Whether the process still runs.
@@ -205,4 +233,18 @@ path = "{}"
     )
     .unwrap();
     (config, port)
+}
+
+/// The path and query of a ZEGO request for `action`, signed (signature v2.0) with a fresh nonce and the time now.
+pub fn zego_path(app_id: u64, secret: &str, action: &str) -> String {
+    let nonce = format!("{:016x}", fastrand::u64(..));
+    let ts = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        .to_string();
+    let sig = ::tessera::api::zego::signature(&app_id.to_string(), &nonce, secret, &ts);
+    format!(
+        "/?Action={action}&AppId={app_id}&SignatureNonce={nonce}&Timestamp={ts}&Signature={sig}&SignatureVersion=2.0"
+    )
 }
