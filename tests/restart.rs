@@ -155,7 +155,12 @@ path = "{}"
     stale["Sequence"] = json!(4);
     let refused = server.zego(APP_ID, SECRET, "StartMix", &stale);
     assert_eq!(refused["Code"], 110200002, "{refused}");
-    let foreign = server.zego(APP_ID, SECRET, "StopMix", &json!({"TaskId": "z1", "UserId": "intruder"}));
+    let foreign = server.zego(
+        APP_ID,
+        SECRET,
+        "StopMix",
+        &json!({"TaskId": "z1", "UserId": "intruder"}),
+    );
     assert_eq!(foreign["Code"], 110200160, "{foreign}");
 
     // SIGTERM: outputs end cleanly, the tasks stay recorded and resume once more.
@@ -166,7 +171,12 @@ path = "{}"
     );
     let server = Server::start(&config, port);
     all_show(&layouts(&m1, &m2, &z1, &r1, &r2), T);
-    let stopped = server.zego(APP_ID, SECRET, "StopMix", &json!({"TaskId": "z1", "UserId": "owner"}));
+    let stopped = server.zego(
+        APP_ID,
+        SECRET,
+        "StopMix",
+        &json!({"TaskId": "z1", "UserId": "owner"}),
+    );
     assert_eq!(stopped["Code"], 0, "{stopped}");
     server.send("DELETE", "/v1/mixes/m2", None);
     server.send("POST", "/v1/relays/r2/stop", None);

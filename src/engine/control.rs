@@ -63,10 +63,20 @@ impl Engine {
         max_image_bytes: u64,
     ) -> Result<Prepared, Error> {
         let ticket = self.inner.tickets.take();
-        spec.validate(&self.limits()).map_err(Error::invalid)?;
-        self.check_not_self_feeding(&spec)?;
-        self.prepare_against(id.to_string(), spec, max_image_bytes, ticket)
-            .await
+        let prepared = match spec.validate(&self.limits()) {
+            Err(v) => Err(Error::invalid(v)),
+            Ok(()) => match self.check_not_self_feeding(&spec) {
+                Err(e) => Err(e),
+                Ok(()) => {
+                    self.prepare_against(id.to_string(), spec, max_image_bytes, ticket)
+                        .await
+                }
+            },
+        };
+        if let Err(e) = &prepared {
+            tracing::info!(mix = %id, error = %e, "mix change refused");
+        }
+        prepared
     }
 
     async fn prepare_against(
@@ -105,6 +115,15 @@ impl Engine {
 
     /// Applies a prepared change (see the module docs).
     pub async fn commit_mix(&self, prepared: Prepared) -> Result<PutOutcome, Error> {
+        let id = prepared.id.clone();
+        let result = self.commit(prepared).await;
+        if let Err(e) = &result {
+            tracing::info!(mix = %id, error = %e, "mix change refused");
+        }
+        result
+    }
+
+    async fn commit(&self, prepared: Prepared) -> Result<PutOutcome, Error> {
         let mut p = prepared;
         loop {
             let guard = self.inner.locks.lock(&p.id).await;
@@ -255,7 +274,6 @@ impl Engine {
                         self.schedule_recovery(id, version);
                     }
                 }
-                tracing::warn!(mix = %id, error = %error, "mix change refused");
                 Err(error)
             }
         }

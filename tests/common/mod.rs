@@ -12,6 +12,7 @@ mod process;
 mod publisher;
 mod sei;
 mod server;
+mod slow_http;
 mod util;
 
 pub use checks::*;
@@ -22,4 +23,5 @@ pub use process::*;
 pub use publisher::*;
 pub use sei::*;
 pub use server::*;
+pub use slow_http::*;
 pub use util::*;

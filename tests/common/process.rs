@@ -22,6 +22,8 @@ pub fn binary() -> String {
 
 pub struct Server {
     child: Child,
+    /// Where its log goes.
+    log: std::path::PathBuf,
     pub base: String,
     pub http: reqwest::blocking::Client,
     /// When the process was spawned.
@@ -51,6 +53,7 @@ impl Server {
             .expect("run tessera");
         Server {
             child,
+            log: path,
             base: format!("http://127.0.0.1:{port}"),
             http: reqwest::blocking::Client::builder()
                 .timeout(Duration::from_secs(30))
@@ -79,6 +82,16 @@ impl Server {
                 .is_ok_and(|r| r.status() == 200)
         });
         assert!(healthy, "tessera did not become healthy");
+    }
+
+    /// What it has logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits until its log holds `text`.
+    pub fn wait_log(&self, text: &str, timeout: Duration) -> bool {
+        wait_for(timeout, || self.log().contains(text))
     }
 
     pub fn pid(&self) -> u32 {
