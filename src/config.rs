@@ -20,7 +20,15 @@ impl Secret {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+
+    /// Whether it is long enough to sign with: [`MIN_SECRET_CHARS`] characters or more.
+    pub fn is_strong(&self) -> bool {
+        self.0.chars().count() >= MIN_SECRET_CHARS
+    }
 }
+
+/// The shortest secret a dialect with an id accepts: an empty or short one would let anyone sign requests.
+pub const MIN_SECRET_CHARS: usize = 16;
 
 impl From<&str> for Secret {
     fn from(s: &str) -> Self {
@@ -219,7 +227,7 @@ pub fn mixes_for_cores(cores: usize) -> usize {
 pub struct ZegoConfig {
     /// The AppId requests must carry; 0 turns the dialect off (every request is refused with 100000001).
     pub app_id: u64,
-    /// The ServerSecret signatures are made with. Never logged.
+    /// The ServerSecret signatures are made with, at least 16 characters when `app_id` is set. Never logged.
     pub server_secret: Secret,
     /// How far a request's Timestamp may be from the server's clock, in seconds; nonces are remembered as long.
     pub timestamp_window_s: u64,
@@ -265,7 +273,7 @@ impl Default for ZegoConfig {
 pub struct TencentApp {
     /// The live APPID requests name in `appid` (or `cmd`).
     pub appid: u64,
-    /// The API key `sign = MD5(key + t)` is made with. Never logged.
+    /// The API key `sign = MD5(key + t)` is made with, at least 16 characters. Never logged.
     pub key: Secret,
 }
 
@@ -274,7 +282,7 @@ pub struct TencentApp {
 pub struct TencentConfig {
     /// The APPID of the legacy CGI; 0 (with no `apps`) turns the CGI off.
     pub appid: u64,
-    /// Its API key. Never logged.
+    /// Its API key, at least 16 characters when `appid` is set. Never logged.
     pub key: Secret,
     /// Further applications, each with its own key.
     pub apps: Vec<TencentApp>,
@@ -326,7 +334,7 @@ impl TencentConfig {
 pub struct TencentCloudConfig {
     /// The SecretId API 3.0 requests are signed with; empty turns API 3.0 off.
     pub secret_id: String,
-    /// Its SecretKey. Never logged.
+    /// Its SecretKey, at least 16 characters when `secret_id` is set. Never logged.
     pub secret_key: Secret,
     /// API 3.0 requests (live and CME) per second accepted per SecretId (Tencent's limit is 200/s; above it:
     /// `RequestLimitExceeded`); 0: no limit.
@@ -403,6 +411,34 @@ pub enum ConfigError {
 }
 
 impl Config {
+    /// A dialect with an id (ZEGO AppId, CGI APPID, API 3.0 SecretId) needs a secret of at least
+    /// [`MIN_SECRET_CHARS`] characters: an empty one would make every request signed with "" valid.
+    fn validate_secrets(&self) -> Result<(), ConfigError> {
+        let weak = |key: &str, when: &str| {
+            Err(ConfigError::Invalid(format!(
+                "{key} must be set (at least {MIN_SECRET_CHARS} characters) when {when}; set both or neither"
+            )))
+        };
+        if self.zego.app_id != 0 && !self.zego.server_secret.is_strong() {
+            return weak("zego.server_secret", "zego.app_id is set");
+        }
+        if self.tencent.appid != 0 && !self.tencent.key.is_strong() {
+            return weak("tencent.key", "tencent.appid is set");
+        }
+        for (i, app) in self.tencent.apps.iter().enumerate() {
+            if !app.key.is_strong() {
+                return weak(
+                    &format!("tencent.apps[{i}].key"),
+                    &format!("tencent.apps[{i}].appid is set"),
+                );
+            }
+        }
+        if !self.tencentcloud.secret_id.is_empty() && !self.tencentcloud.secret_key.is_strong() {
+            return weak("tencentcloud.secret_key", "tencentcloud.secret_id is set");
+        }
+        Ok(())
+    }
+
     /// Parses and validates a configuration from TOML text.
     pub fn from_toml(text: &str, origin: &str) -> Result<Self, ConfigError> {
         let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
@@ -454,6 +490,7 @@ impl Config {
                 "callbacks.timeout_ms must be greater than 0".into(),
             ));
         }
+        self.validate_secrets()?;
         // Builds the callback client once so a bad `ca_file` stops the start, not the first event.
         crate::relay::callback_client(&self.callbacks).map_err(ConfigError::Invalid)?;
         Ok(())
@@ -512,6 +549,38 @@ mod tests {
         let d = Config::default();
         let cores = std::thread::available_parallelism().unwrap().get();
         assert_eq!(d.engine.max_mixes(), mixes_for_cores(cores));
+    }
+
+    /// An id with an empty or short secret would let anyone sign requests: the start is refused, naming the key.
+    #[test]
+    fn an_id_without_a_strong_secret_is_refused() {
+        for (toml, key) in [
+            ("[zego]\napp_id = 1\nserver_secret = \"\"\n", "zego.server_secret"),
+            ("[zego]\napp_id = 1\nserver_secret = \"short\"\n", "zego.server_secret"),
+            ("[tencent]\nappid = 1\nkey = \"\"\n", "tencent.key"),
+            (
+                "[[tencent.apps]]\nappid = 7\nkey = \"0123456789abcdef\"\n[[tencent.apps]]\nappid = 8\nkey = \"k8\"\n",
+                "tencent.apps[1].key",
+            ),
+            (
+                "[tencentcloud]\nsecret_id = \"AKID\"\nsecret_key = \"\"\n",
+                "tencentcloud.secret_key",
+            ),
+        ] {
+            let err = Config::from_toml(toml, "t").unwrap_err().to_string();
+            assert!(err.contains(key) && err.contains("16"), "{toml}: {err}");
+        }
+        let strong = "0123456789abcdef";
+        Config::from_toml(
+            &format!(
+                "[zego]\napp_id = 1\nserver_secret = \"{strong}\"\n[tencent]\nappid = 2\nkey = \"{strong}\"\n\
+                 [tencentcloud]\nsecret_id = \"AKID\"\nsecret_key = \"{strong}\"\n"
+            ),
+            "t",
+        )
+        .unwrap();
+        // Without ids the dialects are off and their secrets may stay empty (the shipped example).
+        Config::from_toml("[zego]\nserver_secret = \"\"\n", "t").unwrap();
     }
 
     #[test]

@@ -66,12 +66,17 @@ fn authenticate(
             format!("appid {appid:?} is not a number"),
         )
     })?;
-    let key = config.key_of(app).ok_or_else(|| {
-        Refusal::new(
-            Reason::AuthUnknownApp,
-            format!("appid {app} is not configured"),
-        )
-    })?;
+    // An empty key would verify requests signed with md5(t): such an app is not configured (configuration refuses
+    // it too).
+    let key = config
+        .key_of(app)
+        .filter(|k| !k.is_empty())
+        .ok_or_else(|| {
+            Refusal::new(
+                Reason::AuthUnknownApp,
+                format!("appid {app} is not configured"),
+            )
+        })?;
     let expiry: i64 = t
         .trim()
         .parse()
@@ -320,6 +325,38 @@ mod tests {
             ),
             Reason::Parse
         );
+    }
+
+    /// Defence in depth: even if validation were bypassed, an app with an empty key verifies nothing.
+    #[test]
+    fn an_empty_key_verifies_nothing() {
+        let c = TencentConfig {
+            appid: 5,
+            key: "".into(),
+            apps: vec![crate::config::TencentApp {
+                appid: 7,
+                key: "".into(),
+            }],
+            ..Default::default()
+        };
+        let s = sign("", "2000");
+        for app in ["5", "7"] {
+            let r = authenticate(
+                &q(&[
+                    ("appid", app),
+                    ("interface", "Mix_StreamV2"),
+                    ("t", "2000"),
+                    ("sign", &s),
+                ]),
+                &c,
+                1000,
+            );
+            assert_eq!(
+                r.map_err(|e| e.reason),
+                Err(Reason::AuthUnknownApp),
+                "{app}"
+            );
+        }
     }
 
     #[test]
