@@ -297,6 +297,10 @@ pub struct TencentConfig {
     /// Legacy CGI requests per second accepted per APPID (Tencent's limit is 200/s; above it: -10031); 0: no
     /// limit.
     pub max_requests_per_s: u32,
+    /// How far ahead of the server's clock a CGI request's expiry `t` may be, in seconds (Tencent's
+    /// documentation signs with now + 60 s); a later one is refused as expired (-40002), so a leaked signed URL
+    /// is not good for long.
+    pub max_expiry_ahead_s: u64,
 }
 
 impl Default for TencentConfig {
@@ -309,6 +313,7 @@ impl Default for TencentConfig {
             input_check_ms: 5_000,
             automix: true,
             max_requests_per_s: 200,
+            max_expiry_ahead_s: 600,
         }
     }
 }
@@ -483,6 +488,11 @@ impl Config {
         if self.ingest.retry_initial_ms == 0 || self.egress.retry_initial_ms == 0 {
             return Err(ConfigError::Invalid(
                 "retry_initial_ms must be greater than 0".into(),
+            ));
+        }
+        if self.tencent.max_expiry_ahead_s == 0 {
+            return Err(ConfigError::Invalid(
+                "tencent.max_expiry_ahead_s must be greater than 0".into(),
             ));
         }
         if self.callbacks.timeout_ms == 0 {
