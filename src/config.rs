@@ -115,9 +115,10 @@ pub struct IngestConfig {
     pub retry_initial_ms: u64,
     /// Longest delay between two reconnect attempts.
     pub retry_max_ms: u64,
-    /// Refuse requests whose input or image URLs name (or resolve to) a loopback, private, link-local or
-    /// otherwise non-public address: a multi-tenant node must not pull from its own network on a caller's
-    /// behalf. Off for the self-hosted case, where inputs on the LAN are the norm.
+    /// Refuse requests whose URLs — inputs, images, outputs, relay targets and status callbacks — name (or
+    /// resolve to) a loopback, private, link-local or otherwise non-public address: a multi-tenant node must not
+    /// reach into its own network on a caller's behalf. Off for the self-hosted case, where inputs and targets on
+    /// the LAN are the norm.
     pub forbid_private_sources: bool,
     /// Threads each input's video decoder may use; 0 lets the decoder choose (one per core, frame threading).
     /// One thread costs the least CPU and adds no frame of delay; a single input above 1080p may need more.

@@ -408,3 +408,53 @@ async fn the_native_limit_is_per_client_address() {
     stop.send(()).unwrap();
     server.await.unwrap().unwrap();
 }
+
+/// `ingest.forbid_private_sources` covers every address a caller gives the node, not only what it pulls: mix
+/// output URLs, relay outputs and status callbacks, ZEGO `MixOutput.StreamUrl`, CME `PushUrl`s.
+#[tokio::test]
+async fn private_outputs_and_callbacks_are_refused_when_forbidden() {
+    let (app, engine) = app(|c| c.ingest.forbid_private_sources = true);
+    let mut spec = native_spec(1);
+    spec["outputs"] = json!([{"target": {"url": "rtmp://127.0.0.1/mix/o"}}]);
+    let a = native(&app, "PUT", "/v1/mixes/p", &spec).await;
+    assert_eq!(assert_native_envelope(&a, "native output"), "invalid_spec");
+    assert_eq!(detail_fields(&a), ["outputs[0].target.url"]);
+
+    let relay = json!({"main": {"push": "studio"},
+                       "outputs": [{"id": "a", "url": "rtmp://10.0.0.1/app/key"}],
+                       "callback_url": "http://169.254.169.254/hook"});
+    let a = native(&app, "PUT", "/v1/relays/p", &relay).await;
+    assert_eq!(assert_native_envelope(&a, "relay"), "invalid_spec");
+    assert_eq!(detail_fields(&a), ["outputs[0].url", "callback_url"]);
+
+    let mut body = zego_start("priv-out");
+    body["MixOutput"][0]["StreamUrl"] = "rtmp://192.168.0.9/live/o".into();
+    let a = zego(&app, "StartMix", &body).await;
+    assert_eq!(assert_zego_envelope(&a, "zego output"), 110200002);
+    assert!(
+        a.json["Message"]
+            .as_str()
+            .unwrap()
+            .contains("MixOutput[0].StreamUrl"),
+        "{}",
+        a.json
+    );
+
+    let a = cme(
+        &app,
+        "CreateProject",
+        &cme_create("rtmp://8.8.8.8/live/x", "rtmp://[::1]/mix/y"),
+    )
+    .await;
+    assert_eq!(
+        assert_tc3_envelope(&a, "cme output"),
+        "InvalidParameterValue.StreamConnectOutputInvalid"
+    );
+    // Public addresses (IP literals, no lookup needed) still pass to the next check.
+    let relay = json!({"main": {"push": "studio"},
+                       "outputs": [{"id": "a", "url": "rtmp://8.8.8.8/app/key"}],
+                       "callback_url": "http://8.8.4.4/hook"});
+    let a = native(&app, "PUT", "/v1/relays/p", &relay).await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.json);
+    assert!(engine.list().is_empty());
+}

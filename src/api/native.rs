@@ -74,7 +74,7 @@ async fn check_sources(s: &AppState, spec: &MixSpec) -> Result<(), ApiError> {
     if !s.config.ingest.forbid_private_sources {
         return Ok(());
     }
-    crate::netpolicy::check_urls(crate::netpolicy::mix_urls(spec))
+    crate::netpolicy::check_urls(crate::netpolicy::caller_urls(spec))
         .await
         .map_err(|v| crate::error::Error::invalid(v).into())
 }

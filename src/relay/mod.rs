@@ -480,7 +480,7 @@ impl Relays {
             violations.extend(v);
         }
         if violations.is_empty() && self.inner.config.ingest.forbid_private_sources {
-            if let Err(v) = crate::netpolicy::check_urls(spec.source_urls()).await {
+            if let Err(v) = crate::netpolicy::check_urls(spec.caller_urls()).await {
                 violations.extend(v);
             }
         }

@@ -213,9 +213,9 @@ impl RelaySpec {
 }
 
 impl RelaySpec {
-    /// The URLs the caller chose that the node pulls from (`ingest.forbid_private_sources` checks them): main
-    /// and backup URLs and VOD files. Push inputs are the node's own ingest.
-    pub fn source_urls(&self) -> Vec<(String, String)> {
+    /// The URLs the caller chose that the node reaches (`ingest.forbid_private_sources` checks them): main and
+    /// backup URLs, VOD files, outputs and the status callback. Push inputs are the node's own ingest.
+    pub fn caller_urls(&self) -> Vec<(String, String)> {
         let mut urls = Vec::new();
         for (name, input) in [("main", Some(&self.main)), ("backup", self.backup.as_ref())] {
             match input {
@@ -227,6 +227,12 @@ impl RelaySpec {
                 }
                 Some(RelayInput::Push(_)) | None => {}
             }
+        }
+        for (i, o) in self.outputs.iter().enumerate() {
+            urls.push((format!("outputs[{i}].url"), o.url.clone()));
+        }
+        if let Some(u) = &self.callback_url {
+            urls.push(("callback_url".into(), u.clone()));
         }
         urls
     }

@@ -414,8 +414,8 @@ pub fn start_mix(req: &wire::StartMix, config: &ZegoConfig) -> Result<MixSpec, Z
     })
 }
 
-/// The URLs the caller chose (`ingest.forbid_private_sources` checks them): input `StreamUrl`s and http(s)
-/// images; `preset-id://` images are the operator's.
+/// The URLs the caller chose (`ingest.forbid_private_sources` checks them): input and output `StreamUrl`s and
+/// http(s) images; `preset-id://` images are the operator's.
 pub fn caller_urls(req: &wire::StartMix) -> Vec<(String, String)> {
     let mut urls = Vec::new();
     for (n, i) in req.mix_input.iter().enumerate() {
@@ -434,6 +434,11 @@ pub fn caller_urls(req: &wire::StartMix) -> Vec<(String, String)> {
         .filter(is_http)
     {
         urls.push(("WaterMark.Image".into(), u.to_string()));
+    }
+    for (n, o) in req.mix_output.iter().enumerate() {
+        if let Some(u) = o.stream_url.as_deref().filter(|u| !u.is_empty()) {
+            urls.push((format!("MixOutput[{n}].StreamUrl"), u.to_string()));
+        }
     }
     urls
 }
@@ -592,13 +597,21 @@ mod tests {
     }
 
     #[test]
-    fn caller_urls_are_stream_urls_and_http_images() {
+    fn caller_urls_are_stream_urls_and_http_images_and_outputs() {
         let mut j = sample();
         j["MixInput"][1]["StreamUrl"] = "rtmp://10.0.0.1/live/b".into();
         j["BackgroundImage"] = "http://10.0.0.2/bg.png".into();
         j["WaterMark"] = serde_json::json!({"Image": "preset-id://logo"});
+        j["MixOutput"][0]["StreamUrl"] = "rtmp://10.0.0.3/live/o".into();
         let fields: Vec<String> = caller_urls(&req(j)).into_iter().map(|(f, _)| f).collect();
-        assert_eq!(fields, ["MixInput[1].StreamUrl", "BackgroundImage"]);
+        assert_eq!(
+            fields,
+            [
+                "MixInput[1].StreamUrl",
+                "BackgroundImage",
+                "MixOutput[0].StreamUrl"
+            ]
+        );
     }
 
     #[test]
