@@ -458,3 +458,23 @@ async fn private_outputs_and_callbacks_are_refused_when_forbidden() {
     assert_eq!(a.status, StatusCode::CREATED, "{}", a.json);
     assert!(engine.list().is_empty());
 }
+
+/// CME `DescribeProjects` refuses a negative `Offset` or `Limit` instead of reading it as 0.
+#[tokio::test]
+async fn cme_describe_refuses_negative_paging() {
+    let (app, _) = app(|_| {});
+    for body in [
+        json!({"Platform": "tessera", "Offset": -1}),
+        json!({"Platform": "tessera", "Limit": -5}),
+    ] {
+        let a = cme(&app, "DescribeProjects", &body).await;
+        assert_eq!(
+            assert_tc3_envelope(&a, &body.to_string()),
+            "InvalidParameterValue",
+            "{}",
+            a.json
+        );
+    }
+    let a = cme(&app, "DescribeProjects", &json!({"Platform": "tessera"})).await;
+    assert_eq!(assert_tc3_envelope(&a, "paging by default"), "");
+}

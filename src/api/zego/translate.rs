@@ -21,6 +21,9 @@ const MAX_LABEL_BYTES: usize = 300;
 const MAX_USER_DATA: usize = 1000;
 /// TaskId, UserId and RoomId: kept with the task and echoed back, so bounded (ZEGO's own room id limit).
 const MAX_ID_BYTES: usize = 128;
+/// The highest `VideoBitrate` / `AudioBitrate`, in bps: what the model's encoders take (50000 / 320 kbps).
+const MAX_VIDEO_BPS: i64 = 50_000_000;
+const MAX_AUDIO_BPS: i64 = 320_000;
 /// Watermarks sit above every input.
 const WATERMARK_LAYER: u32 = 1000;
 
@@ -243,8 +246,23 @@ pub fn start_mix(req: &wire::StartMix, config: &ZegoConfig) -> Result<MixSpec, Z
         if !(1..=2).contains(&channels) {
             return Err(param("SoundChannel must be 1 or 2"));
         }
-        let video_kbps = (o.video_bitrate.unwrap_or(1_200_000) / 1000).clamp(100, 50_000) as u32;
-        let audio_kbps = (o.audio_bitrate.unwrap_or(48_000) / 1000).clamp(16, 320) as u32;
+        // ZEGO documents no range beyond bps; negative values and values above what the encoders take are
+        // refused. Low ones are raised to the floor: ZEGO's own samples send 12000 bps, and 0 or 1 for audio-only
+        // mixes.
+        let video_bps = o.video_bitrate.unwrap_or(1_200_000);
+        if !(0..=MAX_VIDEO_BPS).contains(&video_bps) {
+            return Err(param(format!(
+                "MixOutput[{n}].VideoBitrate must be from 0 to {MAX_VIDEO_BPS} bps"
+            )));
+        }
+        let audio_bps = o.audio_bitrate.unwrap_or(48_000);
+        if !(0..=MAX_AUDIO_BPS).contains(&audio_bps) {
+            return Err(param(format!(
+                "MixOutput[{n}].AudioBitrate must be from 0 to {MAX_AUDIO_BPS} bps"
+            )));
+        }
+        let video_kbps = (video_bps / 1000).max(100) as u32;
+        let audio_kbps = (audio_bps / 1000).max(16) as u32;
         outputs.push(OutputSpec {
             target,
             video: Some(VideoEncoding {
@@ -720,6 +738,35 @@ mod tests {
             PARAMETER
         );
         assert_eq!(with(&|j| j["MixOutput"] = serde_json::json!([])), PARAMETER);
+    }
+
+    /// Bitrates ZEGO would not take are refused with 110200002 instead of being clamped into range; ZEGO's own
+    /// samples' low values (12000 bps video, 0 or 1 for audio-only mixes) are still raised to the floor.
+    #[test]
+    fn out_of_range_bitrates_are_refused() {
+        let with = |field: &str, v: i64| {
+            let mut j = sample();
+            j["MixOutput"][0][field] = v.into();
+            code(j)
+        };
+        for (field, bad) in [
+            ("VideoBitrate", -5),
+            ("VideoBitrate", 50_000_001),
+            ("AudioBitrate", -1),
+            ("AudioBitrate", 320_001),
+        ] {
+            assert_eq!(with(field, bad), PARAMETER, "{field} {bad}");
+        }
+        for (field, good) in [
+            ("VideoBitrate", 0),
+            ("VideoBitrate", 1),
+            ("VideoBitrate", 12_000),
+            ("VideoBitrate", 50_000_000),
+            ("AudioBitrate", 0),
+            ("AudioBitrate", 320_000),
+        ] {
+            assert_eq!(with(field, good), 0, "{field} {good}");
+        }
     }
 
     #[test]
