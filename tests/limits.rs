@@ -478,3 +478,57 @@ async fn cme_describe_refuses_negative_paging() {
     let a = cme(&app, "DescribeProjects", &json!({"Platform": "tessera"})).await;
     assert_eq!(assert_tc3_envelope(&a, "paging by default"), "");
 }
+
+/// A line break (or any control character) in a URL would split log lines and name streams with it: every
+/// URL and file path a caller gives is refused with the dialect's parameter error.
+#[tokio::test]
+async fn control_characters_in_urls_are_refused() {
+    let (app, engine) = app(|_| {});
+    let mut spec = native_spec(1);
+    spec["outputs"] = json!([{"target": {"url": "rtmp://8.8.8.8/mix/o\nforged log line"}}]);
+    spec["inputs"][0]["source"] = json!({"url": "rtmp://8.8.8.8/live/a\tb"});
+    spec["overlays"] = json!([{"id": "o", "image": "/srv/logo\r.png", "rect": {"x": 0, "y": 0, "width": 10, "height": 10}}]);
+    let a = native(&app, "PUT", "/v1/mixes/ctl", &spec).await;
+    assert_eq!(assert_native_envelope(&a, "native"), "invalid_spec");
+    assert_eq!(
+        detail_fields(&a),
+        [
+            "inputs[0].source.url",
+            "overlays[0].image",
+            "outputs[0].target.url"
+        ]
+    );
+
+    let relay = json!({"main": {"url": "rtmp://8.8.8.8/live/a\u{7f}"},
+                       "outputs": [{"id": "a", "url": "rtmp://8.8.8.8/app/k\ney"}],
+                       "callback_url": "http://8.8.4.4/ho\nok"});
+    let a = native(&app, "PUT", "/v1/relays/ctl", &relay).await;
+    assert_eq!(assert_native_envelope(&a, "relay"), "invalid_spec");
+    assert_eq!(
+        detail_fields(&a),
+        ["main.url", "outputs[0].url", "callback_url"]
+    );
+
+    let mut body = zego_start("ctl");
+    body["MixOutput"][0]["StreamUrl"] = "rtmp://8.8.8.8/live/o\n".into();
+    let a = zego(&app, "StartMix", &body).await;
+    assert_eq!(assert_zego_envelope(&a, "zego output url"), 110200002);
+    for field in ["UserId", "RoomId"] {
+        let mut body = zego_start("ctl");
+        body[field] = "a\nb".into();
+        let a = zego(&app, "StartMix", &body).await;
+        assert_eq!(assert_zego_envelope(&a, field), 110200002);
+    }
+
+    let a = cme(
+        &app,
+        "CreateProject",
+        &cme_create("rtmp://8.8.8.8/live/x", "rtmp://8.8.8.8/mix/y\n"),
+    )
+    .await;
+    assert_eq!(
+        assert_tc3_envelope(&a, "cme output"),
+        "InvalidParameterValue.StreamConnectOutputInvalid"
+    );
+    assert!(engine.list().is_empty());
+}

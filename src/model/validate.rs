@@ -44,6 +44,14 @@ const AAC_RATES: [u32; 12] = [
 ];
 const MAX_SEI_BYTES: usize = 4096;
 
+/// Whether `s` holds a control character (C0, DEL or C1): URL parsing silently drops tabs and line breaks, so a
+/// URL that parses may still carry one into stream names and log lines.
+pub fn has_control(s: &str) -> bool {
+    s.chars().any(char::is_control)
+}
+
+const NO_CONTROL: &str = "must not contain control characters (line breaks, tabs, …)";
+
 struct Checker(Vec<Violation>);
 
 impl Checker {
@@ -75,6 +83,10 @@ impl Checker {
                 || field.to_string(),
                 format!("must be at most {MAX_URL_LEN} characters"),
             );
+            return;
+        }
+        if has_control(url) {
+            self.check(false, || field.to_string(), NO_CONTROL);
             return;
         }
         match url::Url::parse(url) {
@@ -130,6 +142,8 @@ impl Checker {
     fn image_location(&mut self, field: &str, image: &str) {
         if image.starts_with("http://") || image.starts_with("https://") {
             self.url(field, image, &["http", "https"]);
+        } else if has_control(image) {
+            self.check(false, || field.to_string(), NO_CONTROL);
         } else {
             self.check(
                 !image.is_empty() && image.len() <= MAX_URL_LEN && !image.contains("://"),
@@ -438,6 +452,24 @@ mod tests {
         ] {
             assert!(f.contains(&want.to_string()), "missing {want} in {f:?}");
         }
+    }
+
+    /// Control characters survive in the string the engine uses (URL parsing drops tabs and line breaks, so a
+    /// parsed URL looks fine): refused in URLs and file paths.
+    #[test]
+    fn control_characters_are_refused() {
+        let mut s = base();
+        s.inputs[0].source = Source::Url("rtmp://h/live/a\nb".into());
+        s.outputs[0].target = Target::Url("rtmp://h/mix/o\r".into());
+        s.canvas.background_image = Some("/srv/bg\u{1}.png".into());
+        assert_eq!(
+            fields(&s),
+            [
+                "canvas.background_image",
+                "inputs[0].source.url",
+                "outputs[0].target.url"
+            ]
+        );
     }
 
     #[test]

@@ -99,6 +99,7 @@ const MAX_URL_LEN: usize = 2048;
 
 fn url_with(u: &str, schemes: &[&str]) -> bool {
     u.len() <= MAX_URL_LEN
+        && !crate::model::has_control(u)
         && url::Url::parse(u)
             .map(|p| schemes.contains(&p.scheme()) && p.host_str().is_some_and(|h| !h.is_empty()))
             .unwrap_or(false)
@@ -121,7 +122,7 @@ impl RelaySpec {
                 Some(RelayInput::Url(u)) => check(
                     url_with(u, &["rtmp", "rtmps", "http", "https"]),
                     format!("{name}.url"),
-                    "must be an rtmp(s):// or http(s):// URL of at most 2048 bytes",
+                    "must be an rtmp(s):// or http(s):// URL of at most 2048 bytes, without control characters",
                 ),
                 Some(RelayInput::Push(id)) => check(
                     valid_id(id),
@@ -138,7 +139,7 @@ impl RelaySpec {
                         check(
                             url_with(u, &["http", "https"]),
                             format!("{name}.vod.urls[{i}]"),
-                            "must be an http(s):// URL of an FLV file, at most 2048 bytes",
+                            "must be an http(s):// URL of an FLV file, at most 2048 bytes, without control characters",
                         );
                     }
                     check(
@@ -174,7 +175,7 @@ impl RelaySpec {
             check(
                 url_with(&o.url, &["rtmp", "rtmps"]),
                 format!("outputs[{i}].url"),
-                "must be an rtmp:// or rtmps:// URL of at most 2048 bytes",
+                "must be an rtmp:// or rtmps:// URL of at most 2048 bytes, without control characters",
             );
             check(
                 urls.insert(o.url.as_str()),
@@ -201,7 +202,7 @@ impl RelaySpec {
             check(
                 url_with(u, &["http", "https"]),
                 "callback_url".into(),
-                "must be an http(s):// URL of at most 2048 bytes",
+                "must be an http(s):// URL of at most 2048 bytes, without control characters",
             );
         }
         if v.is_empty() {

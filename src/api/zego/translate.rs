@@ -151,9 +151,9 @@ pub fn start_mix(req: &wire::StartMix, config: &ZegoConfig) -> Result<MixSpec, Z
         )));
     }
     for (name, value) in [("UserId", &req.user_id), ("RoomId", &req.room_id)] {
-        if value.len() > MAX_ID_BYTES {
+        if value.len() > MAX_ID_BYTES || crate::model::has_control(value) {
             return Err(param(format!(
-                "{name} must be at most {MAX_ID_BYTES} bytes"
+                "{name} must be at most {MAX_ID_BYTES} bytes, without control characters"
             )));
         }
     }
