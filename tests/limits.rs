@@ -532,3 +532,58 @@ async fn control_characters_in_urls_are_refused() {
     );
     assert!(engine.list().is_empty());
 }
+
+/// `.` and `..` are refused as ids everywhere: ordinary HTTP clients cannot reach `/v1/mixes/..`.
+#[tokio::test]
+async fn dot_ids_are_refused() {
+    let (app, engine) = app(|_| {});
+    for id in ["%2E", "%2E%2E"] {
+        let a = native(&app, "PUT", &format!("/v1/mixes/{id}"), &native_spec(1)).await;
+        assert_eq!(assert_native_envelope(&a, id), "invalid_id");
+        let a = native(
+            &app,
+            "PUT",
+            &format!("/v1/relays/{id}"),
+            &json!({"main": {"push": "studio"}}),
+        )
+        .await;
+        assert_eq!(assert_native_envelope(&a, id), "invalid_id");
+        let a = send(
+            &app,
+            native_request("PUT", &format!("/v1/pictures/{id}"), b"GIF89a".to_vec()),
+        )
+        .await;
+        assert_eq!(assert_native_envelope(&a, id), "invalid_id");
+    }
+    for id in [".", ".."] {
+        let mut body = native_spec(1);
+        body["id"] = id.into();
+        let a = native(&app, "POST", "/v1/mixes", &body).await;
+        assert_eq!(assert_native_envelope(&a, id), "invalid_id");
+
+        let mut spec = native_spec(1);
+        spec["inputs"][0]["id"] = id.into();
+        spec["inputs"][0]["source"] = json!({"stream_id": id});
+        spec["outputs"][0]["target"] = json!({"stream_id": id});
+        let a = native(&app, "PUT", "/v1/mixes/dots", &spec).await;
+        assert_eq!(assert_native_envelope(&a, id), "invalid_spec");
+        assert_eq!(
+            detail_fields(&a),
+            [
+                "inputs[0].id",
+                "inputs[0].source.stream_id",
+                "outputs[0].target.stream_id"
+            ]
+        );
+
+        let relay =
+            json!({"main": {"push": id}, "outputs": [{"id": id, "url": "rtmp://8.8.8.8/a/b"}]});
+        let a = native(&app, "PUT", "/v1/relays/dots", &relay).await;
+        assert_eq!(assert_native_envelope(&a, id), "invalid_spec");
+        assert_eq!(detail_fields(&a), ["main.push", "outputs[0].id"]);
+
+        let a = zego(&app, "StartMix", &zego_start(id)).await;
+        assert_eq!(assert_zego_envelope(&a, id), 110200002);
+    }
+    assert!(engine.list().is_empty());
+}

@@ -44,6 +44,22 @@ const AAC_RATES: [u32; 12] = [
 ];
 const MAX_SEI_BYTES: usize = 4096;
 
+/// Whether `id` can name a mix, relay project, picture, input, output or stream: 1 to 128 characters of
+/// `A-Z a-z 0-9 - _ . ~` (safe in URLs, file names and logs), and not `.` or `..`, which HTTP clients resolve
+/// away in a path.
+pub fn valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= MAX_ID_LEN
+        && id != "."
+        && id != ".."
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.~".contains(&b))
+}
+
+/// [`valid_id`] in words.
+pub const ID_RULE: &str = "must be 1 to 128 characters of A-Z a-z 0-9 - _ . ~, and not . or ..";
+
 /// Whether `s` holds a control character (C0, DEL or C1): URL parsing silently drops tabs and line breaks, so a
 /// URL that parses may still carry one into stream names and log lines.
 pub fn has_control(s: &str) -> bool {
@@ -65,15 +81,7 @@ impl Checker {
     }
 
     fn id(&mut self, field: &str, id: &str) {
-        self.check(
-            !id.is_empty()
-                && id.len() <= MAX_ID_LEN
-                && id
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"-_.~".contains(&b)),
-            || field.to_string(),
-            format!("must be 1 to {MAX_ID_LEN} characters of A-Z a-z 0-9 - _ . ~"),
-        );
+        self.check(valid_id(id), || field.to_string(), ID_RULE);
     }
 
     fn url(&mut self, field: &str, url: &str, schemes: &[&str]) {
@@ -470,6 +478,20 @@ mod tests {
                 "outputs[0].target.url"
             ]
         );
+    }
+
+    /// `.` and `..` are refused as ids: ordinary HTTP clients cannot name them in a path.
+    #[test]
+    fn dot_ids_are_refused() {
+        for id in [".", ".."] {
+            let mut s = base();
+            s.inputs[0].id = id.into();
+            s.outputs[0].target = Target::StreamId(id.into());
+            assert_eq!(fields(&s), ["inputs[0].id", "outputs[0].target.stream_id"]);
+        }
+        let mut s = base();
+        s.inputs[0].id = "a..b".into();
+        s.validate(&Limits::default()).unwrap();
     }
 
     #[test]

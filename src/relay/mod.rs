@@ -473,7 +473,7 @@ impl Relays {
         if !model::valid_id(id) {
             violations.push(Violation {
                 field: "id".into(),
-                rule: "must be 1 to 128 characters of A-Z a-z 0-9 - _ . ~".into(),
+                rule: crate::model::ID_RULE.into(),
             });
         }
         if let Err(v) = spec.validate() {

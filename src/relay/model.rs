@@ -85,14 +85,8 @@ impl Default for Failover {
     }
 }
 
-/// Ids of projects and outputs: 1 to 128 characters of `A-Z a-z 0-9 - _ . ~`.
-pub(crate) fn valid_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= 128
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.~".contains(&b))
-}
+/// Ids of projects and outputs: the model's ids (1 to 128 characters of `A-Z a-z 0-9 - _ . ~`, not `.` or `..`).
+pub(crate) use crate::model::valid_id;
 
 /// Longest URL accepted anywhere in a project (the mix model's limit).
 const MAX_URL_LEN: usize = 2048;
@@ -127,7 +121,7 @@ impl RelaySpec {
                 Some(RelayInput::Push(id)) => check(
                     valid_id(id),
                     format!("{name}.push"),
-                    "must be 1 to 128 characters of A-Z a-z 0-9 - _ . ~",
+                    crate::model::ID_RULE,
                 ),
                 Some(RelayInput::Vod { urls, loop_times }) => {
                     check(
@@ -165,7 +159,7 @@ impl RelaySpec {
             check(
                 valid_id(&o.id),
                 format!("outputs[{i}].id"),
-                "must be 1 to 128 characters of A-Z a-z 0-9 - _ . ~",
+                crate::model::ID_RULE,
             );
             check(
                 ids.insert(o.id.as_str()),

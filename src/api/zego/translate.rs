@@ -145,9 +145,13 @@ pub fn start_mix(req: &wire::StartMix, config: &ZegoConfig) -> Result<MixSpec, Z
         return Err(param("TaskId is required"));
     }
     // ZEGO's strings are printable ASCII; a TaskId becomes part of the mix id, its record and the logs.
-    if req.task_id.len() > MAX_ID_BYTES || !req.task_id.bytes().all(|b| b.is_ascii_graphic()) {
+    if req.task_id.len() > MAX_ID_BYTES
+        || !req.task_id.bytes().all(|b| b.is_ascii_graphic())
+        || req.task_id == "."
+        || req.task_id == ".."
+    {
         return Err(param(format!(
-            "TaskId must be 1 to {MAX_ID_BYTES} printable ASCII characters"
+            "TaskId must be 1 to {MAX_ID_BYTES} printable ASCII characters, and not . or .."
         )));
     }
     for (name, value) in [("UserId", &req.user_id), ("RoomId", &req.room_id)] {
@@ -602,6 +606,9 @@ mod tests {
         assert_eq!(with(&|j| j["TaskId"] = "t".repeat(128).into()), 0);
         assert_eq!(with(&|j| j["TaskId"] = "t".repeat(129).into()), PARAMETER);
         assert_eq!(with(&|j| j["TaskId"] = "a b".into()), PARAMETER);
+        assert_eq!(with(&|j| j["TaskId"] = ".".into()), PARAMETER);
+        assert_eq!(with(&|j| j["TaskId"] = "..".into()), PARAMETER);
+        assert_eq!(with(&|j| j["TaskId"] = "...".into()), 0);
         assert_eq!(with(&|j| j["TaskId"] = "任务".into()), PARAMETER);
         assert_eq!(with(&|j| j["UserId"] = "u".repeat(128).into()), 0);
         assert_eq!(with(&|j| j["UserId"] = "u".repeat(129).into()), PARAMETER);
