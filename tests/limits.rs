@@ -533,6 +533,27 @@ async fn control_characters_in_urls_are_refused() {
     assert!(engine.list().is_empty());
 }
 
+/// A method a native route does not take is answered 405 with the native JSON error, not an empty body.
+#[tokio::test]
+async fn method_not_allowed_is_a_native_json_error() {
+    let (app, _) = app(|_| {});
+    for (method, uri) in [
+        ("POST", "/v1/mixes/m"),
+        ("PATCH", "/v1/mixes"),
+        ("POST", "/v1/relays/r"),
+        ("POST", "/v1/pictures/p"),
+        ("DELETE", "/healthz"),
+    ] {
+        let a = native(&app, method, uri, &serde_json::Value::Null).await;
+        assert_eq!(a.status, StatusCode::METHOD_NOT_ALLOWED, "{method} {uri}");
+        assert_eq!(
+            assert_native_envelope(&a, &format!("{method} {uri}")),
+            "method_not_allowed"
+        );
+        assert!(a.headers.contains_key("allow"), "{method} {uri}");
+    }
+}
+
 /// `.` and `..` are refused as ids everywhere: ordinary HTTP clients cannot reach `/v1/mixes/..`.
 #[tokio::test]
 async fn dot_ids_are_refused() {

@@ -114,6 +114,8 @@ pub fn app(state: AppState) -> Router {
                 )),
         )
         .fallback(not_found)
+        // After every route: a known path with another method gets the native error, not an empty 405.
+        .method_not_allowed_fallback(method_not_allowed)
         // Extractors refuse larger bodies, so each dialect answers in its own shape.
         .layer(DefaultBodyLimit::max(max_body))
         .with_state(state)
@@ -200,6 +202,16 @@ async fn not_found() -> ApiError {
         axum::http::StatusCode::NOT_FOUND,
         "not_found",
         "no such endpoint",
+    )
+}
+
+async fn method_not_allowed(method: axum::http::Method) -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!(
+            "{method} is not allowed on this path; the Allow header lists the methods that are"
+        ),
     )
 }
 
