@@ -554,6 +554,33 @@ async fn method_not_allowed_is_a_native_json_error() {
     }
 }
 
+/// ZEGO's parameter errors name ZEGO's fields (`MixInput[0].StreamId`), never the native model's paths.
+#[tokio::test]
+async fn zego_parameter_errors_name_zego_fields() {
+    let (app, _) = app(|_| {});
+    let mut body = zego_start("names");
+    body["MixInput"][0]["StreamId"] = "s".repeat(129).into();
+    let a = zego(&app, "StartMix", &body).await;
+    assert_eq!(assert_zego_envelope(&a, "stream id"), 110200002);
+    let message = a.json["Message"].as_str().unwrap();
+    assert!(message.contains("MixInput[0].StreamId"), "{message}");
+    assert!(!message.contains("inputs["), "{message}");
+
+    let mut body = zego_start("names");
+    body["MixOutput"][0]["StreamUrl"] = format!("rtmp://h/{}", "a".repeat(2048)).into();
+    body["MixInput"][1]["StreamId"] = "bad id".into();
+    let a = zego(&app, "StartMix", &body).await;
+    assert_eq!(assert_zego_envelope(&a, "two fields"), 110200002);
+    let message = a.json["Message"].as_str().unwrap();
+    for want in ["MixInput[1].StreamId", "MixOutput[0].StreamUrl"] {
+        assert!(message.contains(want), "{want}: {message}");
+    }
+    assert!(
+        !message.contains("outputs[") && !message.contains("inputs["),
+        "{message}"
+    );
+}
+
 /// `.` and `..` are refused as ids everywhere: ordinary HTTP clients cannot reach `/v1/mixes/..`.
 #[tokio::test]
 async fn dot_ids_are_refused() {

@@ -4,6 +4,7 @@
 
 mod auth;
 pub mod codes;
+mod fields;
 mod tasks;
 mod translate;
 mod wire;
@@ -185,6 +186,7 @@ async fn start_mix(state: &AppState, req: wire::StartMix) -> Result<Response, Ze
         .put_mix_with(&mix_id, spec.clone(), MAX_IMAGE_BYTES)
         .await
         .map_err(|e| match e.kind {
+            ErrorKind::Invalid if !e.violations.is_empty() => parameter_error(e.violations),
             ErrorKind::Invalid => {
                 ZegoError::new(PARAMETER, format!("parameter error: {}", e.message))
             }
@@ -235,10 +237,13 @@ async fn start_mix(state: &AppState, req: wire::StartMix) -> Result<Response, Ze
     }))
 }
 
-/// Violated model rules as ZEGO's parameter error, named as the core names them.
+/// Violated model rules as ZEGO's parameter error, each named by the StartMix field it comes from.
 fn parameter_error(violations: Vec<crate::model::Violation>) -> ZegoError {
-    let e = crate::error::Error::invalid(violations);
-    ZegoError::new(PARAMETER, format!("parameter error: {}", e.message))
+    let list: Vec<String> = violations
+        .iter()
+        .map(|v| format!("{}: {}", fields::zego_field(&v.field), v.rule))
+        .collect();
+    ZegoError::new(PARAMETER, format!("parameter error: {}", list.join("; ")))
 }
 
 fn play_url(template: &str, stream_id: &str) -> String {
