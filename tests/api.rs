@@ -308,3 +308,51 @@ async fn relays_are_validated_created_and_removed_in_the_native_shape() {
     let (status, _) = call(&app, "POST", "/v1/relays/r1/start", None, vec![]).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
+
+/// Logs written to a pipe or a file carry no ANSI colour codes (colour only on a terminal).
+#[test]
+fn logs_to_a_pipe_carry_no_colour_codes() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("tessera.toml");
+    std::fs::write(
+        &config,
+        "[server]\nlisten = \"127.0.0.1:0\"\n[store]\npath = \"\"\n",
+    )
+    .unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .arg("serve")
+        .arg("--config")
+        .arg(&config)
+        .env("RUST_LOG", "info")
+        .env_remove("NO_COLOR")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines() {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut seen = String::new();
+    while !seen.contains("tessera ready") {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(Ok(line)) => {
+                seen.push_str(&line);
+                seen.push('\n');
+            }
+            _ => break,
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(seen.contains("tessera ready"), "{seen}");
+    assert!(!seen.contains('\u{1b}'), "{seen:?}");
+}
