@@ -360,8 +360,9 @@ impl Default for TencentCloudConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreConfig {
-    /// SQLite file holding every accepted mix and relay project (created with its directory if missing);
-    /// relative paths are relative to the working directory. Empty: records live in memory only, and a restart
+    /// SQLite file holding every accepted mix and relay project (created if missing; its directory must exist,
+    /// or the start is refused). A relative path is relative to the configuration file's folder (the embedded
+    /// default configuration's: to the working directory). Empty: records live in memory only, and a restart
     /// starts with no tasks.
     pub path: String,
 }
@@ -455,13 +456,26 @@ impl Config {
         Ok(config)
     }
 
-    /// Loads a configuration file.
+    /// Loads a configuration file. A relative `store.path` in it is relative to the file's folder (made
+    /// absolute here), so the state does not move with the working directory the node is started from.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.display().to_string(),
             source,
         })?;
-        Self::from_toml(&text, &path.display().to_string())
+        let mut config = Self::from_toml(&text, &path.display().to_string())?;
+        let store = Path::new(&config.store.path);
+        if !config.store.path.is_empty() && store.is_relative() {
+            let folder = path
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            let resolved = std::path::absolute(folder.join(store)).map_err(|e| {
+                ConfigError::Invalid(format!("store.path {store:?} cannot be resolved: {e}"))
+            })?;
+            config.store.path = resolved.display().to_string();
+        }
+        Ok(config)
     }
 
     /// Checks what TOML types cannot: templates, ranges.
@@ -592,6 +606,34 @@ mod tests {
         .unwrap();
         // Without ids the dialects are off and their secrets may stay empty (the shipped example).
         Config::from_toml("[zego]\nserver_secret = \"\"\n", "t").unwrap();
+    }
+
+    /// A relative `store.path` in a file is relative to that file's folder (the embedded default's stays
+    /// relative to the working directory); an absolute or empty one is kept.
+    #[test]
+    fn a_relative_store_path_is_the_config_files_folders() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("tessera.toml");
+        let load = |path: &str| {
+            std::fs::write(&file, format!("[store]\npath = \"{path}\"\n")).unwrap();
+            Config::load(&file).unwrap().store.path
+        };
+        let folder = std::path::absolute(dir.path()).unwrap();
+        assert_eq!(
+            load("state.db"),
+            folder.join("state.db").display().to_string()
+        );
+        assert_eq!(
+            load("sub/state.db"),
+            folder.join("sub/state.db").display().to_string()
+        );
+        assert_eq!(
+            load("/var/lib/tessera/state.db"),
+            "/var/lib/tessera/state.db"
+        );
+        assert_eq!(load(""), "");
+        let embedded = Config::from_toml("", "embedded").unwrap();
+        assert_eq!(embedded.store.path, "tessera-state.db");
     }
 
     #[test]

@@ -83,12 +83,18 @@ pub trait Store: Send + Sync {
     fn load(&self, kind: &str) -> Result<Vec<(String, Value)>, StoreError>;
 }
 
-/// Opens the store the configuration names: SQLite at `path`, or memory only when it is empty.
+/// Opens the store the configuration names: SQLite at `path`, or memory only when it is empty. Logs where the
+/// state lives.
 pub fn open(config: &crate::config::StoreConfig) -> Result<Arc<dyn Store>, StoreError> {
     if config.path.is_empty() {
+        tracing::info!(
+            "state store: memory only (store.path is empty; a restart starts with no tasks)"
+        );
         return Ok(Arc::new(memory::MemoryStore::default()));
     }
-    Ok(Arc::new(sqlite::SqliteStore::open(std::path::Path::new(
-        &config.path,
-    ))?))
+    let path = std::path::Path::new(&config.path);
+    let store = sqlite::SqliteStore::open(path)?;
+    let shown = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    tracing::info!("state store: {}", shown.display());
+    Ok(Arc::new(store))
 }
