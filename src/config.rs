@@ -186,6 +186,10 @@ pub struct EngineConfig {
     pub max_outputs: usize,
     /// Largest image accepted for an overlay or background, in bytes.
     pub max_image_bytes: u64,
+    /// Most pixels (width × height, as the PNG / JPEG header claims them) of an overlay, background or uploaded
+    /// picture; checked before anything decodes it (decoded, every pixel costs 4 bytes or more: a small file can
+    /// claim gigabytes).
+    pub max_image_pixels: u64,
     /// Threads each H.264 encoder may use; 0 lets x264 choose (sliced threads, about 1.5 per core). One
     /// thread costs the least CPU per mix (x264 veryfast at 720p: about a fifth less) and so fits the most mixes
     /// on a node; more threads only shorten one frame's encoding on an otherwise idle machine.
@@ -201,6 +205,7 @@ impl Default for EngineConfig {
             max_overlays: 8,
             max_outputs: 8,
             max_image_bytes: 4 * 1024 * 1024,
+            max_image_pixels: 4096 * 4096,
             encoder_threads: 1,
         }
     }
@@ -503,6 +508,11 @@ impl Config {
         if self.ingest.retry_initial_ms == 0 || self.egress.retry_initial_ms == 0 {
             return Err(ConfigError::Invalid(
                 "retry_initial_ms must be greater than 0".into(),
+            ));
+        }
+        if self.engine.max_image_pixels == 0 {
+            return Err(ConfigError::Invalid(
+                "engine.max_image_pixels must be greater than 0".into(),
             ));
         }
         if self.tencent.max_expiry_ahead_s == 0 {

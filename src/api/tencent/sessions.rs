@@ -158,7 +158,9 @@ impl Sessions {
                 ErrorKind::Invalid => Refusal::new(Reason::Parameter, e.message),
                 ErrorKind::Conflict => Refusal::new(Reason::OutputInUse, e.message),
                 ErrorKind::LimitExceeded => Refusal::new(Reason::Limit, e.message),
-                ErrorKind::Unavailable => Refusal::new(Reason::PictureNotFound, e.message),
+                ErrorKind::Unavailable | ErrorKind::TooLarge => {
+                    Refusal::new(Reason::PictureNotFound, e.message)
+                }
                 ErrorKind::NotFound | ErrorKind::Internal => {
                     Refusal::new(Reason::Internal, "mixing failed; retry later")
                 }

@@ -190,7 +190,8 @@ async fn start_mix(state: &AppState, req: wire::StartMix) -> Result<Response, Ze
             ErrorKind::Invalid => {
                 ZegoError::new(PARAMETER, format!("parameter error: {}", e.message))
             }
-            ErrorKind::Unavailable => ZegoError::new(IMAGE_FETCH, e.message),
+            // ZEGO documents no code of its own for an image over its size: the image code.
+            ErrorKind::Unavailable | ErrorKind::TooLarge => ZegoError::new(IMAGE_FETCH, e.message),
             ErrorKind::LimitExceeded => ZegoError::new(TASK_FAILED, e.message),
             ErrorKind::Conflict => ZegoError::new(DUPLICATE_OUTPUT, e.message),
             ErrorKind::NotFound | ErrorKind::Internal => {

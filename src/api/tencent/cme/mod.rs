@@ -292,6 +292,7 @@ fn engine_error(e: Error) -> CmeError {
         ErrorKind::NotFound => err(PROJECT_ID, e.message),
         ErrorKind::Conflict => err(OUTPUT_INVALID, e.message),
         ErrorKind::LimitExceeded => err("LimitExceeded", e.message),
+        ErrorKind::TooLarge => err("InvalidParameterValue", e.message),
         ErrorKind::Unavailable | ErrorKind::Internal => {
             err("InternalError", "internal error; see the server log")
         }
