@@ -49,8 +49,10 @@ pub struct AppState {
 impl AppState {
     pub fn new(engine: Engine, config: Config) -> Self {
         let relays = crate::relay::Relays::with_store(config.clone(), engine.store());
-        let pictures =
-            crate::pictures::Pictures::new(&config.pictures, config.engine.max_image_bytes);
+        let pictures = crate::pictures::Pictures::new(
+            &config.pictures,
+            crate::image::ImageLimits::of(&config.engine),
+        );
         let config_rates = config.clone();
         Self {
             engine,

@@ -107,20 +107,26 @@ async fn recover(weak: std::sync::Weak<EngineInner>, id: String) {
     let Some(mix) = engine.inner.mixes.lock().unwrap().get(&id).cloned() else {
         return;
     };
+    let spec = {
+        let m = mix.lock().unwrap();
+        if !m.failed() {
+            return;
+        }
+        m.spec().clone()
+    };
+    let limits = crate::image::ImageLimits::of(&engine.inner.config.engine);
+    let stills = match mix::prepare_stills(&spec, None, &limits).await {
+        Ok(stills) => stills,
+        Err(e) => {
+            tracing::error!(error = %e, "mix restart failed");
+            return;
+        }
+    };
     let rt = tokio::runtime::Handle::current();
     let worker = engine.clone();
     let restarted = tokio::task::spawn_blocking(move || {
         let _rt = rt.enter();
         let engine = worker;
-        let spec = {
-            let m = mix.lock().unwrap();
-            if !m.failed() {
-                return Ok(());
-            }
-            m.spec().clone()
-        };
-        let config = &engine.inner.config;
-        let stills = mix::prepare_stills(&spec, None, config.engine.max_image_bytes)?;
         let mut m = mix.lock().unwrap();
         let rebuilt = engine.rebuild(&id, &mut m, &spec, stills);
         match &rebuilt {
@@ -329,7 +335,8 @@ impl Engine {
         max_image_bytes: u64,
         record: bool,
     ) -> Result<PutOutcome, Error> {
-        let max_image_bytes = max_image_bytes.min(self.inner.config.engine.max_image_bytes);
+        let limits = crate::image::ImageLimits::of(&self.inner.config.engine)
+            .with_max_bytes(max_image_bytes);
         spec.validate(&self.limits()).map_err(Error::invalid)?;
         let _guard = self.inner.control.lock().await;
         let existing = self.inner.mixes.lock().unwrap().get(id).cloned();
@@ -341,17 +348,27 @@ impl Engine {
             self.record(id, &spec)?;
         }
         let old_spec = existing.as_ref().map(|m| m.lock().unwrap().spec().clone());
+        let live = existing
+            .as_ref()
+            .is_some_and(|m| m.lock().unwrap().can_update_live(&spec));
         self.inner.recoveries.lock().unwrap().remove(id);
         let engine = self.clone();
         let owned_id = id.to_string();
         let rt = tokio::runtime::Handle::current();
-        let result = tokio::task::spawn_blocking(move || {
-            let _rt = rt.enter();
-            engine.put_blocking(&owned_id, spec, existing, max_image_bytes)
-        })
-        .await
-        .map_err(Error::internal)
-        .and_then(|r| r);
+        // Pictures are fetched and rendered without holding the mix, so status reads are never held up by them;
+        // the control lock keeps the spec from changing meanwhile.
+        let result = async {
+            let stills =
+                mix::prepare_stills(&spec, old_spec.as_ref().filter(|_| live), &limits).await?;
+            tokio::task::spawn_blocking(move || {
+                let _rt = rt.enter();
+                engine.put_blocking(&owned_id, spec, existing, live, stills)
+            })
+            .await
+            .map_err(Error::internal)
+            .and_then(|r| r)
+        }
+        .await;
         if record && result.is_err() {
             let running = self.inner.mixes.lock().unwrap().get(id).cloned();
             match (running, old_spec) {
@@ -364,16 +381,18 @@ impl Engine {
         result
     }
 
+    /// Applies `spec` with the `stills` [`mix::prepare_stills`] rendered for it (against the running spec when
+    /// `live`, else from scratch).
     fn put_blocking(
         &self,
         id: &str,
         spec: MixSpec,
         existing: Option<Arc<Mutex<MixPipeline>>>,
-        max_image_bytes: u64,
+        live: bool,
+        stills: mix::PreparedStills,
     ) -> Result<PutOutcome, Error> {
         let config = &self.inner.config;
         let Some(mix) = existing else {
-            let stills = mix::prepare_stills(&spec, None, max_image_bytes)?;
             let mix = MixPipeline::start(
                 id,
                 &spec,
@@ -390,21 +409,13 @@ impl Engine {
             tracing::info!(mix = %id, "mix created");
             return Ok(PutOutcome::Created);
         };
-        // Pictures are fetched and rendered without holding the mix, so status reads are never held up by them;
-        // the control lock keeps the spec from changing meanwhile.
-        let (live, old_spec) = {
-            let m = mix.lock().unwrap();
-            (m.can_update_live(&spec), m.spec().clone())
-        };
         if live {
-            let stills = mix::prepare_stills(&spec, Some(&old_spec), max_image_bytes)?;
             mix.lock()
                 .unwrap()
                 .update(&spec, stills, config, &self.inner.hub)?;
             tracing::info!(mix = %id, "mix updated live");
             return Ok(PutOutcome::UpdatedLive);
         }
-        let stills = mix::prepare_stills(&spec, None, max_image_bytes)?;
         let mut mix = mix.lock().unwrap();
         match self.rebuild(id, &mut mix, &spec, stills) {
             Ok(()) => {

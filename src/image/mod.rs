@@ -9,6 +9,8 @@
 //! is no oracle for which files exist on the node; the detail is logged.
 
 mod header;
+#[cfg(test)]
+pub(crate) use header::tests as header_tests;
 
 use std::{io::Read, os::unix::fs::OpenOptionsExt, sync::OnceLock, time::Duration};
 
