@@ -236,3 +236,25 @@ fn render(
         ))),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::image::header_tests::{TINY_JPEG, TINY_PNG};
+
+    /// Pictures are decoded from memory (appsrc → decodebin): PNG and JPEG, natural size or scaled.
+    #[test]
+    fn pictures_decode_from_memory() {
+        crate::engine::init().unwrap();
+        assert_eq!(image_size(TINY_PNG).unwrap(), (3, 2));
+        assert_eq!(image_size(TINY_JPEG).unwrap(), (10, 6));
+        for bytes in [TINY_PNG, TINY_JPEG] {
+            let still = image(bytes, 32, 16, 360, true).unwrap();
+            let info = gst_video::VideoInfo::from_caps(&still.caps).unwrap();
+            assert_eq!((info.width(), info.height()), (32, 16));
+            assert!(still.opaque);
+        }
+        let refused = image(b"\x89PNG\r\n\x1a\nnot really", 32, 16, 360, false).err();
+        assert_eq!(refused.map(|e| e.kind), Some(ErrorKind::Unavailable));
+    }
+}
