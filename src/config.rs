@@ -20,7 +20,15 @@ impl Secret {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+
+    /// Whether it is long enough to sign with: [`MIN_SECRET_CHARS`] characters or more.
+    pub fn is_strong(&self) -> bool {
+        self.0.chars().count() >= MIN_SECRET_CHARS
+    }
 }
+
+/// The shortest secret a dialect with an id accepts: an empty or short one would let anyone sign requests.
+pub const MIN_SECRET_CHARS: usize = 16;
 
 impl From<&str> for Secret {
     fn from(s: &str) -> Self {
@@ -107,9 +115,10 @@ pub struct IngestConfig {
     pub retry_initial_ms: u64,
     /// Longest delay between two reconnect attempts.
     pub retry_max_ms: u64,
-    /// Refuse requests whose input or image URLs name (or resolve to) a loopback, private, link-local or
-    /// otherwise non-public address: a multi-tenant node must not pull from its own network on a caller's
-    /// behalf. Off for the self-hosted case, where inputs on the LAN are the norm.
+    /// Refuse requests whose URLs — inputs, images, outputs, relay targets and status callbacks — name (or
+    /// resolve to) a loopback, private, link-local or otherwise non-public address: a multi-tenant node must not
+    /// reach into its own network on a caller's behalf. Off for the self-hosted case, where inputs and targets on
+    /// the LAN are the norm.
     pub forbid_private_sources: bool,
     /// Threads each input's video decoder may use; 0 lets the decoder choose (one per core, frame threading).
     /// One thread costs the least CPU and adds no frame of delay; a single input above 1080p may need more.
@@ -177,6 +186,10 @@ pub struct EngineConfig {
     pub max_outputs: usize,
     /// Largest image accepted for an overlay or background, in bytes.
     pub max_image_bytes: u64,
+    /// Most pixels (width × height, as the PNG / JPEG header claims them) of an overlay, background or uploaded
+    /// picture; checked before anything decodes it (decoded, every pixel costs 4 bytes or more: a small file can
+    /// claim gigabytes).
+    pub max_image_pixels: u64,
     /// Threads each H.264 encoder may use; 0 lets x264 choose (sliced threads, about 1.5 per core). One
     /// thread costs the least CPU per mix (x264 veryfast at 720p: about a fifth less) and so fits the most mixes
     /// on a node; more threads only shorten one frame's encoding on an otherwise idle machine.
@@ -192,6 +205,7 @@ impl Default for EngineConfig {
             max_overlays: 8,
             max_outputs: 8,
             max_image_bytes: 4 * 1024 * 1024,
+            max_image_pixels: 4096 * 4096,
             encoder_threads: 1,
         }
     }
@@ -219,7 +233,7 @@ pub fn mixes_for_cores(cores: usize) -> usize {
 pub struct ZegoConfig {
     /// The AppId requests must carry; 0 turns the dialect off (every request is refused with 100000001).
     pub app_id: u64,
-    /// The ServerSecret signatures are made with. Never logged.
+    /// The ServerSecret signatures are made with, at least 16 characters when `app_id` is set. Never logged.
     pub server_secret: Secret,
     /// How far a request's Timestamp may be from the server's clock, in seconds; nonces are remembered as long.
     pub timestamp_window_s: u64,
@@ -265,7 +279,7 @@ impl Default for ZegoConfig {
 pub struct TencentApp {
     /// The live APPID requests name in `appid` (or `cmd`).
     pub appid: u64,
-    /// The API key `sign = MD5(key + t)` is made with. Never logged.
+    /// The API key `sign = MD5(key + t)` is made with, at least 16 characters. Never logged.
     pub key: Secret,
 }
 
@@ -274,7 +288,7 @@ pub struct TencentApp {
 pub struct TencentConfig {
     /// The APPID of the legacy CGI; 0 (with no `apps`) turns the CGI off.
     pub appid: u64,
-    /// Its API key. Never logged.
+    /// Its API key, at least 16 characters when `appid` is set. Never logged.
     pub key: Secret,
     /// Further applications, each with its own key.
     pub apps: Vec<TencentApp>,
@@ -289,6 +303,10 @@ pub struct TencentConfig {
     /// Legacy CGI requests per second accepted per APPID (Tencent's limit is 200/s; above it: -10031); 0: no
     /// limit.
     pub max_requests_per_s: u32,
+    /// How far ahead of the server's clock a CGI request's expiry `t` may be, in seconds (Tencent's
+    /// documentation signs with now + 60 s); a later one is refused as expired (-40002), so a leaked signed URL
+    /// is not good for long.
+    pub max_expiry_ahead_s: u64,
 }
 
 impl Default for TencentConfig {
@@ -301,6 +319,7 @@ impl Default for TencentConfig {
             input_check_ms: 5_000,
             automix: true,
             max_requests_per_s: 200,
+            max_expiry_ahead_s: 600,
         }
     }
 }
@@ -326,7 +345,7 @@ impl TencentConfig {
 pub struct TencentCloudConfig {
     /// The SecretId API 3.0 requests are signed with; empty turns API 3.0 off.
     pub secret_id: String,
-    /// Its SecretKey. Never logged.
+    /// Its SecretKey, at least 16 characters when `secret_id` is set. Never logged.
     pub secret_key: Secret,
     /// API 3.0 requests (live and CME) per second accepted per SecretId (Tencent's limit is 200/s; above it:
     /// `RequestLimitExceeded`); 0: no limit.
@@ -346,8 +365,9 @@ impl Default for TencentCloudConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreConfig {
-    /// SQLite file holding every accepted mix and relay project (created with its directory if missing);
-    /// relative paths are relative to the working directory. Empty: records live in memory only, and a restart
+    /// SQLite file holding every accepted mix and relay project (created if missing; its directory must exist,
+    /// or the start is refused). A relative path is relative to the configuration file's folder (the embedded
+    /// default configuration's: to the working directory). Empty: records live in memory only, and a restart
     /// starts with no tasks.
     pub path: String,
 }
@@ -403,6 +423,34 @@ pub enum ConfigError {
 }
 
 impl Config {
+    /// A dialect with an id (ZEGO AppId, CGI APPID, API 3.0 SecretId) needs a secret of at least
+    /// [`MIN_SECRET_CHARS`] characters: an empty one would make every request signed with "" valid.
+    fn validate_secrets(&self) -> Result<(), ConfigError> {
+        let weak = |key: &str, when: &str| {
+            Err(ConfigError::Invalid(format!(
+                "{key} must be set (at least {MIN_SECRET_CHARS} characters) when {when}; set both or neither"
+            )))
+        };
+        if self.zego.app_id != 0 && !self.zego.server_secret.is_strong() {
+            return weak("zego.server_secret", "zego.app_id is set");
+        }
+        if self.tencent.appid != 0 && !self.tencent.key.is_strong() {
+            return weak("tencent.key", "tencent.appid is set");
+        }
+        for (i, app) in self.tencent.apps.iter().enumerate() {
+            if !app.key.is_strong() {
+                return weak(
+                    &format!("tencent.apps[{i}].key"),
+                    &format!("tencent.apps[{i}].appid is set"),
+                );
+            }
+        }
+        if !self.tencentcloud.secret_id.is_empty() && !self.tencentcloud.secret_key.is_strong() {
+            return weak("tencentcloud.secret_key", "tencentcloud.secret_id is set");
+        }
+        Ok(())
+    }
+
     /// Parses and validates a configuration from TOML text.
     pub fn from_toml(text: &str, origin: &str) -> Result<Self, ConfigError> {
         let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
@@ -413,13 +461,26 @@ impl Config {
         Ok(config)
     }
 
-    /// Loads a configuration file.
+    /// Loads a configuration file. A relative `store.path` in it is relative to the file's folder (made
+    /// absolute here), so the state does not move with the working directory the node is started from.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.display().to_string(),
             source,
         })?;
-        Self::from_toml(&text, &path.display().to_string())
+        let mut config = Self::from_toml(&text, &path.display().to_string())?;
+        let store = Path::new(&config.store.path);
+        if !config.store.path.is_empty() && store.is_relative() {
+            let folder = path
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            let resolved = std::path::absolute(folder.join(store)).map_err(|e| {
+                ConfigError::Invalid(format!("store.path {store:?} cannot be resolved: {e}"))
+            })?;
+            config.store.path = resolved.display().to_string();
+        }
+        Ok(config)
     }
 
     /// Checks what TOML types cannot: templates, ranges.
@@ -449,11 +510,22 @@ impl Config {
                 "retry_initial_ms must be greater than 0".into(),
             ));
         }
+        if self.engine.max_image_pixels == 0 {
+            return Err(ConfigError::Invalid(
+                "engine.max_image_pixels must be greater than 0".into(),
+            ));
+        }
+        if self.tencent.max_expiry_ahead_s == 0 {
+            return Err(ConfigError::Invalid(
+                "tencent.max_expiry_ahead_s must be greater than 0".into(),
+            ));
+        }
         if self.callbacks.timeout_ms == 0 {
             return Err(ConfigError::Invalid(
                 "callbacks.timeout_ms must be greater than 0".into(),
             ));
         }
+        self.validate_secrets()?;
         Ok(())
     }
 }
@@ -510,6 +582,66 @@ mod tests {
         let d = Config::default();
         let cores = std::thread::available_parallelism().unwrap().get();
         assert_eq!(d.engine.max_mixes(), mixes_for_cores(cores));
+    }
+
+    /// An id with an empty or short secret would let anyone sign requests: the start is refused, naming the key.
+    #[test]
+    fn an_id_without_a_strong_secret_is_refused() {
+        for (toml, key) in [
+            ("[zego]\napp_id = 1\nserver_secret = \"\"\n", "zego.server_secret"),
+            ("[zego]\napp_id = 1\nserver_secret = \"short\"\n", "zego.server_secret"),
+            ("[tencent]\nappid = 1\nkey = \"\"\n", "tencent.key"),
+            (
+                "[[tencent.apps]]\nappid = 7\nkey = \"0123456789abcdef\"\n[[tencent.apps]]\nappid = 8\nkey = \"k8\"\n",
+                "tencent.apps[1].key",
+            ),
+            (
+                "[tencentcloud]\nsecret_id = \"AKID\"\nsecret_key = \"\"\n",
+                "tencentcloud.secret_key",
+            ),
+        ] {
+            let err = Config::from_toml(toml, "t").unwrap_err().to_string();
+            assert!(err.contains(key) && err.contains("16"), "{toml}: {err}");
+        }
+        let strong = "0123456789abcdef";
+        Config::from_toml(
+            &format!(
+                "[zego]\napp_id = 1\nserver_secret = \"{strong}\"\n[tencent]\nappid = 2\nkey = \"{strong}\"\n\
+                 [tencentcloud]\nsecret_id = \"AKID\"\nsecret_key = \"{strong}\"\n"
+            ),
+            "t",
+        )
+        .unwrap();
+        // Without ids the dialects are off and their secrets may stay empty (the shipped example).
+        Config::from_toml("[zego]\nserver_secret = \"\"\n", "t").unwrap();
+    }
+
+    /// A relative `store.path` in a file is relative to that file's folder (the embedded default's stays
+    /// relative to the working directory); an absolute or empty one is kept.
+    #[test]
+    fn a_relative_store_path_is_the_config_files_folders() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("tessera.toml");
+        let load = |path: &str| {
+            std::fs::write(&file, format!("[store]\npath = \"{path}\"\n")).unwrap();
+            Config::load(&file).unwrap().store.path
+        };
+        let folder = std::path::absolute(dir.path()).unwrap();
+        assert_eq!(
+            load("state.db"),
+            folder.join("state.db").display().to_string()
+        );
+        assert_eq!(
+            load("sub/state.db"),
+            folder.join("sub/state.db").display().to_string()
+        );
+        assert_eq!(
+            load("/var/lib/tessera/state.db"),
+            "/var/lib/tessera/state.db"
+        );
+        assert_eq!(load(""), "");
+        let embedded = Config::from_toml("", "embedded").unwrap();
+        assert_eq!(embedded.store.path, "tessera-state.db");
     }
 
     #[test]

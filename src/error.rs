@@ -15,6 +15,8 @@ pub enum ErrorKind {
     Conflict,
     /// A referenced resource (image, …) could not be fetched or decoded.
     Unavailable,
+    /// A referenced resource is larger than this node takes: an image's bytes, or the pixels its header claims.
+    TooLarge,
     /// Something broke inside Tessera; details are logged, not returned.
     Internal,
 }

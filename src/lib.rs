@@ -18,6 +18,8 @@
 //! - [`clock`]: wall-clock seconds as the wire formats carry them.
 //! - [`netpolicy`]: which addresses a caller may make the node pull from (`ingest.forbid_private_sources`).
 //! - [`pictures`]: pictures requests name by id (configured or uploaded), resolved to a location and size.
+//! - [`image`]: PNG / JPEG bytes from a file or URL, loaded under limits (bytes, header pixels, deadline) before
+//!   anything decodes them.
 //! - [`server`]: wires config, engine and router together; takes its listener and shutdown future as arguments
 //!   so tests bind port 0.
 //! - [`error`]: core errors, which carry a kind; only the HTTP layer maps kinds to status codes.
@@ -30,6 +32,7 @@ pub mod engine;
 pub mod error;
 pub mod events;
 pub mod flv;
+pub mod image;
 pub mod media;
 pub mod model;
 pub mod netpolicy;

@@ -31,6 +31,8 @@ fn main() -> std::process::ExitCode {
         )
         // stdout is for what a command prints (`default-config`); logs go to stderr, as the README says.
         .with_writer(std::io::stderr)
+        // Colour only on a terminal: a log file or journal would keep the escape codes.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = Cli::parse();
     match cli.command {

@@ -1,7 +1,8 @@
-//! Which addresses a caller may make this node pull from (`ingest.forbid_private_sources`). A multi-tenant node
-//! must not become a proxy into its own network: with the option on, input and image URLs a request gives must
-//! name, and resolve to, public addresses only. Stream ids are not checked: they resolve through the operator's
-//! own `ingest.pull_url`, and neither are operator-configured pictures or presets.
+//! Which addresses a caller may make this node reach (`ingest.forbid_private_sources`). A multi-tenant node
+//! must not become a proxy into its own network: with the option on, every URL a request gives — inputs and
+//! images it pulls, outputs it publishes to, callbacks it posts to — must name, and resolve to, public addresses
+//! only. Stream ids are not checked: they resolve through the operator's own `ingest.pull_url` /
+//! `egress.push_url`, and neither are operator-configured pictures or presets.
 //!
 //! The check happens at request time. A host name that resolves differently later (DNS rebinding) or an HTTP
 //! redirect is not followed here; see the README's known limits.
@@ -11,7 +12,7 @@ use std::{
     time::Duration,
 };
 
-use crate::model::{MixSpec, Source, Violation};
+use crate::model::{MixSpec, Source, Target, Violation};
 
 /// A resolver that does not answer in this time fails the request rather than holding it.
 const RESOLVE_TIMEOUT: Duration = Duration::from_secs(3);
@@ -139,8 +140,8 @@ pub async fn check_urls(urls: Vec<(String, String)>) -> Result<(), Vec<Violation
     }
 }
 
-/// The URLs of a mix spec that a caller chose: inputs given by URL, and http(s) images.
-pub fn mix_urls(spec: &MixSpec) -> Vec<(String, String)> {
+/// The URLs of a mix spec that a caller chose: inputs given by URL, http(s) images and outputs given by URL.
+pub fn caller_urls(spec: &MixSpec) -> Vec<(String, String)> {
     let mut urls = Vec::new();
     for (i, input) in spec.inputs.iter().enumerate() {
         if let Source::Url(u) = &input.source {
@@ -159,6 +160,11 @@ pub fn mix_urls(spec: &MixSpec) -> Vec<(String, String)> {
     for (i, o) in spec.overlays.iter().enumerate() {
         if is_http(&o.image) {
             urls.push((format!("overlays[{i}].image"), o.image.clone()));
+        }
+    }
+    for (i, o) in spec.outputs.iter().enumerate() {
+        if let Target::Url(u) = &o.target {
+            urls.push((format!("outputs[{i}].target.url"), u.clone()));
         }
     }
     urls
@@ -246,7 +252,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn mix_urls_are_the_callers_only() {
+    async fn caller_urls_are_the_callers_only() {
         let mut spec: MixSpec = serde_json::from_value(serde_json::json!({
             "canvas": {"background_image": "http://10.0.0.1/bg.png"},
             "inputs": [
@@ -261,7 +267,7 @@ mod tests {
             "outputs": [{"target": {"url": "rtmp://127.0.0.1/mix/o"}}]
         }))
         .unwrap();
-        let fields: Vec<String> = check_urls(mix_urls(&spec))
+        let fields: Vec<String> = check_urls(caller_urls(&spec))
             .await
             .unwrap_err()
             .into_iter()
@@ -272,12 +278,14 @@ mod tests {
             [
                 "inputs[1].source.url",
                 "canvas.background_image",
-                "overlays[1].image"
+                "overlays[1].image",
+                "outputs[0].target.url"
             ]
         );
         spec.canvas.background_image = None;
         spec.inputs.remove(1);
         spec.overlays.remove(1);
-        assert_eq!(check_urls(mix_urls(&spec)).await, Ok(()));
+        spec.outputs[0].target = Target::StreamId("o".into());
+        assert_eq!(check_urls(caller_urls(&spec)).await, Ok(()));
     }
 }

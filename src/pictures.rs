@@ -11,7 +11,10 @@ use std::{
 
 use serde::Serialize;
 
-use crate::error::{Error, ErrorKind};
+use crate::{
+    error::{Error, ErrorKind},
+    image::{ImageLimits, Refused},
+};
 
 /// Where a picture is (file path or URL) and its natural size.
 pub type Resolved = (String, (u32, u32));
@@ -41,23 +44,12 @@ pub struct Pictures {
     entries: Mutex<HashMap<String, Entry>>,
     /// Where uploads are written; created on first upload, removed on drop.
     dir: Mutex<Option<PathBuf>>,
-    /// Largest picture accepted, in bytes (`engine.max_image_bytes`).
-    max_bytes: u64,
-}
-
-/// Which image format the bytes are, by their signature.
-fn sniff(bytes: &[u8]) -> Option<&'static str> {
-    if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
-        Some("png")
-    } else if bytes.starts_with(&[0xff, 0xd8, 0xff]) {
-        Some("jpg")
-    } else {
-        None
-    }
+    /// Largest picture accepted, in bytes and pixels (`engine.max_image_bytes`, `engine.max_image_pixels`).
+    limits: ImageLimits,
 }
 
 impl Pictures {
-    pub fn new(configured: &BTreeMap<String, String>, max_bytes: u64) -> Self {
+    pub fn new(configured: &BTreeMap<String, String>, limits: ImageLimits) -> Self {
         let entries = configured
             .iter()
             .map(|(id, location)| {
@@ -74,15 +66,17 @@ impl Pictures {
         Self {
             entries: Mutex::new(entries),
             dir: Mutex::new(None),
-            max_bytes,
+            limits,
         }
     }
 
     pub fn max_bytes(&self) -> u64 {
-        self.max_bytes
+        self.limits.max_bytes
     }
 
-    /// Stores an uploaded PNG or JPEG under `id` (replacing an earlier upload). Blocking: decodes the picture.
+    /// Stores an uploaded PNG or JPEG under `id` (replacing an earlier upload). Its header is checked first (a
+    /// picture claiming more than `engine.max_image_pixels` is refused undecoded); then it is decoded once, to
+    /// know it can be. Blocking.
     pub fn put(&self, id: &str, bytes: &[u8]) -> Result<PictureInfo, Error> {
         if let Some(e) = self.entries.lock().unwrap().get(id) {
             if e.origin == "config" {
@@ -94,29 +88,35 @@ impl Pictures {
                 ));
             }
         }
-        if bytes.len() as u64 > self.max_bytes {
+        let not_a_picture =
+            || Error::new(ErrorKind::Invalid, "the picture must be a PNG or a JPEG");
+        let ext = crate::image::sniff(bytes).ok_or_else(not_a_picture)?;
+        if bytes.len() as u64 > self.limits.max_bytes {
             return Err(Error::new(
-                ErrorKind::Invalid,
-                format!("the picture is larger than {} bytes", self.max_bytes),
+                ErrorKind::TooLarge,
+                format!("the picture is larger than {} bytes", self.limits.max_bytes),
             ));
         }
-        let ext = sniff(bytes)
-            .ok_or_else(|| Error::new(ErrorKind::Invalid, "the picture must be a PNG or a JPEG"))?;
+        match crate::image::size_within(bytes, self.limits.max_pixels) {
+            Ok(_) => {}
+            Err(Refused::NotAPicture) => return Err(not_a_picture()),
+            Err(Refused::TooManyPixels { width, height }) => {
+                return Err(Error::new(
+                    ErrorKind::TooLarge,
+                    format!(
+                        "the picture {}",
+                        crate::image::too_many_pixels(width, height, self.limits.max_pixels)
+                    ),
+                ))
+            }
+        }
+        let size = crate::engine::image_size(bytes)
+            .map_err(|_| Error::new(ErrorKind::Invalid, "the picture cannot be decoded"))?;
         let dir = self.dir()?;
         // A fresh name per upload: a mix still rendering the old file is not disturbed.
         let path = dir.join(format!("{id}-{:016x}.{ext}", fastrand::u64(..)));
         std::fs::write(&path, bytes).map_err(Error::internal)?;
         let location = path.display().to_string();
-        let size = match crate::engine::image_size(&location, self.max_bytes) {
-            Ok(size) => size,
-            Err(_) => {
-                let _ = std::fs::remove_file(&path);
-                return Err(Error::new(
-                    ErrorKind::Invalid,
-                    "the picture cannot be decoded",
-                ));
-            }
-        };
         let old = self.entries.lock().unwrap().insert(
             id.to_string(),
             Entry {
@@ -165,23 +165,28 @@ impl Pictures {
         self.entries.lock().unwrap().get(id).map(|e| info(id, e))
     }
 
-    /// The location and natural size of picture `id`; `None` when no such picture exists. Blocking: a configured
-    /// picture is decoded on first use. `Err` when it exists but cannot be read or decoded.
-    pub fn resolve(&self, id: &str) -> Option<Result<Resolved, Error>> {
+    /// The location and natural size of picture `id`; `None` when no such picture exists. A configured picture
+    /// is loaded on first use ([`crate::image::load`], under the node's limits) and its size read from its
+    /// header. `Err` when it exists but cannot be read, or is too large.
+    pub async fn resolve(&self, id: &str) -> Option<Result<Resolved, Error>> {
         let entry = self.entries.lock().unwrap().get(id).cloned()?;
         if let Some(size) = entry.size {
             return Some(Ok((entry.location, size)));
         }
-        Some(
-            crate::engine::image_size(&entry.location, self.max_bytes).map(|size| {
-                if let Some(e) = self.entries.lock().unwrap().get_mut(id) {
-                    if e.location == entry.location {
-                        e.size = Some(size);
-                    }
+        let size = match crate::image::load(&entry.location, &self.limits).await {
+            // `load` checked the header.
+            Ok(bytes) => crate::image::dimensions(&bytes)
+                .ok_or_else(|| Error::internal("a loaded picture without a size")),
+            Err(e) => Err(e),
+        };
+        Some(size.map(|size| {
+            if let Some(e) = self.entries.lock().unwrap().get_mut(id) {
+                if e.location == entry.location {
+                    e.size = Some(size);
                 }
-                (entry.location, size)
-            }),
-        )
+            }
+            (entry.location, size)
+        }))
     }
 
     fn dir(&self) -> Result<PathBuf, Error> {
@@ -221,33 +226,59 @@ impl Drop for Pictures {
 mod tests {
     use super::*;
 
-    #[test]
-    fn sniffs_png_and_jpeg_only() {
-        assert_eq!(sniff(b"\x89PNG\r\n\x1a\n...."), Some("png"));
-        assert_eq!(sniff(&[0xff, 0xd8, 0xff, 0xe0]), Some("jpg"));
-        assert_eq!(sniff(b"GIF89a"), None);
+    fn limits(max_bytes: u64) -> ImageLimits {
+        ImageLimits {
+            max_bytes,
+            max_pixels: 4096 * 4096,
+            timeout: std::time::Duration::from_secs(5),
+        }
     }
 
-    #[test]
-    fn configured_pictures_are_listed_and_read_only() {
+    #[tokio::test]
+    async fn configured_pictures_are_listed_and_read_only() {
         let mut c = BTreeMap::new();
         c.insert("7".to_string(), "/nonexistent/logo.png".to_string());
-        let p = Pictures::new(&c, 1024);
+        let p = Pictures::new(&c, limits(1024));
         assert_eq!(p.list().len(), 1);
         assert_eq!(p.remove("7").unwrap_err().kind, ErrorKind::Conflict);
         assert_eq!(
             p.put("7", b"\x89PNG\r\n\x1a\n").unwrap_err().kind,
             ErrorKind::Conflict
         );
-        assert!(p.resolve("8").is_none());
-        assert!(p.resolve("7").unwrap().is_err());
+        assert!(p.resolve("8").await.is_none());
+        assert!(p.resolve("7").await.unwrap().is_err());
     }
 
     #[test]
     fn refuses_what_is_not_a_picture_or_too_large() {
-        let p = Pictures::new(&BTreeMap::new(), 16);
+        let p = Pictures::new(&BTreeMap::new(), limits(16));
         assert_eq!(p.put("a", b"hello").unwrap_err().kind, ErrorKind::Invalid);
         assert_eq!(p.put("a", &[0u8; 17]).unwrap_err().kind, ErrorKind::Invalid);
+        let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+        png.resize(17, 0);
+        assert_eq!(p.put("a", &png).unwrap_err().kind, ErrorKind::TooLarge);
         assert!(p.list().is_empty());
+    }
+
+    /// A picture whose header claims more than `max_pixels` is refused before it is decoded, uploaded or
+    /// configured.
+    #[tokio::test]
+    async fn bombs_are_refused_from_their_header() {
+        crate::engine::init().unwrap();
+        let bomb = crate::image::header_tests::png_claiming(20_000, 20_000);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bomb.png");
+        std::fs::write(&path, &bomb).unwrap();
+        let mut c = BTreeMap::new();
+        c.insert("9".to_string(), path.display().to_string());
+        let p = Pictures::new(&c, limits(1 << 20));
+        let e = p.put("b", &bomb).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::TooLarge);
+        assert!(e.message.contains("20000×20000"), "{}", e.message);
+        let e = p.resolve("9").await.unwrap().unwrap_err();
+        assert_eq!(e.kind, ErrorKind::TooLarge);
+        let info = p.put("ok", crate::image::header_tests::TINY_PNG).unwrap();
+        assert_eq!((info.width, info.height), (Some(3), Some(2)));
+        assert_eq!(p.resolve("ok").await.unwrap().unwrap().1, (3, 2));
     }
 }

@@ -30,12 +30,6 @@ pub async fn build(config: Config) -> std::io::Result<api::AppState> {
         .await
         .map_err(std::io::Error::other)?
         .map_err(std::io::Error::other)?;
-    match config.store.path.as_str() {
-        "" => tracing::info!(
-            "state store: memory only (store.path is empty): tasks do not survive a restart"
-        ),
-        path => tracing::info!(path, "state store"),
-    }
     let callbacks =
         crate::relay::callback_client(&config.callbacks).map_err(std::io::Error::other)?;
     Ok(api::AppState::new(config, NodeParts::new(store), callbacks))

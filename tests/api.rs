@@ -308,3 +308,192 @@ async fn relays_are_validated_created_and_removed_in_the_native_shape() {
     let (status, _) = call(&app, "POST", "/v1/relays/r1/start", None, vec![]).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
+
+/// Logs written to a pipe or a file carry no ANSI colour codes (colour only on a terminal).
+#[test]
+fn logs_to_a_pipe_carry_no_colour_codes() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("tessera.toml");
+    std::fs::write(
+        &config,
+        "[server]\nlisten = \"127.0.0.1:0\"\n[store]\npath = \"\"\n",
+    )
+    .unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .arg("serve")
+        .arg("--config")
+        .arg(&config)
+        .env("RUST_LOG", "info")
+        .env_remove("NO_COLOR")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines() {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut seen = String::new();
+    while !seen.contains("tessera ready") {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(Ok(line)) => {
+                seen.push_str(&line);
+                seen.push('\n');
+            }
+            _ => break,
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(seen.contains("tessera ready"), "{seen}");
+    assert!(!seen.contains('\u{1b}'), "{seen:?}");
+}
+
+/// A PNG whose header claims `width`×`height` (1-bit grey) with a few bytes of picture data: what a decompression
+/// bomb looks like to a header reader.
+fn png_claiming(width: u32, height: u32) -> Vec<u8> {
+    fn crc32(data: &[u8]) -> u32 {
+        let mut c = 0xffff_ffffu32;
+        for &b in data {
+            c ^= u32::from(b);
+            for _ in 0..8 {
+                c = if c & 1 != 0 {
+                    0xedb8_8320 ^ (c >> 1)
+                } else {
+                    c >> 1
+                };
+            }
+        }
+        !c
+    }
+    fn chunk(png: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
+        png.extend((data.len() as u32).to_be_bytes());
+        let mut body = kind.to_vec();
+        body.extend(data);
+        png.extend(&body);
+        png.extend(crc32(&body).to_be_bytes());
+    }
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    let mut ihdr = width.to_be_bytes().to_vec();
+    ihdr.extend(height.to_be_bytes());
+    ihdr.extend([1, 0, 0, 0, 0]);
+    chunk(&mut png, b"IHDR", &ihdr);
+    // A zlib stream holding 4 zero bytes (one stored block).
+    let idat = [
+        0x78, 0x01, 0x01, 0x04, 0x00, 0xfb, 0xff, 0, 0, 0, 0, 0x00, 0x04, 0x00, 0x01,
+    ];
+    chunk(&mut png, b"IDAT", &idat);
+    chunk(&mut png, b"IEND", &[]);
+    png
+}
+
+/// A picture upload whose header claims more pixels than `engine.max_image_pixels` is refused from the header,
+/// at once, with its own code: it is never decoded (a 20000×20000 picture would take gigabytes).
+#[tokio::test]
+async fn an_image_bomb_upload_is_refused_from_its_header() {
+    let (app, _engine) = app();
+    let began = std::time::Instant::now();
+    let (status, body) = call(
+        &app,
+        "PUT",
+        "/v1/pictures/bomb",
+        Some("image/png"),
+        png_claiming(20_000, 20_000),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::PAYLOAD_TOO_LARGE, Some("image_too_large")),
+        "{body}"
+    );
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("20000×20000") && message.contains("16777216"),
+        "{message}"
+    );
+    assert!(
+        began.elapsed() < std::time::Duration::from_secs(1),
+        "{:?}",
+        began.elapsed()
+    );
+    let (status, _) = call(&app, "GET", "/v1/pictures/bomb", None, vec![]).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+/// A mix whose overlay names `path`: its answer, or `None` when there is none within 5 s.
+async fn overlay_answer(app: &Router, path: &std::path::Path) -> Option<(StatusCode, Value)> {
+    let mut spec = valid_spec();
+    spec["overlays"] = json!([{"id": "logo", "image": path.to_str().unwrap(),
+                               "rect": {"x": 0, "y": 0, "width": 64, "height": 64}}]);
+    tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        put_json(app, "overlay", &spec),
+    )
+    .await
+    .ok()
+}
+
+/// An overlay path that is a FIFO is refused at once without being opened (opening a FIFO blocks until a writer
+/// comes), with the message any unreadable path gets.
+#[tokio::test]
+async fn a_fifo_overlay_is_refused_promptly() {
+    let (app, engine) = app();
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("logo.png");
+    assert!(std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let answer = overlay_answer(&app, &fifo).await;
+    if answer.is_none() {
+        // A reader stuck opening the FIFO (the old behaviour) is let go, so the test fails instead of hanging.
+        let f = fifo.clone();
+        std::thread::spawn(move || drop(std::fs::OpenOptions::new().write(true).open(f)));
+    }
+    let (status, body) = answer.expect("an answer within 5 s");
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("resource_unavailable")
+        ),
+        "{body}"
+    );
+    assert_eq!(
+        body["error"]["message"],
+        format!("image {:?} cannot be read", fifo.to_str().unwrap())
+    );
+    assert!(engine.list().is_empty());
+}
+
+/// A path that does not exist, one in a missing folder and one that is not a regular file (a folder) all get
+/// the same answer: the API is no oracle for which files exist on the node.
+#[tokio::test]
+async fn unreadable_overlay_paths_all_read_the_same() {
+    let (app, engine) = app();
+    let dir = tempfile::tempdir().unwrap();
+    for path in [
+        dir.path().join("nope.png"),
+        dir.path().join("missing/logo.png"),
+        dir.path().to_path_buf(),
+    ] {
+        let (status, body) = overlay_answer(&app, &path).await.expect("an answer");
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert_eq!(
+            body["error"]["message"],
+            format!("image {:?} cannot be read", path.to_str().unwrap()),
+            "{}",
+            path.display()
+        );
+    }
+    assert!(engine.list().is_empty());
+}

@@ -403,3 +403,230 @@ async fn the_native_limit_is_per_client_address() {
     stop.send(()).unwrap();
     server.await.unwrap().unwrap();
 }
+
+/// `ingest.forbid_private_sources` covers every address a caller gives the node, not only what it pulls: mix
+/// output URLs, relay outputs and status callbacks, ZEGO `MixOutput.StreamUrl`, CME `PushUrl`s.
+#[tokio::test]
+async fn private_outputs_and_callbacks_are_refused_when_forbidden() {
+    let (app, engine) = app(|c| c.ingest.forbid_private_sources = true);
+    let mut spec = native_spec(1);
+    spec["outputs"] = json!([{"target": {"url": "rtmp://127.0.0.1/mix/o"}}]);
+    let a = native(&app, "PUT", "/v1/mixes/p", &spec).await;
+    assert_eq!(assert_native_envelope(&a, "native output"), "invalid_spec");
+    assert_eq!(detail_fields(&a), ["outputs[0].target.url"]);
+
+    let relay = json!({"main": {"push": "studio"},
+                       "outputs": [{"id": "a", "url": "rtmp://10.0.0.1/app/key"}],
+                       "callback_url": "http://169.254.169.254/hook"});
+    let a = native(&app, "PUT", "/v1/relays/p", &relay).await;
+    assert_eq!(assert_native_envelope(&a, "relay"), "invalid_spec");
+    assert_eq!(detail_fields(&a), ["outputs[0].url", "callback_url"]);
+
+    let mut body = zego_start("priv-out");
+    body["MixOutput"][0]["StreamUrl"] = "rtmp://192.168.0.9/live/o".into();
+    let a = zego(&app, "StartMix", &body).await;
+    assert_eq!(assert_zego_envelope(&a, "zego output"), 110200002);
+    assert!(
+        a.json["Message"]
+            .as_str()
+            .unwrap()
+            .contains("MixOutput[0].StreamUrl"),
+        "{}",
+        a.json
+    );
+
+    let a = cme(
+        &app,
+        "CreateProject",
+        &cme_create("rtmp://8.8.8.8/live/x", "rtmp://[::1]/mix/y"),
+    )
+    .await;
+    assert_eq!(
+        assert_tc3_envelope(&a, "cme output"),
+        "InvalidParameterValue.StreamConnectOutputInvalid"
+    );
+    // Public addresses (IP literals, no lookup needed) still pass to the next check.
+    let relay = json!({"main": {"push": "studio"},
+                       "outputs": [{"id": "a", "url": "rtmp://8.8.8.8/app/key"}],
+                       "callback_url": "http://8.8.4.4/hook"});
+    let a = native(&app, "PUT", "/v1/relays/p", &relay).await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.json);
+    assert!(engine.list().is_empty());
+}
+
+/// CME `DescribeProjects` refuses a negative `Offset` or `Limit` instead of reading it as 0.
+#[tokio::test]
+async fn cme_describe_refuses_negative_paging() {
+    let (app, _) = app(|_| {});
+    for body in [
+        json!({"Platform": "tessera", "Offset": -1}),
+        json!({"Platform": "tessera", "Limit": -5}),
+    ] {
+        let a = cme(&app, "DescribeProjects", &body).await;
+        assert_eq!(
+            assert_tc3_envelope(&a, &body.to_string()),
+            "InvalidParameterValue",
+            "{}",
+            a.json
+        );
+    }
+    let a = cme(&app, "DescribeProjects", &json!({"Platform": "tessera"})).await;
+    assert_eq!(assert_tc3_envelope(&a, "paging by default"), "");
+}
+
+/// A line break (or any control character) in a URL would split log lines and name streams with it: every
+/// URL and file path a caller gives is refused with the dialect's parameter error.
+#[tokio::test]
+async fn control_characters_in_urls_are_refused() {
+    let (app, engine) = app(|_| {});
+    let mut spec = native_spec(1);
+    spec["outputs"] = json!([{"target": {"url": "rtmp://8.8.8.8/mix/o\nforged log line"}}]);
+    spec["inputs"][0]["source"] = json!({"url": "rtmp://8.8.8.8/live/a\tb"});
+    spec["overlays"] = json!([{"id": "o", "image": "/srv/logo\r.png", "rect": {"x": 0, "y": 0, "width": 10, "height": 10}}]);
+    let a = native(&app, "PUT", "/v1/mixes/ctl", &spec).await;
+    assert_eq!(assert_native_envelope(&a, "native"), "invalid_spec");
+    assert_eq!(
+        detail_fields(&a),
+        [
+            "inputs[0].source.url",
+            "overlays[0].image",
+            "outputs[0].target.url"
+        ]
+    );
+
+    let relay = json!({"main": {"url": "rtmp://8.8.8.8/live/a\u{7f}"},
+                       "outputs": [{"id": "a", "url": "rtmp://8.8.8.8/app/k\ney"}],
+                       "callback_url": "http://8.8.4.4/ho\nok"});
+    let a = native(&app, "PUT", "/v1/relays/ctl", &relay).await;
+    assert_eq!(assert_native_envelope(&a, "relay"), "invalid_spec");
+    assert_eq!(
+        detail_fields(&a),
+        ["main.url", "outputs[0].url", "callback_url"]
+    );
+
+    let mut body = zego_start("ctl");
+    body["MixOutput"][0]["StreamUrl"] = "rtmp://8.8.8.8/live/o\n".into();
+    let a = zego(&app, "StartMix", &body).await;
+    assert_eq!(assert_zego_envelope(&a, "zego output url"), 110200002);
+    for field in ["UserId", "RoomId"] {
+        let mut body = zego_start("ctl");
+        body[field] = "a\nb".into();
+        let a = zego(&app, "StartMix", &body).await;
+        assert_eq!(assert_zego_envelope(&a, field), 110200002);
+    }
+
+    let a = cme(
+        &app,
+        "CreateProject",
+        &cme_create("rtmp://8.8.8.8/live/x", "rtmp://8.8.8.8/mix/y\n"),
+    )
+    .await;
+    assert_eq!(
+        assert_tc3_envelope(&a, "cme output"),
+        "InvalidParameterValue.StreamConnectOutputInvalid"
+    );
+    assert!(engine.list().is_empty());
+}
+
+/// A method a native route does not take is answered 405 with the native JSON error, not an empty body.
+#[tokio::test]
+async fn method_not_allowed_is_a_native_json_error() {
+    let (app, _) = app(|_| {});
+    for (method, uri) in [
+        ("POST", "/v1/mixes/m"),
+        ("PATCH", "/v1/mixes"),
+        ("POST", "/v1/relays/r"),
+        ("POST", "/v1/pictures/p"),
+        ("DELETE", "/healthz"),
+    ] {
+        let a = native(&app, method, uri, &serde_json::Value::Null).await;
+        assert_eq!(a.status, StatusCode::METHOD_NOT_ALLOWED, "{method} {uri}");
+        assert_eq!(
+            assert_native_envelope(&a, &format!("{method} {uri}")),
+            "method_not_allowed"
+        );
+        assert!(a.headers.contains_key("allow"), "{method} {uri}");
+    }
+}
+
+/// ZEGO's parameter errors name ZEGO's fields (`MixInput[0].StreamId`), never the native model's paths.
+#[tokio::test]
+async fn zego_parameter_errors_name_zego_fields() {
+    let (app, _) = app(|_| {});
+    let mut body = zego_start("names");
+    body["MixInput"][0]["StreamId"] = "s".repeat(129).into();
+    let a = zego(&app, "StartMix", &body).await;
+    assert_eq!(assert_zego_envelope(&a, "stream id"), 110200002);
+    let message = a.json["Message"].as_str().unwrap();
+    assert!(message.contains("MixInput[0].StreamId"), "{message}");
+    assert!(!message.contains("inputs["), "{message}");
+
+    let mut body = zego_start("names");
+    body["MixOutput"][0]["StreamUrl"] = format!("rtmp://h/{}", "a".repeat(2048)).into();
+    body["MixInput"][1]["StreamId"] = "bad id".into();
+    let a = zego(&app, "StartMix", &body).await;
+    assert_eq!(assert_zego_envelope(&a, "two fields"), 110200002);
+    let message = a.json["Message"].as_str().unwrap();
+    for want in ["MixInput[1].StreamId", "MixOutput[0].StreamUrl"] {
+        assert!(message.contains(want), "{want}: {message}");
+    }
+    assert!(
+        !message.contains("outputs[") && !message.contains("inputs["),
+        "{message}"
+    );
+}
+
+/// `.` and `..` are refused as ids everywhere: ordinary HTTP clients cannot reach `/v1/mixes/..`.
+#[tokio::test]
+async fn dot_ids_are_refused() {
+    let (app, engine) = app(|_| {});
+    for id in ["%2E", "%2E%2E"] {
+        let a = native(&app, "PUT", &format!("/v1/mixes/{id}"), &native_spec(1)).await;
+        assert_eq!(assert_native_envelope(&a, id), "invalid_id");
+        let a = native(
+            &app,
+            "PUT",
+            &format!("/v1/relays/{id}"),
+            &json!({"main": {"push": "studio"}}),
+        )
+        .await;
+        assert_eq!(assert_native_envelope(&a, id), "invalid_id");
+        let a = send(
+            &app,
+            native_request("PUT", &format!("/v1/pictures/{id}"), b"GIF89a".to_vec()),
+        )
+        .await;
+        assert_eq!(assert_native_envelope(&a, id), "invalid_id");
+    }
+    for id in [".", ".."] {
+        let mut body = native_spec(1);
+        body["id"] = id.into();
+        let a = native(&app, "POST", "/v1/mixes", &body).await;
+        assert_eq!(assert_native_envelope(&a, id), "invalid_id");
+
+        let mut spec = native_spec(1);
+        spec["inputs"][0]["id"] = id.into();
+        spec["inputs"][0]["source"] = json!({"stream_id": id});
+        spec["outputs"][0]["target"] = json!({"stream_id": id});
+        let a = native(&app, "PUT", "/v1/mixes/dots", &spec).await;
+        assert_eq!(assert_native_envelope(&a, id), "invalid_spec");
+        assert_eq!(
+            detail_fields(&a),
+            [
+                "inputs[0].id",
+                "inputs[0].source.stream_id",
+                "outputs[0].target.stream_id"
+            ]
+        );
+
+        let relay =
+            json!({"main": {"push": id}, "outputs": [{"id": id, "url": "rtmp://8.8.8.8/a/b"}]});
+        let a = native(&app, "PUT", "/v1/relays/dots", &relay).await;
+        assert_eq!(assert_native_envelope(&a, id), "invalid_spec");
+        assert_eq!(detail_fields(&a), ["main.push", "outputs[0].id"]);
+
+        let a = zego(&app, "StartMix", &zego_start(id)).await;
+        assert_eq!(assert_zego_envelope(&a, id), 110200002);
+    }
+    assert!(engine.list().is_empty());
+}

@@ -54,6 +54,8 @@ fn tasks_resume_after_sigkill_and_after_sigterm() {
     let port = free_port();
     let config = dir.path().join("tessera.toml");
     let r = nginx.rtmp_port;
+    // The store's directory must exist (Tessera refuses to start otherwise).
+    std::fs::create_dir_all(dir.path().join("state")).unwrap();
     std::fs::write(
         &config,
         format!(

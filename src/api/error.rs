@@ -39,6 +39,7 @@ impl From<Error> for ApiError {
             ErrorKind::LimitExceeded => (StatusCode::CONFLICT, "limit_exceeded"),
             ErrorKind::Conflict => (StatusCode::CONFLICT, "output_in_use"),
             ErrorKind::Unavailable => (StatusCode::UNPROCESSABLE_ENTITY, "resource_unavailable"),
+            ErrorKind::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "image_too_large"),
             ErrorKind::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         };
         Self {

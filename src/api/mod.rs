@@ -54,8 +54,10 @@ impl AppState {
     pub fn new(config: Config, parts: NodeParts, callbacks: reqwest::Client) -> Self {
         let engine = Engine::new(config.clone(), parts.clone());
         let relays = crate::relay::Relays::new(config.clone(), parts.clone(), callbacks);
-        let pictures =
-            crate::pictures::Pictures::new(&config.pictures, config.engine.max_image_bytes);
+        let pictures = crate::pictures::Pictures::new(
+            &config.pictures,
+            crate::image::ImageLimits::of(&config.engine),
+        );
         Self {
             zego: Arc::new(zego::ZegoState::new(&parts, engine.clone())),
             tencent: Arc::new(tencent::TencentState::new(&config, &parts, engine.clone())),
@@ -127,6 +129,8 @@ pub fn app(state: AppState) -> Router {
                 )),
         )
         .fallback(not_found)
+        // After every route: a known path with another method gets the native error, not an empty 405.
+        .method_not_allowed_fallback(method_not_allowed)
         // Extractors refuse larger bodies, so each dialect answers in its own shape.
         .layer(DefaultBodyLimit::max(max_body))
         .layer(axum::middleware::from_fn(detached))
@@ -256,6 +260,16 @@ async fn not_found() -> ApiError {
         axum::http::StatusCode::NOT_FOUND,
         "not_found",
         "no such endpoint",
+    )
+}
+
+async fn method_not_allowed(method: axum::http::Method) -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!(
+            "{method} is not allowed on this path; the Allow header lists the methods that are"
+        ),
     )
 }
 

@@ -74,7 +74,7 @@ async fn check_sources(s: &AppState, spec: &MixSpec) -> Result<(), ApiError> {
     if !s.config.ingest.forbid_private_sources {
         return Ok(());
     }
-    crate::netpolicy::check_urls(crate::netpolicy::mix_urls(spec))
+    crate::netpolicy::check_urls(crate::netpolicy::caller_urls(spec))
         .await
         .map_err(|v| crate::error::Error::invalid(v).into())
 }
@@ -103,20 +103,15 @@ async fn delete(State(s): State<AppState>, Path(id): Path<String>) -> Result<Sta
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Ids of mixes and pictures: safe in URLs, file names and logs.
+/// Ids of mixes and pictures: safe in URLs, file names and logs (see [`crate::model::valid_id`]).
 pub(super) fn check_id(id: &str, what: &str) -> Result<(), ApiError> {
-    let ok = !id.is_empty()
-        && id.len() <= 128
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.~".contains(&b));
-    if ok {
+    if crate::model::valid_id(id) {
         Ok(())
     } else {
         Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             "invalid_id",
-            format!("{what} ids are 1 to 128 characters of A-Z a-z 0-9 - _ . ~"),
+            format!("{what} ids are 1 to 128 characters of A-Z a-z 0-9 - _ . ~, and not . or .."),
         ))
     }
 }

@@ -24,7 +24,7 @@ where
             Err(_) => Err(ApiError::new(
                 StatusCode::BAD_REQUEST,
                 "invalid_id",
-                "ids are 1 to 128 characters of A-Z a-z 0-9 - _ . ~",
+                "ids are 1 to 128 characters of A-Z a-z 0-9 - _ . ~, and not . or ..",
             )),
         }
     }

@@ -23,6 +23,7 @@ use crate::{
     control::{normalize_url, Conflict},
     error::{Error, ErrorKind},
     events::{EventKind, TaskRef},
+    image::ImageLimits,
     media::Handle,
     model::{MixSpec, Target, Violation},
 };
@@ -86,7 +87,7 @@ impl Engine {
         max_image_bytes: u64,
         ticket: u64,
     ) -> Result<Prepared, Error> {
-        let max = max_image_bytes.min(self.inner.config.engine.max_image_bytes);
+        let limits = ImageLimits::of(&self.inner.config.engine).with_max_bytes(max_image_bytes);
         // Pictures unchanged from a pipeline that takes the change live are kept, not rendered again; a new
         // pipeline needs them all.
         let (base, running) = {
@@ -102,7 +103,7 @@ impl Engine {
                 None => (None, None),
             }
         };
-        let stills = render_stills(spec.clone(), running, max).await?;
+        let stills = render_stills(spec.clone(), running, limits).await?;
         Ok(Prepared {
             id,
             spec,
@@ -465,8 +466,8 @@ impl Engine {
                 _ => return false,
             }
         };
-        let max = self.inner.config.engine.max_image_bytes;
-        let stills = match render_stills(spec.clone(), None, max).await {
+        let limits = ImageLimits::of(&self.inner.config.engine);
+        let stills = match render_stills(spec.clone(), None, limits).await {
             Ok(s) => s,
             Err(e) => {
                 self.mark_failed(id, version, &e.message);
@@ -682,13 +683,14 @@ impl Engine {
     }
 }
 
-/// Renders the pictures of `spec` that differ from `running` (all when `None`), off the async workers.
+/// Loads (each under the image limits and deadline, no lock held) and renders (off the async workers) the
+/// pictures of `spec` that differ from `running` (all when `None`).
 async fn render_stills(
     spec: MixSpec,
     running: Option<MixSpec>,
-    max_image_bytes: u64,
+    limits: ImageLimits,
 ) -> Result<PreparedStills, Error> {
-    blocking(move || mix::prepare_stills(&spec, running.as_ref(), max_image_bytes)).await
+    mix::prepare_stills(&spec, running.as_ref(), &limits).await
 }
 
 /// Runs blocking GStreamer work on a blocking thread, inside the runtime (pipelines spawn their supervisors).

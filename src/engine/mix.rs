@@ -32,8 +32,9 @@ use super::{
 };
 use crate::{
     config::Config,
-    error::Error,
+    error::{Error, ErrorKind},
     events::{EventBus, EventKind, TaskRef},
+    image::ImageLimits,
     media::{meter::RateMeter, push::Observer, Handle},
     model::{Canvas, ImageOverlay, InputSpec, MixSpec, OutputSpec, Target},
 };
@@ -108,12 +109,52 @@ pub struct MixPipeline {
     sei: Arc<SeiSource>,
 }
 
+/// Which still pictures of a spec differ from the running one's (all of them when there is none).
+struct Changed {
+    background: bool,
+    background_image: bool,
+    /// Indexes into the spec's overlays.
+    overlays: Vec<usize>,
+}
+
+fn changed(spec: &MixSpec, old: Option<&MixSpec>) -> Changed {
+    let cv = &spec.canvas;
+    let same_canvas_size =
+        old.is_some_and(|o| o.canvas.width == cv.width && o.canvas.height == cv.height);
+    let overlays = spec
+        .overlays
+        .iter()
+        .enumerate()
+        .filter(|(_, o)| {
+            !old.is_some_and(|old| {
+                old.overlays.iter().any(|p| {
+                    p.id == o.id
+                        && p.image == o.image
+                        && p.color == o.color
+                        && p.opaque == o.opaque
+                        && p.rect.width == o.rect.width
+                        && p.rect.height == o.rect.height
+                })
+            })
+        })
+        .map(|(i, _)| i)
+        .collect();
+    Changed {
+        background: !(same_canvas_size
+            && old.is_some_and(|o| o.canvas.background == cv.background)),
+        background_image: !(same_canvas_size
+            && old.is_some_and(|o| o.canvas.background_image == cv.background_image)),
+        overlays,
+    }
+}
+
 /// Renders the still pictures of `spec` that differ from `old` (all of them when `old` is `None`). Nothing when no
-/// output carries video: the mix has no picture to put them on.
-pub fn prepare_stills(
+/// output carries video: the mix has no picture to put them on. Every picture needed is loaded first, all at once
+/// and under `limits` ([`crate::image::load`]); only then is anything decoded (on a blocking thread).
+pub async fn prepare_stills(
     spec: &MixSpec,
     old: Option<&MixSpec>,
-    max: u64,
+    limits: &ImageLimits,
 ) -> Result<PreparedStills, Error> {
     if !spec.has_video_output() {
         return Ok(PreparedStills {
@@ -122,47 +163,70 @@ pub fn prepare_stills(
             overlays: HashMap::new(),
         });
     }
+    let changed = changed(spec, old);
+    let mut locations: Vec<&str> = Vec::new();
+    if changed.background_image {
+        locations.extend(spec.canvas.background_image.as_deref());
+    }
+    for &i in &changed.overlays {
+        let o = &spec.overlays[i];
+        if o.color.is_none() {
+            locations.push(&o.image);
+        }
+    }
+    locations.sort_unstable();
+    locations.dedup();
+    let loaded =
+        futures::future::try_join_all(locations.iter().map(|l| crate::image::load(l, limits)))
+            .await?;
+    let images: HashMap<String, Vec<u8>> = locations
+        .into_iter()
+        .map(String::from)
+        .zip(loaded)
+        .collect();
+    let spec = spec.clone();
+    tokio::task::spawn_blocking(move || render_stills(&spec, &changed, &images))
+        .await
+        .map_err(Error::internal)?
+}
+
+/// Renders what [`changed`] found, from the loaded `images` (by location). Blocking.
+fn render_stills(
+    spec: &MixSpec,
+    changed: &Changed,
+    images: &HashMap<String, Vec<u8>>,
+) -> Result<PreparedStills, Error> {
     let cv = &spec.canvas;
-    let same_canvas_size =
-        old.is_some_and(|o| o.canvas.width == cv.width && o.canvas.height == cv.height);
-    let background =
-        if same_canvas_size && old.is_some_and(|o| o.canvas.background == cv.background) {
-            None
-        } else {
-            Some(still::solid(cv.background, cv.width, cv.height, cv.height)?)
-        };
-    let background_image = if same_canvas_size
-        && old.is_some_and(|o| o.canvas.background_image == cv.background_image)
-    {
-        None
-    } else {
-        Some(match &cv.background_image {
-            Some(loc) => Some(still::image(
-                loc, cv.width, cv.height, cv.height, max, false,
-            )?),
-            None => None,
+    let picture = |location: &str, w: u32, h: u32, opaque: bool| -> Result<Still, Error> {
+        let bytes = images
+            .get(location)
+            .ok_or_else(|| Error::internal(format!("picture {location:?} was not loaded")))?;
+        still::image(bytes, w, h, cv.height, opaque).map_err(|e| match e.kind {
+            ErrorKind::Unavailable => Error::new(
+                ErrorKind::Unavailable,
+                format!("image {location:?} cannot be decoded"),
+            ),
+            _ => e,
         })
     };
+    let background = match changed.background {
+        true => Some(still::solid(cv.background, cv.width, cv.height, cv.height)?),
+        false => None,
+    };
+    let background_image = match (changed.background_image, &cv.background_image) {
+        (false, _) => None,
+        (true, Some(loc)) => Some(Some(picture(loc, cv.width, cv.height, false)?)),
+        (true, None) => Some(None),
+    };
     let mut overlays = HashMap::new();
-    for o in &spec.overlays {
-        let unchanged = old.is_some_and(|old| {
-            old.overlays.iter().any(|p| {
-                p.id == o.id
-                    && p.image == o.image
-                    && p.color == o.color
-                    && p.opaque == o.opaque
-                    && p.rect.width == o.rect.width
-                    && p.rect.height == o.rect.height
-            })
-        });
-        if !unchanged {
-            let (w, h) = (o.rect.width, o.rect.height);
-            let still = match (&o.color, o.opaque) {
-                (Some(color), _) => still::solid(*color, w, h, cv.height)?,
-                (None, opaque) => still::image(&o.image, w, h, cv.height, max, opaque)?,
-            };
-            overlays.insert(o.id.clone(), still);
-        }
+    for &i in &changed.overlays {
+        let o = &spec.overlays[i];
+        let (w, h) = (o.rect.width, o.rect.height);
+        let still = match &o.color {
+            Some(color) => still::solid(*color, w, h, cv.height)?,
+            None => picture(&o.image, w, h, o.opaque)?,
+        };
+        overlays.insert(o.id.clone(), still);
     }
     Ok(PreparedStills {
         background,

@@ -1,11 +1,6 @@
 //! Still pictures (canvas colour, background image, watermarks) rendered once, at their final size and in the
 //! compositor's own format, so the compositor only blends them: no per-frame decode, scale or conversion.
 
-use std::sync::{
-    atomic::{AtomicU64, Ordering},
-    Arc,
-};
-
 use gst::prelude::*;
 use gst_video::prelude::*;
 
@@ -45,18 +40,17 @@ pub fn solid(color: Color, width: u32, height: u32, canvas_height: u32) -> Resul
     finish(render(src, None, Some((width, height)))?, canvas_height)
 }
 
-/// Decodes a PNG or JPEG from a file path or http(s) URL and scales it to `width`×`height`, for a canvas
-/// `canvas_height` pixels high. `opaque`: the alpha channel is set opaque (transparent parts show the image's own
-/// colour values instead of what lies beneath).
+/// Decodes a PNG or JPEG held in memory (see [`crate::image::load`], which checked its size and pixel count) and
+/// scales it to `width`×`height`, for a canvas `canvas_height` pixels high. `opaque`: the alpha channel is set
+/// opaque (transparent parts show the image's own colour values instead of what lies beneath).
 pub fn image(
-    location: &str,
+    bytes: &[u8],
     width: u32,
     height: u32,
     canvas_height: u32,
-    max_bytes: u64,
     opaque: bool,
 ) -> Result<Still, Error> {
-    let mut still = decode_image(location, Some((width, height)), max_bytes)?;
+    let mut still = decode_image(bytes, Some((width, height)))?;
     if opaque {
         let buffer = still.buffer.make_mut();
         let mut map = buffer.map_writable().map_err(Error::internal)?;
@@ -116,73 +110,37 @@ fn finish(mut still: Still, canvas_height: u32) -> Result<Still, Error> {
     Ok(still)
 }
 
-/// The natural size of a PNG or JPEG (decodes it once).
-pub fn image_size(location: &str, max_bytes: u64) -> Result<(u32, u32), Error> {
-    let still = decode_image(location, None, max_bytes)?;
+/// The natural size of a PNG or JPEG held in memory, by decoding it once (so a picture that cannot be decoded is
+/// found out). Callers check its header first ([`crate::image::size_within`]).
+pub fn image_size(bytes: &[u8]) -> Result<(u32, u32), Error> {
+    let still = decode_image(bytes, None)?;
     let info = gst_video::VideoInfo::from_caps(&still.caps).map_err(Error::internal)?;
     Ok((info.width(), info.height()))
 }
 
-fn decode_image(location: &str, size: Option<(u32, u32)>, max_bytes: u64) -> Result<Still, Error> {
-    let src = if location.starts_with("http://") || location.starts_with("https://") {
-        gst::ElementFactory::make("souphttpsrc")
-            .property("location", location)
-            .property("timeout", 10u32)
-            .build()
-            .map_err(Error::internal)?
-    } else {
-        let meta = std::fs::metadata(location).map_err(|e| {
-            tracing::warn!(%location, error = %e, "image not readable");
-            Error::new(
-                ErrorKind::Unavailable,
-                format!("image {location:?} cannot be read"),
-            )
-        })?;
-        if meta.len() > max_bytes {
-            return Err(Error::new(
-                ErrorKind::Unavailable,
-                format!("image {location:?} is larger than {max_bytes} bytes"),
-            ));
-        }
-        gst::ElementFactory::make("filesrc")
-            .property("location", location)
-            .build()
-            .map_err(Error::internal)?
-    };
-    // Count what the source delivers (a download has no size to check up front); past the limit the rest is
-    // dropped, so decoding fails and the render is refused below.
-    let fetched = Arc::new(AtomicU64::new(0));
-    if let Some(pad) = src.static_pad("src") {
-        let fetched = fetched.clone();
-        pad.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
-            let size = info.buffer().map(|b| b.size() as u64).unwrap_or(0);
-            let before = fetched.fetch_add(size, Ordering::Relaxed);
-            if before + size <= max_bytes {
-                return gst::PadProbeReturn::Ok;
-            }
-            if before <= max_bytes {
-                // Stop at once rather than downloading the rest.
-                pad.push_event(gst::event::Eos::new());
-            }
-            gst::PadProbeReturn::Drop
-        });
-    }
+/// Decodes `bytes` (fed by an appsrc to decodebin), scaled to `size` when given.
+fn decode_image(bytes: &[u8], size: Option<(u32, u32)>) -> Result<Still, Error> {
+    let data = std::sync::Mutex::new(Some(gst::Buffer::from_slice(bytes.to_vec())));
+    let src = gst_app::AppSrc::builder()
+        .format(gst::Format::Bytes)
+        .callbacks(
+            gst_app::AppSrcCallbacks::builder()
+                .need_data(move |src, _| {
+                    // All of it at once, then the end: the picture is already in memory.
+                    if let Some(buffer) = data.lock().unwrap().take() {
+                        let _ = src.push_buffer(buffer);
+                        let _ = src.end_of_stream();
+                    }
+                })
+                .build(),
+        )
+        .build();
     let decode = gst::ElementFactory::make("decodebin")
         .build()
         .map_err(Error::internal)?;
-    let rendered = render(src, Some(decode), size);
-    if fetched.load(Ordering::Relaxed) > max_bytes {
-        return Err(Error::new(
-            ErrorKind::Unavailable,
-            format!("image {location:?} is larger than {max_bytes} bytes"),
-        ));
-    }
-    rendered.map_err(|e| {
+    render(src.upcast(), Some(decode), size).map_err(|e| {
         if e.kind == ErrorKind::Internal {
-            Error::new(
-                ErrorKind::Unavailable,
-                format!("image {location:?} cannot be fetched or decoded"),
-            )
+            Error::new(ErrorKind::Unavailable, "the image cannot be decoded")
         } else {
             e
         }
@@ -276,5 +234,27 @@ fn render(
             "still picture not rendered: {}",
             bus_error.unwrap_or_else(|| "timeout".into())
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::image::header_tests::{TINY_JPEG, TINY_PNG};
+
+    /// Pictures are decoded from memory (appsrc → decodebin): PNG and JPEG, natural size or scaled.
+    #[test]
+    fn pictures_decode_from_memory() {
+        crate::engine::init().unwrap();
+        assert_eq!(image_size(TINY_PNG).unwrap(), (3, 2));
+        assert_eq!(image_size(TINY_JPEG).unwrap(), (10, 6));
+        for bytes in [TINY_PNG, TINY_JPEG] {
+            let still = image(bytes, 32, 16, 360, true).unwrap();
+            let info = gst_video::VideoInfo::from_caps(&still.caps).unwrap();
+            assert_eq!((info.width(), info.height()), (32, 16));
+            assert!(still.opaque);
+        }
+        let refused = image(b"\x89PNG\r\n\x1a\nnot really", 32, 16, 360, false).err();
+        assert_eq!(refused.map(|e| e.kind), Some(ErrorKind::Unavailable));
     }
 }

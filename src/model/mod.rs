@@ -8,7 +8,7 @@ mod validate;
 use serde::{Deserialize, Serialize};
 
 pub use color::Color;
-pub use validate::{Limits, Violation};
+pub use validate::{has_control, valid_id, Limits, Violation, ID_RULE};
 
 /// Everything needed to run one mix: the picture, the sound and where it goes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

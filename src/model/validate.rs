@@ -44,6 +44,30 @@ const AAC_RATES: [u32; 12] = [
 ];
 const MAX_SEI_BYTES: usize = 4096;
 
+/// Whether `id` can name a mix, relay project, picture, input, output or stream: 1 to 128 characters of
+/// `A-Z a-z 0-9 - _ . ~` (safe in URLs, file names and logs), and not `.` or `..`, which HTTP clients resolve
+/// away in a path.
+pub fn valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= MAX_ID_LEN
+        && id != "."
+        && id != ".."
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.~".contains(&b))
+}
+
+/// [`valid_id`] in words.
+pub const ID_RULE: &str = "must be 1 to 128 characters of A-Z a-z 0-9 - _ . ~, and not . or ..";
+
+/// Whether `s` holds a control character (C0, DEL or C1): URL parsing silently drops tabs and line breaks, so a
+/// URL that parses may still carry one into stream names and log lines.
+pub fn has_control(s: &str) -> bool {
+    s.chars().any(char::is_control)
+}
+
+const NO_CONTROL: &str = "must not contain control characters (line breaks, tabs, …)";
+
 struct Checker(Vec<Violation>);
 
 impl Checker {
@@ -57,15 +81,7 @@ impl Checker {
     }
 
     fn id(&mut self, field: &str, id: &str) {
-        self.check(
-            !id.is_empty()
-                && id.len() <= MAX_ID_LEN
-                && id
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"-_.~".contains(&b)),
-            || field.to_string(),
-            format!("must be 1 to {MAX_ID_LEN} characters of A-Z a-z 0-9 - _ . ~"),
-        );
+        self.check(valid_id(id), || field.to_string(), ID_RULE);
     }
 
     fn url(&mut self, field: &str, url: &str, schemes: &[&str]) {
@@ -75,6 +91,10 @@ impl Checker {
                 || field.to_string(),
                 format!("must be at most {MAX_URL_LEN} characters"),
             );
+            return;
+        }
+        if has_control(url) {
+            self.check(false, || field.to_string(), NO_CONTROL);
             return;
         }
         match url::Url::parse(url) {
@@ -130,6 +150,8 @@ impl Checker {
     fn image_location(&mut self, field: &str, image: &str) {
         if image.starts_with("http://") || image.starts_with("https://") {
             self.url(field, image, &["http", "https"]);
+        } else if has_control(image) {
+            self.check(false, || field.to_string(), NO_CONTROL);
         } else {
             self.check(
                 !image.is_empty() && image.len() <= MAX_URL_LEN && !image.contains("://"),
@@ -438,6 +460,38 @@ mod tests {
         ] {
             assert!(f.contains(&want.to_string()), "missing {want} in {f:?}");
         }
+    }
+
+    /// Control characters survive in the string the engine uses (URL parsing drops tabs and line breaks, so a
+    /// parsed URL looks fine): refused in URLs and file paths.
+    #[test]
+    fn control_characters_are_refused() {
+        let mut s = base();
+        s.inputs[0].source = Source::Url("rtmp://h/live/a\nb".into());
+        s.outputs[0].target = Target::Url("rtmp://h/mix/o\r".into());
+        s.canvas.background_image = Some("/srv/bg\u{1}.png".into());
+        assert_eq!(
+            fields(&s),
+            [
+                "canvas.background_image",
+                "inputs[0].source.url",
+                "outputs[0].target.url"
+            ]
+        );
+    }
+
+    /// `.` and `..` are refused as ids: ordinary HTTP clients cannot name them in a path.
+    #[test]
+    fn dot_ids_are_refused() {
+        for id in [".", ".."] {
+            let mut s = base();
+            s.inputs[0].id = id.into();
+            s.outputs[0].target = Target::StreamId(id.into());
+            assert_eq!(fields(&s), ["inputs[0].id", "outputs[0].target.stream_id"]);
+        }
+        let mut s = base();
+        s.inputs[0].id = "a..b".into();
+        s.validate(&Limits::default()).unwrap();
     }
 
     #[test]

@@ -193,14 +193,14 @@ impl Relays {
         if !model::valid_id(id) {
             violations.push(Violation {
                 field: "id".into(),
-                rule: "must be 1 to 128 characters of A-Z a-z 0-9 - _ . ~".into(),
+                rule: crate::model::ID_RULE.into(),
             });
         }
         if let Err(v) = spec.validate() {
             violations.extend(v);
         }
         if violations.is_empty() && self.inner.config.ingest.forbid_private_sources {
-            if let Err(v) = crate::netpolicy::check_urls(spec.source_urls()).await {
+            if let Err(v) = crate::netpolicy::check_urls(spec.caller_urls()).await {
                 violations.extend(v);
             }
         }

@@ -85,20 +85,15 @@ impl Default for Failover {
     }
 }
 
-/// Ids of projects and outputs: 1 to 128 characters of `A-Z a-z 0-9 - _ . ~`.
-pub(crate) fn valid_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= 128
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.~".contains(&b))
-}
+/// Ids of projects and outputs: the model's ids (1 to 128 characters of `A-Z a-z 0-9 - _ . ~`, not `.` or `..`).
+pub(crate) use crate::model::valid_id;
 
 /// Longest URL accepted anywhere in a project (the mix model's limit).
 const MAX_URL_LEN: usize = 2048;
 
 fn url_with(u: &str, schemes: &[&str]) -> bool {
     u.len() <= MAX_URL_LEN
+        && !crate::model::has_control(u)
         && url::Url::parse(u)
             .map(|p| schemes.contains(&p.scheme()) && p.host_str().is_some_and(|h| !h.is_empty()))
             .unwrap_or(false)
@@ -121,12 +116,12 @@ impl RelaySpec {
                 Some(RelayInput::Url(u)) => check(
                     url_with(u, &["rtmp", "rtmps", "http", "https"]),
                     format!("{name}.url"),
-                    "must be an rtmp(s):// or http(s):// URL of at most 2048 bytes",
+                    "must be an rtmp(s):// or http(s):// URL of at most 2048 bytes, without control characters",
                 ),
                 Some(RelayInput::Push(id)) => check(
                     valid_id(id),
                     format!("{name}.push"),
-                    "must be 1 to 128 characters of A-Z a-z 0-9 - _ . ~",
+                    crate::model::ID_RULE,
                 ),
                 Some(RelayInput::Vod { urls, loop_times }) => {
                     check(
@@ -138,7 +133,7 @@ impl RelaySpec {
                         check(
                             url_with(u, &["http", "https"]),
                             format!("{name}.vod.urls[{i}]"),
-                            "must be an http(s):// URL of an FLV file, at most 2048 bytes",
+                            "must be an http(s):// URL of an FLV file, at most 2048 bytes, without control characters",
                         );
                     }
                     check(
@@ -164,7 +159,7 @@ impl RelaySpec {
             check(
                 valid_id(&o.id),
                 format!("outputs[{i}].id"),
-                "must be 1 to 128 characters of A-Z a-z 0-9 - _ . ~",
+                crate::model::ID_RULE,
             );
             check(
                 ids.insert(o.id.as_str()),
@@ -174,7 +169,7 @@ impl RelaySpec {
             check(
                 url_with(&o.url, &["rtmp", "rtmps"]),
                 format!("outputs[{i}].url"),
-                "must be an rtmp:// or rtmps:// URL of at most 2048 bytes",
+                "must be an rtmp:// or rtmps:// URL of at most 2048 bytes, without control characters",
             );
             check(
                 urls.insert(o.url.as_str()),
@@ -201,7 +196,7 @@ impl RelaySpec {
             check(
                 url_with(u, &["http", "https"]),
                 "callback_url".into(),
-                "must be an http(s):// URL of at most 2048 bytes",
+                "must be an http(s):// URL of at most 2048 bytes, without control characters",
             );
         }
         if v.is_empty() {
@@ -213,9 +208,9 @@ impl RelaySpec {
 }
 
 impl RelaySpec {
-    /// The URLs the caller chose that the node pulls from (`ingest.forbid_private_sources` checks them): main
-    /// and backup URLs and VOD files. Push inputs are the node's own ingest.
-    pub fn source_urls(&self) -> Vec<(String, String)> {
+    /// The URLs the caller chose that the node reaches (`ingest.forbid_private_sources` checks them): main and
+    /// backup URLs, VOD files, outputs and the status callback. Push inputs are the node's own ingest.
+    pub fn caller_urls(&self) -> Vec<(String, String)> {
         let mut urls = Vec::new();
         for (name, input) in [("main", Some(&self.main)), ("backup", self.backup.as_ref())] {
             match input {
@@ -227,6 +222,12 @@ impl RelaySpec {
                 }
                 Some(RelayInput::Push(_)) | None => {}
             }
+        }
+        for (i, o) in self.outputs.iter().enumerate() {
+            urls.push((format!("outputs[{i}].url"), o.url.clone()));
+        }
+        if let Some(u) = &self.callback_url {
+            urls.push(("callback_url".into(), u.clone()));
         }
         urls
     }

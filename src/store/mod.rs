@@ -11,7 +11,7 @@
 pub mod memory;
 pub mod sqlite;
 
-use std::{marker::PhantomData, path::Path, sync::Arc};
+use std::{marker::PhantomData, sync::Arc};
 
 use serde::{de::DeserializeOwned, Serialize};
 use serde_json::Value;
@@ -34,15 +34,20 @@ pub trait Store: Send + Sync {
     async fn load(&self, kind: &str) -> Result<Vec<(String, Value)>, StoreError>;
 }
 
-/// Opens the store the configuration names: SQLite at `path`, or memory only when it is empty. Blocking (it
-/// opens a file): call it at start.
+/// Opens the store the configuration names: SQLite at `path`, or memory only when it is empty. Logs where the
+/// state lives. Blocking (it opens a file): call it at start.
 pub fn open(config: &crate::config::StoreConfig) -> Result<Arc<dyn Store>, StoreError> {
     if config.path.is_empty() {
+        tracing::info!(
+            "state store: memory only (store.path is empty; a restart starts with no tasks)"
+        );
         return Ok(Arc::new(memory::MemoryStore::default()));
     }
-    Ok(Arc::new(sqlite::SqliteStore::open(Path::new(
-        &config.path,
-    ))?))
+    let path = std::path::Path::new(&config.path);
+    let store = sqlite::SqliteStore::open(path)?;
+    let shown = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    tracing::info!("state store: {}", shown.display());
+    Ok(Arc::new(store))
 }
 
 /// The records of one kind, read and written as `T`.

@@ -27,11 +27,20 @@ fn err(context: &str, e: impl std::fmt::Display) -> StoreError {
 }
 
 impl SqliteStore {
-    /// Opens (or creates) the file and its table.
+    /// Opens (or creates) the file and its table. Its directory must exist: a path into a missing one is more
+    /// likely a mistake (a typo, an unmounted volume) than a wish for new directories.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| err(&format!("create {}", dir.display()), e))?;
+        let dir = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        if !dir.is_dir() {
+            let shown = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
+            return Err(StoreError(format!(
+                "the directory {} of {} does not exist: create it, or set store.path elsewhere",
+                shown.display(),
+                path.display()
+            )));
         }
         let conn =
             Connection::open(path).map_err(|e| err(&format!("open {}", path.display()), e))?;
@@ -192,7 +201,7 @@ mod tests {
     #[tokio::test]
     async fn records_survive_reopening() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("sub/state.db");
+        let path = dir.path().join("state.db");
         {
             let s = SqliteStore::open(&path).unwrap();
             s.put("mix", "b", json!({"n": 1})).await.unwrap();
@@ -210,6 +219,21 @@ mod tests {
         );
         assert_eq!(s.load("relay").await.unwrap().len(), 1);
         assert!(s.load("other").await.unwrap().is_empty());
+    }
+
+    /// A store path in a directory that does not exist is a mistake to report, not directories to create.
+    #[test]
+    fn a_missing_directory_is_refused_not_created() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("missing/state.db");
+        let e = SqliteStore::open(&path).err().map(|e| e.to_string());
+        assert!(
+            e.as_deref().is_some_and(|e| e
+                .contains(&dir.path().join("missing").display().to_string())
+                && e.contains("does not exist")),
+            "{e:?}"
+        );
+        assert!(!dir.path().join("missing").exists());
     }
 
     #[test]

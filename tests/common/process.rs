@@ -224,6 +224,8 @@ pub fn write_config(dir: &Path, nginx: &Nginx, extra: &str) -> (std::path::PathB
     let port = free_port();
     let config = dir.join("tessera.toml");
     let r = nginx.rtmp_port;
+    // The store's directory must exist (Tessera refuses to start otherwise).
+    std::fs::create_dir_all(dir.join("state")).unwrap();
     std::fs::write(
         &config,
         format!(

@@ -354,3 +354,33 @@ pub fn assert_no_secret(a: &Answer, context: &str) {
         );
     }
 }
+
+/// A Tencent CME (API 3.0, service `cme`, version 2019-10-29) request.
+pub async fn cme(app: &Router, action: &str, body: &Value) -> Answer {
+    let bytes = body.to_string().into_bytes();
+    let headers = tc3_headers(action, "cme", "2019-10-29", &bytes);
+    send(app, tc3_request(&headers, bytes)).await
+}
+
+/// A valid CME `CreateProject` pulling `input` and pushing to `output`.
+pub fn cme_create(input: &str, output: &str) -> Value {
+    json!({
+        "Platform": "tessera", "Name": "p", "Category": "STREAM_CONNECT", "Owner": {"Type": "PERSON", "Id": "u"},
+        "StreamConnectProjectInput": {
+            "MainInput": {"InputType": "LivePull", "LivePullInputInfo": {"InputUrl": input}},
+            "Outputs": [{"Id": "1", "PushUrl": output}]
+        }
+    })
+}
+
+/// The `field`s of a native error's details.
+pub fn detail_fields(a: &Answer) -> Vec<String> {
+    a.json["error"]["details"]
+        .as_array()
+        .map(|d| {
+            d.iter()
+                .map(|v| v["field"].as_str().unwrap_or_default().to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}

@@ -63,7 +63,9 @@ fn refusal_of(e: crate::error::Error) -> Refusal {
         ErrorKind::Invalid => Refusal::new(Reason::Parameter, e.message),
         ErrorKind::Conflict => Refusal::new(Reason::OutputInUse, e.message),
         ErrorKind::LimitExceeded => Refusal::new(Reason::Limit, e.message),
-        ErrorKind::Unavailable => Refusal::new(Reason::PictureNotFound, e.message),
+        ErrorKind::Unavailable | ErrorKind::TooLarge => {
+            Refusal::new(Reason::PictureNotFound, e.message)
+        }
         ErrorKind::NotFound | ErrorKind::Internal => {
             Refusal::new(Reason::Internal, "mixing failed; retry later")
         }
@@ -290,16 +292,21 @@ async fn learn_facts(
         holds.push(hold);
     }
     for pid in checked.pictures() {
-        let pictures = state.pictures.clone();
-        let resolved = tokio::task::spawn_blocking(move || pictures.resolve(&pid.to_string()))
-            .await
-            .map_err(|_| Refusal::new(Reason::Internal, "internal error"))?;
-        match resolved {
+        match state.pictures.resolve(&pid.to_string()).await {
             None => {
                 return Err(Refusal::new(
                     Reason::PictureNotFound,
                     format!("picture {pid} is not registered (PUT /v1/pictures/{pid})"),
                 ))
+            }
+            Some(Err(e)) if e.kind == ErrorKind::TooLarge => {
+                tracing::warn!(picture = pid, error = %e, "picture too large");
+                return Err(Refusal::new(
+                    Reason::PictureNotFound,
+                    format!(
+                        "picture {pid} is larger than this node takes (engine.max_image_bytes / max_image_pixels)"
+                    ),
+                ));
             }
             Some(Err(e)) => {
                 tracing::warn!(picture = pid, error = %e, "picture cannot be read");

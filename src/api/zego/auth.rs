@@ -31,7 +31,11 @@ pub fn verify(
 ) -> Result<(), ZegoError> {
     let get = |k: &str| query.get(k).map(String::as_str).unwrap_or("");
     let app_id = get("AppId");
-    if config.app_id == 0 || app_id.parse::<u64>().ok() != Some(config.app_id) {
+    // An empty secret would verify requests signed with "": the dialect is off (configuration refuses it too).
+    if config.app_id == 0
+        || config.server_secret.is_empty()
+        || app_id.parse::<u64>().ok() != Some(config.app_id)
+    {
         return Err(ZegoError::new(
             APP_ID_INVALID,
             "AppId is missing, malformed or unknown",
@@ -170,6 +174,26 @@ mod tests {
             code(&with("SignatureVersion", "1.0"), now),
             SIGNATURE_VERSION_UNSUPPORTED
         );
+    }
+
+    /// Defence in depth: even if validation were bypassed, an empty secret verifies nothing.
+    #[test]
+    fn an_empty_secret_verifies_nothing() {
+        let config = ZegoConfig {
+            app_id: 12345,
+            server_secret: "".into(),
+            ..ZegoConfig::default()
+        };
+        let sig = signature("12345", "n1", "", "1615186943");
+        let q = query(&[
+            ("AppId", "12345"),
+            ("SignatureNonce", "n1"),
+            ("Timestamp", "1615186943"),
+            ("Signature", &sig),
+            ("SignatureVersion", "2.0"),
+        ]);
+        let refused = verify(&q, &config, &NonceCache::default(), 1615186943);
+        assert_eq!(refused.map_err(|e| e.code), Err(APP_ID_INVALID));
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 mod auth;
 pub mod codes;
+mod fields;
 mod nonces;
 mod tasks;
 mod translate;
@@ -289,8 +290,10 @@ async fn start_mix(state: &AppState, req: wire::StartMix) -> Result<Response, Ze
 /// An engine refusal in ZEGO's codes.
 fn engine_error(e: crate::error::Error) -> ZegoError {
     match e.kind {
+        ErrorKind::Invalid if !e.violations.is_empty() => parameter_error(e.violations),
         ErrorKind::Invalid => ZegoError::new(PARAMETER, format!("parameter error: {}", e.message)),
-        ErrorKind::Unavailable => ZegoError::new(IMAGE_FETCH, e.message),
+        // ZEGO documents no code of its own for an image over its size: the image code.
+        ErrorKind::Unavailable | ErrorKind::TooLarge => ZegoError::new(IMAGE_FETCH, e.message),
         ErrorKind::LimitExceeded => ZegoError::new(TASK_FAILED, e.message),
         ErrorKind::Conflict => ZegoError::new(DUPLICATE_OUTPUT, e.message),
         ErrorKind::NotFound | ErrorKind::Internal => {
@@ -299,10 +302,13 @@ fn engine_error(e: crate::error::Error) -> ZegoError {
     }
 }
 
-/// Violated model rules as ZEGO's parameter error, named as the core names them.
+/// Violated model rules as ZEGO's parameter error, each named by the StartMix field it comes from.
 fn parameter_error(violations: Vec<crate::model::Violation>) -> ZegoError {
-    let e = crate::error::Error::invalid(violations);
-    ZegoError::new(PARAMETER, format!("parameter error: {}", e.message))
+    let list: Vec<String> = violations
+        .iter()
+        .map(|v| format!("{}: {}", fields::zego_field(&v.field), v.rule))
+        .collect();
+    ZegoError::new(PARAMETER, format!("parameter error: {}", list.join("; ")))
 }
 
 fn play_url(template: &str, stream_id: &str) -> String {

@@ -21,6 +21,9 @@ const MAX_LABEL_BYTES: usize = 300;
 const MAX_USER_DATA: usize = 1000;
 /// TaskId, UserId and RoomId: kept with the task and echoed back, so bounded (ZEGO's own room id limit).
 const MAX_ID_BYTES: usize = 128;
+/// The highest `VideoBitrate` / `AudioBitrate`, in bps: what the model's encoders take (50000 / 320 kbps).
+const MAX_VIDEO_BPS: i64 = 50_000_000;
+const MAX_AUDIO_BPS: i64 = 320_000;
 /// Watermarks sit above every input.
 const WATERMARK_LAYER: u32 = 1000;
 
@@ -142,15 +145,19 @@ pub fn start_mix(req: &wire::StartMix, config: &ZegoConfig) -> Result<MixSpec, Z
         return Err(param("TaskId is required"));
     }
     // ZEGO's strings are printable ASCII; a TaskId becomes part of the mix id, its record and the logs.
-    if req.task_id.len() > MAX_ID_BYTES || !req.task_id.bytes().all(|b| b.is_ascii_graphic()) {
+    if req.task_id.len() > MAX_ID_BYTES
+        || !req.task_id.bytes().all(|b| b.is_ascii_graphic())
+        || req.task_id == "."
+        || req.task_id == ".."
+    {
         return Err(param(format!(
-            "TaskId must be 1 to {MAX_ID_BYTES} printable ASCII characters"
+            "TaskId must be 1 to {MAX_ID_BYTES} printable ASCII characters, and not . or .."
         )));
     }
     for (name, value) in [("UserId", &req.user_id), ("RoomId", &req.room_id)] {
-        if value.len() > MAX_ID_BYTES {
+        if value.len() > MAX_ID_BYTES || crate::model::has_control(value) {
             return Err(param(format!(
-                "{name} must be at most {MAX_ID_BYTES} bytes"
+                "{name} must be at most {MAX_ID_BYTES} bytes, without control characters"
             )));
         }
     }
@@ -243,8 +250,23 @@ pub fn start_mix(req: &wire::StartMix, config: &ZegoConfig) -> Result<MixSpec, Z
         if !(1..=2).contains(&channels) {
             return Err(param("SoundChannel must be 1 or 2"));
         }
-        let video_kbps = (o.video_bitrate.unwrap_or(1_200_000) / 1000).clamp(100, 50_000) as u32;
-        let audio_kbps = (o.audio_bitrate.unwrap_or(48_000) / 1000).clamp(16, 320) as u32;
+        // ZEGO documents no range beyond bps; negative values and values above what the encoders take are
+        // refused. Low ones are raised to the floor: ZEGO's own samples send 12000 bps, and 0 or 1 for audio-only
+        // mixes.
+        let video_bps = o.video_bitrate.unwrap_or(1_200_000);
+        if !(0..=MAX_VIDEO_BPS).contains(&video_bps) {
+            return Err(param(format!(
+                "MixOutput[{n}].VideoBitrate must be from 0 to {MAX_VIDEO_BPS} bps"
+            )));
+        }
+        let audio_bps = o.audio_bitrate.unwrap_or(48_000);
+        if !(0..=MAX_AUDIO_BPS).contains(&audio_bps) {
+            return Err(param(format!(
+                "MixOutput[{n}].AudioBitrate must be from 0 to {MAX_AUDIO_BPS} bps"
+            )));
+        }
+        let video_kbps = (video_bps / 1000).max(100) as u32;
+        let audio_kbps = (audio_bps / 1000).max(16) as u32;
         outputs.push(OutputSpec {
             target,
             video: Some(VideoEncoding {
@@ -414,8 +436,8 @@ pub fn start_mix(req: &wire::StartMix, config: &ZegoConfig) -> Result<MixSpec, Z
     })
 }
 
-/// The URLs the caller chose (`ingest.forbid_private_sources` checks them): input `StreamUrl`s and http(s)
-/// images; `preset-id://` images are the operator's.
+/// The URLs the caller chose (`ingest.forbid_private_sources` checks them): input and output `StreamUrl`s and
+/// http(s) images; `preset-id://` images are the operator's.
 pub fn caller_urls(req: &wire::StartMix) -> Vec<(String, String)> {
     let mut urls = Vec::new();
     for (n, i) in req.mix_input.iter().enumerate() {
@@ -434,6 +456,11 @@ pub fn caller_urls(req: &wire::StartMix) -> Vec<(String, String)> {
         .filter(is_http)
     {
         urls.push(("WaterMark.Image".into(), u.to_string()));
+    }
+    for (n, o) in req.mix_output.iter().enumerate() {
+        if let Some(u) = o.stream_url.as_deref().filter(|u| !u.is_empty()) {
+            urls.push((format!("MixOutput[{n}].StreamUrl"), u.to_string()));
+        }
     }
     urls
 }
@@ -579,6 +606,9 @@ mod tests {
         assert_eq!(with(&|j| j["TaskId"] = "t".repeat(128).into()), 0);
         assert_eq!(with(&|j| j["TaskId"] = "t".repeat(129).into()), PARAMETER);
         assert_eq!(with(&|j| j["TaskId"] = "a b".into()), PARAMETER);
+        assert_eq!(with(&|j| j["TaskId"] = ".".into()), PARAMETER);
+        assert_eq!(with(&|j| j["TaskId"] = "..".into()), PARAMETER);
+        assert_eq!(with(&|j| j["TaskId"] = "...".into()), 0);
         assert_eq!(with(&|j| j["TaskId"] = "任务".into()), PARAMETER);
         assert_eq!(with(&|j| j["UserId"] = "u".repeat(128).into()), 0);
         assert_eq!(with(&|j| j["UserId"] = "u".repeat(129).into()), PARAMETER);
@@ -592,13 +622,21 @@ mod tests {
     }
 
     #[test]
-    fn caller_urls_are_stream_urls_and_http_images() {
+    fn caller_urls_are_stream_urls_and_http_images_and_outputs() {
         let mut j = sample();
         j["MixInput"][1]["StreamUrl"] = "rtmp://10.0.0.1/live/b".into();
         j["BackgroundImage"] = "http://10.0.0.2/bg.png".into();
         j["WaterMark"] = serde_json::json!({"Image": "preset-id://logo"});
+        j["MixOutput"][0]["StreamUrl"] = "rtmp://10.0.0.3/live/o".into();
         let fields: Vec<String> = caller_urls(&req(j)).into_iter().map(|(f, _)| f).collect();
-        assert_eq!(fields, ["MixInput[1].StreamUrl", "BackgroundImage"]);
+        assert_eq!(
+            fields,
+            [
+                "MixInput[1].StreamUrl",
+                "BackgroundImage",
+                "MixOutput[0].StreamUrl"
+            ]
+        );
     }
 
     #[test]
@@ -707,6 +745,35 @@ mod tests {
             PARAMETER
         );
         assert_eq!(with(&|j| j["MixOutput"] = serde_json::json!([])), PARAMETER);
+    }
+
+    /// Bitrates ZEGO would not take are refused with 110200002 instead of being clamped into range; ZEGO's own
+    /// samples' low values (12000 bps video, 0 or 1 for audio-only mixes) are still raised to the floor.
+    #[test]
+    fn out_of_range_bitrates_are_refused() {
+        let with = |field: &str, v: i64| {
+            let mut j = sample();
+            j["MixOutput"][0][field] = v.into();
+            code(j)
+        };
+        for (field, bad) in [
+            ("VideoBitrate", -5),
+            ("VideoBitrate", 50_000_001),
+            ("AudioBitrate", -1),
+            ("AudioBitrate", 320_001),
+        ] {
+            assert_eq!(with(field, bad), PARAMETER, "{field} {bad}");
+        }
+        for (field, good) in [
+            ("VideoBitrate", 0),
+            ("VideoBitrate", 1),
+            ("VideoBitrate", 12_000),
+            ("VideoBitrate", 50_000_000),
+            ("AudioBitrate", 0),
+            ("AudioBitrate", 320_000),
+        ] {
+            assert_eq!(with(field, good), 0, "{field} {good}");
+        }
     }
 
     #[test]

@@ -211,7 +211,10 @@ pub fn verify(
         .trim();
     let timestamp = parse_timestamp(timestamp_str)?;
 
-    let secret_key = lookup(auth.secret_id).ok_or(Tc3Error::SecretIdNotFound)?;
+    // An empty SecretKey would make the signature computable by anyone: such a SecretId is not configured.
+    let secret_key = lookup(auth.secret_id)
+        .filter(|k| !k.is_empty())
+        .ok_or(Tc3Error::SecretIdNotFound)?;
 
     if (i128::from(now_unix) - i128::from(timestamp)).abs() > i128::from(max_skew_s) {
         return Err(Tc3Error::SignatureExpire);
@@ -756,6 +759,17 @@ mod tests {
         let auth = auth_of(&headers).replace(ID, "AKIDsomeoneelse");
         set(&mut headers, "authorization", &auth);
         assert_eq!(check(&headers, BODY), Err(Tc3Error::SecretIdNotFound));
+    }
+
+    /// Defence in depth: even if validation were bypassed, an empty SecretKey verifies nothing.
+    #[test]
+    fn tc3_an_empty_secret_key_verifies_nothing() {
+        let headers = signed("", NOW);
+        let empty = |id: &str| (id == ID).then(String::new);
+        assert_eq!(
+            verify("POST", "/", "", &headers, BODY, empty, NOW, 300),
+            Err(Tc3Error::SecretIdNotFound)
+        );
     }
 
     #[test]

@@ -305,6 +305,7 @@ fn engine_error(e: Error) -> CmeError {
         ErrorKind::NotFound => err(PROJECT_ID, e.message),
         ErrorKind::Conflict => err(OUTPUT_INVALID, e.message),
         ErrorKind::LimitExceeded => err("LimitExceeded", e.message),
+        ErrorKind::TooLarge => err("InvalidParameterValue", e.message),
         ErrorKind::Unavailable | ErrorKind::Internal => {
             err("InternalError", "internal error; see the server log")
         }
@@ -601,8 +602,15 @@ async fn handle_project(
 
 fn describe(state: &AppState, req: wire::DescribeProjects) -> Result<Value, CmeError> {
     platform(req.platform)?;
-    let offset = req.offset.unwrap_or(0).max(0) as usize;
-    let limit = req.limit.unwrap_or(10).clamp(0, 100) as usize;
+    let offset = req.offset.unwrap_or(0);
+    let limit = req.limit.unwrap_or(10);
+    if offset < 0 || limit < 0 {
+        return Err(err(
+            "InvalidParameterValue",
+            "Offset and Limit must not be negative",
+        ));
+    }
+    let (offset, limit) = (offset as usize, limit.min(100) as usize);
     if !req.category_set.is_empty() && !req.category_set.iter().any(|c| c == CATEGORY) {
         return Ok(json!({"TotalCount": 0, "ProjectInfoSet": []}));
     }

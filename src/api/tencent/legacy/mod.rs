@@ -66,12 +66,17 @@ fn authenticate(
             format!("appid {appid:?} is not a number"),
         )
     })?;
-    let key = config.key_of(app).ok_or_else(|| {
-        Refusal::new(
-            Reason::AuthUnknownApp,
-            format!("appid {app} is not configured"),
-        )
-    })?;
+    // An empty key would verify requests signed with md5(t): such an app is not configured (configuration refuses
+    // it too).
+    let key = config
+        .key_of(app)
+        .filter(|k| !k.is_empty())
+        .ok_or_else(|| {
+            Refusal::new(
+                Reason::AuthUnknownApp,
+                format!("appid {app} is not configured"),
+            )
+        })?;
     let expiry: i64 = t
         .trim()
         .parse()
@@ -80,6 +85,15 @@ fn authenticate(
         return Err(Refusal::new(
             Reason::AuthExpired,
             format!("the request expired at t={expiry} (now {now})"),
+        ));
+    }
+    let ahead = config.max_expiry_ahead_s.min(i64::MAX as u64) as i64;
+    if expiry.saturating_sub(now) > ahead {
+        return Err(Refusal::new(
+            Reason::AuthExpired,
+            format!(
+                "t={expiry} is more than {ahead} s ahead of the server's clock (now {now}); sign with an expiry a minute ahead"
+            ),
         ));
     }
     let expected = sign(key, t);
@@ -251,7 +265,7 @@ mod tests {
                 ("sign", &s1),
             ]),
             &c,
-            1000,
+            1500,
         );
         assert_eq!(ok, Ok(1252500000));
         // The older `cmd` spelling, a second app, upper-case hex.
@@ -263,13 +277,13 @@ mod tests {
                 ("sign", &s7.to_uppercase()),
             ]),
             &c,
-            1000,
+            1500,
         );
         assert_eq!(ok, Ok(7));
         let reason =
             |pairs: &[(&str, &str)], now| authenticate(&q(pairs), &c, now).unwrap_err().reason;
         assert_eq!(
-            reason(&[("appid", "7"), ("t", "2000"), ("sign", &s7)], 1000),
+            reason(&[("appid", "7"), ("t", "2000"), ("sign", &s7)], 1500),
             Reason::AuthMissing
         );
         assert_eq!(
@@ -280,7 +294,7 @@ mod tests {
                     ("t", "2000"),
                     ("sign", &s7)
                 ],
-                1000
+                1500
             ),
             Reason::AuthUnknownApp
         );
@@ -304,7 +318,7 @@ mod tests {
                     ("t", "2000"),
                     ("sign", &s1)
                 ],
-                1000
+                1500
             ),
             Reason::AuthSignature
         );
@@ -316,10 +330,68 @@ mod tests {
                     ("t", "2000"),
                     ("sign", &s7)
                 ],
-                1000
+                1500
             ),
             Reason::Parse
         );
+    }
+
+    /// Defence in depth: even if validation were bypassed, an app with an empty key verifies nothing.
+    #[test]
+    fn an_empty_key_verifies_nothing() {
+        let c = TencentConfig {
+            appid: 5,
+            key: "".into(),
+            apps: vec![crate::config::TencentApp {
+                appid: 7,
+                key: "".into(),
+            }],
+            ..Default::default()
+        };
+        let s = sign("", "2000");
+        for app in ["5", "7"] {
+            let r = authenticate(
+                &q(&[
+                    ("appid", app),
+                    ("interface", "Mix_StreamV2"),
+                    ("t", "2000"),
+                    ("sign", &s),
+                ]),
+                &c,
+                1000,
+            );
+            assert_eq!(
+                r.map_err(|e| e.reason),
+                Err(Reason::AuthUnknownApp),
+                "{app}"
+            );
+        }
+    }
+
+    /// `t` is an expiry: one far ahead would make a signed URL good for that long (Tencent's documentation asks
+    /// for now + 60 s). More than `tencent.max_expiry_ahead_s` (600) ahead is refused as expired.
+    #[test]
+    fn an_expiry_too_far_ahead_is_refused() {
+        let c = config();
+        let now = 1_700_000_000;
+        let auth = |ahead: i64| {
+            let t = (now + ahead).to_string();
+            authenticate(
+                &q(&[
+                    ("appid", "1252500000"),
+                    ("interface", "Mix_StreamV2"),
+                    ("t", &t),
+                    ("sign", &sign("k1", &t)),
+                ]),
+                &c,
+                now,
+            )
+            .map_err(|e| e.reason)
+        };
+        assert_eq!(auth(60), Ok(1252500000));
+        assert_eq!(auth(600), Ok(1252500000));
+        assert_eq!(auth(601), Err(Reason::AuthExpired));
+        assert_eq!(auth(365 * 86_400), Err(Reason::AuthExpired));
     }
 
     #[test]
