@@ -19,9 +19,10 @@ RUN cargo build --release --locked && cp target/release/tessera /usr/local/bin/t
 # ---- runtime ----------------------------------------------------------------------------------------------------------
 FROM debian:12-slim
 # Runtime only, no -dev packages. GStreamer plugins: base (compositor, audiomixer, videoconvertscale, videotestsrc),
-# good (flvdemux/flvmux, souphttpsrc, pngdec/jpegdec, gdkpixbuf, videocrop), bad (rtmp2src/rtmp2sink, h264parse),
-# ugly (x264enc), libav (avdec_h264, avdec_aac, avenc_aac), x (textoverlay, for labels); libcairo2 for the
-# statically registered videofx plugin (rounded corners); a font for labels; CA certificates for https URLs.
+# good (flvmux, souphttpsrc, pngdec/jpegdec, gdkpixbuf, videocrop, lamemp3enc), bad (rtmp2src/rtmp2sink,
+# h264parse/h265parse, x265enc), ugly (x264enc), libav (avdec_h264/h265, avdec_aac/mp3, avenc_aac), x (textoverlay,
+# for labels); a font for labels; CA certificates for https URLs. Tessera demuxes FLV itself and draws rounded
+# corners on the compositor's output: it needs no plugin of its own.
 RUN apt-get update \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
         gstreamer1.0-plugins-base \
@@ -30,7 +31,6 @@ RUN apt-get update \
         gstreamer1.0-plugins-ugly \
         gstreamer1.0-libav \
         gstreamer1.0-x \
-        libcairo2 \
         fonts-dejavu-core \
         ca-certificates \
     && rm -rf /var/lib/apt/lists/* \

@@ -6,7 +6,7 @@ use tokio::net::TcpListener;
 
 use crate::{api, config::Config, node::NodeParts};
 
-/// Initialises GStreamer and the statically linked plugins. Safe to call more than once.
+/// Initialises GStreamer and checks that the elements mixes need are installed. Safe to call more than once.
 pub fn init_media() -> Result<(), crate::Error> {
     crate::engine::init()
 }

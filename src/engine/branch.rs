@@ -64,7 +64,7 @@ pub struct VideoBranch {
     crop: gst::Element,
     scale_caps: gst::Element,
     text: gst::Element,
-    /// Draws this layer's rounded corners (radius set per pad).
+    /// The mix's corner redraw after the compositor, told this layer's radius (per pad).
     corners: Arc<Corners>,
     pad: gst::Pad,
     elements: Vec<gst::Element>,

@@ -5,7 +5,8 @@
 //! blending, and a conversion back to I420 for the encoder. Instead the compositor blends opaque layers straight
 //! into I420, and this module redraws only the pixels that rounding changes: for each rounded layer, the part of
 //! its four corner squares that lies outside the rounded outline. Each such pixel is composited again from every
-//! layer's picture, bottom to top, with the layer's coverage as alpha (anti-aliased along the arc).
+//! layer's picture, bottom to top, with the layer's coverage as alpha (anti-aliased along the arc). A canvas that
+//! is AYUV anyway (a picture with transparent parts) gets its corners redrawn the same way.
 //!
 //! The pictures are the ones the compositor chose for the frame, taken on its `samples-selected` signal; the
 //! redraw runs in a probe on its source pad. Both run on the compositor's own thread, one frame after another.
@@ -605,7 +606,8 @@ mod tests {
         Rect { x, y, w, h }
     }
 
-    /// A 32×32 canvas of `bg` with a square of `fg` over `span`×`span`, as the compositor draws it.
+    /// A 32×32 canvas of `bg` with `fg` over `span.0..span.1` in both directions, square, as the compositor
+    /// draws it.
     fn square_composite(
         bg: [u8; 3],
         span: (usize, usize),

@@ -112,14 +112,10 @@ impl Fanout {
     }
 }
 
-/// Whether an FLV tag (header included) is a video keyframe with picture data, in any form we write.
+/// Whether an FLV tag (header included) is a video keyframe with picture data, in any form we write (read by
+/// [`crate::flv::codec::is_keyframe`], as the relay reads its tags).
 fn is_keyframe_tag(tag: &[u8]) -> bool {
-    tag.len() > 11
-        && tag[0] == 9
-        && matches!(
-            crate::flv::codec::parse_video(&tag[11..]),
-            Ok(crate::flv::codec::Video::Frame { keyframe: true, .. })
-        )
+    tag.len() > 11 && tag[0] == 9 && crate::flv::codec::is_keyframe(&tag[11..])
 }
 
 /// Whether an FLV tag is audio (tag type 8).

@@ -3,15 +3,23 @@
 //! extension with codec id 12 (Chinese CDNs, SRS, Tencent, ZEGO) and enhanced RTMP (`ExVideoTagHeader`, FourCC
 //! `hvc1`; H.264 as `avc1` too) — and AAC and MP3 audio.
 //!
+//! A video tag's header is read in one place, whatever the codec: [`parse_video`] goes on from it for the codecs
+//! above (what the demuxer decodes), and [`is_keyframe`] and [`is_video_config`] answer from it for any codec
+//! (legacy ids 2 to 7, 12 and 13; any FourCC) what the relay (`flv::is_video_keyframe`, `flv::is_sequence_header`)
+//! and the outputs' resumption points need.
+//!
 //! Everything here is a pure function over bytes that never panics: the demuxer feeds it whatever the network
-//! brings, and `tests/fuzz_flv.rs` (and `fuzz/`) throw random and mutated bytes at it.
+//! brings, and the randomised tests below and the cargo-fuzz target `fuzz/fuzz_targets/flv_demux.rs` (through
+//! [`fuzz_one`]) throw random and mutated bytes at it.
 //!
 //! Video data layouts (after the FLV tag header):
-//! - legacy: `FrameType(4) CodecId(4)`, then for codec 7/12 `PacketType(u8: 0 config, 1 frames, 2 end)
-//!   CompositionTime(SI24 ms)` and the payload;
-//! - enhanced: `IsExHeader(1)=1 FrameType(3) PacketType(4)`, `FourCC(4)`, then for `CodedFrames` (1) a SI24
-//!   composition time; `CodedFramesX` (3) has none (0); `SequenceStart` (0) carries the configuration record;
-//!   `SequenceEnd` (2) nothing.
+//! - legacy: `FrameType(4) CodecId(4)`, then for codec 7/12/13 `PacketType(u8: 0 config, 1 frames, 2 end)
+//!   CompositionTime(SI24 ms)` and the payload (for older codecs, the payload at once); frame type 5 is a
+//!   command, not video;
+//! - enhanced: `IsExHeader(1)=1 FrameType(3) PacketType(4)`, `FourCC(4)`, then for `CodedFrames` (1) of `avc1`
+//!   and `hvc1` a SI24 composition time (AV1 and VP9 frames have none); `CodedFramesX` (3) has none (0);
+//!   `SequenceStart` (0) carries the configuration record (`MPEG2TSSequenceStart` (5): AV1's video descriptor);
+//!   `SequenceEnd` (2) nothing; `Metadata` (4) AMF values, not video.
 //!
 //! Frame payloads are length-prefixed NAL units (the record says how many length bytes: 1, 2 or 4).
 
@@ -124,46 +132,209 @@ const EX_CODED_FRAMES: u8 = 1;
 const EX_SEQUENCE_END: u8 = 2;
 const EX_CODED_FRAMES_X: u8 = 3;
 const EX_METADATA: u8 = 4;
+const EX_MPEG2TS_SEQUENCE_START: u8 = 5;
+/// Frame type of keyframes.
+const FRAME_TYPE_KEY: u8 = 1;
 /// Frame type of video info / command frames (seek markers, not pictures).
 const FRAME_TYPE_COMMAND: u8 = 5;
 
+const AVC1: [u8; 4] = *b"avc1";
+const HVC1: [u8; 4] = *b"hvc1";
+
+/// How a video tag names its codec.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CodecTag {
+    /// Legacy FLV: the codec id in the first byte's low nibble.
+    Id(u8),
+    /// Enhanced RTMP: the FourCC after the first byte.
+    FourCc([u8; 4]),
+}
+
+impl CodecTag {
+    /// The codecs read here beyond the header.
+    fn known(self) -> Result<VideoCodec, CodecError> {
+        match self {
+            Self::Id(7) | Self::FourCc(AVC1) => Ok(VideoCodec::H264),
+            Self::Id(12) | Self::FourCc(HVC1) => Ok(VideoCodec::H265),
+            Self::Id(other) => Err(CodecError::UnsupportedVideoCodec(other)),
+            Self::FourCc(other) => Err(CodecError::UnsupportedFourCc(
+                String::from_utf8_lossy(&other).into_owned(),
+            )),
+        }
+    }
+
+    /// Whether legacy tags of this codec are laid out as AVC's: `PacketType(u8: 0 config, 1 frames, 2 end)
+    /// CompositionTime(SI24)` before the payload. AVC (7), and HEVC (12) and AV1 (13) as Chinese CDNs carry them.
+    fn avc_like(self) -> bool {
+        matches!(self, Self::Id(7 | 12 | 13))
+    }
+
+    /// Whether enhanced `CodedFrames` of this codec carry a composition time: the specification gives one to
+    /// AVC and HEVC only (AV1 and VP9 frames follow the FourCC directly).
+    fn has_cts(self) -> bool {
+        matches!(self, Self::FourCc(AVC1 | HVC1))
+    }
+
+    fn tag_name(self) -> &'static str {
+        match self.known() {
+            Ok(codec) => video_tag_name(codec),
+            Err(_) => "video tag",
+        }
+    }
+}
+
+/// The header of a video tag, whatever its codec: the first byte, and the FourCC of the enhanced form.
+#[derive(Debug, Clone, Copy)]
+struct VideoHeader<'a> {
+    codec: CodecTag,
+    /// 1 keyframe, 2 inter frame, 3 disposable inter frame, 4 generated keyframe, 5 info / command frame.
+    frame_type: u8,
+    /// Enhanced RTMP's packet type (0 in the legacy form, where AVC-like codecs carry it in the body).
+    ex_packet_type: u8,
+    /// The bytes after the header.
+    body: &'a [u8],
+}
+
+/// What a video tag carries, whatever its codec.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum VideoPacket<'a> {
+    /// A decoder configuration: legacy packet type 0, enhanced `SequenceStart` or (`mpeg2ts`)
+    /// `MPEG2TSSequenceStart`.
+    Config {
+        record: &'a [u8],
+        mpeg2ts: bool,
+    },
+    /// Coded frames (an empty `data` has none), with the composition time offset in ms (0 where the form has
+    /// none).
+    Frames {
+        cts: i32,
+        data: &'a [u8],
+    },
+    End,
+    /// A command frame or enhanced metadata: nothing for a decoder.
+    Skip,
+    /// A packet type not known here.
+    Unknown(u8),
+}
+
+impl<'a> VideoHeader<'a> {
+    fn parse(d: &'a [u8]) -> Result<Self, CodecError> {
+        let &b0 = d.first().ok_or(CodecError::Empty("video"))?;
+        if b0 & 0x80 == 0 {
+            return Ok(Self {
+                codec: CodecTag::Id(b0 & 0x0F),
+                frame_type: b0 >> 4,
+                ex_packet_type: 0,
+                body: &d[1..],
+            });
+        }
+        // Enhanced RTMP: [IsExHeader | FrameType(3) | PacketType(4)] FourCC ...
+        if d.len() < 5 {
+            return Err(CodecError::Truncated("enhanced-RTMP video tag"));
+        }
+        Ok(Self {
+            codec: CodecTag::FourCc([d[1], d[2], d[3], d[4]]),
+            frame_type: (b0 >> 4) & 0x07,
+            ex_packet_type: b0 & 0x0F,
+            body: &d[5..],
+        })
+    }
+
+    fn packet(&self) -> Result<VideoPacket<'a>, CodecError> {
+        match self.codec {
+            CodecTag::Id(_) => self.legacy_packet(),
+            CodecTag::FourCc(_) => self.enhanced_packet(),
+        }
+    }
+
+    fn legacy_packet(&self) -> Result<VideoPacket<'a>, CodecError> {
+        if self.frame_type == FRAME_TYPE_COMMAND {
+            return Ok(VideoPacket::Skip);
+        }
+        let d = self.body;
+        if !self.codec.avc_like() {
+            // Older codecs (H.263, screen video, VP6): the body is the frame.
+            return Ok(VideoPacket::Frames { cts: 0, data: d });
+        }
+        if d.len() < 4 {
+            return Err(CodecError::Truncated(self.codec.tag_name()));
+        }
+        let payload = &d[4..];
+        Ok(match d[0] {
+            0 => VideoPacket::Config {
+                record: payload,
+                mpeg2ts: false,
+            },
+            1 => VideoPacket::Frames {
+                cts: si24(&d[1..4]),
+                data: payload,
+            },
+            2 => VideoPacket::End,
+            other => VideoPacket::Unknown(other),
+        })
+    }
+
+    fn enhanced_packet(&self) -> Result<VideoPacket<'a>, CodecError> {
+        let packet_type = self.ex_packet_type;
+        if self.frame_type == FRAME_TYPE_COMMAND && packet_type != EX_SEQUENCE_START {
+            return Ok(VideoPacket::Skip);
+        }
+        let rest = self.body;
+        Ok(match packet_type {
+            EX_SEQUENCE_START | EX_MPEG2TS_SEQUENCE_START => VideoPacket::Config {
+                record: rest,
+                mpeg2ts: packet_type == EX_MPEG2TS_SEQUENCE_START,
+            },
+            EX_CODED_FRAMES if self.codec.has_cts() => {
+                if rest.len() < 3 {
+                    return Err(CodecError::Truncated(self.codec.tag_name()));
+                }
+                VideoPacket::Frames {
+                    cts: si24(&rest[..3]),
+                    data: &rest[3..],
+                }
+            }
+            EX_CODED_FRAMES | EX_CODED_FRAMES_X => VideoPacket::Frames { cts: 0, data: rest },
+            EX_SEQUENCE_END => VideoPacket::End,
+            EX_METADATA => VideoPacket::Skip,
+            other => VideoPacket::Unknown(other),
+        })
+    }
+}
+
 /// Reads a video tag's data.
 pub fn parse_video(d: &[u8]) -> Result<Video<'_>, CodecError> {
-    let &b0 = d.first().ok_or(CodecError::Empty("video"))?;
-    if b0 & 0x80 != 0 {
-        return parse_enhanced_video(d);
-    }
-    let frame_type = b0 >> 4;
-    let codec = match b0 & 0x0F {
-        7 => VideoCodec::H264,
-        12 => VideoCodec::H265,
-        other => return Err(CodecError::UnsupportedVideoCodec(other)),
+    let header = VideoHeader::parse(d)?;
+    let codec = header.codec.known()?;
+    let form = match header.codec {
+        CodecTag::Id(_) => VideoForm::Legacy,
+        CodecTag::FourCc(_) => VideoForm::Enhanced,
     };
-    if frame_type == FRAME_TYPE_COMMAND {
-        return Ok(Video::Skip);
-    }
-    if d.len() < 5 {
-        return Err(CodecError::Truncated(video_tag_name(codec)));
-    }
-    let payload = &d[5..];
-    match d[1] {
-        0 => Ok(Video::Config {
+    match header.packet()? {
+        VideoPacket::Config {
+            record,
+            mpeg2ts: false,
+        } => Ok(Video::Config {
             codec,
-            form: VideoForm::Legacy,
-            record: payload,
+            form,
+            record,
         }),
-        1 if payload.is_empty() => Ok(Video::Skip),
-        1 => Ok(Video::Frame {
+        VideoPacket::Config { mpeg2ts: true, .. } => {
+            Err(CodecError::UnsupportedPacketType(EX_MPEG2TS_SEQUENCE_START))
+        }
+        VideoPacket::Frames { data: [], .. } => Ok(Video::Skip),
+        VideoPacket::Frames { cts, data } => Ok(Video::Frame {
             codec,
-            keyframe: frame_type == 1,
-            cts: si24(&d[2..5]),
-            data: payload,
+            keyframe: header.frame_type == FRAME_TYPE_KEY,
+            cts,
+            data,
         }),
-        2 => Ok(Video::End { codec }),
-        _ => Err(CodecError::Invalid(
-            video_tag_name(codec),
-            "unknown packet type",
-        )),
+        VideoPacket::End => Ok(Video::End { codec }),
+        VideoPacket::Skip => Ok(Video::Skip),
+        VideoPacket::Unknown(other) => Err(match form {
+            VideoForm::Legacy => CodecError::Invalid(video_tag_name(codec), "unknown packet type"),
+            VideoForm::Enhanced => CodecError::UnsupportedPacketType(other),
+        }),
     }
 }
 
@@ -174,57 +345,21 @@ fn video_tag_name(codec: VideoCodec) -> &'static str {
     }
 }
 
-fn parse_enhanced_video(d: &[u8]) -> Result<Video<'_>, CodecError> {
-    let b0 = d[0];
-    let frame_type = (b0 >> 4) & 0x07;
-    let packet_type = b0 & 0x0F;
-    if d.len() < 5 {
-        return Err(CodecError::Truncated("enhanced-RTMP video tag"));
-    }
-    let codec = match &d[1..5] {
-        b"hvc1" => VideoCodec::H265,
-        b"avc1" => VideoCodec::H264,
-        other => {
-            return Err(CodecError::UnsupportedFourCc(
-                String::from_utf8_lossy(other).into_owned(),
-            ))
-        }
-    };
-    if frame_type == FRAME_TYPE_COMMAND && packet_type != EX_SEQUENCE_START {
-        return Ok(Video::Skip);
-    }
-    let rest = &d[5..];
-    match packet_type {
-        EX_SEQUENCE_START => Ok(Video::Config {
-            codec,
-            form: VideoForm::Enhanced,
-            record: rest,
-        }),
-        EX_CODED_FRAMES => {
-            if rest.len() < 3 {
-                return Err(CodecError::Truncated(video_tag_name(codec)));
-            }
-            if rest.len() == 3 {
-                return Ok(Video::Skip);
-            }
-            Ok(Video::Frame {
-                codec,
-                keyframe: frame_type == 1,
-                cts: si24(&rest[..3]),
-                data: &rest[3..],
-            })
-        }
-        EX_CODED_FRAMES_X if rest.is_empty() => Ok(Video::Skip),
-        EX_CODED_FRAMES_X => Ok(Video::Frame {
-            codec,
-            keyframe: frame_type == 1,
-            cts: 0,
-            data: rest,
-        }),
-        EX_SEQUENCE_END => Ok(Video::End { codec }),
-        EX_METADATA => Ok(Video::Skip),
-        other => Err(CodecError::UnsupportedPacketType(other)),
-    }
+/// Whether a video tag's data is a frame a decoder can start at: a keyframe (frame type 1) with picture data,
+/// not a configuration. Any codec, in either form; what the relay and the outputs resume at.
+pub fn is_keyframe(d: &[u8]) -> bool {
+    VideoHeader::parse(d).is_ok_and(|h| {
+        h.frame_type == FRAME_TYPE_KEY
+            && matches!(h.packet(), Ok(VideoPacket::Frames { data, .. }) if !data.is_empty())
+    })
+}
+
+/// Whether a video tag's data is a decoder configuration (a sequence header). Any codec, in either form.
+pub fn is_video_config(d: &[u8]) -> bool {
+    matches!(
+        VideoHeader::parse(d).and_then(|h| h.packet()),
+        Ok(VideoPacket::Config { .. })
+    )
 }
 
 /// Reads an audio tag's data.
@@ -668,6 +803,31 @@ mod tests {
                 video_frame_tag(VideoCodec::H265, form, false, 5, &[0, 0, 0, 1, 1]),
             );
             assert!(!is_video_keyframe(&delta));
+        }
+    }
+
+    /// Random short video tags: wherever [`parse_video`] reads one, the relay's checks say the same of it.
+    #[test]
+    fn the_relay_checks_agree_with_parse_video() {
+        let mut rng = fastrand::Rng::with_seed(0xF1A6);
+        let firsts = [
+            0x17, 0x27, 0x57, 0x1C, 0x2C, 0x5C, 0x90, 0x91, 0x93, 0xA1, 0xD0, 0xD1, 0x95,
+        ];
+        for _ in 0..20_000 {
+            let mut d = vec![firsts[rng.usize(..firsts.len())]];
+            if d[0] & 0x80 != 0 && rng.bool() {
+                d.extend_from_slice(if rng.bool() { b"hvc1" } else { b"avc1" });
+            }
+            d.extend((0..rng.usize(0..6)).map(|_| rng.u8(0..4)));
+            let (config, keyframe) = (is_video_config(&d), is_keyframe(&d));
+            match parse_video(&d) {
+                Ok(Video::Config { .. }) => assert!(config && !keyframe, "{d:02x?}"),
+                Ok(Video::Frame { keyframe: k, .. }) => {
+                    assert!(!config && keyframe == k, "{d:02x?}")
+                }
+                Ok(Video::End { .. } | Video::Skip) => assert!(!config && !keyframe, "{d:02x?}"),
+                Err(_) => {}
+            }
         }
     }
 

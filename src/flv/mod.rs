@@ -403,59 +403,22 @@ impl Writer {
     }
 }
 
-/// Video codecs whose second data byte is a packet type (0 = sequence header, 1 = frames, 2 = end of sequence):
-/// AVC (7), and HEVC (12) and AV1 (13) as Chinese CDNs carry them in legacy FLV.
-fn avc_like(codec: u8) -> bool {
-    matches!(codec, 7 | 12 | 13)
-}
-
-/// Enhanced RTMP packet types.
-const EX_SEQUENCE_START: u8 = 0;
-const EX_CODED_FRAMES: u8 = 1;
-const EX_CODED_FRAMES_X: u8 = 3;
-const EX_MPEG2TS_SEQUENCE_START: u8 = 5;
-
 /// Whether `tag` is a video frame a decoder can start at: frame type 1 (keyframe) carrying picture data, not a
-/// sequence header. Understands legacy FLV (AVC and the like) and enhanced RTMP (`hvc1`, `av01`, ...).
+/// sequence header. Understands legacy FLV (AVC and the like) and enhanced RTMP (`hvc1`, `av01`, ...), through
+/// [`codec::is_keyframe`].
 pub fn is_video_keyframe(tag: &Tag) -> bool {
-    if tag.kind != TagKind::Video {
-        return false;
-    }
-    let Some(&b0) = tag.data.first() else {
-        return false;
-    };
-    if b0 & 0x80 != 0 {
-        // Enhanced RTMP: [IsExHeader | FrameType(3) | PacketType(4)] FourCC ...
-        let frame_type = (b0 >> 4) & 0x07;
-        let packet_type = b0 & 0x0F;
-        return frame_type == 1
-            && matches!(packet_type, EX_CODED_FRAMES | EX_CODED_FRAMES_X)
-            && tag.data.len() > 5;
-    }
-    let frame_type = b0 >> 4;
-    let codec = b0 & 0x0F;
-    if frame_type != 1 {
-        return false;
-    }
-    if avc_like(codec) {
-        return tag.data.get(1) == Some(&1);
-    }
-    tag.data.len() > 1
+    tag.kind == TagKind::Video && codec::is_keyframe(&tag.data)
 }
 
 /// Whether `tag` is a decoder configuration: an AVC (or HEVC/AV1 legacy, or enhanced RTMP) sequence header,
-/// or an AAC AudioSpecificConfig (AAC packet type 0).
+/// or an AAC AudioSpecificConfig (AAC packet type 0). Read by [`codec`]'s parsers.
 pub fn is_sequence_header(tag: &Tag) -> bool {
-    let d = &tag.data;
     match tag.kind {
-        TagKind::Video => match d.first() {
-            Some(&b0) if b0 & 0x80 != 0 => {
-                matches!(b0 & 0x0F, EX_SEQUENCE_START | EX_MPEG2TS_SEQUENCE_START)
-            }
-            Some(&b0) => avc_like(b0 & 0x0F) && d.get(1) == Some(&0),
-            None => false,
-        },
-        TagKind::Audio => d.len() >= 2 && d[0] >> 4 == 10 && d[1] == 0,
+        TagKind::Video => codec::is_video_config(&tag.data),
+        TagKind::Audio => matches!(
+            codec::parse_audio(&tag.data),
+            Ok(codec::Audio::AacConfig(_))
+        ),
         TagKind::Script => false,
     }
 }
@@ -792,6 +755,40 @@ mod tests {
         ] {
             assert!(!is_sequence_header(t), "{t:?}");
         }
+    }
+
+    /// Where the relay's checks once read video tags their own way, [`codec`]'s parser now decides, as the
+    /// enhanced-RTMP specification (and the legacy FLV one) read them.
+    #[test]
+    fn relay_checks_read_tags_as_the_codec_parser_does() {
+        let video = |d: &[u8]| tag(TagKind::Video, 0, d);
+        for d in [
+            // Command frames (frame type 5) carry a command, not video: no sequence header, whatever follows.
+            &[0x57, 0][..],
+            &[0x5C, 0, 0, 0, 0, 1],
+            // AVC-like tags without their packet type and composition time are cut short.
+            &[0x17, 0],
+            &[0x17, 1],
+            &[0x1C, 1, 0, 0],
+            // A keyframe needs picture data after the composition time.
+            &[0x17, 1, 0, 0, 0],
+            b"\x91hvc1\x00\x00\x00",
+            // An enhanced tag needs its whole FourCC.
+            &[0x90],
+            b"\x90hv",
+            b"\x91av01",
+        ] {
+            let t = video(d);
+            assert!(
+                !is_sequence_header(&t) && !is_video_keyframe(&t),
+                "{d:02x?}"
+            );
+        }
+        // AV1 and VP9 frames carry no composition time: their picture data follows the FourCC.
+        assert!(is_video_keyframe(&video(b"\x91av01\x12")));
+        assert!(is_video_keyframe(&video(b"\x93vp09\x12")));
+        assert!(is_sequence_header(&video(b"\x95av01\x80")));
+        assert!(is_video_keyframe(&video(&[0x1D, 1, 0, 0, 0, 0x12])));
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! ZEGO signature v2.0: `Signature = md5(AppId + SignatureNonce + ServerSecret + Timestamp)`, lowercase hex, with
 //! the timestamp at most `timestamp_window_s` off. Going beyond ZEGO, a nonce seen within that window is refused
-//! as a replay. Checked before the body is read.
+//! as a replay. Checked before the body is looked at.
 
 use std::{collections::HashMap, time::Duration};
 

@@ -1,6 +1,6 @@
 //! The ZEGO server API dialect: `POST /?Action=StartMix`, `POST /?Action=StopMix`,
 //! `GET /?Action=GetMixTaskInfo&TaskId=…`, signature v2.0. Every answer, errors included, is ZEGO's envelope
-//! `{"Code","Message","RequestId","Data"}` with HTTP 200. The signature is checked before the body is read.
+//! `{"Code","Message","RequestId","Data"}` with HTTP 200. The signature is checked before the body is looked at.
 
 mod auth;
 pub mod codes;
@@ -81,7 +81,8 @@ impl IntoResponse for ZegoError {
 
 use crate::clock::unix_now as now_unix;
 
-/// Handles a request whose query names an `Action`. `body` is read only after the signature was checked.
+/// Handles a request whose query names an `Action`. `body` (the bytes, or the code for a body that could not be
+/// read) is looked at only after the signature was checked.
 pub async fn handle(
     state: &AppState,
     query: &HashMap<String, String>,

@@ -139,7 +139,7 @@ fn check_size(v: Option<i64>, name: &str) -> Result<u32, ZegoError> {
     Ok(v as u32)
 }
 
-/// Translates a StartMix request. `ingest_url` resolves stream ids, to tell an input that is also an output.
+/// Translates a StartMix request. An input that is also an output (the same stream id, or the same URL) is refused.
 pub fn start_mix(req: &wire::StartMix, config: &ZegoConfig) -> Result<MixSpec, ZegoError> {
     if req.task_id.is_empty() {
         return Err(param("TaskId is required"));
