@@ -293,39 +293,8 @@ impl MixPipeline {
         let mut translucent = HashSet::new();
         note_translucent(&mut translucent, &stills);
         let pipeline = gst::Pipeline::with_name(&format!("mix-{id}"));
-        let assembled = Self::assemble(
-            id,
-            spec,
-            stills,
-            config,
-            hub,
-            events,
-            on_failure,
-            pipeline.clone(),
-            translucent,
-            latency,
-        );
-        if assembled.is_err() {
-            // Whatever failed half-way, the pipeline must not be disposed while it plays (GStreamer aborts).
-            let _ = pipeline.set_state(gst::State::Null);
-        }
-        assembled
-    }
-
-    /// The body of [`MixPipeline::start`].
-    #[allow(clippy::too_many_arguments)]
-    fn assemble(
-        id: &str,
-        spec: &MixSpec,
-        stills: PreparedStills,
-        config: &Config,
-        hub: &InputHub,
-        events: &EventBus,
-        on_failure: OnFailure,
-        pipeline: gst::Pipeline,
-        translucent: HashSet<String>,
-        latency: gst::ClockTime,
-    ) -> Result<Self, Error> {
+        // Whatever fails half-way, the pipeline must not be disposed while it plays (GStreamer aborts).
+        let building = crate::media::teardown::NullUnlessBuilt::new(&pipeline);
         pipeline.use_clock(Some(&gst::SystemClock::obtain()));
         let build_video = || -> Result<_, gst::glib::BoolError> {
             let compositor = gst::ElementFactory::make("compositor")
@@ -505,6 +474,7 @@ impl MixPipeline {
         }
         mix.restack();
         mix.apply_sei();
+        building.built();
         Ok(mix)
     }
 

@@ -85,3 +85,26 @@ impl Drop for NullOnDrop {
         let _ = self.0.set_state(gst::State::Null);
     }
 }
+
+/// A pipeline being built: set to NULL when dropped unless [`NullUnlessBuilt::built`] was called, so a build that
+/// fails half-way (after the pipeline went PLAYING) never disposes a playing pipeline.
+pub(crate) struct NullUnlessBuilt(Option<gst::Pipeline>);
+
+impl NullUnlessBuilt {
+    pub(crate) fn new(pipeline: &gst::Pipeline) -> Self {
+        Self(Some(pipeline.clone()))
+    }
+
+    /// The build succeeded: the pipeline's owner takes over.
+    pub(crate) fn built(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for NullUnlessBuilt {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            let _ = p.set_state(gst::State::Null);
+        }
+    }
+}

@@ -47,6 +47,35 @@ pub fn config() -> tessera::Config {
     c
 }
 
+/// A config file for the binary in `dir`: inputs and outputs nowhere, state in `dir/state`, room for 10 mixes;
+/// `extra` is appended (more TOML sections). Returns its path and the API port.
+pub fn write_config(dir: &std::path::Path, extra: &str) -> (std::path::PathBuf, u16) {
+    let port = free_port();
+    let state = dir.join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    let config = dir.join("tessera.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"[server]
+listen = "127.0.0.1:{port}"
+[ingest]
+pull_url = "{NOWHERE}/live/{{stream_id}}"
+[egress]
+push_url = "{NOWHERE}/mix/{{stream_id}}"
+[engine]
+max_mixes = 10
+[store]
+path = "{}"
+{extra}
+"#,
+            state.join("tessera.db").display()
+        ),
+    )
+    .unwrap();
+    (config, port)
+}
+
 /// A small mix publishing `out`, with an overlay from `image` if given.
 pub fn mix(out: &str, image: Option<&str>) -> Value {
     let mut spec = json!({
