@@ -73,6 +73,8 @@ pub struct Config {
     pub tencentcloud: TencentCloudConfig,
     /// How status callbacks (relay project events) are delivered.
     pub callbacks: CallbacksConfig,
+    /// Signed webhooks: the node's events POSTed to the operator's own systems.
+    pub webhooks: WebhooksConfig,
     /// Where accepted tasks are recorded so a restart resumes them.
     pub store: StoreConfig,
     /// Pictures known by id (Tencent `picture_id` / `WatermarkId`), in addition to those uploaded with
@@ -90,6 +92,18 @@ pub struct ServerConfig {
     /// Requests per second the native API (`/v1/…`) takes from one client address (429 above it); 0: no
     /// limit, as a self-hosted node trusts its callers.
     pub max_requests_per_s: u32,
+    /// Bearer tokens that may use the whole native API (`/v1/…`, the event stream, `/metrics`): callers send
+    /// `Authorization: Bearer <token>`. Each at least 16 characters. Never logged. Vendor dialects keep their
+    /// own signatures; `/healthz` and `/readyz` stay open.
+    pub api_tokens: Vec<Secret>,
+    /// Tokens that may only read (GET): dashboards, monitoring.
+    pub read_only_tokens: Vec<Secret>,
+    /// A file of further tokens, one per line (`ro:` before a read-only one; `#` starts a comment), read at start
+    /// (and on reload): keeps tokens out of the main file.
+    pub token_file: String,
+    /// Serve the native API without tokens on an address other machines can reach. Without tokens, a `listen`
+    /// address that is not loopback is refused at start unless this is `true`: an open API must be a decision.
+    pub allow_unauthenticated: bool,
 }
 
 impl Default for ServerConfig {
@@ -98,6 +112,10 @@ impl Default for ServerConfig {
             listen: "127.0.0.1:8080".parse().expect("valid default address"),
             max_body_bytes: 256 * 1024,
             max_requests_per_s: 0,
+            api_tokens: Vec::new(),
+            read_only_tokens: Vec::new(),
+            token_file: String::new(),
+            allow_unauthenticated: false,
         }
     }
 }
@@ -399,6 +417,46 @@ impl Default for CallbacksConfig {
     }
 }
 
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebhooksConfig {
+    /// Where each selected event is POSTed (http:// or https://, through the `[callbacks]` client); empty: no
+    /// webhooks.
+    pub urls: Vec<String>,
+    /// The key of each delivery's `X-Tessera-Signature` (HMAC-SHA256); required, at least 16 characters, when
+    /// `urls` is set. Never logged.
+    pub secret: Secret,
+    /// Event types delivered (`mix.started`, or a prefix and `*`: `output.*`); empty: every type.
+    pub events: Vec<String>,
+    /// Events waiting per URL while it is slow or down; beyond it, new ones are dropped (and counted).
+    pub queue: usize,
+    /// How long one event is retried (with backoff) before it is dropped (and counted).
+    pub retry_for_ms: u64,
+}
+
+impl Default for WebhooksConfig {
+    fn default() -> Self {
+        Self {
+            urls: Vec::new(),
+            secret: Secret::default(),
+            events: Vec::new(),
+            queue: 1000,
+            retry_for_ms: 60_000,
+        }
+    }
+}
+
+impl WebhooksConfig {
+    /// Whether events of type `kind` are delivered.
+    pub fn wants(&self, kind: &str) -> bool {
+        self.events.is_empty()
+            || self.events.iter().any(|e| match e.strip_suffix('*') {
+                Some(prefix) => kind.starts_with(prefix),
+                None => e == kind,
+            })
+    }
+}
+
 impl IngestConfig {
     pub fn stall_timeout(&self) -> Duration {
         Duration::from_millis(self.stall_timeout_ms)
@@ -447,6 +505,9 @@ impl Config {
         }
         if !self.tencentcloud.secret_id.is_empty() && !self.tencentcloud.secret_key.is_strong() {
             return weak("tencentcloud.secret_key", "tencentcloud.secret_id is set");
+        }
+        if !self.webhooks.urls.is_empty() && !self.webhooks.secret.is_strong() {
+            return weak("webhooks.secret", "webhooks.urls is set");
         }
         Ok(())
     }
@@ -523,6 +584,20 @@ impl Config {
         if self.callbacks.timeout_ms == 0 {
             return Err(ConfigError::Invalid(
                 "callbacks.timeout_ms must be greater than 0".into(),
+            ));
+        }
+        for (i, u) in self.webhooks.urls.iter().enumerate() {
+            let ok = url::Url::parse(u)
+                .is_ok_and(|p| matches!(p.scheme(), "http" | "https") && p.host_str().is_some());
+            if !ok {
+                return Err(ConfigError::Invalid(format!(
+                    "webhooks.urls[{i}] must be an http:// or https:// URL"
+                )));
+            }
+        }
+        if self.webhooks.queue == 0 {
+            return Err(ConfigError::Invalid(
+                "webhooks.queue must be greater than 0".into(),
             ));
         }
         self.validate_secrets()?;

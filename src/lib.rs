@@ -41,6 +41,7 @@ pub mod pictures;
 pub mod relay;
 pub mod server;
 pub mod store;
+pub mod webhooks;
 
 pub use config::Config;
 pub use error::{Error, ErrorKind};

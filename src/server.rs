@@ -32,7 +32,7 @@ pub async fn build(config: Config) -> std::io::Result<api::AppState> {
         .map_err(std::io::Error::other)?;
     let callbacks =
         crate::relay::callback_client(&config.callbacks).map_err(std::io::Error::other)?;
-    Ok(api::AppState::new(config, NodeParts::new(store), callbacks))
+    api::AppState::new(config, NodeParts::new(store), callbacks).map_err(std::io::Error::other)
 }
 
 /// Serves `state` (tests build one and keep it to inspect the engine). The recorded tasks are taken back first

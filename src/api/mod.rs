@@ -1,7 +1,9 @@
 //! The HTTP listener. One router serves every dialect; each dialect is its own module that translates its wire
 //! types into the core model and core errors into its own codes.
 
+mod auth;
 mod error;
+mod events;
 mod json;
 mod lenient;
 pub mod native;
@@ -46,19 +48,30 @@ pub struct AppState {
     pub relays: crate::relay::Relays,
     /// Request rates per credential or client, one limiter per dialect.
     pub rates: Arc<ratelimit::RateLimits>,
+    /// Webhook delivery counts.
+    pub webhooks: Arc<crate::webhooks::Deliveries>,
+    /// Who may use the native API.
+    pub tokens: Arc<auth::Tokens>,
 }
 
 impl AppState {
     /// Everything one node serves, wired around `parts`. `callbacks` is the status-callback client, built (and
-    /// its CA file checked) once at start. Must be called inside a Tokio runtime.
-    pub fn new(config: Config, parts: NodeParts, callbacks: reqwest::Client) -> Self {
+    /// its CA file checked) once at start. Refused when the API tokens are not usable (see [`auth::Tokens`]).
+    /// Must be called inside a Tokio runtime.
+    pub fn new(
+        config: Config,
+        parts: NodeParts,
+        callbacks: reqwest::Client,
+    ) -> Result<Self, String> {
+        let tokens = Arc::new(auth::Tokens::from_config(&config.server)?);
         let engine = Engine::new(config.clone(), parts.clone());
+        let webhooks = crate::webhooks::start(&config.webhooks, callbacks.clone(), &parts.events);
         let relays = crate::relay::Relays::new(config.clone(), parts.clone(), callbacks);
         let pictures = crate::pictures::Pictures::new(
             &config.pictures,
             crate::image::ImageLimits::of(&config.engine),
         );
-        Self {
+        Ok(Self {
             zego: Arc::new(zego::ZegoState::new(&parts, engine.clone())),
             tencent: Arc::new(tencent::TencentState::new(&config, &parts, engine.clone())),
             engine,
@@ -66,15 +79,17 @@ impl AppState {
             pictures: Arc::new(pictures),
             relays,
             rates: Arc::new(ratelimit::RateLimits::new(&config)),
+            webhooks,
+            tokens,
             config: Arc::new(config),
-        }
+        })
     }
 
     /// A node of its own, recording in memory only (tests).
     pub fn in_memory(config: Config) -> Self {
         let callbacks =
             crate::relay::callback_client(&config.callbacks).expect("a valid [callbacks] section");
-        Self::new(config, NodeParts::in_memory(), callbacks)
+        Self::new(config, NodeParts::in_memory(), callbacks).expect("usable API tokens")
     }
 
     /// Takes back every recorded task (at process start): the engine's mixes (known at once, started in the
@@ -120,8 +135,13 @@ pub fn app(state: AppState) -> Router {
         .merge(
             native::routes()
                 .merge(relays::routes())
+                .merge(events::routes())
                 .merge(pictures::routes(
                     usize::try_from(state.config.engine.max_image_bytes).unwrap_or(usize::MAX),
+                ))
+                .route_layer(axum::middleware::from_fn_with_state(
+                    state.clone(),
+                    auth::require,
                 ))
                 .route_layer(axum::middleware::from_fn_with_state(
                     state.clone(),

@@ -1,0 +1,116 @@
+//! `GET /v1/events`: the node's event stream ([`crate::events`]) as server-sent events.
+//!
+//! Each event is one SSE message: `id` (the event's number), `event` (its type, e.g. `mix.started`) and `data`
+//! (the event as JSON). `?mix=ID` / `?relay=ID` keep one task's events. A client that reconnects with
+//! `Last-Event-ID` (or `?since=ID`) first gets the kept events after that one; when some were already dropped
+//! from the bounded ring — or the client fell too far behind a live stream — an `events.missed` message says
+//! so, with how many where known, so the client can re-read the state it depends on.
+
+use std::convert::Infallible;
+
+use axum::{
+    extract::{Query, State},
+    http::HeaderMap,
+    response::sse::{Event as SseEvent, KeepAlive, Sse},
+    routing::get,
+    Router,
+};
+use futures::{stream, Stream, StreamExt};
+use serde::Deserialize;
+use tokio::sync::broadcast::error::RecvError;
+
+use super::AppState;
+use crate::events::{Event, TaskRef};
+
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/v1/events", get(events))
+}
+
+/// Which events a client asked for.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Filter {
+    /// Only this mix's events.
+    mix: Option<String>,
+    /// Only this relay project's events.
+    relay: Option<String>,
+    /// Resume after this event (as `Last-Event-ID` does).
+    since: Option<u64>,
+}
+
+impl Filter {
+    fn wants(&self, e: &Event) -> bool {
+        if self.mix.is_none() && self.relay.is_none() {
+            return true;
+        }
+        match &e.task {
+            TaskRef::Mix(id) => self.mix.as_deref() == Some(id),
+            TaskRef::Relay(id) => self.relay.as_deref() == Some(id),
+        }
+    }
+}
+
+fn message(e: &Event) -> SseEvent {
+    let data = serde_json::to_string(e).unwrap_or_else(|_| "{}".into());
+    let kind = serde_json::to_value(&e.kind)
+        .ok()
+        .and_then(|v| v["type"].as_str().map(str::to_string))
+        .unwrap_or_default();
+    SseEvent::default()
+        .id(e.id.to_string())
+        .event(kind)
+        .data(data)
+}
+
+/// Tells the client it did not get every event: `missed` of them (`None`: unknown how many).
+fn missed(missed: Option<u64>, after: u64) -> SseEvent {
+    SseEvent::default().event("events.missed").data(
+        serde_json::json!({"missed": missed, "after": after, "hint": "re-read the state you depend on"})
+            .to_string(),
+    )
+}
+
+async fn events(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Query(filter): Query<Filter>,
+) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
+    let resume = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .or(filter.since);
+    // Subscribed before the ring is read: an event published in between is in one or the other.
+    let live = s.events.subscribe();
+    let (backlog, lost) = match resume {
+        Some(after) => s.events.since(after),
+        None => (Vec::new(), false),
+    };
+    let seen = backlog.last().map_or(resume.unwrap_or(0), |e| e.id);
+    let mut head: Vec<SseEvent> = Vec::new();
+    if lost {
+        head.push(missed(None, resume.unwrap_or(0)));
+    }
+    head.extend(backlog.iter().filter(|e| filter.wants(e)).map(message));
+    let tail = stream::unfold(
+        (live, filter, seen),
+        |(mut live, filter, mut seen)| async move {
+            loop {
+                match live.recv().await {
+                    Ok(e) if e.id <= seen => continue,
+                    Ok(e) => {
+                        seen = e.id;
+                        if filter.wants(&e) {
+                            return Some((message(&e), (live, filter, seen)));
+                        }
+                    }
+                    Err(RecvError::Lagged(n)) => {
+                        return Some((missed(Some(n), seen), (live, filter, seen)))
+                    }
+                    Err(RecvError::Closed) => return None,
+                }
+            }
+        },
+    );
+    Sse::new(stream::iter(head).chain(tail).map(Ok)).keep_alive(KeepAlive::default())
+}
