@@ -67,7 +67,7 @@ struct RelayRecord {
 }
 
 /// A project as the API shows it.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct RelayView {
     pub id: String,
     pub spec: RelaySpec,
