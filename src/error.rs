@@ -11,8 +11,11 @@ pub enum ErrorKind {
     NotFound,
     /// A node limit (mixes, inputs, …) would be exceeded.
     LimitExceeded,
-    /// Something the request needs is held by another mix (an output target).
+    /// Something the request needs is held by another task (an output target).
     Conflict,
+    /// The task is not in a state that allows the request now: a relay project that is not running, an input
+    /// that is not live, or a request overtaken by a later one for the same task (which was applied first).
+    State,
     /// A referenced resource (image, …) could not be fetched or decoded.
     Unavailable,
     /// A referenced resource is larger than this node takes: an image's bytes, or the pixels its header claims.

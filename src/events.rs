@@ -19,7 +19,7 @@ use serde::Serialize;
 use tokio::sync::broadcast;
 
 /// Which task an event is about.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
 #[serde(tag = "kind", content = "id", rename_all = "snake_case")]
 pub enum TaskRef {
     Mix(String),
@@ -35,7 +35,7 @@ impl TaskRef {
 }
 
 /// What happened.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(tag = "type")]
 pub enum EventKind {
     /// A mix was created, or came back (a restart of the process, a recovery after a failure).
@@ -114,7 +114,7 @@ impl EventKind {
 }
 
 /// One event: a number (increasing, unique for the process), when, about which task, what.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Event {
     pub id: u64,
     /// Unix milliseconds.

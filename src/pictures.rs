@@ -20,14 +20,28 @@ use crate::{
 pub type Resolved = (String, (u32, u32));
 
 /// What the API shows of a picture.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct PictureInfo {
     pub id: String,
     /// `config` (from the `[pictures]` section, read-only) or `upload`.
+    #[schema(value_type = PictureOrigin)]
     pub origin: &'static str,
-    /// Natural size, once decoded.
+    /// Natural size, once decoded; null for a configured picture until it is first used.
+    #[schema(required = true)]
     pub width: Option<u32>,
+    #[schema(required = true)]
     pub height: Option<u32>,
+}
+
+/// Where a picture comes from: `config` (the `[pictures]` section, read-only) or `upload`
+/// (`PUT /v1/pictures/{id}`).
+// Schema only, the values of `PictureInfo::origin`.
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum PictureOrigin {
+    Config,
+    Upload,
 }
 
 #[derive(Clone)]

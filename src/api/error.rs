@@ -5,7 +5,8 @@ use axum::{
     response::{IntoResponse, Response},
     Json,
 };
-use serde_json::json;
+use serde::Serialize;
+use utoipa::{ToResponse, ToSchema};
 
 use crate::{
     error::{Error, ErrorKind},
@@ -38,6 +39,7 @@ impl From<Error> for ApiError {
             ErrorKind::NotFound => (StatusCode::NOT_FOUND, "not_found"),
             ErrorKind::LimitExceeded => (StatusCode::CONFLICT, "limit_exceeded"),
             ErrorKind::Conflict => (StatusCode::CONFLICT, "output_in_use"),
+            ErrorKind::State => (StatusCode::CONFLICT, "wrong_state"),
             ErrorKind::Unavailable => (StatusCode::UNPROCESSABLE_ENTITY, "resource_unavailable"),
             ErrorKind::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "image_too_large"),
             ErrorKind::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
@@ -53,10 +55,66 @@ impl From<Error> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut error = json!({"code": self.code, "message": self.message});
-        if !self.details.is_empty() {
-            error["details"] = json!(self.details);
-        }
-        (self.status, Json(json!({ "error": error }))).into_response()
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code,
+                message: self.message,
+                details: self.details,
+            },
+        };
+        (self.status, Json(body)).into_response()
     }
 }
+
+/// The body of every error of the native API.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+/// What went wrong.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable and machine-readable.
+    #[schema(value_type = ErrorCode)]
+    pub code: &'static str,
+    /// For people: what was wrong and how to fix it.
+    pub message: String,
+    /// Every rule the request breaks, each with the path of its field (`invalid_spec`); absent otherwise.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub details: Vec<Violation>,
+}
+
+/// Every code of the native API's errors.
+// Schema only: the handlers name the codes as strings (a test checks this list against them).
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum ErrorCode {
+    InvalidSpec,
+    InvalidBody,
+    MalformedJson,
+    UnsupportedMediaType,
+    BodyTooLarge,
+    InvalidId,
+    NotFound,
+    AlreadyExists,
+    LimitExceeded,
+    ResourceUnavailable,
+    Internal,
+    OutputInUse,
+    RateLimited,
+    ReadOnly,
+    ImageTooLarge,
+    MethodNotAllowed,
+    WrongState,
+    Unauthorized,
+    Forbidden,
+}
+
+/// More than `server.max_requests_per_s` from this client; `Retry-After` says when to retry (code
+/// `rate_limited`).
+#[derive(ToResponse)]
+#[response(headers(("Retry-After" = u64, description = "seconds to wait before the next request")))]
+#[allow(dead_code)]
+pub struct RateLimited(ErrorBody);

@@ -27,8 +27,9 @@ pub fn routes() -> Router<AppState> {
 }
 
 /// Which events a client asked for.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct Filter {
     /// Only this mix's events.
     mix: Option<String>,
@@ -70,7 +71,25 @@ fn missed(missed: Option<u64>, after: u64) -> SseEvent {
     )
 }
 
-async fn events(
+/// The node's events as server-sent events
+///
+/// One SSE message per event: `id`, `event` (its type) and `data` (the event as JSON). Send `Last-Event-ID` (or
+/// `?since=`) to resume after an event: the kept events after it come first; an `events.missed` message says
+/// when some were lost (the ring is bounded, or the client fell behind).
+#[utoipa::path(
+    get,
+    path = "/v1/events",
+    operation_id = "events",
+    tag = "events",
+    params(Filter),
+    responses(
+        (status = 200, description = "the event stream (text/event-stream); each message's data is an Event",
+            body = crate::events::Event, content_type = "text/event-stream"),
+        (status = 400, description = "a query parameter that is not understood (invalid_body)", body = super::error::ErrorBody),
+        (status = 429, response = super::error::RateLimited),
+    )
+)]
+pub(super) async fn events(
     State(s): State<AppState>,
     headers: HeaderMap,
     Query(filter): Query<Filter>,

@@ -7,6 +7,7 @@ mod events;
 mod json;
 mod lenient;
 pub mod native;
+pub mod openapi;
 mod path;
 mod pictures;
 pub mod ratelimit;
@@ -241,25 +242,63 @@ pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
         && std::hint::black_box(a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y))) == 0
 }
 
+/// Liveness
+///
 /// The process answers (it may still be starting the tasks recorded before a restart: see `/readyz`).
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    operation_id = "healthz",
+    tag = "health",
+    responses((status = 200, description = "the process answers", body = String, content_type = "text/plain", example = "ok"))
+)]
 async fn healthz() -> &'static str {
     "ok"
 }
 
+/// What `/readyz` answers.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct Readiness {
+    /// Whether every task recorded before the start has been started or has failed to.
+    pub ready: bool,
+    /// How many mixes are in each state.
+    pub mixes: MixCounts,
+}
+
+/// How many mixes are in each `MixState`.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct MixCounts {
+    pub starting: usize,
+    pub running: usize,
+    pub failed: usize,
+}
+
+/// Readiness
+///
 /// 200 once every task recorded before the start has been started or has failed to (each failed one is listed
 /// with its reason on `GET /v1/mixes`); 503 until then. Load balancers send traffic on this one.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    operation_id = "readyz",
+    tag = "health",
+    responses(
+        (status = 200, description = "ready", body = Readiness),
+        (status = 503, description = "still starting the tasks recorded before the start", body = Readiness),
+    )
+)]
 async fn readyz(State(state): State<AppState>) -> Response {
     let mixes = state.engine.list();
     let count =
         |s: crate::engine::status::MixState| mixes.iter().filter(|m| m.status.state == s).count();
-    let body = serde_json::json!({
-        "ready": state.engine.is_ready(),
-        "mixes": {
-            "starting": count(crate::engine::status::MixState::Starting),
-            "running": count(crate::engine::status::MixState::Running),
-            "failed": count(crate::engine::status::MixState::Failed),
+    let body = Readiness {
+        ready: state.engine.is_ready(),
+        mixes: MixCounts {
+            starting: count(crate::engine::status::MixState::Starting),
+            running: count(crate::engine::status::MixState::Running),
+            failed: count(crate::engine::status::MixState::Failed),
         },
-    });
+    };
     let status = if state.engine.is_ready() {
         axum::http::StatusCode::OK
     } else {
@@ -268,10 +307,18 @@ async fn readyz(State(state): State<AppState>) -> Response {
     (status, axum::Json(body)).into_response()
 }
 
+/// This document
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    operation_id = "openapi",
+    tag = "health",
+    responses((status = 200, description = "the OpenAPI document of the native API", content_type = "application/json"))
+)]
 async fn openapi() -> impl axum::response::IntoResponse {
     (
         [(axum::http::header::CONTENT_TYPE, "application/json")],
-        include_str!("openapi.json"),
+        openapi::json(),
     )
 }
 

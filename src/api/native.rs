@@ -1,11 +1,22 @@
 //! Tessera's own JSON API, the canonical one: the core model on the wire.
 
 use axum::{extract::State, http::StatusCode, response::IntoResponse, routing::get, Router};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use utoipa::{
+    openapi::{schema::Schema, ObjectBuilder, RefOr, Type},
+    PartialSchema, ToSchema,
+};
 
-use super::{json::Json, path::Path, ApiError, AppState};
-use crate::{engine::PutOutcome, model::MixSpec};
+use super::{
+    error::{ErrorBody, RateLimited},
+    json::Json,
+    path::Path,
+    ApiError, AppState,
+};
+use crate::{
+    engine::{MixView, PutOutcome},
+    model::MixSpec,
+};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -13,10 +24,64 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/mixes/{id}", get(get_one).put(put).delete(delete))
 }
 
-async fn list(State(s): State<AppState>) -> impl IntoResponse {
-    axum::Json(json!({ "mixes": s.engine.list() }))
+/// Every mix of this node.
+#[derive(Serialize, ToSchema)]
+pub struct MixList {
+    pub mixes: Vec<MixView>,
 }
 
+/// A mix as a PUT or POST leaves it.
+#[derive(Serialize, ToSchema)]
+pub struct MixAnswer {
+    #[serde(flatten)]
+    pub view: MixView,
+    pub applied: Applied,
+}
+
+/// How a PUT or POST was applied.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Applied {
+    /// The mix did not exist.
+    Created,
+    /// Applied to the running output without restarting it.
+    UpdatedLive,
+    /// Applied by restarting the mix's pipeline (canvas rate or an output encoding changed, or the mix was not
+    /// running).
+    Restarted,
+}
+
+/// List mixes
+#[utoipa::path(
+    get,
+    path = "/v1/mixes",
+    operation_id = "list_mixes",
+    tag = "mixes",
+    responses(
+        (status = 200, description = "all mixes", body = MixList),
+        (status = 429, response = RateLimited),
+    )
+)]
+async fn list(State(s): State<AppState>) -> impl IntoResponse {
+    axum::Json(MixList {
+        mixes: s.engine.list(),
+    })
+}
+
+/// A mix with its live status
+#[utoipa::path(
+    get,
+    path = "/v1/mixes/{id}",
+    operation_id = "get_mix",
+    tag = "mixes",
+    params(MixId),
+    responses(
+        (status = 200, description = "the mix", body = MixView),
+        (status = 400, description = "the id is not valid UTF-8 once percent-decoded (invalid_id)", body = ErrorBody),
+        (status = 404, description = "no such mix", body = ErrorBody),
+        (status = 429, response = RateLimited),
+    )
+)]
 async fn get_one(
     State(s): State<AppState>,
     Path(id): Path<String>,
@@ -30,6 +95,28 @@ async fn get_one(
     })
 }
 
+/// Create or replace a mix
+///
+/// Layout, crop, radius, volume, label, overlays, background, SEI, targets, canvas size and video bitrate apply
+/// live; a new canvas fps or another encoding change restarts the output.
+#[utoipa::path(
+    put,
+    path = "/v1/mixes/{id}",
+    operation_id = "put_mix",
+    tag = "mixes",
+    params(MixId),
+    request_body = MixSpec,
+    responses(
+        (status = 200, description = "updated (`applied`: `updated_live` or `restarted`)", body = MixAnswer),
+        (status = 201, description = "created", body = MixAnswer),
+        (status = 400, description = "malformed JSON, an unknown field or a wrong type (malformed_json, invalid_body), or a bad id (invalid_id)", body = ErrorBody),
+        (status = 409, description = "node limit (limit_exceeded), or an output another mix or relay publishes (output_in_use)", body = ErrorBody),
+        (status = 413, description = "body larger than server.max_body_bytes (body_too_large)", body = ErrorBody),
+        (status = 415, description = "not sent as application/json (unsupported_media_type)", body = ErrorBody),
+        (status = 422, description = "the spec breaks rules, each listed in details (invalid_spec), or an image is unavailable (resource_unavailable)", body = ErrorBody),
+        (status = 429, response = RateLimited),
+    )
+)]
 async fn put(
     State(s): State<AppState>,
     Path(id): Path<String>,
@@ -43,12 +130,58 @@ async fn put(
 
 /// `POST /v1/mixes` with the spec plus an `id`.
 #[derive(Deserialize)]
-struct CreateBody {
+pub struct CreateBody {
     id: String,
     #[serde(flatten)]
     spec: MixSpec,
 }
 
+/// [`MixSpec`]'s own object with a required `id` beside its fields, as serde flattens it. (`allOf` MixSpec
+/// and `{id}` would describe nothing: MixSpec allows no property it does not name.)
+impl PartialSchema for CreateBody {
+    fn schema() -> RefOr<Schema> {
+        let RefOr::T(Schema::Object(mut spec)) = MixSpec::schema() else {
+            unreachable!("MixSpec's schema is an object");
+        };
+        let id = ObjectBuilder::new()
+            .schema_type(Type::String)
+            .pattern(Some(super::openapi::ID_PATTERN))
+            .description(Some("The new mix's id."));
+        spec.properties.insert("id".into(), id.into());
+        spec.required.insert(0, "id".into());
+        spec.description = Some("A mix spec with the id of the mix to create.".into());
+        Schema::Object(spec).into()
+    }
+}
+
+impl ToSchema for CreateBody {
+    fn name() -> std::borrow::Cow<'static, str> {
+        "MixCreate".into()
+    }
+
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        schemas.push((MixSpec::name().into(), MixSpec::schema()));
+        MixSpec::schemas(schemas);
+    }
+}
+
+/// Create a mix with an id in the body
+#[utoipa::path(
+    post,
+    path = "/v1/mixes",
+    operation_id = "create_mix",
+    tag = "mixes",
+    request_body = CreateBody,
+    responses(
+        (status = 201, description = "created", body = MixAnswer),
+        (status = 400, description = "malformed JSON, an unknown field or a wrong type (malformed_json, invalid_body), or a bad id (invalid_id)", body = ErrorBody),
+        (status = 409, description = "the mix exists (already_exists), node limit (limit_exceeded), or an output another mix or relay publishes (output_in_use)", body = ErrorBody),
+        (status = 413, description = "body larger than server.max_body_bytes (body_too_large)", body = ErrorBody),
+        (status = 415, description = "not sent as application/json (unsupported_media_type)", body = ErrorBody),
+        (status = 422, description = "the spec breaks rules, each listed in details (invalid_spec), or an image is unavailable (resource_unavailable)", body = ErrorBody),
+        (status = 429, response = RateLimited),
+    )
+)]
 async fn create(
     State(s): State<AppState>,
     Json(body): Json<CreateBody>,
@@ -85,19 +218,31 @@ fn respond(s: &AppState, id: &str, outcome: PutOutcome) -> Result<impl IntoRespo
         _ => StatusCode::OK,
     };
     let applied = match outcome {
-        PutOutcome::Created => "created",
-        PutOutcome::UpdatedLive => "updated_live",
-        PutOutcome::Restarted => "restarted",
+        PutOutcome::Created => Applied::Created,
+        PutOutcome::UpdatedLive => Applied::UpdatedLive,
+        PutOutcome::Restarted => Applied::Restarted,
     };
     let view = s
         .engine
         .get_mix(id)
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", "mix vanished"))?;
-    let mut body = serde_json::to_value(view).unwrap_or_default();
-    body["applied"] = json!(applied);
-    Ok((status, axum::Json(body)))
+    Ok((status, axum::Json(MixAnswer { view, applied })))
 }
 
+/// Stop a mix and release everything it holds
+#[utoipa::path(
+    delete,
+    path = "/v1/mixes/{id}",
+    operation_id = "delete_mix",
+    tag = "mixes",
+    params(MixId),
+    responses(
+        (status = 204, description = "stopped"),
+        (status = 400, description = "the id is not valid UTF-8 once percent-decoded (invalid_id)", body = ErrorBody),
+        (status = 404, description = "no such mix", body = ErrorBody),
+        (status = 429, response = RateLimited),
+    )
+)]
 async fn delete(State(s): State<AppState>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
     s.engine.delete_mix(&id).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -115,3 +260,13 @@ pub(super) fn check_id(id: &str, what: &str) -> Result<(), ApiError> {
         ))
     }
 }
+
+/// The `{id}` of `/v1/mixes/{id}`.
+#[derive(utoipa::IntoParams)]
+#[into_params(names("id"), parameter_in = Path)]
+#[allow(dead_code)]
+struct MixId(
+    /// The mix's id: 1 to 128 characters of A-Z a-z 0-9 - _ . ~
+    #[param(pattern = "^[A-Za-z0-9._~-]{1,128}$")]
+    String,
+);

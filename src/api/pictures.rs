@@ -9,9 +9,15 @@ use axum::{
     routing::get,
     Router,
 };
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
-use super::{path::Path, ApiError, AppState};
+use super::{
+    error::{ErrorBody, RateLimited},
+    path::Path,
+    ApiError, AppState,
+};
+use crate::pictures::PictureInfo;
 
 pub fn routes(max_bytes: usize) -> Router<AppState> {
     Router::new().route("/v1/pictures", get(list)).route(
@@ -24,10 +30,43 @@ pub fn routes(max_bytes: usize) -> Router<AppState> {
     )
 }
 
-async fn list(State(s): State<AppState>) -> impl IntoResponse {
-    axum::Json(json!({ "pictures": s.pictures.list() }))
+/// Every picture, sorted by id.
+#[derive(Serialize, ToSchema)]
+pub struct PictureList {
+    pub pictures: Vec<PictureInfo>,
 }
 
+/// List pictures by id: configured (`[pictures]`) and uploaded, sorted by id
+#[utoipa::path(
+    get,
+    path = "/v1/pictures",
+    operation_id = "list_pictures",
+    tag = "pictures",
+    responses(
+        (status = 200, description = "all pictures", body = PictureList),
+        (status = 429, response = RateLimited),
+    )
+)]
+async fn list(State(s): State<AppState>) -> impl IntoResponse {
+    axum::Json(PictureList {
+        pictures: s.pictures.list(),
+    })
+}
+
+/// One picture
+#[utoipa::path(
+    get,
+    path = "/v1/pictures/{id}",
+    operation_id = "get_picture",
+    tag = "pictures",
+    params(PictureId),
+    responses(
+        (status = 200, description = "the picture", body = PictureInfo),
+        (status = 400, description = "the id is not valid UTF-8 once percent-decoded (invalid_id)", body = ErrorBody),
+        (status = 404, description = "no such picture", body = ErrorBody),
+        (status = 429, response = RateLimited),
+    )
+)]
 async fn get_one(
     State(s): State<AppState>,
     Path(id): Path<String>,
@@ -41,6 +80,35 @@ async fn get_one(
     })
 }
 
+/// Upload (or replace) a picture
+///
+/// The body is the PNG or JPEG file itself, recognised by its signature (the Content-Type is not checked), at
+/// most engine.max_image_bytes. Uploads last for the life of the process; running mixes keep the picture they
+/// rendered.
+#[utoipa::path(
+    put,
+    path = "/v1/pictures/{id}",
+    operation_id = "put_picture",
+    tag = "pictures",
+    params(PictureId),
+    request_body(
+        description = "the PNG or JPEG file",
+        content(
+            (inline(PictureFile) = "image/png"),
+            (inline(PictureFile) = "image/jpeg"),
+            (inline(PictureFile) = "application/octet-stream"),
+        ),
+    ),
+    responses(
+        (status = 200, description = "replaced", body = PictureInfo),
+        (status = 201, description = "created", body = PictureInfo),
+        (status = 400, description = "a bad id (invalid_id), or the body could not be read (invalid_body)", body = ErrorBody),
+        (status = 409, description = "the picture is configured in [pictures] and read-only (read_only)", body = ErrorBody),
+        (status = 413, description = "larger than engine.max_image_bytes (body_too_large)", body = ErrorBody),
+        (status = 422, description = "not a PNG or JPEG, or it cannot be decoded (invalid_spec)", body = ErrorBody),
+        (status = 429, response = RateLimited),
+    )
+)]
 async fn put(
     State(s): State<AppState>,
     Path(id): Path<String>,
@@ -76,6 +144,21 @@ async fn put(
     Ok((status, axum::Json(info)))
 }
 
+/// Remove an uploaded picture; running mixes keep the picture they rendered
+#[utoipa::path(
+    delete,
+    path = "/v1/pictures/{id}",
+    operation_id = "delete_picture",
+    tag = "pictures",
+    params(PictureId),
+    responses(
+        (status = 204, description = "removed"),
+        (status = 400, description = "the id is not valid UTF-8 once percent-decoded (invalid_id)", body = ErrorBody),
+        (status = 404, description = "no such picture", body = ErrorBody),
+        (status = 409, description = "the picture is configured in [pictures] and read-only (read_only)", body = ErrorBody),
+        (status = 429, response = RateLimited),
+    )
+)]
 async fn delete(State(s): State<AppState>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
     s.pictures.remove(&id).map_err(read_only)?;
     Ok(StatusCode::NO_CONTENT)
@@ -89,3 +172,19 @@ fn read_only(e: crate::Error) -> ApiError {
         e.into()
     }
 }
+
+/// A PNG or JPEG file, as the body of `PUT /v1/pictures/{id}`.
+#[derive(ToSchema)]
+#[schema(value_type = String, format = Binary)]
+#[allow(dead_code)]
+struct PictureFile(Vec<u8>);
+
+/// The `{id}` of `/v1/pictures/{id}`.
+#[derive(utoipa::IntoParams)]
+#[into_params(names("id"), parameter_in = Path)]
+#[allow(dead_code)]
+struct PictureId(
+    /// The id requests name (Tencent `picture_id` / `WatermarkId`: its decimal number).
+    #[param(pattern = "^[A-Za-z0-9._~-]{1,128}$")]
+    String,
+);

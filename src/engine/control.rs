@@ -130,7 +130,7 @@ impl Engine {
             let guard = self.inner.locks.lock(&p.id).await;
             if self.inner.tickets.superseded(&p.id, p.ticket) {
                 return Err(Error::new(
-                    ErrorKind::Conflict,
+                    ErrorKind::State,
                     format!(
                         "a later request for mix {:?} was applied first; this one was not applied",
                         p.id

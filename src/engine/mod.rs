@@ -131,7 +131,7 @@ pub enum PutOutcome {
 }
 
 /// A mix as the API shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct MixView {
     pub id: String,
     pub spec: MixSpec,

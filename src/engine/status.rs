@@ -1,21 +1,25 @@
 //! What the engine reports about running work. Serialised as-is by the native API.
 
 use serde::Serialize;
+use utoipa::ToSchema;
 
 pub use crate::media::LinkState;
 
-#[derive(Debug, Clone, Serialize)]
+/// One input of a running mix.
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct InputStatus {
     pub id: String,
     /// The URL pulled (stream ids resolved through `ingest.pull_url`).
     pub url: String,
     #[serde(flatten)]
     pub state: LinkState,
-    /// Size of the picture currently received, once known.
+    /// Size of the picture currently received, once known: `[width, height]`.
+    #[schema(required = true)]
     pub video_size: Option<(u32, u32)>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// One output of a running mix.
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct OutputStatus {
     /// The URL published to.
     pub url: String,
@@ -25,7 +29,8 @@ pub struct OutputStatus {
     pub bitrate_kbps: u64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+/// Whether a mix runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum MixState {
     /// Being started: after a restart of the process, or to recover from a failure.
@@ -37,11 +42,13 @@ pub enum MixState {
     Failed,
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// What a mix is doing.
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct MixStatus {
     pub state: MixState,
     /// Why the mix is not running, when it failed.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = String)]
     pub error: Option<String>,
     /// Seconds since the mix (re)started.
     pub uptime_s: u64,

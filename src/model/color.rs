@@ -80,6 +80,24 @@ impl<'de> Deserialize<'de> for Color {
     }
 }
 
+/// On the wire a colour is the string [`FromStr`] reads and [`fmt::Display`] writes.
+impl utoipa::PartialSchema for Color {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .pattern(Some("^(#|0x|0X)([0-9A-Fa-f]{6}|[0-9A-Fa-f]{8})$"))
+            .description(Some(
+                "An RGB colour, `#RRGGBB`, or with alpha (00 transparent, FF opaque) `#RRGGBBAA`; \
+                 `0x` or `0X` may stand for `#`. Answers write the `#` form, with the alpha only when it is not FF.",
+            ))
+            .examples(["#202040"])
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Color {}
+
 #[cfg(test)]
 mod tests {
     use super::*;

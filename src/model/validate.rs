@@ -8,7 +8,7 @@ use serde::Serialize;
 use super::{ImageOverlay, InputSpec, MixSpec, OutputSpec, Rect, Source, Target};
 
 /// One broken rule.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Violation {
     /// Path of the field, e.g. `inputs[2].rect.width`.
     pub field: String,

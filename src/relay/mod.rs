@@ -67,7 +67,7 @@ struct RelayRecord {
 }
 
 /// A project as the API shows it.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct RelayView {
     pub id: String,
     pub spec: RelaySpec,
@@ -390,14 +390,14 @@ impl Relays {
             }
             p.run.clone().ok_or_else(|| {
                 Error::new(
-                    ErrorKind::Conflict,
+                    ErrorKind::State,
                     format!("relay project {id:?} is not running"),
                 )
             })?
         };
         if run.health(to) != Some(InputState::Live) {
             return Err(Error::new(
-                ErrorKind::Conflict,
+                ErrorKind::State,
                 format!("input {} is not live", to.as_str()),
             ));
         }
@@ -520,7 +520,7 @@ mod tests {
         );
         assert_eq!(
             relays.switch("p", Endpoint::Backup).unwrap_err().kind,
-            ErrorKind::Conflict
+            ErrorKind::State
         );
         relays.stop("p").await.unwrap();
         relays.delete("p").await.unwrap();

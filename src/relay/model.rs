@@ -2,6 +2,7 @@
 //! re-encoding, to up to ten RTMP targets. Dialects (native API, Tencent CME) translate into [`RelaySpec`].
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::model::Violation;
 
@@ -11,7 +12,7 @@ pub const MAX_OUTPUTS: usize = 10;
 pub const MAX_VOD_URLS: usize = 20;
 
 /// One relay project.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RelaySpec {
     /// The preferred input.
@@ -21,19 +22,22 @@ pub struct RelaySpec {
     pub backup: Option<RelayInput>,
     /// Where the stream is pushed; up to 10, ids unique (none: the project only pulls, e.g. while being set up).
     #[serde(default)]
+    #[schema(max_items = 10)]
     pub outputs: Vec<RelayOutput>,
     #[serde(default)]
+    #[schema(default = Failover::default)]
     pub failover: Failover,
     /// When set (Unix seconds), the project stops by itself at that time.
     #[serde(default)]
     pub stop_at: Option<i64>,
-    /// Where state changes are POSTed as JSON events (project started / stopped / failed over, output state).
+    /// An http(s):// URL where state changes are POSTed as JSON events (project started / stopped / failed
+    /// over, output state).
     #[serde(default)]
     pub callback_url: Option<String>,
 }
 
-/// Where an input comes from.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// Where an input comes from: exactly one of `url`, `push` and `vod`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum RelayInput {
     /// Pulled live: an rtmp(s):// or http(s):// FLV URL.
@@ -45,33 +49,43 @@ pub enum RelayInput {
     /// continuing from file to file. The list is played `1 + loop_times` times (`-1`: until the project
     /// stops); then the input ends (`absent`), and the other input takes over if it is live.
     Vod {
+        /// http(s):// URLs of FLV files.
+        #[schema(min_items = 1, max_items = 20)]
         urls: Vec<String>,
+        /// The list is played `1 + loop_times` times; -1: until the project stops.
         #[serde(default)]
+        #[schema(default = 0, minimum = -1)]
         loop_times: i64,
     },
 }
 
 /// One target.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RelayOutput {
     /// Identifies the output within the project (updates match by id).
+    #[schema(pattern = "^[A-Za-z0-9._~-]{1,128}$")]
     pub id: String,
-    /// A label for people.
+    /// A label for people, at most 256 bytes.
     #[serde(default)]
+    #[schema(default = "")]
     pub name: String,
     /// rtmp:// or rtmps:// URL.
     pub url: String,
 }
 
 /// When to change inputs.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, default)]
+#[schema(default)]
 pub struct Failover {
     /// The active input is declared stalled after this long without media, and the other one takes over.
+    #[schema(minimum = 200, maximum = 60000)]
     pub stall_ms: u64,
     /// Whether to go back to the main input once it has been healthy for `return_after_ms`.
     pub return_to_main: bool,
+    /// How long the main input must have been healthy before the project goes back to it.
+    #[schema(maximum = 3600000)]
     pub return_after_ms: u64,
 }
 

@@ -1,9 +1,10 @@
 //! What a relay project reports. Serialised as-is by the native API.
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 /// Which input.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Endpoint {
     Main,
@@ -32,7 +33,8 @@ impl Endpoint {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+/// Whether a relay project runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ProjectState {
     /// Not running (created, stopped, or past its stop time).
@@ -42,7 +44,7 @@ pub enum ProjectState {
 }
 
 /// State of one input.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum InputState {
     /// Media is arriving.
@@ -50,10 +52,15 @@ pub enum InputState {
     /// Media arrived, then stopped for longer than the stall time.
     Stalled,
     /// Nothing could be pulled (yet): not published, unreachable; retried with backoff.
-    Absent { last_error: Option<String> },
+    Absent {
+        #[schema(required = true)]
+        last_error: Option<String>,
+    },
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// One input of a relay project.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(as = RelayInputStatus)]
 pub struct InputStatus {
     /// The URL pulled; for a `vod` input the file playing (the first one before it plays).
     pub url: String,
@@ -61,11 +68,12 @@ pub struct InputStatus {
     pub state: InputState,
     /// For a `vod` input while it plays: where it is. Absent otherwise.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = VodPosition)]
     pub vod: Option<VodPosition>,
 }
 
 /// Where a `vod` input is in its playlist, as a viewer sees it (the input is read up to a few seconds ahead).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct VodPosition {
     /// Index in `urls` of the file playing, from 0.
     pub index: usize,
@@ -76,7 +84,9 @@ pub struct VodPosition {
     pub pass: u64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// One output of a relay project.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(as = RelayOutputStatus)]
 pub struct OutputStatus {
     pub id: String,
     pub url: String,
@@ -90,15 +100,23 @@ pub struct OutputStatus {
     pub bytes: u64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// What a relay project is doing.
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct RelayStatus {
     pub state: ProjectState,
-    /// The input being forwarded; `None` while idle or before any input delivered.
+    /// The input being forwarded; null while idle or before any input delivered.
+    #[schema(required = true)]
     pub active: Option<Endpoint>,
     /// Unix seconds of the last start / stop.
+    #[schema(required = true)]
     pub started_at: Option<i64>,
+    #[schema(required = true)]
     pub stopped_at: Option<i64>,
+    /// The main input, while the project runs.
+    #[schema(required = true)]
     pub main: Option<InputStatus>,
+    /// The backup input, while the project runs with one.
+    #[schema(required = true)]
     pub backup: Option<InputStatus>,
     pub outputs: Vec<OutputStatus>,
     /// Input switches since the start (failovers, returns and manual switches).

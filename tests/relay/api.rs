@@ -66,7 +66,7 @@ fn refusals_listing_and_deletion() {
     assert_eq!(e.kind, ErrorKind::Invalid);
     assert_eq!(
         rig.relays.switch("b", Endpoint::Main).unwrap_err().kind,
-        ErrorKind::Conflict
+        ErrorKind::State
     );
 
     let ids: Vec<String> = rig.relays.list().into_iter().map(|v| v.id).collect();

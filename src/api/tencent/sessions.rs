@@ -62,6 +62,8 @@ fn refusal_of(e: crate::error::Error) -> Refusal {
     match e.kind {
         ErrorKind::Invalid => Refusal::new(Reason::Parameter, e.message),
         ErrorKind::Conflict => Refusal::new(Reason::OutputInUse, e.message),
+        // Overtaken by a later request for the same session: the caller retries, as after an internal error.
+        ErrorKind::State => Refusal::new(Reason::Internal, e.message),
         ErrorKind::LimitExceeded => Refusal::new(Reason::Limit, e.message),
         ErrorKind::Unavailable | ErrorKind::TooLarge => {
             Refusal::new(Reason::PictureNotFound, e.message)

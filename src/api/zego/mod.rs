@@ -297,6 +297,7 @@ fn engine_error(e: crate::error::Error) -> ZegoError {
         ErrorKind::Unavailable | ErrorKind::TooLarge => ZegoError::new(IMAGE_FETCH, e.message),
         ErrorKind::LimitExceeded => ZegoError::new(TASK_FAILED, e.message),
         ErrorKind::Conflict => ZegoError::new(DUPLICATE_OUTPUT, e.message),
+        ErrorKind::State => ZegoError::new(TASK_FAILED, e.message),
         ErrorKind::NotFound | ErrorKind::Internal => {
             ZegoError::new(TASK_FAILED, "mixing failed; retry later")
         }

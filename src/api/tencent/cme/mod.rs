@@ -304,6 +304,7 @@ fn engine_error(e: Error) -> CmeError {
         }
         ErrorKind::NotFound => err(PROJECT_ID, e.message),
         ErrorKind::Conflict => err(OUTPUT_INVALID, e.message),
+        ErrorKind::State => err("FailedOperation", e.message),
         ErrorKind::LimitExceeded => err("LimitExceeded", e.message),
         ErrorKind::TooLarge => err("InvalidParameterValue", e.message),
         ErrorKind::Unavailable | ErrorKind::Internal => {
