@@ -38,9 +38,15 @@ RUN apt-get update \
     && mkdir -p /etc/tessera \
     && printf '%s\n' \
         '# Default container configuration: listen on all interfaces. Mount your own file over this one to' \
-        '# point ingest.pull_url / egress.push_url at your RTMP server (see the README for every key).' \
+        '# point ingest.pull_url / egress.push_url at your RTMP server (docs/configuration.md lists every key).' \
         '[server]' \
         'listen = "0.0.0.0:8080"' \
+        '# The native API is reachable from other machines: it needs tokens. Mount a file of them (one per' \
+        '# line, "ro:" before a read-only one); the node refuses to start without it.' \
+        'token_file = "/etc/tessera/tokens"' \
+        '[store]' \
+        '# Accepted tasks survive restarts here (mount a volume on /var/lib/tessera to keep them).' \
+        'path = "/var/lib/tessera/tessera-state.db"' \
         > /etc/tessera/tessera.toml
 
 COPY --from=build /usr/local/bin/tessera /usr/local/bin/tessera

@@ -232,7 +232,7 @@ impl Default for EngineConfig {
 impl EngineConfig {
     /// Mixes this node admits at once: the configured number, or 5 per 2 CPU cores (at least 2) — the benchmark's
     /// target for the standard 4-input 720p scene (S4). It is a ceiling, not a promise: what fits depends on the
-    /// inputs (see the README's benchmark results), so nodes should set it from their own scenes.
+    /// inputs (see docs/benchmarks.md), so nodes should set it from their own scenes.
     pub fn max_mixes(&self) -> usize {
         self.max_mixes.unwrap_or_else(|| {
             let cores = std::thread::available_parallelism().map_or(1, |n| n.get());

@@ -4,24 +4,35 @@
 //! - [`config`]: the strict TOML configuration with working defaults.
 //! - [`model`]: the canonical, vendor-independent [`model::MixSpec`], its validation (every violated rule with its
 //!   field path) and the layout maths (crop, fit modes) shared by every dialect.
+//! - [`media`]: supervised media links, free of mixes and vendors: the one loop that keeps an input pulled or an
+//!   output published (sessions, attempts, retry policy, liveness), the RTMP push target every output is, backoff
+//!   and rate meters.
 //! - [`engine`]: GStreamer. Inputs are pulled and decoded once by an input hub (`engine::input`) and fanned out
 //!   to every mix that uses them; each mix is one pipeline (`engine::mix`) that composites, mixes audio and
-//!   encodes; each output target is its own small pipeline (`engine::output`) so one dead target never stalls
-//!   another. The engine never sees a vendor field name.
+//!   encodes; each output target is its own supervised push so one dead target never stalls another. How a
+//!   request changes a mix (prepared without locks, applied under the mix's own lock, recorded, rolled back when
+//!   refused; restore and recovery) is `engine::control`. The engine never sees a vendor field name.
+//! - [`control`]: per-task locks, request tickets (arrival order) and output claims, shared by the engine, the
+//!   relays and the dialects.
+//! - [`events`]: the typed event stream (mix started/updated/stopped/failed, inputs, outputs, relay failover)
+//!   the dialects' task registries, the event API and webhooks consume; [`webhooks`] delivers it, signed.
+//! - [`node`]: what the engine, the relays and the dialects of one node share (store, events, claims).
 //! - [`api`]: the HTTP listener. Each dialect is one module that translates wire types into the model and maps
 //!   core error kinds into its own codes; `api::native` is Tessera's own JSON API, `api::zego` ZEGO's server API,
 //!   `api::tencent` Tencent's legacy CGI, Cloud API 3.0 and push-URL auto-mix (both request forms share one
-//!   mapping, `api::tencent::translate`).
+//!   mapping, `api::tencent::translate`). Dialects keep their tasks in one shape (`api::registry`), which follows
+//!   the event stream (idle rules, tasks removed elsewhere). Every request runs detached from its client.
 //! - [`relay`]: restreaming: one live source to many RTMP targets without re-encoding, with main/backup
 //!   failover, per-target supervision and status callbacks; [`flv`] is the tag parser/writer it forwards with.
-//! - [`store`]: durable records of accepted mixes and relay projects (SQLite by default), read back at start.
+//! - [`store`]: durable records of accepted tasks, asynchronous (SQLite on a thread of its own by default), each
+//!   owner under its own kinds; read back at start.
 //! - [`clock`]: wall-clock seconds as the wire formats carry them.
 //! - [`netpolicy`]: which addresses a caller may make the node pull from (`ingest.forbid_private_sources`).
 //! - [`pictures`]: pictures requests name by id (configured or uploaded), resolved to a location and size.
 //! - [`image`]: PNG / JPEG bytes from a file or URL, loaded under limits (bytes, header pixels, deadline) before
 //!   anything decodes them.
-//! - [`server`]: wires config, engine and router together; takes its listener and shutdown future as arguments
-//!   so tests bind port 0.
+//! - [`server`]: opens the store, wires the node (engine, relays, dialects, webhooks) and serves it; takes its
+//!   listener and shutdown future as arguments so tests bind port 0.
 //! - [`error`]: core errors, which carry a kind; only the HTTP layer maps kinds to status codes.
 
 pub mod api;

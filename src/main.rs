@@ -16,7 +16,7 @@ struct Cli {
 enum Command {
     /// Runs the HTTP API and the mixing engine.
     Serve {
-        /// TOML configuration file; without it the embedded defaults are used (see README).
+        /// TOML configuration file; without it the embedded defaults are used (docs/configuration.md).
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
@@ -29,7 +29,7 @@ fn main() -> std::process::ExitCode {
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
-        // stdout is for what a command prints (`default-config`); logs go to stderr, as the README says.
+        // stdout is for what a command prints (`default-config`); logs go to stderr, as docs/operations.md says.
         .with_writer(std::io::stderr)
         // Colour only on a terminal: a log file or journal would keep the escape codes.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))

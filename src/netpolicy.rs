@@ -5,7 +5,7 @@
 //! `egress.push_url`, and neither are operator-configured pictures or presets.
 //!
 //! The check happens at request time. A host name that resolves differently later (DNS rebinding) or an HTTP
-//! redirect is not followed here; see the README's known limits.
+//! redirect is not followed here; see the known limits in docs/operations.md.
 
 use std::{
     net::{IpAddr, Ipv4Addr, Ipv6Addr},

@@ -158,6 +158,29 @@ async fn malformed_unknown_and_wrong_type_bodies() {
     .await;
     assert_eq!(s, StatusCode::UNSUPPORTED_MEDIA_TYPE);
     assert_eq!(body["error"]["code"], "unsupported_media_type");
+
+    // POST takes the spec beside an id, and refuses an unknown field as PUT does (a misspelt key must never be
+    // ignored silently).
+    let mut create = valid_spec();
+    create["id"] = json!("m");
+    create["outptus"] = json!([]);
+    let (s, body) = call(
+        &app,
+        "POST",
+        "/v1/mixes",
+        Some("application/json"),
+        create.to_string().into_bytes(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"]["code"], "invalid_body");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("outptus"),
+        "{body}"
+    );
     assert!(engine.list().is_empty());
 }
 

@@ -129,11 +129,25 @@ async fn put(
 }
 
 /// `POST /v1/mixes` with the spec plus an `id`.
-#[derive(Deserialize)]
 pub struct CreateBody {
     id: String,
-    #[serde(flatten)]
     spec: MixSpec,
+}
+
+/// The `id` taken out, the rest read as a [`MixSpec`] — which refuses unknown fields, as on `PUT` (serde's
+/// `flatten` would have let them through silently).
+impl<'de> Deserialize<'de> for CreateBody {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let mut fields = serde_json::Map::<String, serde_json::Value>::deserialize(d)?;
+        let id = fields
+            .remove("id")
+            .ok_or_else(|| D::Error::missing_field("id"))?;
+        let id = String::deserialize(id).map_err(D::Error::custom)?;
+        let spec =
+            MixSpec::deserialize(serde_json::Value::Object(fields)).map_err(D::Error::custom)?;
+        Ok(Self { id, spec })
+    }
 }
 
 /// [`MixSpec`]'s own object with a required `id` beside its fields, as serde flattens it. (`allOf` MixSpec

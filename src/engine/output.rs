@@ -23,7 +23,7 @@ use crate::{
 };
 
 /// x265's preset for H.265 outputs: H.265 costs several times H.264's CPU at the same preset, so a faster one
-/// keeps an H.265 output's cost near an H.264 one's (see the benchmarks in the README).
+/// keeps an H.265 output's cost near an H.264 one's.
 const X265_PRESET: &str = "superfast";
 
 /// FLV stream headers (file header, metadata, codec configuration), sent first on every (re)connect.

@@ -36,7 +36,7 @@ pub struct MixSpec {
 /// What the output video carries as SEI `user_data_unregistered` messages, in the output H.264 (video outputs
 /// only): UUID `tessera-userdata` (the data as given, on keyframes and after each change) and `tessera-soundlvl`
 /// (JSON `{"levels":[{"id":1,"level":62}]}` every frame, level 0-100); with `pass_input`, also the inputs' own
-/// messages. The README has the details.
+/// messages. docs/native-api.md has the details.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, default)]
 #[schema(default)]

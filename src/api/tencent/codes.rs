@@ -104,7 +104,7 @@ impl Reason {
             Reason::CancelOutput => -31003,
             Reason::Bitrate => -31004,
             // Not in Tencent's table (its CGI answers auth failures without documenting codes): Tessera's own,
-            // listed in the README.
+            // listed in docs/tencent.md.
             Reason::AuthMissing => -40000,
             Reason::AuthUnknownApp => -40001,
             Reason::AuthExpired => -40002,

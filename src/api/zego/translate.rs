@@ -235,7 +235,7 @@ pub fn start_mix(req: &wire::StartMix, config: &ZegoConfig) -> Result<MixSpec, Z
             v => return Err(param(format!("MixOutput[{n}].VideoEncId {v} is unknown"))),
         };
         let codec = match o.audio_codec.unwrap_or(0) {
-            // HE-AAC cannot be encoded with the available encoders; it is sent as AAC-LC (see README).
+            // HE-AAC cannot be encoded with the available encoders; it is sent as AAC-LC (see docs/zego.md).
             0 | 1 => AudioCodec::Aac,
             2 => AudioCodec::Mp3,
             3 => {
