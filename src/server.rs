@@ -58,10 +58,14 @@ pub async fn serve_state(
         }
     });
     let relays = state.relays.clone();
+    let closing = state.closing.clone();
     // The peer address keys the native API's per-client rate limit.
     let app = api::app(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
     let result = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            closing.send_replace(true);
+        })
         .await;
     relays.shutdown().await;
     engine.shutdown().await;

@@ -37,6 +37,10 @@ pub struct Filter {
     relay: Option<String>,
     /// Resume after this event (as `Last-Event-ID` does).
     since: Option<u64>,
+    /// A token, for clients that cannot send `Authorization` (a browser's `EventSource`); read by the access
+    /// check, not here.
+    #[allow(dead_code)]
+    access_token: Option<String>,
 }
 
 impl Filter {
@@ -131,5 +135,11 @@ pub(super) async fn events(
             }
         },
     );
-    Sse::new(stream::iter(head).chain(tail).map(Ok)).keep_alive(KeepAlive::default())
+    // The stream ends when the node shuts down (a graceful shutdown waits for every open response).
+    let mut closing = s.closing.subscribe();
+    let closed = async move {
+        let _ = closing.wait_for(|c| *c).await;
+    };
+    Sse::new(stream::iter(head).chain(tail).take_until(closed).map(Ok))
+        .keep_alive(KeepAlive::default())
 }

@@ -53,6 +53,9 @@ pub struct AppState {
     pub webhooks: Arc<crate::webhooks::Deliveries>,
     /// Who may use the native API.
     pub tokens: Arc<auth::Tokens>,
+    /// Set when the node shuts down: long-lived responses (the event stream) end, so the shutdown does not wait
+    /// for their clients.
+    pub closing: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 impl AppState {
@@ -82,6 +85,7 @@ impl AppState {
             rates: Arc::new(ratelimit::RateLimits::new(&config)),
             webhooks,
             tokens,
+            closing: Arc::new(tokio::sync::watch::channel(false).0),
             config: Arc::new(config),
         })
     }

@@ -2,7 +2,12 @@
 //! Tokio worker), ended by an error or an end of stream on its bus, stopped through [`super::teardown`].
 //! Sessions wrap a [`PipelineRun`] in their own [`super::Attempt`], adding what counts as progress.
 
-use futures::{future::BoxFuture, FutureExt, StreamExt};
+use std::sync::{
+    atomic::{AtomicBool, Ordering},
+    Arc,
+};
+
+use futures::{channel::mpsc, future::BoxFuture, FutureExt, StreamExt};
 use gst::prelude::*;
 
 use super::{supervisor::End, teardown};
@@ -13,16 +18,27 @@ pub struct PipelineRun {
     /// An `appsrc` fed by Tessera that ends its stream cleanly on a requested stop: an output that unpublishes
     /// (FCUnpublish, deleteStream) instead of dropping the connection, so the server ends the stream at once.
     unpublish: Option<gst_app::AppSrc>,
+    /// What the bus said, as it said it: read by the stop, which must not wait for a message the attempt's own
+    /// watch already took (an error while connecting, an end of stream while unpublishing).
+    seen: Arc<Seen>,
+}
+
+/// Flags set from the bus's sync handler.
+#[derive(Default)]
+pub struct Seen {
+    pub error: AtomicBool,
+    pub eos: AtomicBool,
 }
 
 /// How long a requested stop waits for an output's end of stream to be sent.
-const UNPUBLISH_WAIT: gst::ClockTime = gst::ClockTime::from_seconds(1);
+const UNPUBLISH_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl PipelineRun {
     pub fn new(pipeline: gst::Pipeline) -> Self {
         Self {
             pipeline: teardown::NullOnDrop(pipeline),
             unpublish: None,
+            seen: Arc::default(),
         }
     }
 
@@ -42,8 +58,19 @@ impl PipelineRun {
             .pipeline
             .bus()
             .ok_or_else(|| "pipeline without bus".to_string())?;
-        // Listening before PLAYING: an error while starting is not missed.
-        let mut messages = bus.stream();
+        // Listening before PLAYING: an error while starting is not missed. Every message is noted and handed to
+        // the attempt's watch; none stays on the bus.
+        let (tx, mut messages) = mpsc::unbounded::<gst::Message>();
+        let seen = self.seen.clone();
+        bus.set_sync_handler(move |_, msg| {
+            match msg.view() {
+                gst::MessageView::Error(_) => seen.error.store(true, Ordering::SeqCst),
+                gst::MessageView::Eos(_) => seen.eos.store(true, Ordering::SeqCst),
+                _ => {}
+            }
+            let _ = tx.unbounded_send(msg.clone());
+            gst::BusSyncReply::Drop
+        });
         let name = self.pipeline.name();
         self.pipeline
             .set_state(gst::State::Playing)
@@ -64,22 +91,34 @@ impl PipelineRun {
         .boxed())
     }
 
+    /// Forgets the unpublishing `appsrc`: a connection that never published has nothing to end cleanly (and
+    /// waiting for its end of stream would only hold up the stop).
+    pub fn no_unpublish(&mut self) {
+        self.unpublish = None;
+    }
+
     /// Takes the pipeline down (see [`super::Attempt::stop`]). Blocking.
     pub fn stop(self, by_request: bool) {
-        if by_request {
+        let failed = self.seen.error.load(Ordering::SeqCst);
+        if by_request && !failed {
             if let Some(appsrc) = &self.unpublish {
                 let _ = appsrc.end_of_stream();
-                if let Some(bus) = self.pipeline.bus() {
-                    // The bus stream of the attempt is gone: its messages queue on the bus again.
-                    let _ = bus.timed_pop_filtered(
-                        UNPUBLISH_WAIT,
-                        &[gst::MessageType::Eos, gst::MessageType::Error],
-                    );
+                let deadline = std::time::Instant::now() + UNPUBLISH_WAIT;
+                while !(self.seen.eos.load(Ordering::SeqCst)
+                    || self.seen.error.load(Ordering::SeqCst))
+                    && std::time::Instant::now() < deadline
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
                 }
             }
         }
-        if let Err(e) = teardown::stop(&self.pipeline, by_request) {
+        // A connection attempt still under way is let finish (rtmp2 leaks it otherwise), unless it failed.
+        let stopped = by_request && !self.seen.error.load(Ordering::SeqCst);
+        if let Err(e) = teardown::stop(&self.pipeline, stopped, &self.seen.error) {
             tracing::warn!(pipeline = %self.pipeline.name(), error = %e, "pipeline did not stop cleanly");
+        }
+        if let Some(bus) = self.pipeline.bus() {
+            bus.unset_sync_handler();
         }
     }
 }

@@ -225,12 +225,15 @@ impl Attempt for PushAttempt {
         self.appsrc.current_level_bytes() > 0
     }
 
-    fn stop(self, by_request: bool) {
+    fn stop(mut self, by_request: bool) {
         {
             let mut current = self.target.appsrc.lock().unwrap();
             if current.as_ref() == Some(&self.appsrc) {
                 *current = None;
             }
+        }
+        if !self.connected() {
+            self.run.no_unpublish();
         }
         self.run.stop(by_request);
     }

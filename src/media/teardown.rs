@@ -34,11 +34,13 @@ fn connected(element: &gst::Element) -> bool {
 }
 
 /// Sets `pipeline` to NULL. `stopped`: it is stopped while it may be connecting, so a connection attempt in
-/// progress is let finish first (see the module docs); `false` after its session failed (an error, an end of
-/// stream, a stall, a timeout: no attempt is pending). Blocking: call it where blocking is allowed.
+/// progress is let finish first (see the module docs) — until the pipeline reports an error (`failed`, set by
+/// whoever watches its bus); `false` after its session failed (an error, an end of stream, a stall, a timeout:
+/// no attempt is pending). Blocking: call it where blocking is allowed.
 pub(crate) fn stop(
     pipeline: &gst::Pipeline,
     stopped: bool,
+    failed: &std::sync::atomic::AtomicBool,
 ) -> Result<gst::StateChangeSuccess, gst::StateChangeError> {
     if stopped {
         let rtmp: Vec<gst::Element> = pipeline
@@ -50,14 +52,9 @@ pub(crate) fn stop(
                     .is_some_and(|f| matches!(f.name().as_str(), "rtmp2src" | "rtmp2sink"))
             })
             .collect();
-        let bus = pipeline.bus();
         let deadline = std::time::Instant::now() + CONNECT_WAIT;
         while !rtmp.iter().all(connected) && std::time::Instant::now() < deadline {
-            let failed = bus
-                .as_ref()
-                .and_then(|b| b.pop_filtered(&[gst::MessageType::Error]))
-                .is_some();
-            if failed {
+            if failed.load(std::sync::atomic::Ordering::SeqCst) {
                 break;
             }
             std::thread::sleep(Duration::from_millis(10));
