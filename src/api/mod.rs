@@ -5,6 +5,7 @@ mod auth;
 mod error;
 mod events;
 mod json;
+pub mod metrics;
 mod lenient;
 pub mod native;
 pub mod openapi;
@@ -56,6 +57,19 @@ pub struct AppState {
     /// Set when the node shuts down: long-lived responses (the event stream) end, so the shutdown does not wait
     /// for their clients.
     pub closing: Arc<tokio::sync::watch::Sender<bool>>,
+    /// Requests by dialect, action and outcome, and their durations (`/metrics`).
+    pub api_counts: Arc<metrics::ApiCounts>,
+    /// Each mix's share of the CPU its shared inputs used (`/metrics`).
+    pub cpu_shares: metrics::Shares,
+}
+
+/// How a dialect that answers refusals with HTTP 200 (ZEGO, Tencent) says a request was refused, for the request
+/// metrics; others are judged by their status.
+#[derive(Debug, Clone, Copy)]
+pub struct Outcome(pub &'static str);
+
+impl Outcome {
+    pub const REFUSED: Outcome = Outcome("refused");
 }
 
 impl AppState {
@@ -68,6 +82,7 @@ impl AppState {
         callbacks: reqwest::Client,
     ) -> Result<Self, String> {
         let tokens = Arc::new(auth::Tokens::from_config(&config.server)?);
+        crate::media::cpu::start_sampler();
         let engine = Engine::new(config.clone(), parts.clone());
         let webhooks = crate::webhooks::start(&config.webhooks, callbacks.clone(), &parts.events);
         let relays = crate::relay::Relays::new(config.clone(), parts.clone(), callbacks);
@@ -86,6 +101,8 @@ impl AppState {
             webhooks,
             tokens,
             closing: Arc::new(tokio::sync::watch::channel(false).0),
+            api_counts: Arc::default(),
+            cpu_shares: Arc::default(),
             config: Arc::new(config),
         })
     }
@@ -141,6 +158,7 @@ pub fn app(state: AppState) -> Router {
             native::routes()
                 .merge(relays::routes())
                 .merge(events::routes())
+                .merge(metrics::routes())
                 .merge(pictures::routes(
                     usize::try_from(state.config.engine.max_image_bytes).unwrap_or(usize::MAX),
                 ))
@@ -159,7 +177,106 @@ pub fn app(state: AppState) -> Router {
         // Extractors refuse larger bodies, so each dialect answers in its own shape.
         .layer(DefaultBodyLimit::max(max_body))
         .layer(axum::middleware::from_fn(detached))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), count_requests))
         .with_state(state)
+}
+
+/// Counts each request by dialect, action and outcome, and times it (`/metrics`). Actions are the API's own
+/// names (a route, a vendor's action), never a caller's free text: unknown ones count as `other`.
+async fn count_requests(
+    State(state): State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let (dialect, action) = classify(&request);
+    let began = std::time::Instant::now();
+    let response = next.run(request).await;
+    let outcome = match response.extensions().get::<Outcome>() {
+        Some(o) => o.0,
+        None if response.status().is_success() => "ok",
+        None if response.status().is_server_error() => "error",
+        None => "refused",
+    };
+    state
+        .api_counts
+        .record(dialect, action, outcome, began.elapsed());
+    response
+}
+
+/// Which dialect a request speaks and what it asks for.
+fn classify(req: &axum::extract::Request) -> (&'static str, String) {
+    let known = |value: &str, names: &[&str]| {
+        names
+            .iter()
+            .find(|n| **n == value)
+            .map_or("other".to_string(), |n| n.to_string())
+    };
+    let path = req.uri().path();
+    let query = |key: &str| {
+        url::form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes())
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.into_owned())
+    };
+    match path {
+        "/" => {
+            if let Some(action) = req.headers().get("x-tc-action").and_then(|v| v.to_str().ok()) {
+                let names = [
+                    "CreateCommonMixStream",
+                    "CancelCommonMixStream",
+                    "CreateProject",
+                    "HandleStreamConnectProject",
+                    "DescribeProjects",
+                    "DeleteProject",
+                ];
+                return ("tencent_cloud", known(action, &names));
+            }
+            let names = ["StartMix", "StopMix", "GetMixTaskInfo"];
+            ("zego", known(&query("Action").unwrap_or_default(), &names))
+        }
+        "/common_access" => (
+            "tencent_cgi",
+            known(&query("interface").unwrap_or_default(), &["Mix_StreamV2"]),
+        ),
+        "/healthz" | "/readyz" | "/openapi.json" => ("health", path.to_string()),
+        p if p.starts_with("/callbacks/") => ("callbacks", known(p, &[
+            "/callbacks/nginx/on_publish",
+            "/callbacks/nginx/on_publish_done",
+            "/callbacks/srs/on_publish",
+            "/callbacks/srs/on_unpublish",
+        ])),
+        p if p.starts_with("/v1/") || p == "/metrics" => {
+            // /v1/{kind}/{id}/{verb}: ids are the caller's, so they are left out; so is any path that is not a
+            // route (every label value must come from a short list).
+            let shape: Vec<&str> = p
+                .trim_start_matches('/')
+                .split('/')
+                .enumerate()
+                .map(|(i, seg)| if i == 2 { "{id}" } else { seg })
+                .collect();
+            let shape = format!("/{}", shape.join("/"));
+            let routes = [
+                "/v1/mixes",
+                "/v1/mixes/{id}",
+                "/v1/relays",
+                "/v1/relays/{id}",
+                "/v1/relays/{id}/start",
+                "/v1/relays/{id}/stop",
+                "/v1/relays/{id}/switch",
+                "/v1/pictures",
+                "/v1/pictures/{id}",
+                "/v1/events",
+                "/metrics",
+            ];
+            let method = req.method().as_str();
+            let methods = ["GET", "PUT", "POST", "DELETE"];
+            if routes.contains(&shape.as_str()) && methods.contains(&method) {
+                ("native", format!("{method} {shape}"))
+            } else {
+                ("native", "other".to_string())
+            }
+        }
+        _ => ("other", "other".to_string()),
+    }
 }
 
 /// Runs every request on a task of its own and waits for it there: a client that hangs up (or times out) drops

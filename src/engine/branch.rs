@@ -1,10 +1,10 @@
 //! The parts of a mix pipeline that belong to one input or one still picture, added and removed while the mix
 //! runs. Each input's video goes appsrc → crop → scale → label → compositor pad (its rounded corners are drawn
-//! after the compositor, see `corners`); its audio goes appsrc → audiomixer pad (volume). Geometry that depends on the input's picture size is recomputed
-//! whenever that size changes.
+//! after the compositor, see `corners`); its audio goes appsrc → audiomixer pad (volume). Geometry that depends
+//! on the input's picture size is recomputed whenever that size changes.
 
 use std::sync::{
-    atomic::{AtomicU32, Ordering},
+    atomic::{AtomicU32, AtomicU64, Ordering},
     Arc, Mutex,
 };
 
@@ -72,6 +72,35 @@ pub struct VideoBranch {
     last_caps: Mutex<Option<gst::Caps>>,
     /// The mix's SEI: receives the input's own SEI messages when it passes them on.
     sei: Arc<SeiSource>,
+    /// Frames handed to the branch, frames its queue let through, frames that reached the compositor.
+    pub frames: Arc<BranchFrames>,
+}
+
+/// Counts of one input branch's frames (for the mix's drop counts).
+#[derive(Debug, Default)]
+pub struct BranchFrames {
+    pub pushed: AtomicU64,
+    pub queued_out: AtomicU64,
+    pub arrived: AtomicU64,
+}
+
+impl BranchFrames {
+    /// Frames the branch's queue dropped (it keeps 500 ms; older frames go first): pushed, less those let
+    /// through and those still queued.
+    pub fn dropped_in_queue(&self, queued: u64) -> u64 {
+        self.pushed
+            .load(Ordering::Relaxed)
+            .saturating_sub(self.queued_out.load(Ordering::Relaxed))
+            .saturating_sub(queued)
+    }
+}
+
+/// Adds a probe counting the buffers that leave through `pad`.
+fn count_buffers(pad: &gst::Pad, counter: Arc<BranchFrames>, which: fn(&BranchFrames) -> &AtomicU64) {
+    pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+        which(&counter).fetch_add(1, Ordering::Relaxed);
+        gst::PadProbeReturn::Ok
+    });
 }
 
 /// The audio half of an input branch.
@@ -192,7 +221,12 @@ impl VideoBranch {
             }),
             last_caps: Mutex::new(None),
             sei,
+            frames: Arc::default(),
         });
+        if let Some(src) = branch.appsrc.static_pad("src") {
+            count_buffers(&src, branch.frames.clone(), |f| &f.queued_out);
+        }
+        count_buffers(&branch.pad, branch.frames.clone(), |f| &f.arrived);
         // Until the first frame arrives the pad shows nothing, so the canvas stays visible.
         branch.pad.set_property("width", 0i32);
         branch.pad.set_property("height", 0i32);
@@ -287,7 +321,19 @@ impl VideoBranch {
                 self.apply_geometry();
             }
         }
+        self.frames.pushed.fetch_add(1, Ordering::Relaxed);
         let _ = self.appsrc.push_buffer(out);
+    }
+
+    /// Frames this branch dropped in its queue so far.
+    pub fn dropped_in_queue(&self) -> u64 {
+        self.frames
+            .dropped_in_queue(self.appsrc.current_level_buffers())
+    }
+
+    /// The compositor pad the branch feeds.
+    pub fn pad(&self) -> &gst::Pad {
+        &self.pad
     }
 
     /// Takes the branch out of the running pipeline and releases its compositor pad.

@@ -89,6 +89,39 @@ struct Pull {
     /// The supervised link; stopping it (or dropping the pull) ends the pulling.
     link: Mutex<Option<Handle>>,
     events: EventBus,
+    /// What the pull has done, for the operator.
+    counts: PullCounts,
+}
+
+/// A pull's counts since it started.
+#[derive(Default)]
+struct PullCounts {
+    /// Bytes read from the source.
+    bytes: Arc<AtomicU64>,
+    video_frames: AtomicU64,
+    audio_frames: AtomicU64,
+    /// Pipelines built (attempts).
+    attempts: AtomicU64,
+    /// When the newest decoded frame arrived.
+    last_frame: Mutex<Option<Instant>>,
+}
+
+/// One pulled input as the operator sees it ([`InputHub::metrics`]).
+#[derive(Debug, Clone)]
+pub struct InputMetrics {
+    /// The URL pulled, without user info or query.
+    pub input: String,
+    pub up: bool,
+    pub received_bytes: u64,
+    pub video_frames: u64,
+    pub audio_frames: u64,
+    pub reconnects: u64,
+    /// Seconds since the newest frame; `None` before any.
+    pub last_frame_age: Option<f64>,
+    /// The mixes it feeds (its decoding CPU is split between them).
+    pub mixes: Vec<String>,
+    /// Its thread tag ([`crate::media::cpu`]).
+    pub url: String,
 }
 
 /// A mix's interest in one input. Dropping it unsubscribes; the pull stops when nobody is left.
@@ -153,6 +186,41 @@ impl InputHub {
     pub fn active_pulls(&self) -> usize {
         self.inner.pulls.lock().unwrap().len()
     }
+
+    /// What every pull has done so far.
+    pub fn metrics(&self) -> Vec<InputMetrics> {
+        let pulls: Vec<Arc<Pull>> = self.inner.pulls.lock().unwrap().values().cloned().collect();
+        pulls
+            .iter()
+            .map(|p| {
+                let c = &p.counts;
+                let mut mixes: Vec<String> = p
+                    .sinks
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .filter_map(|s| s.tag.as_ref().map(|t| t.mix.clone()))
+                    .collect();
+                mixes.sort();
+                mixes.dedup();
+                InputMetrics {
+                    input: crate::media::label(&p.url),
+                    up: p.state().is_live(),
+                    received_bytes: c.bytes.load(Ordering::Relaxed),
+                    video_frames: c.video_frames.load(Ordering::Relaxed),
+                    audio_frames: c.audio_frames.load(Ordering::Relaxed),
+                    reconnects: c.attempts.load(Ordering::Relaxed).saturating_sub(1),
+                    last_frame_age: c
+                        .last_frame
+                        .lock()
+                        .unwrap()
+                        .map(|t| t.elapsed().as_secs_f64()),
+                    mixes,
+                    url: p.url.clone(),
+                }
+            })
+            .collect()
+    }
 }
 
 impl Subscription {
@@ -204,6 +272,7 @@ impl Pull {
             stopping: AtomicBool::new(false),
             link: Mutex::new(None),
             events,
+            counts: PullCounts::default(),
         });
         let policy = Policy {
             initial: Duration::from_millis(config.retry_initial_ms),
@@ -216,6 +285,7 @@ impl Pull {
                 url: url.to_string(),
                 config,
                 was_live: false,
+                tag: crate::media::cpu::tag(crate::media::cpu::Owner::Input(url.to_string())),
             },
             policy,
         );
@@ -246,6 +316,12 @@ impl Pull {
             .unwrap()
             .map(pts.nseconds(), now.nseconds());
         self.delivered.fetch_add(1, Ordering::Relaxed);
+        *self.counts.last_frame.lock().unwrap() = Some(Instant::now());
+        if is_video {
+            self.counts.video_frames.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.counts.audio_frames.fetch_add(1, Ordering::Relaxed);
+        }
         if is_video {
             if let Ok(info) = gst_video::VideoInfo::from_caps(&caps) {
                 let size = Some((info.width(), info.height()));
@@ -293,6 +369,8 @@ struct DecodePull {
     config: IngestConfig,
     /// Whether the link was live before its current state (a live input that fails is "lost").
     was_live: bool,
+    /// Names the decode's threads (its CPU is split between the mixes it feeds).
+    tag: String,
 }
 
 /// One pipeline of a pull.
@@ -309,11 +387,16 @@ impl Session for DecodePull {
         let pull = self.pull.upgrade().ok_or("the input is no longer used")?;
         pull.timing.lock().unwrap().reset();
         pull.delivered.store(0, Ordering::Relaxed);
-        let (pipeline, report) =
-            build_pipeline(&self.url, self.config.decoder_threads, self.pull.clone())
-                .map_err(|e| format!("cannot build pull pipeline: {e}"))?;
+        pull.counts.attempts.fetch_add(1, Ordering::Relaxed);
+        let (pipeline, report) = build_pipeline(
+            &self.url,
+            self.config.decoder_threads,
+            self.pull.clone(),
+            pull.counts.bytes.clone(),
+        )
+        .map_err(|e| format!("cannot build pull pipeline: {e}"))?;
         Ok(DecodeAttempt {
-            run: PipelineRun::new(pipeline),
+            run: PipelineRun::new(pipeline, Some(self.tag.clone())),
             report,
             pull: self.pull.clone(),
         })
@@ -396,10 +479,19 @@ fn build_pipeline(
     url: &str,
     decoder_threads: u32,
     pull: Weak<Pull>,
+    bytes: Arc<AtomicU64>,
 ) -> Result<(gst::Pipeline, ReportHandle), gst::glib::BoolError> {
     let pipeline = gst::Pipeline::with_name("pull");
     pipeline.use_clock(Some(&gst::SystemClock::obtain()));
     let src = rtmp::live_source(url)?;
+    if let Some(pad) = src.static_pad("src") {
+        pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+            if let Some(b) = info.buffer() {
+                bytes.fetch_add(b.size() as u64, Ordering::Relaxed);
+            }
+            gst::PadProbeReturn::Ok
+        });
+    }
     pipeline.add(&src)?;
     let weak_pipeline = pipeline.downgrade();
     let report = crate::flv::demux::attach(

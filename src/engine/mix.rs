@@ -12,7 +12,7 @@
 use std::{
     collections::{HashMap, HashSet},
     sync::{
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
         Arc,
     },
     time::{Duration, Instant},
@@ -20,6 +20,7 @@ use std::{
 
 use futures::StreamExt;
 use gst::prelude::*;
+use gst_base::prelude::*;
 
 use super::{
     branch::{AudioBranch, BranchSink, StillLayer, VideoBranch},
@@ -101,6 +102,12 @@ pub struct MixPipeline {
     encoders: Vec<Encoder>,
     started: Instant,
     fps: Arc<RateMeter>,
+    /// Frames produced, lag, and what the compositor used (metrics).
+    counts: Arc<MixCounts>,
+    /// Names the mix's threads ([`crate::media::cpu`]).
+    tag: String,
+    /// Where outputs given by stream id are published (to find each output's target).
+    egress: crate::config::EgressConfig,
     failed: Arc<AtomicBool>,
     watch: tokio::task::JoinHandle<()>,
     /// Set once [`MixPipeline::stop`] ran.
@@ -295,6 +302,9 @@ impl MixPipeline {
         let pipeline = gst::Pipeline::with_name(&format!("mix-{id}"));
         // Whatever fails half-way, the pipeline must not be disposed while it plays (GStreamer aborts).
         let building = crate::media::teardown::NullUnlessBuilt::new(&pipeline);
+        let tag = crate::media::cpu::tag(crate::media::cpu::Owner::Task(TaskRef::Mix(
+            id.to_string(),
+        )));
         pipeline.use_clock(Some(&gst::SystemClock::obtain()));
         let build_video = || -> Result<_, gst::glib::BoolError> {
             let compositor = gst::ElementFactory::make("compositor")
@@ -346,15 +356,27 @@ impl MixPipeline {
         };
         let (audiomixer, audio_tee) = build_audio().map_err(Error::internal)?;
 
-        // Frames leaving the compositor; stays 0 without a picture.
+        // Frames leaving the compositor (and how far behind the clock); stays 0 without a picture.
         let fps = Arc::new(RateMeter::new(Duration::from_secs(2)));
+        let counts = Arc::new(MixCounts::default());
         if let Some((compositor, _, _)) = &video {
-            let meter = fps.clone();
+            counts.watch_selection(compositor);
+            let (meter, counts) = (fps.clone(), counts.clone());
+            let weak = pipeline.downgrade();
             compositor
                 .static_pad("src")
                 .expect("compositor src")
-                .add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+                .add_probe(gst::PadProbeType::BUFFER, move |_, info| {
                     meter.record(1);
+                    counts.output_frames.fetch_add(1, Ordering::Relaxed);
+                    let pts = info.buffer().and_then(|b| b.pts());
+                    if let (Some(pts), Some(p)) = (pts, weak.upgrade()) {
+                        if let (Some(clock), Some(base)) = (p.clock(), p.base_time()) {
+                            let now = clock.time().saturating_sub(base);
+                            let lag = now.nseconds() as i64 - pts.nseconds() as i64;
+                            counts.lag_ns.store(lag, Ordering::Relaxed);
+                        }
+                    }
                     gst::PadProbeReturn::Ok
                 });
         }
@@ -381,8 +403,10 @@ impl MixPipeline {
         }
 
         let failed = Arc::new(AtomicBool::new(false));
+        let (_, messages) = crate::media::bus::watch(&pipeline, Some(tag.clone()))
+            .ok_or_else(|| Error::internal("mix pipeline without bus"))?;
         let watch = tokio::spawn(watch_bus(
-            pipeline.clone(),
+            messages,
             id.to_string(),
             failed.clone(),
             on_failure,
@@ -431,6 +455,9 @@ impl MixPipeline {
             encoders,
             started: Instant::now(),
             fps,
+            counts,
+            tag: tag.clone(),
+            egress: config.egress.clone(),
             failed,
             watch,
             stopped: false,
@@ -469,7 +496,7 @@ impl MixPipeline {
             let key = EncodeKey::of(o);
             let observer = mix.output_observer(o);
             if let Some(e) = mix.encoders.iter_mut().find(|e| e.spec == key) {
-                e.add_target(&url, &config.egress, observer);
+                e.add_target(&url, &config.egress, observer, &tag);
             }
         }
         mix.restack();
@@ -628,7 +655,7 @@ impl MixPipeline {
             }
             for u in &urls {
                 if let Some(observer) = observers.remove(u) {
-                    enc.add_target(u, &config.egress, observer);
+                    enc.add_target(u, &config.egress, observer, &self.tag);
                 }
             }
         }
@@ -771,6 +798,47 @@ impl MixPipeline {
         }
     }
 
+    /// The mix's counts so far.
+    pub fn metrics(&self) -> MixMetrics {
+        let branches = self.inputs.values().filter_map(|b| b.video.as_ref());
+        let (mut dropped_input, mut dropped_compositor) = (0, 0);
+        for v in branches {
+            dropped_input += v.dropped_in_queue();
+            let arrived = v.frames.arrived.load(Ordering::Relaxed);
+            // One frame may wait at the pad for the next output frame.
+            dropped_compositor += arrived
+                .saturating_sub(self.counts.used_from(v.pad()))
+                .saturating_sub(1);
+        }
+        let outputs = self
+            .spec
+            .outputs
+            .iter()
+            .filter_map(|o| {
+                let url = super::resolve_output(&o.target, &self.egress);
+                let t = self
+                    .encoders
+                    .iter()
+                    .flat_map(|e| e.targets.iter())
+                    .find(|(u, _)| *u == url)?;
+                Some((
+                    output_label(o),
+                    t.1.link.state().is_live(),
+                    t.1.shared.bytes(),
+                    t.1.shared.reconnects(),
+                ))
+            })
+            .collect();
+        MixMetrics {
+            output_frames: self.counts.output_frames.load(Ordering::Relaxed),
+            lag_seconds: self.counts.lag_ns.load(Ordering::Relaxed) as f64 / 1e9,
+            dropped_input,
+            dropped_compositor,
+            dropped_encoder: self.encoders.iter().map(Encoder::frames_lost).sum(),
+            outputs,
+        }
+    }
+
     pub fn status(&self) -> MixStatus {
         let inputs = self
             .spec
@@ -862,16 +930,7 @@ impl MixPipeline {
 pub fn output_label(o: &OutputSpec) -> String {
     match &o.target {
         Target::StreamId(id) => id.clone(),
-        Target::Url(u) => match url::Url::parse(u) {
-            Ok(mut parsed) => {
-                parsed.set_query(None);
-                parsed.set_fragment(None);
-                let _ = parsed.set_username("");
-                let _ = parsed.set_password(None);
-                parsed.to_string()
-            }
-            Err(_) => String::new(),
-        },
+        Target::Url(u) => crate::media::label(u),
     }
 }
 
@@ -880,6 +939,64 @@ impl Drop for MixPipeline {
     fn drop(&mut self) {
         drop(self.stop());
     }
+}
+
+/// What a mix counts as it runs, for the operator: frames produced, how far behind the clock, and the input
+/// frames the compositor received but never used (they came too late for their output frame).
+#[derive(Default)]
+pub struct MixCounts {
+    pub output_frames: AtomicU64,
+    /// Nanoseconds the newest output frame ran behind the pipeline clock.
+    pub lag_ns: std::sync::atomic::AtomicI64,
+    /// Per compositor sink pad: the newest frame it used, and how many distinct frames it used.
+    used: std::sync::Mutex<HashMap<gst::Pad, (Option<gst::ClockTime>, u64)>>,
+}
+
+impl MixCounts {
+    /// Follows which input frames the compositor takes for each output frame.
+    fn watch_selection(self: &Arc<Self>, compositor: &gst::Element) {
+        let Some(agg) = compositor.downcast_ref::<gst_base::Aggregator>() else {
+            return;
+        };
+        agg.set_emit_signals(true);
+        let weak = Arc::downgrade(self);
+        agg.connect_samples_selected(move |agg, _, _, _, _, _| {
+            let Some(me) = weak.upgrade() else { return };
+            let mut used = me.used.lock().unwrap();
+            for pad in agg.sink_pads() {
+                let Some(agg_pad) = pad.downcast_ref::<gst_base::AggregatorPad>() else {
+                    continue;
+                };
+                let pts = agg
+                    .peek_next_sample(agg_pad)
+                    .and_then(|s| s.buffer().and_then(|b| b.pts()));
+                let entry = used.entry(pad.clone()).or_insert((None, 0));
+                if pts.is_some() && pts != entry.0 {
+                    *entry = (pts, entry.1 + 1);
+                }
+            }
+        });
+    }
+
+    /// Distinct frames the compositor used from `pad`.
+    fn used_from(&self, pad: &gst::Pad) -> u64 {
+        self.used.lock().unwrap().get(pad).map_or(0, |u| u.1)
+    }
+}
+
+/// A mix's frame counts, read when the operator asks ([`MixPipeline::metrics`]).
+#[derive(Debug, Clone, Default)]
+pub struct MixMetrics {
+    pub output_frames: u64,
+    pub lag_seconds: f64,
+    /// Input frames dropped by the inputs' queues (they keep 500 ms).
+    pub dropped_input: u64,
+    /// Input frames that reached the compositor too late to be used.
+    pub dropped_compositor: u64,
+    /// Canvas frames dropped or repeated on the way to the encoders (an encoder that fell behind).
+    pub dropped_encoder: u64,
+    /// Per output: its label, whether it is live, bytes sent, reconnects.
+    pub outputs: Vec<(String, bool, u64, u64)>,
 }
 
 /// Whether a pipeline running `old` can take `new` without restarting the output.
@@ -900,15 +1017,13 @@ fn live_encoders(spec: &MixSpec) -> Option<Vec<EncodeKey>> {
     (shapes.len() == n).then_some(shapes)
 }
 
+/// The mix pipeline's bus watch: an error is the mix's failure (reported once); warnings are logged.
 async fn watch_bus(
-    pipeline: gst::Pipeline,
+    mut messages: futures::channel::mpsc::UnboundedReceiver<gst::Message>,
     id: String,
     failed: Arc<AtomicBool>,
     on_failure: OnFailure,
 ) {
-    let Some(bus) = pipeline.bus() else { return };
-    drop(pipeline);
-    let mut messages = bus.stream();
     while let Some(msg) = messages.next().await {
         match msg.view() {
             gst::MessageView::Error(err) => {

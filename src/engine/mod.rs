@@ -46,7 +46,7 @@ use crate::{
 };
 pub use control::Prepared;
 pub use input::InputHub;
-pub use mix::output_label;
+pub use mix::{output_label, MixMetrics};
 use mix::MixPipeline;
 pub use status::MixStatus;
 pub use still::image_size;
@@ -384,6 +384,31 @@ impl Engine {
         }
     }
 
+    /// What the operator sees: every mix with its state and counts (none while it is not running), every pulled
+    /// input.
+    pub fn metrics(&self) -> EngineMetrics {
+        let mixes: Vec<(String, Phase, Option<Arc<Mutex<MixPipeline>>>)> = self
+            .inner
+            .mixes
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(id, m)| (id.clone(), m.phase.clone(), m.pipeline.clone()))
+            .collect();
+        EngineMetrics {
+            mixes: mixes
+                .into_iter()
+                .map(|(id, phase, pipeline)| {
+                    let counts = pipeline
+                        .filter(|_| phase == Phase::Running)
+                        .map(|p| p.lock().unwrap().metrics());
+                    (id, phase_view(&phase).0, counts)
+                })
+                .collect(),
+            inputs: self.inner.hub.metrics(),
+        }
+    }
+
     /// Fault injection for tests: makes mix `id`'s pipeline report an error.
     #[doc(hidden)]
     pub fn inject_failure(&self, id: &str) -> bool {
@@ -396,6 +421,12 @@ impl Engine {
             .and_then(|m| m.pipeline.clone());
         mix.map(|m| m.lock().unwrap().inject_failure()).is_some()
     }
+}
+
+/// What [`Engine::metrics`] reports.
+pub struct EngineMetrics {
+    pub mixes: Vec<(String, status::MixState, Option<MixMetrics>)>,
+    pub inputs: Vec<input::InputMetrics>,
 }
 
 /// How a mix that is not running shows in its status.

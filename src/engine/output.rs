@@ -147,6 +147,9 @@ pub struct Encoder {
     pub spec: EncodeKey,
     /// x264enc or x265enc, whose bitrate can change while it runs; `None` for an audio-only output.
     video_encoder: Option<gst::Element>,
+    /// Where canvas frames are dropped or repeated on the way to the video encoder: its queue (overruns: the
+    /// encoder fell behind) and its rate adapter (`drop` / `duplicate`).
+    frame_loss: Option<(Arc<std::sync::atomic::AtomicU64>, gst::Element)>,
     pub fanout: Arc<Fanout>,
     pub targets: Vec<(String, Target)>,
 }
@@ -217,6 +220,15 @@ impl Encoder {
                 let vrate = gst::ElementFactory::make("videorate")
                     .property("skip-to-first", true)
                     .build()?;
+                let overruns = Arc::new(std::sync::atomic::AtomicU64::new(0));
+                {
+                    let overruns = overruns.clone();
+                    vqueue.connect("overrun", false, move |_| {
+                        overruns.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        None
+                    });
+                }
+                let frame_loss = (overruns, vrate.clone());
                 let vcaps = gst::ElementFactory::make("capsfilter")
                     .property(
                         "caps",
@@ -264,7 +276,7 @@ impl Encoder {
                         x265
                     }
                 };
-                Some((tee, chain, encoder))
+                Some((tee, chain, encoder, frame_loss))
             }
             (Some(_), None) => {
                 return Err(gst::glib::bool_error!(
@@ -318,7 +330,7 @@ impl Encoder {
             aparse.clone(),
         ];
         let mut elements: Vec<gst::Element> = Vec::new();
-        if let Some((_, chain, _)) = &video {
+        if let Some((_, chain, _, _)) = &video {
             elements.extend(chain.iter().cloned());
         }
         elements.extend(audio_chain.iter().cloned());
@@ -393,7 +405,7 @@ impl Encoder {
         elements.extend(tail.iter().cloned());
         pipeline.add_many(&elements)?;
         let mut branches = vec![(audio_tee, &audio_chain[0])];
-        if let (Some((tee, chain, _)), Some((end, pad))) = (&video, &video_end) {
+        if let (Some((tee, chain, _, _)), Some((end, pad))) = (&video, &video_end) {
             gst::Element::link_many(chain)?;
             chain
                 .last()
@@ -418,9 +430,19 @@ impl Encoder {
         }
         Ok(Self {
             spec: key,
-            video_encoder: video.map(|(_, _, encoder)| encoder),
+            frame_loss: video.as_ref().map(|(_, _, _, loss)| loss.clone()),
+            video_encoder: video.map(|(_, _, encoder, _)| encoder),
             fanout,
             targets: Vec::new(),
+        })
+    }
+
+    /// Canvas frames dropped or repeated on the way to the video encoder so far (0 for an audio-only output).
+    pub fn frames_lost(&self) -> u64 {
+        self.frame_loss.as_ref().map_or(0, |(overruns, rate)| {
+            overruns.load(std::sync::atomic::Ordering::Relaxed)
+                + rate.property::<u64>("drop")
+                + rate.property::<u64>("duplicate")
         })
     }
 
@@ -434,15 +456,16 @@ impl Encoder {
         }
     }
 
-    /// Starts delivering to `url` (idempotent per URL); `observer` hears its state changes.
-    pub fn add_target(&mut self, url: &str, config: &EgressConfig, observer: Observer) {
+    /// Starts delivering to `url` (idempotent per URL); `observer` hears its state changes, `tag` names its
+    /// threads.
+    pub fn add_target(&mut self, url: &str, config: &EgressConfig, observer: Observer, tag: &str) {
         if self.targets.iter().any(|(u, _)| u == url) {
             return;
         }
         let shared = PushTarget::new(url, config);
         self.fanout.add_target(shared.clone());
         let link = Supervisor::spawn(
-            PushSession::new(shared.clone(), config.clone(), observer),
+            PushSession::new(shared.clone(), config.clone(), observer, Some(tag.to_string())),
             Policy {
                 initial: std::time::Duration::from_millis(config.retry_initial_ms),
                 max: std::time::Duration::from_millis(config.retry_max_ms),

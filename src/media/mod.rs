@@ -13,6 +13,8 @@
 //! The engine's input pulls and outputs and the relay's pulls and pushes are sessions on this layer.
 
 pub mod backoff;
+pub mod bus;
+pub mod cpu;
 pub mod link;
 pub mod meter;
 pub mod pipeline;
@@ -23,6 +25,20 @@ pub mod teardown;
 
 pub use link::LinkState;
 pub use supervisor::{Attempt, End, Handle, Liveness, Next, Policy, Retries, Session, Supervisor};
+
+/// How metrics and events name a URL: without user info, query or fragment (a token may live there).
+pub fn label(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) => {
+            u.set_query(None);
+            u.set_fragment(None);
+            let _ = u.set_username("");
+            let _ = u.set_password(None);
+            u.to_string()
+        }
+        Err(_) => String::new(),
+    }
+}
 
 /// A URL fit for logs: without user info, query or fragment (stream keys and tokens live there), and with a
 /// path of more than one segment cut to its first segment (an RTMP stream key is the last one).

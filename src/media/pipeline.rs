@@ -2,15 +2,16 @@
 //! Tokio worker), ended by an error or an end of stream on its bus, stopped through [`super::teardown`].
 //! Sessions wrap a [`PipelineRun`] in their own [`super::Attempt`], adding what counts as progress.
 
-use std::sync::{
-    atomic::{AtomicBool, Ordering},
-    Arc,
-};
+use std::sync::{atomic::Ordering, Arc};
 
-use futures::{channel::mpsc, future::BoxFuture, FutureExt, StreamExt};
+use futures::{future::BoxFuture, FutureExt, StreamExt};
 use gst::prelude::*;
 
-use super::{supervisor::End, teardown};
+use super::{
+    bus::{self, Seen},
+    supervisor::End,
+    teardown,
+};
 
 /// One pipeline of an attempt. Dropping it sets the pipeline to NULL wherever that happens.
 pub struct PipelineRun {
@@ -21,24 +22,21 @@ pub struct PipelineRun {
     /// What the bus said, as it said it: read by the stop, which must not wait for a message the attempt's own
     /// watch already took (an error while connecting, an end of stream while unpublishing).
     seen: Arc<Seen>,
-}
-
-/// Flags set from the bus's sync handler.
-#[derive(Default)]
-pub struct Seen {
-    pub error: AtomicBool,
-    pub eos: AtomicBool,
+    /// Names the pipeline's streaming threads after its task (CPU accounting).
+    tag: Option<String>,
 }
 
 /// How long a requested stop waits for an output's end of stream to be sent.
 const UNPUBLISH_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl PipelineRun {
-    pub fn new(pipeline: gst::Pipeline) -> Self {
+    /// `tag` ([`super::cpu::tag`]) names the threads that work for it.
+    pub fn new(pipeline: gst::Pipeline, tag: Option<String>) -> Self {
         Self {
             pipeline: teardown::NullOnDrop(pipeline),
             unpublish: None,
             seen: Arc::default(),
+            tag,
         }
     }
 
@@ -53,24 +51,11 @@ impl PipelineRun {
     }
 
     /// Sets the pipeline PLAYING; the future resolves at its first error or end of stream. Blocking.
-    pub fn start(&self) -> Result<BoxFuture<'static, End>, String> {
-        let bus = self
-            .pipeline
-            .bus()
+    pub fn start(&mut self) -> Result<BoxFuture<'static, End>, String> {
+        // Listening before PLAYING: an error while starting is not missed.
+        let (seen, mut messages) = bus::watch(&self.pipeline, self.tag.clone())
             .ok_or_else(|| "pipeline without bus".to_string())?;
-        // Listening before PLAYING: an error while starting is not missed. Every message is noted and handed to
-        // the attempt's watch; none stays on the bus.
-        let (tx, mut messages) = mpsc::unbounded::<gst::Message>();
-        let seen = self.seen.clone();
-        bus.set_sync_handler(move |_, msg| {
-            match msg.view() {
-                gst::MessageView::Error(_) => seen.error.store(true, Ordering::SeqCst),
-                gst::MessageView::Eos(_) => seen.eos.store(true, Ordering::SeqCst),
-                _ => {}
-            }
-            let _ = tx.unbounded_send(msg.clone());
-            gst::BusSyncReply::Drop
-        });
+        self.seen = seen;
         let name = self.pipeline.name();
         self.pipeline
             .set_state(gst::State::Playing)
@@ -117,9 +102,7 @@ impl PipelineRun {
         if let Err(e) = teardown::stop(&self.pipeline, stopped, &self.seen.error) {
             tracing::warn!(pipeline = %self.pipeline.name(), error = %e, "pipeline did not stop cleanly");
         }
-        if let Some(bus) = self.pipeline.bus() {
-            bus.unset_sync_handler();
-        }
+        bus::unwatch(&self.pipeline);
     }
 }
 

@@ -48,6 +48,8 @@ pub struct PushTarget {
     max_queue_bytes: u64,
     /// Bytes sent over RTMP since the target was created, over every attempt.
     sent: AtomicU64,
+    /// Attempts started (connections tried).
+    attempts: AtomicU64,
     rate: RateMeter,
 }
 
@@ -60,6 +62,7 @@ impl PushTarget {
             pushed: AtomicU64::new(0),
             max_queue_bytes: config.max_queue_bytes,
             sent: AtomicU64::new(0),
+            attempts: AtomicU64::new(0),
             rate: RateMeter::new(RATE_WINDOW),
         })
     }
@@ -94,6 +97,11 @@ impl PushTarget {
     /// Bytes sent since the target was created.
     pub fn bytes(&self) -> u64 {
         self.sent.load(Ordering::Relaxed)
+    }
+
+    /// Connections tried after the first.
+    pub fn reconnects(&self) -> u64 {
+        self.attempts.load(Ordering::Relaxed).saturating_sub(1)
     }
 
     /// Bitrate sent over the last seconds, kbit/s.
@@ -138,14 +146,22 @@ pub struct PushSession {
     target: Arc<PushTarget>,
     config: EgressConfig,
     observer: Observer,
+    /// Names the push's threads after the task it publishes for ([`super::cpu`]).
+    tag: Option<String>,
 }
 
 impl PushSession {
-    pub fn new(target: Arc<PushTarget>, config: EgressConfig, observer: Observer) -> Self {
+    pub fn new(
+        target: Arc<PushTarget>,
+        config: EgressConfig,
+        observer: Observer,
+        tag: Option<String>,
+    ) -> Self {
         Self {
             target,
             config,
             observer,
+            tag,
         }
     }
 }
@@ -173,7 +189,7 @@ impl Session for PushSession {
             .and_then(|_| appsrc.link(&sink))
             .map_err(|e| format!("cannot build the output pipeline: {e}"))?;
         Ok(PushAttempt {
-            run: PipelineRun::new(pipeline).unpublishing(appsrc.clone()),
+            run: PipelineRun::new(pipeline, self.tag.clone()).unpublishing(appsrc.clone()),
             target: self.target.clone(),
             appsrc,
             sink,
@@ -195,6 +211,7 @@ impl Session for PushSession {
 
 impl Attempt for PushAttempt {
     fn start(&mut self) -> Result<BoxFuture<'static, End>, String> {
+        self.target.attempts.fetch_add(1, Ordering::Relaxed);
         self.target.pushed.store(0, Ordering::Relaxed);
         self.target.need_start.store(true, Ordering::Relaxed);
         *self.target.appsrc.lock().unwrap() = Some(self.appsrc.clone());

@@ -66,6 +66,18 @@ struct RelayRecord {
     running: bool,
 }
 
+/// One project as the operator sees it ([`Relays::metrics`]).
+#[derive(Debug, Clone)]
+pub struct RelayMetrics {
+    pub id: String,
+    pub running: bool,
+    /// Input switches in this run (failovers, returns to main, manual switches).
+    pub switches: u64,
+    pub active: Option<Endpoint>,
+    /// Per output: id, live, bytes sent, reconnects.
+    pub outputs: Vec<(String, bool, u64, u64)>,
+}
+
 /// A project as the API shows it.
 #[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct RelayView {
@@ -464,6 +476,41 @@ impl Relays {
         ids.sort();
         ids.into_iter()
             .map(|id| self.view(id, &projects[id]))
+            .collect()
+    }
+
+    /// What the operator sees of each project: whether it runs, its input switches, its active input, and each
+    /// output's label, liveness, bytes sent and reconnects.
+    pub fn metrics(&self) -> Vec<RelayMetrics> {
+        let projects: Vec<(String, Option<Arc<Run>>)> = self
+            .inner
+            .projects
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(id, p)| (id.clone(), p.run.clone()))
+            .collect();
+        projects
+            .into_iter()
+            .map(|(id, run)| match run {
+                Some(run) => {
+                    let (switches, active, outputs) = run.metrics();
+                    RelayMetrics {
+                        id,
+                        running: true,
+                        switches: switches as u64,
+                        active,
+                        outputs,
+                    }
+                }
+                None => RelayMetrics {
+                    id,
+                    running: false,
+                    switches: 0,
+                    active: None,
+                    outputs: Vec::new(),
+                },
+            })
             .collect()
     }
 

@@ -310,6 +310,8 @@ pub(crate) struct PullContext {
     pub ingest: IngestConfig,
     /// `failover.stall_ms`, changeable while running.
     pub stall_ms: Arc<AtomicU64>,
+    /// Names the pull's threads after the project ([`crate::media::cpu`]).
+    pub tag: String,
 }
 
 /// Starts pulling: a session on the media supervisor, retried forever (a playlist ends by itself).
@@ -440,7 +442,7 @@ impl Session for RelayPull {
         )
         .map_err(|e| format!("cannot build the pull pipeline: {e}"))?;
         Ok(PullAttempt {
-            run: PipelineRun::new(pipeline),
+            run: PipelineRun::new(pipeline, Some(ctx.tag.clone())),
             shared: ctx.shared.clone(),
             cancel,
         })

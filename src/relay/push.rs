@@ -99,7 +99,14 @@ pub(crate) fn start(
         }
     };
     let link = Supervisor::spawn(
-        PushSession::new(shared.target.clone(), config.clone(), Box::new(observer)),
+        PushSession::new(
+            shared.target.clone(),
+            config.clone(),
+            Box::new(observer),
+            Some(crate::media::cpu::tag(crate::media::cpu::Owner::Task(TaskRef::Relay(
+                project.to_string(),
+            )))),
+        ),
         Policy {
             initial: Duration::from_millis(config.retry_initial_ms),
             max: Duration::from_millis(config.retry_max_ms),

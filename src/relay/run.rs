@@ -158,6 +158,9 @@ impl Run {
             sessions: self.sessions.clone(),
             ingest: self.config.ingest.clone(),
             stall_ms: self.stall_ms.clone(),
+            tag: crate::media::cpu::tag(crate::media::cpu::Owner::Task(TaskRef::Relay(
+                self.id.clone(),
+            ))),
         });
         tracing::info!(project = %self.id, input = e.as_str(), %url, files, "relay input pulled");
         self.pulls.lock().unwrap()[e.index()] = Some(Pull { shared, link });
@@ -316,6 +319,29 @@ impl Run {
             switches,
             push_urls,
         }
+    }
+
+    /// Input switches so far, the active input, and each output's label, liveness, bytes and reconnects.
+    pub(super) fn metrics(&self) -> (u32, Option<Endpoint>, Vec<(String, bool, u64, u64)>) {
+        let (switches, active) = {
+            let r = self.router.lock().unwrap();
+            (r.switches(), r.active())
+        };
+        let outputs = self
+            .outputs
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|o| {
+                (
+                    o.shared.id.clone(),
+                    o.link.state().is_live(),
+                    o.shared.target.bytes(),
+                    o.shared.target.reconnects(),
+                )
+            })
+            .collect();
+        (switches, active, outputs)
     }
 
     /// Stops everything the run started and waits (bounded) for it; outputs unpublish cleanly.

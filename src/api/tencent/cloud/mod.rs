@@ -43,8 +43,12 @@ fn ok() -> Response {
 }
 
 fn error(code: &str, message: &str) -> Response {
-    Json(json!({"Response": {"Error": {"Code": code, "Message": message}, "RequestId": request_id()}}))
-        .into_response()
+    let mut r = Json(
+        json!({"Response": {"Error": {"Code": code, "Message": message}, "RequestId": request_id()}}),
+    )
+    .into_response();
+    r.extensions_mut().insert(crate::api::Outcome::REFUSED);
+    r
 }
 
 use crate::clock::unix_now as now_unix;

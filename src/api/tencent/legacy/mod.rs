@@ -110,13 +110,17 @@ fn authenticate(
 }
 
 fn answer(code: i64, message: &str, event_id: Option<i64>, timestamp: Option<i64>) -> Response {
-    Json(json!({
+    let mut r = Json(json!({
         "code": code,
         "message": message,
         "event_id": event_id.unwrap_or(0),
         "timestamp": timestamp.unwrap_or_else(now_unix),
     }))
-    .into_response()
+    .into_response();
+    if code != 0 {
+        r.extensions_mut().insert(crate::api::Outcome::REFUSED);
+    }
+    r
 }
 
 /// `POST /common_access`.

@@ -1,0 +1,217 @@
+//! Which task the CPU goes to, by thread.
+//!
+//! Every pipeline's streaming threads are named after the task they work for when they start working for it
+//! (the bus's `STREAM_STATUS` "enter" message arrives, synchronously, on the thread itself: see
+//! [`super::bus`]). GStreamer reuses threads from a pool, so a thread's CPU time is attributed in pieces: when a
+//! thread enters a task, what it used since it last changed hands goes to its previous owner. A sampler reads
+//! `/proc/self/task/*/stat` every second, so a thread that ends loses at most its last second.
+//!
+//! Tags are short (a thread name holds 15 bytes): `m<n>` for mix number n, `r<n>` for relay projects, `i<n>` for
+//! shared input pulls (decoded once for every mix that uses them: their time is split between those mixes).
+
+use std::{
+    collections::HashMap,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Mutex, OnceLock,
+    },
+    time::Duration,
+};
+
+use crate::events::TaskRef;
+
+/// What a tag stands for.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Owner {
+    Task(TaskRef),
+    /// A shared input pull, by URL.
+    Input(String),
+}
+
+#[derive(Default)]
+struct Accounts {
+    /// Tag → owner, and back.
+    owners: HashMap<String, Owner>,
+    tags: HashMap<Owner, String>,
+    /// Seconds of CPU each tag's threads used and handed over (threads that moved on or ended).
+    settled: HashMap<String, f64>,
+    /// Thread id → (tag, CPU seconds at the time it took that tag, CPU seconds last seen).
+    threads: HashMap<i32, (String, f64, f64)>,
+}
+
+fn accounts() -> &'static Mutex<Accounts> {
+    static A: OnceLock<Mutex<Accounts>> = OnceLock::new();
+    A.get_or_init(Default::default)
+}
+
+static NEXT: AtomicU64 = AtomicU64::new(1);
+
+/// The thread-name tag of `owner` (made on first use).
+pub fn tag(owner: Owner) -> String {
+    let mut a = accounts().lock().unwrap();
+    if let Some(t) = a.tags.get(&owner) {
+        return t.clone();
+    }
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let t = match &owner {
+        Owner::Task(TaskRef::Mix(_)) => format!("m{n}"),
+        Owner::Task(TaskRef::Relay(_)) => format!("r{n}"),
+        Owner::Input(_) => format!("i{n}"),
+    };
+    a.owners.insert(t.clone(), owner.clone());
+    a.tags.insert(owner, t.clone());
+    t
+}
+
+/// CPU ticks per second (`sysconf(_SC_CLK_TCK)`).
+fn ticks_per_second() -> f64 {
+    static T: OnceLock<f64> = OnceLock::new();
+    *T.get_or_init(|| {
+        // SAFETY: sysconf has no preconditions.
+        let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+        if t > 0 {
+            t as f64
+        } else {
+            100.0
+        }
+    })
+}
+
+/// User + system CPU seconds in a `/proc/…/stat` line (fields 14 and 15, after the parenthesised name).
+fn cpu_of_stat(stat: &str) -> Option<f64> {
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) / ticks_per_second())
+}
+
+/// The calling thread's id.
+fn this_thread() -> i32 {
+    // SAFETY: gettid has no preconditions.
+    unsafe { libc::gettid() }
+}
+
+fn thread_cpu(tid: i32) -> Option<f64> {
+    cpu_of_stat(&std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).ok()?)
+}
+
+/// The calling thread starts working for the task tagged `tag`: it is named so, and what it used since it last
+/// changed hands goes to its previous tag. Called on the thread itself (a bus sync handler).
+pub fn enter(tag: &str) {
+    let tid = this_thread();
+    let now = thread_cpu(tid).unwrap_or(0.0);
+    {
+        let mut a = accounts().lock().unwrap();
+        if let Some((old, since, _)) = a.threads.remove(&tid) {
+            *a.settled.entry(old).or_default() += (now - since).max(0.0);
+        }
+        a.threads.insert(tid, (tag.to_string(), now, now));
+    }
+    if let Ok(name) = std::ffi::CString::new(tag) {
+        // SAFETY: a NUL-terminated name of at most 15 bytes for the calling thread.
+        unsafe { libc::prctl(libc::PR_SET_NAME, name.as_ptr() as libc::c_ulong, 0, 0, 0) };
+    }
+}
+
+/// Reads every accounted thread's CPU; a thread that has ended is settled with what was last seen of it.
+fn sample(a: &mut Accounts) {
+    let mut ended = Vec::new();
+    for (tid, (_, _, last)) in a.threads.iter_mut() {
+        match thread_cpu(*tid) {
+            Some(now) => *last = now,
+            None => ended.push(*tid),
+        }
+    }
+    for tid in ended {
+        if let Some((tag, since, last)) = a.threads.remove(&tid) {
+            *a.settled.entry(tag).or_default() += (last - since).max(0.0);
+        }
+    }
+}
+
+/// Samples every second, for as long as the process runs (started once).
+pub fn start_sampler() {
+    static STARTED: OnceLock<()> = OnceLock::new();
+    STARTED.get_or_init(|| {
+        let _ = std::thread::Builder::new()
+            .name("cpu-sampler".into())
+            .spawn(|| loop {
+                std::thread::sleep(Duration::from_secs(1));
+                sample(&mut accounts().lock().unwrap());
+            });
+    });
+}
+
+/// CPU seconds used so far, by owner (threads working for it now included).
+pub fn by_owner() -> Vec<(Owner, f64)> {
+    let mut a = accounts().lock().unwrap();
+    sample(&mut a);
+    let mut totals: HashMap<String, f64> = a.settled.clone();
+    for (tag, since, last) in a.threads.values() {
+        *totals.entry(tag.clone()).or_default() += (last - since).max(0.0);
+    }
+    totals
+        .into_iter()
+        .filter_map(|(tag, s)| Some((a.owners.get(&tag)?.clone(), s)))
+        .collect()
+}
+
+/// CPU seconds the whole process has used.
+pub fn process() -> f64 {
+    std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| cpu_of_stat(&s))
+        .unwrap_or(0.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_lines_read_with_odd_names() {
+        let line = "1234 (a b) c) S 1 2 3 4 5 6 7 8 9 10 250 150 0 0";
+        assert_eq!(
+            cpu_of_stat(line),
+            Some(400.0 / ticks_per_second()),
+            "{line}"
+        );
+    }
+
+    #[test]
+    fn a_thread_that_changes_hands_is_split_between_its_owners() {
+        let (a, b) = (
+            tag(Owner::Input("test://a".into())),
+            tag(Owner::Input("test://b".into())),
+        );
+        assert_ne!(a, b);
+        assert_eq!(tag(Owner::Input("test://a".into())), a);
+        // Spins until the thread has used `d` of CPU (not of wall time: the machine may be busy).
+        let spin = |d: Duration| {
+            let tid = this_thread();
+            let until = thread_cpu(tid).unwrap() + d.as_secs_f64();
+            while thread_cpu(tid).unwrap() < until {
+                std::hint::black_box(0u64);
+            }
+        };
+        let (used_a, used_b) = std::thread::spawn(move || {
+            enter(&a);
+            spin(Duration::from_millis(300));
+            enter(&b);
+            spin(Duration::from_millis(600));
+            let totals = by_owner();
+            let of = |url: &str| {
+                totals
+                    .iter()
+                    .find(|(o, _)| *o == Owner::Input(url.into()))
+                    .map_or(0.0, |(_, s)| *s)
+            };
+            (of("test://a"), of("test://b"))
+        })
+        .join()
+        .unwrap();
+        assert!((0.28..0.36).contains(&used_a), "a {used_a}");
+        assert!((0.58..0.66).contains(&used_b), "b {used_b}");
+    }
+}
