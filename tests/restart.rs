@@ -10,8 +10,6 @@ use std::time::{Duration, Instant};
 use common::*;
 use serde_json::{json, Value};
 
-const APP_ID: u64 = 1234567890;
-const SECRET: &str = "0123456789abcdef0123456789abcdef";
 const T: Duration = Duration::from_secs(25);
 
 fn rect(x: i32, y: i32, w: u32, h: u32) -> Value {
@@ -70,8 +68,8 @@ push_url = "rtmp://127.0.0.1:{r}/mix/{{stream_id}}"
 retry_initial_ms = 300
 retry_max_ms = 2000
 [zego]
-app_id = {APP_ID}
-server_secret = "{SECRET}"
+app_id = {ZEGO_APP}
+server_secret = "{ZEGO_SECRET}"
 input_check_ms = 0
 [store]
 path = "{}"
@@ -99,7 +97,7 @@ path = "{}"
         "MixInput": [{"StreamId": "a", "RectInfo": {"Top": 0, "Left": 0, "Bottom": 360, "Right": 640}}],
         "MixOutput": [{"StreamId": "z1", "Width": 640, "Height": 360, "VideoBitrate": 800000, "Fps": 30}]
     });
-    let started = server.zego(APP_ID, SECRET, "StartMix", &zego_task);
+    let started = server.zego(ZEGO_APP, ZEGO_SECRET, "StartMix", &zego_task);
     assert_eq!(started["Code"], 0, "{started}");
     for (id, input) in [("r1", "a"), ("r2", "b")] {
         server.send(
@@ -155,11 +153,11 @@ path = "{}"
     // The ZEGO task came back with its owner and Sequence.
     let mut stale = zego_task.clone();
     stale["Sequence"] = json!(4);
-    let refused = server.zego(APP_ID, SECRET, "StartMix", &stale);
+    let refused = server.zego(ZEGO_APP, ZEGO_SECRET, "StartMix", &stale);
     assert_eq!(refused["Code"], 110200002, "{refused}");
     let foreign = server.zego(
-        APP_ID,
-        SECRET,
+        ZEGO_APP,
+        ZEGO_SECRET,
         "StopMix",
         &json!({"TaskId": "z1", "UserId": "intruder"}),
     );
@@ -174,8 +172,8 @@ path = "{}"
     let server = Server::start(&config, port);
     all_show(&layouts(&m1, &m2, &z1, &r1, &r2), T);
     let stopped = server.zego(
-        APP_ID,
-        SECRET,
+        ZEGO_APP,
+        ZEGO_SECRET,
         "StopMix",
         &json!({"TaskId": "z1", "UserId": "owner"}),
     );

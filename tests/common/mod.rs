@@ -12,6 +12,7 @@ mod process;
 mod publisher;
 mod sei;
 mod server;
+mod sign;
 mod slow_http;
 mod util;
 
@@ -23,5 +24,6 @@ pub use process::*;
 pub use publisher::*;
 pub use sei::*;
 pub use server::*;
+pub use sign::*;
 pub use slow_http::*;
 pub use util::*;

@@ -9,7 +9,7 @@ use std::{
 
 use serde_json::Value;
 
-use super::{nginx::free_port, nginx::Nginx, util::wait_for};
+use super::{nginx::free_port, nginx::Nginx, sign::zego_path, util::wait_for};
 
 /// How long the binary may take to start answering, and to stop after SIGTERM.
 const STARTUP: Duration = Duration::from_secs(25);
@@ -248,18 +248,4 @@ path = "{}"
     )
     .unwrap();
     (config, port)
-}
-
-/// The path and query of a ZEGO request for `action`, signed (signature v2.0) with a fresh nonce and the time now.
-pub fn zego_path(app_id: u64, secret: &str, action: &str) -> String {
-    let nonce = format!("{:016x}", fastrand::u64(..));
-    let ts = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        .to_string();
-    let sig = ::tessera::api::zego::signature(&app_id.to_string(), &nonce, secret, &ts);
-    format!(
-        "/?Action={action}&AppId={app_id}&SignatureNonce={nonce}&Timestamp={ts}&Signature={sig}&SignatureVersion=2.0"
-    )
 }

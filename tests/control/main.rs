@@ -19,8 +19,6 @@ use std::time::{Duration, Instant};
 use common::*;
 use serde_json::{json, Value};
 
-pub const ZEGO_APP: u64 = 1234567890;
-pub const ZEGO_SECRET: &str = "0123456789abcdef0123456789abcdef";
 /// Where nothing listens: outputs and inputs there retry, never blocking anything.
 pub const NOWHERE: &str = "rtmp://127.0.0.1:1";
 

@@ -384,14 +384,9 @@ fn every_error_code_on_its_trigger_and_a_refusal_changes_nothing() {
         }
     }
     // Not JSON at all.
-    let t = (std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        + 60)
-        .to_string();
-    let sign = tessera::api::tencent::legacy::sign(KEY, &t);
-    let good_query = format!("appid={APPID}&interface=Mix_StreamV2&t={t}&sign={sign}");
+    let t = (unix_now() + 60).to_string();
+    let sign = cgi_sign(CGI_KEY, &t);
+    let good_query = cgi_query_at(CGI_APPID, CGI_KEY, &t);
     let body = cgi_body(start_para("x", "e_a", ok()))
         .to_string()
         .into_bytes();
@@ -399,7 +394,7 @@ fn every_error_code_on_its_trigger_and_a_refusal_changes_nothing() {
         ("malformed JSON", good_query.clone(), b"{".to_vec(), -1),
         (
             "no sign",
-            format!("appid={APPID}&interface=Mix_StreamV2&t={t}"),
+            format!("appid={CGI_APPID}&interface=Mix_StreamV2&t={t}"),
             body.clone(),
             -40000,
         ),
@@ -411,17 +406,14 @@ fn every_error_code_on_its_trigger_and_a_refusal_changes_nothing() {
         ),
         (
             "expired",
-            format!(
-                "appid={APPID}&interface=Mix_StreamV2&t=1490858347&sign={}",
-                tessera::api::tencent::legacy::sign(KEY, "1490858347")
-            ),
+            cgi_query_at(CGI_APPID, CGI_KEY, "1490858347"),
             body.clone(),
             -40002,
         ),
         (
             "wrong sign",
             format!(
-                "appid={APPID}&interface=Mix_StreamV2&t={t}&sign=7f29ed83c61b77de1b0d66936fd4fd44"
+                "appid={CGI_APPID}&interface=Mix_StreamV2&t={t}&sign=7f29ed83c61b77de1b0d66936fd4fd44"
             ),
             body.clone(),
             -40003,
@@ -434,7 +426,7 @@ fn every_error_code_on_its_trigger_and_a_refusal_changes_nothing() {
             wrong.push(format!("{what}: want {want}, got {got} ({answer})"));
         } else if want <= -40000 {
             assert!(
-                !answer["message"].as_str().unwrap().contains(KEY),
+                !answer["message"].as_str().unwrap().contains(CGI_KEY),
                 "the key leaked"
             );
         }

@@ -11,13 +11,11 @@ mod cloud;
 mod cme;
 mod templates;
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use common::*;
 use serde_json::{json, Value};
 
-pub const APPID: u64 = 1252500000;
-pub const KEY: &str = "40328529ca4381a80c6ecf2e6aa57438";
 pub const SECRET_ID: &str = "AKIDtessera0000000000000000000000000";
 pub const SECRET_KEY: &str = "tesserasecretkey00000000000000000";
 pub const T: Duration = Duration::from_secs(25);
@@ -36,8 +34,8 @@ impl Rig {
         init();
         let nginx = Nginx::start();
         let mut config = Tessera::config_for(&nginx);
-        config.tencent.appid = APPID;
-        config.tencent.key = KEY.into();
+        config.tencent.appid = CGI_APPID;
+        config.tencent.key = CGI_KEY.into();
         config.tencent.input_check_ms = 3_000;
         config.tencentcloud.secret_id = SECRET_ID.into();
         config.tencentcloud.secret_key = SECRET_KEY.into();
@@ -75,15 +73,8 @@ impl Rig {
 
     /// POSTs a CGI body with a valid signature; returns the answer (asserting HTTP 200 + JSON shape).
     pub fn cgi(&self, body: &Value) -> Value {
-        let t = (SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_secs()
-            + 60)
-            .to_string();
-        let sign = tessera::api::tencent::legacy::sign(KEY, &t);
         self.cgi_with_query(
-            &format!("appid={APPID}&interface=Mix_StreamV2&t={t}&sign={sign}"),
+            &cgi_query(CGI_APPID, CGI_KEY),
             body.to_string().into_bytes(),
         )
     }
@@ -117,13 +108,10 @@ impl Rig {
 
 /// The CGI envelope around `para`.
 pub fn cgi_body(para: Value) -> Value {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
+    let now = unix_now();
     let mut para = para;
     if para.get("app_id").is_none() {
-        para["app_id"] = json!(APPID);
+        para["app_id"] = json!(CGI_APPID);
     }
     json!({
         "timestamp": now,

@@ -9,8 +9,6 @@ use std::time::{Duration, Instant};
 use common::*;
 use serde_json::{json, Value};
 
-const APP_ID: u64 = 1234567890;
-const SECRET: &str = "0123456789abcdef0123456789abcdef";
 const T: Duration = Duration::from_secs(25);
 
 struct Rig {
@@ -28,8 +26,8 @@ impl Rig {
         let nginx = Nginx::start();
         let mut config = Tessera::config_for(&nginx);
         adjust(&mut config);
-        config.zego.app_id = APP_ID;
-        config.zego.server_secret = SECRET.into();
+        config.zego.app_id = ZEGO_APP;
+        config.zego.server_secret = ZEGO_SECRET.into();
         config.zego.play_flv_url = "http://127.0.0.1/mix/{stream_id}.flv".into();
         let tessera = Tessera::start(config);
         Rig { tessera, nginx }
@@ -52,20 +50,15 @@ impl Rig {
 
     /// The signed common query parameters, as ZEGO's samples build them.
     fn query(&self, action: &str, nonce: &str) -> String {
-        let ts = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs()
-            .to_string();
-        let sig = tessera::api::zego::signature(&APP_ID.to_string(), nonce, SECRET, &ts);
         format!(
-            "/?Action={action}&AppId={APP_ID}&SignatureNonce={nonce}&Timestamp={ts}&Signature={sig}&SignatureVersion=2.0&IsTest=false"
+            "/?{}&IsTest=false",
+            zego_query_with(ZEGO_APP, ZEGO_SECRET, action, nonce)
         )
     }
 
     /// Sends a signed request and returns ZEGO's envelope (asserting HTTP 200 + JSON).
     fn call(&self, method: &str, action_and_query: &str, body: Option<&Value>) -> Value {
-        let nonce = format!("{:016x}", fastrand::u64(..));
+        let nonce = zego_nonce();
         let (action, extra) = action_and_query
             .split_once('&')
             .unwrap_or((action_and_query, ""));
@@ -129,8 +122,8 @@ fn documented_python_sample_gives_its_picture() {
     let out = std::process::Command::new("/usr/bin/python3")
         .arg(&script)
         .arg(format!("{}/", rig.tessera.base))
-        .arg(APP_ID.to_string())
-        .arg(SECRET)
+        .arg(ZEGO_APP.to_string())
+        .arg(ZEGO_SECRET)
         .output()
         .expect("run /usr/bin/python3 (scripts/setup installs python3-requests)");
     let text = String::from_utf8_lossy(&out.stdout);
@@ -326,7 +319,7 @@ fn auth_replay_and_request_errors() {
     assert_eq!(code(&rig.call("POST", "Nope", Some(&json!({})))), 100000007);
     assert_eq!(code(&rig.call("POST", "", Some(&json!({})))), 100000006);
     // Bodies.
-    let nonce = format!("{:016x}", fastrand::u64(..));
+    let nonce = zego_nonce();
     assert_eq!(
         code(&rig.raw(
             "POST",
