@@ -12,10 +12,6 @@ use serde_json::{json, Value};
 
 const T: Duration = Duration::from_secs(25);
 
-fn rect(x: i32, y: i32, w: u32, h: u32) -> Value {
-    json!({"x": x, "y": y, "width": w, "height": h})
-}
-
 /// A 640×360 mix of `left` and `right` side by side on a black canvas, published as `out`.
 fn side_by_side(left: &str, right: &str, out: &str) -> Value {
     json!({
@@ -49,44 +45,14 @@ fn tasks_resume_after_sigkill_and_after_sigterm() {
     init();
     let nginx = Nginx::start();
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let config = dir.path().join("tessera.toml");
-    let r = nginx.rtmp_port;
-    // The store's directory must exist (Tessera refuses to start otherwise).
-    std::fs::create_dir_all(dir.path().join("state")).unwrap();
-    std::fs::write(
-        &config,
-        format!(
-            r#"[server]
-listen = "127.0.0.1:{port}"
-[ingest]
-pull_url = "rtmp://127.0.0.1:{r}/live/{{stream_id}}"
-retry_initial_ms = 200
-retry_max_ms = 1000
-[egress]
-push_url = "rtmp://127.0.0.1:{r}/mix/{{stream_id}}"
-retry_initial_ms = 300
-retry_max_ms = 2000
-[zego]
-app_id = {ZEGO_APP}
-server_secret = "{ZEGO_SECRET}"
-input_check_ms = 0
-[store]
-path = "{}"
-"#,
-            dir.path().join("state/tessera.db").display()
+    let (config, port) = write_config(
+        dir.path(),
+        &nginx,
+        &format!(
+            "[zego]\napp_id = {ZEGO_APP}\nserver_secret = \"{ZEGO_SECRET}\"\ninput_check_ms = 0"
         ),
-    )
-    .unwrap();
-    let solid = |stream: &str, rgb: u32| {
-        Publisher::start(
-            &nginx.rtmp_url("live", stream),
-            PublishOpts {
-                pattern: Pattern::Solid(rgb),
-                ..PublishOpts::default()
-            },
-        )
-    };
+    );
+    let solid = |stream: &str, rgb: u32| Publisher::solid(&nginx.rtmp_url("live", stream), rgb);
     let (_a, _b) = (solid("a", RED), solid("b", BLUE));
 
     let server = Server::start(&config, port);

@@ -218,20 +218,32 @@ pub fn fd_kinds(pid: u32) -> std::collections::BTreeMap<String, usize> {
     kinds
 }
 
-/// A config for the binary: inputs from and outputs to `nginx`, state in `dir`, short reconnect delays; `extra`
-/// is appended (more TOML sections). Returns the config's path and the API port.
-pub fn write_config(dir: &Path, nginx: &Nginx, extra: &str) -> (std::path::PathBuf, u16) {
+/// A config for the binary: the API on a free port of 127.0.0.1, state in `dir/state`, then `sections` (TOML).
+/// Returns the config's path and the API port.
+pub fn write_config_with(dir: &Path, sections: &str) -> (std::path::PathBuf, u16) {
     let port = free_port();
     let config = dir.join("tessera.toml");
-    let r = nginx.rtmp_port;
     // The store's directory must exist (Tessera refuses to start otherwise).
     std::fs::create_dir_all(dir.join("state")).unwrap();
     std::fs::write(
         &config,
         format!(
-            r#"[server]
-listen = "127.0.0.1:{port}"
-[ingest]
+            "[server]\nlisten = \"127.0.0.1:{port}\"\n[store]\npath = \"{}\"\n{sections}\n",
+            dir.join("state/tessera.db").display()
+        ),
+    )
+    .unwrap();
+    (config, port)
+}
+
+/// A config for the binary: inputs from and outputs to `nginx`, state in `dir`, short reconnect delays; `extra`
+/// is appended (more TOML sections). Returns the config's path and the API port.
+pub fn write_config(dir: &Path, nginx: &Nginx, extra: &str) -> (std::path::PathBuf, u16) {
+    let r = nginx.rtmp_port;
+    write_config_with(
+        dir,
+        &format!(
+            r#"[ingest]
 pull_url = "rtmp://127.0.0.1:{r}/live/{{stream_id}}"
 retry_initial_ms = 200
 retry_max_ms = 1000
@@ -239,13 +251,7 @@ retry_max_ms = 1000
 push_url = "rtmp://127.0.0.1:{r}/mix/{{stream_id}}"
 retry_initial_ms = 300
 retry_max_ms = 2000
-[store]
-path = "{}"
-{extra}
-"#,
-            dir.join("state/tessera.db").display()
+{extra}"#
         ),
     )
-    .unwrap();
-    (config, port)
 }

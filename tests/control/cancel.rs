@@ -1,40 +1,13 @@
 //! A client that hangs up mid-request, and a crash right after (the real binary, SIGKILL): what is stored is
 //! what was acknowledged and runs.
 
-use std::path::{Path, PathBuf};
-
 use super::*;
 
-/// A config for the binary: ZEGO on, inputs and outputs nowhere, state in `dir/state`.
-fn write_config(dir: &Path) -> (PathBuf, u16) {
-    let port = free_port();
-    let state = dir.join("state");
-    std::fs::create_dir_all(&state).unwrap();
-    let config = dir.join("tessera.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"[server]
-listen = "127.0.0.1:{port}"
-[ingest]
-pull_url = "{NOWHERE}/live/{{stream_id}}"
-[egress]
-push_url = "{NOWHERE}/mix/{{stream_id}}"
-[engine]
-max_mixes = 10
-[zego]
-app_id = {ZEGO_APP}
-server_secret = "{ZEGO_SECRET}"
-input_check_ms = 0
-max_requests_per_s = 0
-[store]
-path = "{}"
-"#,
-            state.join("tessera.db").display()
-        ),
+/// ZEGO on, as [`config`] has it.
+fn zego_section() -> String {
+    format!(
+        "[zego]\napp_id = {ZEGO_APP}\nserver_secret = \"{ZEGO_SECRET}\"\ninput_check_ms = 0\nmax_requests_per_s = 0"
     )
-    .unwrap();
-    (config, port)
 }
 
 /// The overlays of mix `id` as the server has it (`None` when it does not exist).
@@ -46,7 +19,7 @@ fn overlays(server: &Server, id: &str) -> Option<Value> {
 #[test]
 fn a_client_that_hangs_up_leaves_what_was_acknowledged() {
     let dir = tempfile::tempdir().unwrap();
-    let (config, port) = write_config(dir.path());
+    let (config, port) = write_binary_config(dir.path(), &zego_section());
     let server = Server::start(&config, port);
     let base = server.base.clone();
 

@@ -45,6 +45,23 @@ pub fn config() -> tessera::Config {
     c
 }
 
+/// A config for the real binary like [`config`] without ZEGO: inputs and outputs nowhere, state in `dir/state`,
+/// then `extra` (TOML sections). The config's path and the API port.
+pub fn write_binary_config(dir: &std::path::Path, extra: &str) -> (std::path::PathBuf, u16) {
+    write_config_with(
+        dir,
+        &format!(
+            r#"[ingest]
+pull_url = "{NOWHERE}/live/{{stream_id}}"
+[egress]
+push_url = "{NOWHERE}/mix/{{stream_id}}"
+[engine]
+max_mixes = 10
+{extra}"#
+        ),
+    )
+}
+
 /// A small mix publishing `out`, with an overlay from `image` if given.
 pub fn mix(out: &str, image: Option<&str>) -> Value {
     let mut spec = json!({

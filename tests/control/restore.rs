@@ -1,35 +1,7 @@
 //! A restart answers at once, starts the recorded mixes in the background, says when it is ready, and keeps
 //! (and reports) what it could not start; a request that was never acknowledged leaves no record.
 
-use std::path::{Path, PathBuf};
-
 use super::*;
-
-fn write_config(dir: &Path) -> (PathBuf, u16) {
-    let port = free_port();
-    let state = dir.join("state");
-    std::fs::create_dir_all(&state).unwrap();
-    let config = dir.join("tessera.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"[server]
-listen = "127.0.0.1:{port}"
-[ingest]
-pull_url = "{NOWHERE}/live/{{stream_id}}"
-[egress]
-push_url = "{NOWHERE}/mix/{{stream_id}}"
-[engine]
-max_mixes = 10
-[store]
-path = "{}"
-"#,
-            state.join("tessera.db").display()
-        ),
-    )
-    .unwrap();
-    (config, port)
-}
 
 fn states(server: &Server) -> Vec<(String, String)> {
     let (_, list) = server.request("GET", "/v1/mixes", None);
@@ -51,7 +23,7 @@ fn states(server: &Server) -> Vec<(String, String)> {
 #[test]
 fn a_restart_answers_at_once_and_reports_what_it_could_not_start() {
     let dir = tempfile::tempdir().unwrap();
-    let (config, port) = write_config(dir.path());
+    let (config, port) = write_binary_config(dir.path(), "");
     let host = SlowHttp::start(Some(Duration::ZERO), png(64, 64), "image/png");
     let server = Server::start(&config, port);
     server.send("PUT", "/v1/mixes/good", Some(&mix("good-out", None)));

@@ -593,15 +593,7 @@ input_check_ms = 3000
     );
     let _inputs: Vec<Publisher> = [("a", RED), ("b", GREEN)]
         .iter()
-        .map(|(s, c)| {
-            Publisher::start(
-                &nginx.rtmp_url("live", s),
-                PublishOpts {
-                    pattern: Pattern::Solid(*c),
-                    ..PublishOpts::default()
-                },
-            )
-        })
+        .map(|(s, c)| Publisher::solid(&nginx.rtmp_url("live", s), *c))
         .collect();
     assert!(wait_for(T, || nginx.is_publishing("live", "a")
         && nginx.is_publishing("live", "b")));

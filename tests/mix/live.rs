@@ -7,24 +7,10 @@ use serde_json::json;
 
 use super::*;
 
-/// Asserts the output's timestamps run on without going back or jumping.
+/// Asserts the output's timestamps run on without going back or jumping: never back, never a gap (a repeated
+/// timestamp was seen once in CI right after a live bitrate change (under investigation) and is not a restart).
 fn assert_continuous(probe: &OutputProbe) {
-    let times = probe.frame_times();
-    let pts: Vec<u64> = times
-        .iter()
-        .filter_map(|(_, p)| p.map(|p| p.mseconds()))
-        .collect();
-    assert!(pts.len() > 30, "too few frames: {}", pts.len());
-    for w in pts.windows(2) {
-        // Never back, never a gap; a repeated timestamp was seen once in CI right after a live bitrate change
-        // (under investigation) and is not a restart.
-        assert!(
-            w[1] >= w[0] && w[1] - w[0] <= 200,
-            "output timestamps jump: {} → {} ms",
-            w[0],
-            w[1]
-        );
-    }
+    assert_pts_continuous(probe, Duration::from_millis(200));
 }
 
 #[test]

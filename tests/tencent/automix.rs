@@ -76,9 +76,9 @@ fn streams_published_with_mixv2_are_mixed_until_one_stops() {
 /// SRS's hooks (JSON, answered `{"code":0}`), here posted as SRS would, with `t_id:2`: sound only.
 #[test]
 fn srs_hooks_start_and_end_an_audio_only_auto_mix() {
-    let rig = Rig::start();
-    let _a = rig.solid("srs_big", RED, Some(440.0));
-    let _b = rig.solid("srs_small", GREEN, Some(1000.0));
+    let rig = rig();
+    let _a = rig.live("srs_big", RED, Some(440.0));
+    let _b = rig.live("srs_small", GREEN, Some(1000.0));
     let probe = rig.probe("srs_big");
     let hook = |path: &str, stream: &str, param: &str| {
         let body = serde_json::json!({

@@ -17,10 +17,10 @@ fn small(id: &str, layer: i64, w: f64, h: f64, x: f64, y: f64) -> Value {
 
 #[test]
 fn quickstart_mix_is_drawn_heard_updated_and_cancelled() {
-    let rig = Rig::start();
-    let _big = rig.solid("big", RED, Some(440.0));
-    let _green = rig.publish("co_a", GREEN, Some(1000.0), 320, 180);
-    let _blue = rig.publish("co_b", BLUE, None, 320, 180);
+    let rig = rig();
+    let _big = rig.live("big", RED, Some(440.0));
+    let _green = rig.live_sized("co_a", GREEN, Some(1000.0), 320, 180);
+    let _blue = rig.live_sized("co_b", BLUE, None, 320, 180);
     let probe = rig.probe("big");
 
     // The quickstart's shape: session and output are the big anchor's stream (output type 0 by default); one
@@ -119,9 +119,9 @@ fn bg_as(id: &str, layer: i64) -> Value {
 
 #[test]
 fn every_error_code_on_its_trigger_and_a_refusal_changes_nothing() {
-    let rig = Rig::start_with(|c| c.tencent.input_check_ms = 1_500);
-    let _a = rig.solid("e_a", RED, None);
-    let _b = rig.publish("e_b", GREEN, None, 320, 180);
+    let rig = rig_with(|c| c.tencent.input_check_ms = 1_500);
+    let _a = rig.live("e_a", RED, None);
+    let _b = rig.live_sized("e_b", GREEN, None, 320, 180);
     let ok = || json!([bg("e_a"), small("e_b", 2, 160.0, 90.0, 400.0, 200.0)]);
     // A running session, which no refusal below may change.
     let run = |inputs: Value| {
@@ -442,7 +442,7 @@ fn every_error_code_on_its_trigger_and_a_refusal_changes_nothing() {
 
 #[test]
 fn canvas_background_picture_canvas_layer_and_crop() {
-    let rig = Rig::start();
+    let rig = rig();
     let quads = Publisher::start(
         &rig.nginx.rtmp_url("live", "quads"),
         PublishOpts {
@@ -501,9 +501,9 @@ fn canvas_background_picture_canvas_layer_and_crop() {
 
 #[test]
 fn a_dropped_co_host_freezes_then_resumes_and_an_abandoned_session_ends() {
-    let rig = Rig::start_with(|c| c.tencent.idle_end_s = 4);
-    let big = rig.solid("l_big", RED, None);
-    let co = rig.publish("l_co", GREEN, None, 320, 180);
+    let rig = rig_with(|c| c.tencent.idle_end_s = 4);
+    let big = rig.live("l_big", RED, None);
+    let co = rig.live_sized("l_co", GREEN, None, 320, 180);
     let probe = rig.probe("l_out");
     let mut para = start_para(
         "life",
@@ -528,7 +528,7 @@ fn a_dropped_co_host_freezes_then_resumes_and_an_abandoned_session_ends() {
         Duration::from_secs(5),
     );
     // It comes back (now blue) under the same stream id: the mix shows it without a new request.
-    let _co = rig.publish("l_co", BLUE, None, 320, 180);
+    let _co = rig.live_sized("l_co", BLUE, None, 320, 180);
     expect_pixels(&probe, &[(480, 245, BLUE)], T);
 
     // Everyone leaves: after idle_end_s without a live input the session ends by itself.

@@ -64,9 +64,9 @@ fn create(session: &str, output: &str, inputs: Value) -> Value {
 
 #[test]
 fn the_official_sdk_creates_and_cancels_a_mix_with_every_output_parameter() {
-    let rig = Rig::start();
-    let _a = rig.solid("c_a", RED, Some(440.0));
-    let _b = rig.publish("c_b", GREEN, None, 320, 180);
+    let rig = rig();
+    let _a = rig.live("c_a", RED, Some(440.0));
+    let _b = rig.live_sized("c_b", GREEN, None, 320, 180);
     let probe = rig.probe("cloud_out");
     let params = json!({
         "MixStreamSessionId": "cloud1",
@@ -150,8 +150,8 @@ fn the_official_sdk_creates_and_cancels_a_mix_with_every_output_parameter() {
 
 #[test]
 fn the_official_sdk_gets_each_error_code() {
-    let rig = Rig::start_with(|c| c.tencent.input_check_ms = 1_500);
-    let _a = rig.solid("d_a", RED, None);
+    let rig = rig_with(|c| c.tencent.input_check_ms = 1_500);
+    let _a = rig.live("d_a", RED, None);
     let two = || json!([layer("d_a", 1), layer("d_b", 2)]);
     let with = |mut v: Value, f: &dyn Fn(&mut Value)| {
         f(&mut v);

@@ -11,43 +11,22 @@ use serde_json::{json, Value};
 
 const T: Duration = Duration::from_secs(25);
 
-struct Rig {
-    tessera: Tessera,
-    nginx: Nginx,
+/// A rig with ZEGO's dialect on, as the tests sign.
+fn rig() -> Rig {
+    rig_with(|_| {})
 }
 
-impl Rig {
-    fn start() -> Rig {
-        Rig::start_with(|_| {})
-    }
-
-    fn start_with(adjust: impl FnOnce(&mut tessera::Config)) -> Rig {
-        init();
-        let nginx = Nginx::start();
-        let mut config = Tessera::config_for(&nginx);
-        adjust(&mut config);
+fn rig_with(adjust: impl FnOnce(&mut tessera::Config)) -> Rig {
+    Rig::start_with(|config| {
+        adjust(config);
         config.zego.app_id = ZEGO_APP;
         config.zego.server_secret = ZEGO_SECRET.into();
         config.zego.play_flv_url = "http://127.0.0.1/mix/{stream_id}.flv".into();
-        let tessera = Tessera::start(config);
-        Rig { tessera, nginx }
-    }
+    })
+}
 
-    fn solid(&self, stream: &str, rgb: u32, tone: Option<f64>) -> Publisher {
-        Publisher::start(
-            &self.nginx.rtmp_url("live", stream),
-            PublishOpts {
-                pattern: Pattern::Solid(rgb),
-                tone_hz: tone,
-                ..PublishOpts::default()
-            },
-        )
-    }
-
-    fn probe(&self, stream: &str) -> OutputProbe {
-        OutputProbe::start(&self.nginx.rtmp_url("mix", stream))
-    }
-
+/// ZEGO's calls, signed as ZEGO's samples sign them (tests/common/sign.rs).
+impl Rig {
     /// The signed common query parameters, as ZEGO's samples build them.
     fn query(&self, action: &str, nonce: &str) -> String {
         format!(
@@ -113,7 +92,7 @@ fn sample_body(task: &str, sequence: i64) -> Value {
 
 #[test]
 fn documented_python_sample_gives_its_picture() {
-    let rig = Rig::start();
+    let rig = rig();
     let _a = rig.solid("stream1", RED, None);
     let _b = rig.solid("stream2", GREEN, None);
     let probe = rig.probe("stream3");
@@ -152,7 +131,7 @@ fn documented_python_sample_gives_its_picture() {
 
 #[test]
 fn update_by_task_id_sequence_owner_stop_and_task_info() {
-    let rig = Rig::start();
+    let rig = rig();
     let _a = rig.solid("stream1", RED, None);
     let _b = rig.solid("stream2", GREEN, None);
     let probe = rig.probe("stream3");
@@ -227,7 +206,7 @@ fn update_by_task_id_sequence_owner_stop_and_task_info() {
 
 #[test]
 fn corner_radius_render_mode_label_volume_watermark_and_background() {
-    let rig = Rig::start();
+    let rig = rig();
     let _a = rig.solid("stream1", RED, Some(440.0));
     let _b = rig.solid("stream2", GREEN, Some(660.0));
     let probe = rig.probe("stream3");
@@ -278,7 +257,7 @@ fn corner_radius_render_mode_label_volume_watermark_and_background() {
 
 #[test]
 fn idle_task_ends_by_itself() {
-    let rig = Rig::start();
+    let rig = rig();
     let a = rig.solid("stream1", RED, None);
     let mut body = sample_body("t3", 1);
     body["MixInput"].as_array_mut().unwrap().truncate(1);
@@ -300,7 +279,7 @@ fn idle_task_ends_by_itself() {
 
 #[test]
 fn auth_replay_and_request_errors() {
-    let rig = Rig::start();
+    let rig = rig();
     let _a = rig.solid("stream1", RED, None);
     // The same signed query twice: the second is a replay.
     let path = rig.query("GetMixTaskInfo", "feedfacecafebeef") + "&TaskId=none";
@@ -363,7 +342,7 @@ fn auth_replay_and_request_errors() {
 
 #[test]
 fn mp3_output_carries_the_mix() {
-    let rig = Rig::start();
+    let rig = rig();
     let _a = rig.solid("stream1", RED, Some(440.0));
     let probe = rig.probe("stream3");
     let mut body = sample_body("t7", 1);
@@ -388,7 +367,7 @@ fn mp3_output_carries_the_mix() {
 
 #[test]
 fn user_data_and_sound_levels_are_carried_as_sei() {
-    let rig = Rig::start();
+    let rig = rig();
     let _a = rig.solid("stream1", RED, Some(440.0));
     let _b = rig.solid("stream2", GREEN, None);
     let mut body = sample_body("t6", 1);
@@ -462,7 +441,7 @@ fn user_data_and_sound_levels_are_carried_as_sei() {
 
 #[test]
 fn a_task_the_node_cannot_take_fails_with_110200151() {
-    let rig = Rig::start_with(|c| c.engine.max_mixes = Some(1));
+    let rig = rig_with(|c| c.engine.max_mixes = Some(1));
     let _a = rig.solid("stream1", RED, None);
     let mut body = sample_body("t8", 1);
     body["MixInput"].as_array_mut().unwrap().truncate(1);
@@ -482,7 +461,7 @@ fn a_task_the_node_cannot_take_fails_with_110200151() {
 /// Every documented code, through HTTP against the running server: each row changes one thing in a valid request.
 #[test]
 fn every_error_code_over_http() {
-    let rig = Rig::start();
+    let rig = rig();
     let _a = rig.solid("stream1", RED, None);
     let _b = rig.solid("stream2", GREEN, None);
     type Edit = fn(&mut Value);
