@@ -1,7 +1,8 @@
 //! Faults and abuse, end to end on real parts (issue 8): the RTMP server killed and restarted under running
 //! mixes, inputs that send garbage, stall mid-tag or change resolution mid-stream (served byte for byte by a
 //! local HTTP-FLV server, `flv_server.rs`), 50 concurrent API clients against the real binary with a leak check
-//! (`storm.rs`), and the restart time of 10 mixes after a SIGKILL (`restart_time.rs`, ignored: a measurement).
+//! (`storm.rs`), and the restart time of mixes after a SIGKILL (`restart_time.rs`: a smoke run by default, the
+//! README's measurement by environment variables).
 
 #[path = "../common/mod.rs"]
 mod common;
