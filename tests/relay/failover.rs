@@ -32,8 +32,8 @@ fn killing_main_switches_every_output_to_backup_and_back() {
     assert_eq!(s["switches"], 1);
     assert_eq!(s["main"]["state"], "absent", "{s:#}");
     assert!(s["main"]["last_error"].as_str().is_some(), "{s:#}");
-    std::thread::sleep(Duration::from_secs(1));
     for (out, probe) in [("o1", &p1), ("o2", &p2)] {
+        probe.let_frames_pass(30, Duration::from_secs(25), out);
         assert_eq!(
             rig.nginx.publish_count_of("mix", out),
             1,
@@ -55,8 +55,8 @@ fn killing_main_switches_every_output_to_backup_and_back() {
     );
     let s = rig.wait_relay("r", Duration::from_secs(3), |s| s["active"] == "main");
     assert_eq!(s["switches"], 2);
-    std::thread::sleep(Duration::from_secs(1));
     for (out, probe) in [("o1", &p1), ("o2", &p2)] {
+        probe.let_frames_pass(30, Duration::from_secs(25), out);
         assert_eq!(rig.nginx.publish_count_of("mix", out), 1);
         assert_eq!(probe.sessions(), 1);
         assert_pts_continuous(probe, Duration::from_millis(700));
@@ -175,7 +175,7 @@ fn a_stalled_main_fails_over_and_returns_when_it_recovers() {
     expect_colour(&probe, RED, Duration::from_secs(8));
     let s = rig.relay_status("r");
     assert_eq!(s["switches"], 2);
-    std::thread::sleep(Duration::from_secs(1));
+    probe.let_frames_pass(30, Duration::from_secs(25), "o1");
     assert_eq!(rig.nginx.publish_count_of("mix", "o1"), 1);
     assert_eq!(probe.sessions(), 1);
     assert_pts_continuous(&probe, Duration::from_millis(700));

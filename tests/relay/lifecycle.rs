@@ -59,7 +59,7 @@ fn input_replaced_live_keeps_the_outputs() {
     s["main"] = json!({"url": rig.nginx.rtmp_url("live", "other")});
     rig.put_relay("r", &s);
     expect_colour(&probe, YELLOW, Duration::from_secs(10));
-    std::thread::sleep(Duration::from_secs(1));
+    probe.let_frames_pass(30, Duration::from_secs(25), "the output stalled");
     assert_eq!(rig.nginx.publish_count_of("mix", "o1"), 1);
     assert_eq!(probe.sessions(), 1);
     assert_pts_continuous(&probe, Duration::from_millis(700));

@@ -146,16 +146,13 @@ fn update_by_task_id_sequence_owner_stop_and_task_info() {
         &[(40, 30, RED), (180, 115, 0), (180, 245, GREEN)],
         Duration::from_secs(5),
     );
-    // A lower Sequence is refused and not applied.
+    // A lower Sequence is refused and not applied: the next second of output (15 frames) keeps the layout.
     let stale = sample_body("t1", 1);
     let r = rig.start_mix(&stale);
     assert_eq!(code(&r), 110200002, "{r}");
-    std::thread::sleep(Duration::from_secs(1));
-    expect_pixels(
-        &probe,
-        &[(40, 30, RED), (180, 115, 0)],
-        Duration::from_secs(1),
-    );
+    probe.watch(&[(40, 30), (180, 115)]);
+    probe.let_frames_pass(15, T, "the output stalled after a refused update");
+    assert_watched(&probe, &[RED, 0], "after a refused update");
     // Another user may neither update nor stop it.
     let mut other = sample_body("t1", 3);
     other["UserId"] = "456".into();
@@ -245,13 +242,11 @@ fn corner_radius_render_mode_label_volume_watermark_and_background() {
         .filter(|&(x, y)| color_close(frame.pixel(x, y), 0xFFFFFF, 60))
         .count();
     assert!(white > 50, "label not visible: {white} white pixels");
-    // Volume 0 silences stream2's tone; stream1's is there.
-    std::thread::sleep(Duration::from_secs(1));
-    let samples = probe.audio(Duration::from_millis(500));
-    let (a, b) = (
-        tone_level(&samples, 48_000, 440.0),
-        tone_level(&samples, 48_000, 660.0),
-    );
+    // Volume 0 silences stream2's tone; stream1's is there: judged from a second of audio after the picture on,
+    // over a second in which stream1's tone is heard.
+    probe.let_audio_pass(Duration::from_secs(1), T);
+    let levels = wait_steady_levels(&probe, &[440.0, 660.0], T, |l| l[0] > 0.02);
+    let (a, b) = (levels[0], levels[1]);
     assert!(a > 0.02 && b < 0.1 * a, "440 Hz {a}, 660 Hz {b}");
 }
 
@@ -264,7 +259,8 @@ fn idle_task_ends_by_itself() {
     body["MaxIdleTime"] = 2.into();
     assert_eq!(code(&rig.start_mix(&body)), 0);
     assert_eq!(code(&rig.call("GET", "GetMixTaskInfo&TaskId=t3", None)), 0);
-    std::thread::sleep(Duration::from_secs(1));
+    // The task has its input before it loses it.
+    rig.wait_status("zego-t3", T, |s| s["inputs"][0]["state"] == "live");
     a.stop();
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
@@ -351,18 +347,8 @@ fn mp3_output_carries_the_mix() {
     body["MixOutput"][0]["AudioBitrate"] = 64000.into();
     assert_eq!(code(&rig.start_mix(&body)), 0);
     expect_pixels(&probe, &[(180, 115, RED)], T);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        std::thread::sleep(Duration::from_millis(500));
-        let samples = probe.audio(Duration::from_millis(500));
-        if samples.len() > 20_000 && tone_level(&samples, 48_000, 440.0) > 0.02 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no 440 Hz tone in the MP3 output"
-        );
-    }
+    // The 440 Hz tone in the MP3 output.
+    wait_levels(&probe, &[440.0], Duration::from_secs(10), |l| l[0] > 0.02);
 }
 
 #[test]
