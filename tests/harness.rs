@@ -8,10 +8,12 @@ mod common {
     mod nginx;
     mod probe;
     mod publisher;
+    mod sign;
     mod util;
     pub use nginx::*;
     pub use probe::*;
     pub use publisher::*;
+    pub use sign::*;
     pub use util::*;
 }
 
@@ -44,6 +46,51 @@ fn centre_is(probe: &OutputProbe, rgb: u32, timeout: Duration) -> Frame {
                 probe.errors()
             )
         })
+}
+
+/// The signing helpers every dialect's tests sign with reproduce the vendors' published examples.
+#[test]
+fn signing_helpers_reproduce_the_vendors_examples() {
+    // ZEGO's documented example of signature v2.0.
+    assert_eq!(
+        zego_signature(
+            12345,
+            "4fd24687296dd9f3",
+            "9193cc662a4c0ec135ec71fb57194b38",
+            "1615186943"
+        ),
+        "43e5cfcca828314675f91b001390566a"
+    );
+    // The CGI's md5(key + t): RFC 1321's "abc".
+    assert_eq!(cgi_sign("a", "bc"), "900150983cd24fb0d6963f7d28e17f72");
+    // Tencent Cloud's documented TC3-HMAC-SHA256 example (DescribeInstances, 2019-02-25).
+    let headers = [
+        ("Content-Type", "application/json; charset=utf-8"),
+        ("Host", "cvm.tencentcloudapi.com"),
+        ("X-TC-Action", "DescribeInstances"),
+        ("X-TC-Timestamp", "1551113065"),
+        ("X-TC-Version", "2017-03-12"),
+        ("X-TC-Region", "ap-guangzhou"),
+    ];
+    let id = "AKID**********************0123456789EXAMPLE";
+    assert_eq!(
+        tc3_authorization(
+            "POST",
+            "/",
+            "",
+            &headers,
+            &["content-type", "host"],
+            r#"{"Limit": 1, "Filters": [{"Values": ["\u672a\u547d\u540d"], "Name": "instance-name"}]}"#.as_bytes(),
+            id,
+            "Gu5t9xGARNpq86cd98joQYCN3EXAMPLE",
+            1551113065,
+            "cvm"
+        ),
+        format!(
+            "TC3-HMAC-SHA256 Credential={id}/2019-02-25/cvm/tc3_request, SignedHeaders=content-type;host, \
+             Signature=72e494ea809ad7a8c8f7a4507b9bddcbaa8e581f516e8da2f66e2c5a96525168"
+        )
+    );
 }
 
 #[test]

@@ -10,13 +10,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use serde_json::{json, Value};
 
-const APP_ID: u64 = 1234567890;
-const SECRET: &str = "0123456789abcdef0123456789abcdef";
 const T: Duration = Duration::from_secs(25);
-
-fn rect(x: i32, y: i32, w: u32, h: u32) -> Value {
-    json!({"x": x, "y": y, "width": w, "height": h})
-}
 
 /// A 640×360 mix of `left` and `right` side by side on a black canvas, published as `out`.
 fn side_by_side(left: &str, right: &str, out: &str) -> Value {
@@ -51,44 +45,14 @@ fn tasks_resume_after_sigkill_and_after_sigterm() {
     init();
     let nginx = Nginx::start();
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let config = dir.path().join("tessera.toml");
-    let r = nginx.rtmp_port;
-    // The store's directory must exist (Tessera refuses to start otherwise).
-    std::fs::create_dir_all(dir.path().join("state")).unwrap();
-    std::fs::write(
-        &config,
-        format!(
-            r#"[server]
-listen = "127.0.0.1:{port}"
-[ingest]
-pull_url = "rtmp://127.0.0.1:{r}/live/{{stream_id}}"
-retry_initial_ms = 200
-retry_max_ms = 1000
-[egress]
-push_url = "rtmp://127.0.0.1:{r}/mix/{{stream_id}}"
-retry_initial_ms = 300
-retry_max_ms = 2000
-[zego]
-app_id = {APP_ID}
-server_secret = "{SECRET}"
-input_check_ms = 0
-[store]
-path = "{}"
-"#,
-            dir.path().join("state/tessera.db").display()
+    let (config, port) = write_config(
+        dir.path(),
+        &nginx,
+        &format!(
+            "[zego]\napp_id = {ZEGO_APP}\nserver_secret = \"{ZEGO_SECRET}\"\ninput_check_ms = 0"
         ),
-    )
-    .unwrap();
-    let solid = |stream: &str, rgb: u32| {
-        Publisher::start(
-            &nginx.rtmp_url("live", stream),
-            PublishOpts {
-                pattern: Pattern::Solid(rgb),
-                ..PublishOpts::default()
-            },
-        )
-    };
+    );
+    let solid = |stream: &str, rgb: u32| Publisher::solid(&nginx.rtmp_url("live", stream), rgb);
     let (_a, _b) = (solid("a", RED), solid("b", BLUE));
 
     let server = Server::start(&config, port);
@@ -99,7 +63,7 @@ path = "{}"
         "MixInput": [{"StreamId": "a", "RectInfo": {"Top": 0, "Left": 0, "Bottom": 360, "Right": 640}}],
         "MixOutput": [{"StreamId": "z1", "Width": 640, "Height": 360, "VideoBitrate": 800000, "Fps": 30}]
     });
-    let started = server.zego(APP_ID, SECRET, "StartMix", &zego_task);
+    let started = server.zego(ZEGO_APP, ZEGO_SECRET, "StartMix", &zego_task);
     assert_eq!(started["Code"], 0, "{started}");
     for (id, input) in [("r1", "a"), ("r2", "b")] {
         server.send(
@@ -155,11 +119,11 @@ path = "{}"
     // The ZEGO task came back with its owner and Sequence.
     let mut stale = zego_task.clone();
     stale["Sequence"] = json!(4);
-    let refused = server.zego(APP_ID, SECRET, "StartMix", &stale);
+    let refused = server.zego(ZEGO_APP, ZEGO_SECRET, "StartMix", &stale);
     assert_eq!(refused["Code"], 110200002, "{refused}");
     let foreign = server.zego(
-        APP_ID,
-        SECRET,
+        ZEGO_APP,
+        ZEGO_SECRET,
         "StopMix",
         &json!({"TaskId": "z1", "UserId": "intruder"}),
     );
@@ -174,8 +138,8 @@ path = "{}"
     let server = Server::start(&config, port);
     all_show(&layouts(&m1, &m2, &z1, &r1, &r2), T);
     let stopped = server.zego(
-        APP_ID,
-        SECRET,
+        ZEGO_APP,
+        ZEGO_SECRET,
         "StopMix",
         &json!({"TaskId": "z1", "UserId": "owner"}),
     );

@@ -38,6 +38,40 @@ pub fn expect_pixels(probe: &OutputProbe, checks: &[(u32, u32, u32)], timeout: D
     }
 }
 
+/// Asserts that every frame the probe recorded at its watched points since `watch` showed `colours` there.
+pub fn assert_watched(probe: &OutputProbe, colours: &[u32], what: &str) {
+    let frames = probe.watched();
+    assert!(!frames.is_empty(), "{what}: no frame recorded");
+    for (pts, pixels) in &frames {
+        for (px, &want) in pixels.iter().zip(colours) {
+            assert!(
+                color_close(*px, want, TOL),
+                "{what}: a frame at {pts:?} showed {px:?} where {want:06X} belongs ({} frames checked)",
+                frames.len()
+            );
+        }
+    }
+}
+
+/// Asserts the decoded output's timestamps (of the frames of the last ~20 s, more than 30 of them) never went back
+/// and never jumped by more than `max_step`.
+pub fn assert_pts_continuous(probe: &OutputProbe, max_step: Duration) {
+    let pts: Vec<u64> = probe
+        .frame_times()
+        .iter()
+        .filter_map(|(_, p)| p.map(|p| p.mseconds()))
+        .collect();
+    assert!(pts.len() > 30, "too few frames: {}", pts.len());
+    for w in pts.windows(2) {
+        assert!(
+            w[1] >= w[0] && w[1] - w[0] <= max_step.as_millis() as u64,
+            "output timestamps jump: {} → {} ms",
+            w[0],
+            w[1]
+        );
+    }
+}
+
 /// Writes a solid-colour PNG (`argb` = 0xAARRGGBB) with GStreamer.
 pub fn write_png(path: &std::path::Path, argb: u32, w: u32, h: u32) {
     write_png_pattern(path, &format!("solid-color foreground-color={argb}"), w, h)

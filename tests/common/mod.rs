@@ -1,7 +1,8 @@
 //! Integration-test harness: nginx-rtmp, synthetic publishers, output probes and Tessera in-process.
 //!
 //! Submodules are self-contained (they refer to each other via `super::`), so a test file that must not
-//! depend on the tessera crate can include a subset (see `tests/harness.rs`).
+//! depend on the tessera crate can include a subset (see `tests/harness.rs`): all but `rig`, `server` and
+//! `process` do without it.
 #![allow(dead_code, unused_imports)]
 
 mod checks;
@@ -10,8 +11,10 @@ mod nginx;
 mod probe;
 mod process;
 mod publisher;
+mod rig;
 mod sei;
 mod server;
+mod sign;
 mod slow_http;
 mod util;
 
@@ -21,7 +24,9 @@ pub use nginx::*;
 pub use probe::*;
 pub use process::*;
 pub use publisher::*;
+pub use rig::*;
 pub use sei::*;
 pub use server::*;
+pub use sign::*;
 pub use slow_http::*;
 pub use util::*;

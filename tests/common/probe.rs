@@ -247,6 +247,31 @@ impl OutputProbe {
         self.shared.audio_total.load(Ordering::SeqCst)
     }
 
+    /// Waits until `n` more frames have been decoded (media, not wall time: a loaded machine shows as much of the
+    /// output as an idle one before what it did meanwhile is judged); panics with `what` if they do not within
+    /// `timeout`.
+    pub fn let_frames_pass(&self, n: u64, timeout: Duration, what: &str) {
+        let before = self.frame_count();
+        assert!(
+            super::util::wait_for(timeout, || self.frame_count() >= before + n),
+            "{what}: {} of {n} frames within {timeout:?} on {} (probe errors {:?})",
+            self.frame_count() - before,
+            self.url,
+            self.errors()
+        );
+    }
+
+    /// Waits until `dur` of audio has arrived after this call (media, not wall time: what a change needs to reach
+    /// the sound); panics if it does not within `timeout`.
+    pub fn let_audio_pass(&self, dur: Duration, timeout: Duration) {
+        assert!(
+            self.fresh_audio(dur, timeout).is_some(),
+            "{dur:?} of audio did not arrive within {timeout:?} on {} (probe errors {:?})",
+            self.url,
+            self.errors()
+        );
+    }
+
     /// Waits until at least `dur` of audio has arrived after this call, then returns the newest `dur`.
     /// `None` if it does not within `timeout`.
     pub fn fresh_audio(&self, dur: Duration, timeout: Duration) -> Option<Vec<f32>> {
@@ -300,6 +325,75 @@ impl OutputProbe {
 impl Drop for OutputProbe {
     fn drop(&mut self) {
         self.shutdown();
+    }
+}
+
+/// How much output audio a tone level is judged over: long enough that a hiccup of a loaded machine (a late
+/// buffer the mixer fills with silence) cannot decide a verdict alone, and a bin of 1 Hz.
+pub const TONE_WINDOW: Duration = Duration::from_secs(1);
+
+/// Listens to fresh output audio, one [`TONE_WINDOW`] after another, until `ready` holds for the tone levels of
+/// `freqs` (see [`super::util::tone_level`]) over one window; returns those levels. For "is it there" checks; a
+/// check that goes on to judge the window (ratios, absent tones) waits for steady sound with
+/// [`wait_steady_levels`]. Panics after `timeout` with the levels of every window heard.
+pub fn wait_levels(
+    probe: &OutputProbe,
+    freqs: &[f64],
+    timeout: Duration,
+    ready: impl Fn(&[f64]) -> bool,
+) -> Vec<f64> {
+    listen(probe, freqs, timeout, 1, ready)
+}
+
+/// Like [`wait_levels`], until `ready` holds over two windows in a row; returns the levels of the second, for the
+/// caller to judge further (ratios, absent tones) over that window. Two in a row: the judged window is steady
+/// sound, not one a tone enters part-way through (an input joining, a live change taking effect), which would
+/// skew a ratio.
+pub fn wait_steady_levels(
+    probe: &OutputProbe,
+    freqs: &[f64],
+    timeout: Duration,
+    ready: impl Fn(&[f64]) -> bool,
+) -> Vec<f64> {
+    listen(probe, freqs, timeout, 2, ready)
+}
+
+fn listen(
+    probe: &OutputProbe,
+    freqs: &[f64],
+    timeout: Duration,
+    in_a_row: usize,
+    ready: impl Fn(&[f64]) -> bool,
+) -> Vec<f64> {
+    let deadline = Instant::now() + timeout;
+    let mut heard: Vec<Vec<f64>> = Vec::new();
+    let mut run = 0;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if let Some(samples) = probe.fresh_audio(TONE_WINDOW, left) {
+            let levels: Vec<f64> = freqs
+                .iter()
+                .map(|&f| super::util::tone_level(&samples, AUDIO_RATE, f))
+                .collect();
+            run = if ready(&levels) { run + 1 } else { 0 };
+            if run >= in_a_row {
+                return levels;
+            }
+            heard.push(levels);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "audio levels for {freqs:?} Hz never matched in {in_a_row} window(s) in a row within {timeout:?} on \
+             {}: heard {} ({} audio samples in all; probe errors {:?})",
+            probe.url(),
+            heard
+                .iter()
+                .map(|l| format!("{l:.4?}"))
+                .collect::<Vec<_>>()
+                .join(" "),
+            probe.audio_samples_total(),
+            probe.errors()
+        );
     }
 }
 

@@ -9,7 +9,7 @@ use std::{
 
 use serde_json::Value;
 
-use super::{nginx::free_port, nginx::Nginx, util::wait_for};
+use super::{nginx::free_port, nginx::Nginx, sign::zego_path, util::wait_for};
 
 /// How long the binary may take to start answering, and to stop after SIGTERM.
 const STARTUP: Duration = Duration::from_secs(25);
@@ -218,31 +218,17 @@ pub fn fd_kinds(pid: u32) -> std::collections::BTreeMap<String, usize> {
     kinds
 }
 
-/// A config for the binary: inputs from and outputs to `nginx`, state in `dir`, short reconnect delays; `extra`
-/// is appended (more TOML sections). Returns the config's path and the API port.
-pub fn write_config(dir: &Path, nginx: &Nginx, extra: &str) -> (std::path::PathBuf, u16) {
+/// A config for the binary: the API on a free port of 127.0.0.1, state in `dir/state`, then `sections` (TOML).
+/// Returns the config's path and the API port.
+pub fn write_config_with(dir: &Path, sections: &str) -> (std::path::PathBuf, u16) {
     let port = free_port();
     let config = dir.join("tessera.toml");
-    let r = nginx.rtmp_port;
     // The store's directory must exist (Tessera refuses to start otherwise).
     std::fs::create_dir_all(dir.join("state")).unwrap();
     std::fs::write(
         &config,
         format!(
-            r#"[server]
-listen = "127.0.0.1:{port}"
-[ingest]
-pull_url = "rtmp://127.0.0.1:{r}/live/{{stream_id}}"
-retry_initial_ms = 200
-retry_max_ms = 1000
-[egress]
-push_url = "rtmp://127.0.0.1:{r}/mix/{{stream_id}}"
-retry_initial_ms = 300
-retry_max_ms = 2000
-[store]
-path = "{}"
-{extra}
-"#,
+            "[server]\nlisten = \"127.0.0.1:{port}\"\n[store]\npath = \"{}\"\n{sections}\n",
             dir.join("state/tessera.db").display()
         ),
     )
@@ -250,16 +236,22 @@ path = "{}"
     (config, port)
 }
 
-/// The path and query of a ZEGO request for `action`, signed (signature v2.0) with a fresh nonce and the time now.
-pub fn zego_path(app_id: u64, secret: &str, action: &str) -> String {
-    let nonce = format!("{:016x}", fastrand::u64(..));
-    let ts = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        .to_string();
-    let sig = ::tessera::api::zego::signature(&app_id.to_string(), &nonce, secret, &ts);
-    format!(
-        "/?Action={action}&AppId={app_id}&SignatureNonce={nonce}&Timestamp={ts}&Signature={sig}&SignatureVersion=2.0"
+/// A config for the binary: inputs from and outputs to `nginx`, state in `dir`, short reconnect delays; `extra`
+/// is appended (more TOML sections). Returns the config's path and the API port.
+pub fn write_config(dir: &Path, nginx: &Nginx, extra: &str) -> (std::path::PathBuf, u16) {
+    let r = nginx.rtmp_port;
+    write_config_with(
+        dir,
+        &format!(
+            r#"[ingest]
+pull_url = "rtmp://127.0.0.1:{r}/live/{{stream_id}}"
+retry_initial_ms = 200
+retry_max_ms = 1000
+[egress]
+push_url = "rtmp://127.0.0.1:{r}/mix/{{stream_id}}"
+retry_initial_ms = 300
+retry_max_ms = 2000
+{extra}"#
+        ),
     )
 }

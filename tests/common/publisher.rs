@@ -311,6 +311,17 @@ fn build_media(
 }
 
 impl Publisher {
+    /// A 320×180 publisher of one colour (0xRRGGBB) with a silent audio track.
+    pub fn solid(url: &str, rgb: u32) -> Publisher {
+        Publisher::start(
+            url,
+            PublishOpts {
+                pattern: Pattern::Solid(rgb),
+                ..PublishOpts::default()
+            },
+        )
+    }
+
     /// Builds and plays the publisher. Returns once the pipeline is PLAYING; does not wait for the RTMP
     /// server (connection errors are collected in [`Publisher::errors`]).
     pub fn start(url: &str, opts: PublishOpts) -> Publisher {

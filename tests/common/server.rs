@@ -11,6 +11,11 @@ use super::nginx::Nginx;
 pub struct Tessera {
     /// The server's engine, for what HTTP cannot reach (fault injection).
     pub engine: ::tessera::engine::Engine,
+    /// The server's relay projects, for tests that drive them directly (in the server's runtime: see
+    /// [`Tessera::block_on`]).
+    pub relays: ::tessera::relay::Relays,
+    /// The server's tokio runtime.
+    pub runtime: tokio::runtime::Handle,
     /// `http://127.0.0.1:PORT`
     pub base: String,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
@@ -48,7 +53,11 @@ impl Tessera {
                     runtime.block_on(async move {
                         let listener = tokio::net::TcpListener::from_std(listener)?;
                         let state = ::tessera::server::build(config).await?;
-                        let _ = engine_tx.send(state.engine.clone());
+                        let _ = engine_tx.send((
+                            state.engine.clone(),
+                            state.relays.clone(),
+                            tokio::runtime::Handle::current(),
+                        ));
                         ::tessera::server::serve_state(listener, state, async move {
                             let _ = shutdown_rx.await;
                         })
@@ -59,8 +68,8 @@ impl Tessera {
                 let _ = done_tx.send(result);
             })
             .expect("spawn tessera thread");
-        let engine = match engine_rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(engine) => engine,
+        let (engine, relays, runtime) = match engine_rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(parts) => parts,
             Err(_) => panic!("tessera did not start: {:?}", done.try_recv()),
         };
         let client = reqwest::blocking::Client::builder()
@@ -70,6 +79,8 @@ impl Tessera {
             .expect("reqwest client");
         let tessera = Tessera {
             engine,
+            relays,
+            runtime,
             base: format!("http://{addr}"),
             shutdown: Some(shutdown_tx),
             done,
@@ -111,6 +122,11 @@ impl Tessera {
         config.ingest.pull_url = format!("rtmp://127.0.0.1:{}/live/{{stream_id}}", nginx.rtmp_port);
         config.egress.push_url = format!("rtmp://127.0.0.1:{}/mix/{{stream_id}}", nginx.rtmp_port);
         config
+    }
+
+    /// Runs `future` to completion on the server's runtime (what it spawns runs there too), from a test's thread.
+    pub fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {
+        self.runtime.block_on(future)
     }
 
     /// `base + path`

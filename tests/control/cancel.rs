@@ -3,6 +3,13 @@
 
 use super::*;
 
+/// ZEGO on, as [`config`] has it.
+fn zego_section() -> String {
+    format!(
+        "[zego]\napp_id = {ZEGO_APP}\nserver_secret = \"{ZEGO_SECRET}\"\ninput_check_ms = 0\nmax_requests_per_s = 0"
+    )
+}
+
 /// The overlays of mix `id` as the server has it (`None` when it does not exist).
 fn overlays(server: &Server, id: &str) -> Option<Value> {
     let (status, body) = server.request("GET", &format!("/v1/mixes/{id}"), None);
@@ -12,9 +19,7 @@ fn overlays(server: &Server, id: &str) -> Option<Value> {
 #[test]
 fn a_client_that_hangs_up_leaves_what_was_acknowledged() {
     let dir = tempfile::tempdir().unwrap();
-    let (config, port) = write_config(dir.path(), &format!(
-        "[zego]\napp_id = {ZEGO_APP}\nserver_secret = \"{ZEGO_SECRET}\"\ninput_check_ms = 0\nmax_requests_per_s = 0\n"
-    ));
+    let (config, port) = write_binary_config(dir.path(), &zego_section());
     let server = Server::start(&config, port);
     let base = server.base.clone();
 

@@ -19,8 +19,6 @@ use std::time::{Duration, Instant};
 use common::*;
 use serde_json::{json, Value};
 
-pub const ZEGO_APP: u64 = 1234567890;
-pub const ZEGO_SECRET: &str = "0123456789abcdef0123456789abcdef";
 /// Where nothing listens: outputs and inputs there retry, never blocking anything.
 pub const NOWHERE: &str = "rtmp://127.0.0.1:1";
 
@@ -47,33 +45,21 @@ pub fn config() -> tessera::Config {
     c
 }
 
-/// A config file for the binary in `dir`: inputs and outputs nowhere, state in `dir/state`, room for 10 mixes;
-/// `extra` is appended (more TOML sections). Returns its path and the API port.
-pub fn write_config(dir: &std::path::Path, extra: &str) -> (std::path::PathBuf, u16) {
-    let port = free_port();
-    let state = dir.join("state");
-    std::fs::create_dir_all(&state).unwrap();
-    let config = dir.join("tessera.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"[server]
-listen = "127.0.0.1:{port}"
-[ingest]
+/// A config for the real binary like [`config`] without ZEGO: inputs and outputs nowhere, state in `dir/state`,
+/// then `extra` (TOML sections). The config's path and the API port.
+pub fn write_binary_config(dir: &std::path::Path, extra: &str) -> (std::path::PathBuf, u16) {
+    write_config_with(
+        dir,
+        &format!(
+            r#"[ingest]
 pull_url = "{NOWHERE}/live/{{stream_id}}"
 [egress]
 push_url = "{NOWHERE}/mix/{{stream_id}}"
 [engine]
 max_mixes = 10
-[store]
-path = "{}"
-{extra}
-"#,
-            state.join("tessera.db").display()
+{extra}"#
         ),
     )
-    .unwrap();
-    (config, port)
 }
 
 /// A small mix publishing `out`, with an overlay from `image` if given.

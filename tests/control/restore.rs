@@ -23,7 +23,7 @@ fn states(server: &Server) -> Vec<(String, String)> {
 #[test]
 fn a_restart_answers_at_once_and_reports_what_it_could_not_start() {
     let dir = tempfile::tempdir().unwrap();
-    let (config, port) = write_config(dir.path(), "");
+    let (config, port) = write_binary_config(dir.path(), "");
     let host = SlowHttp::start(Some(Duration::ZERO), png(64, 64), "image/png");
     let server = Server::start(&config, port);
     server.send("PUT", "/v1/mixes/good", Some(&mix("good-out", None)));

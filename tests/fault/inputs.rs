@@ -24,7 +24,7 @@ const RIGHT: (u32, u32) = (480, 90);
 
 /// A rig whose inputs are declared stalled after 3 s without media and retried quickly.
 fn rig() -> Rig {
-    Rig::start(|c| {
+    quick_rig(|c| {
         c.ingest.stall_timeout_ms = 3_000;
         c.ingest.connect_timeout_ms = 3_000;
     })
@@ -105,7 +105,7 @@ fn garbage_input_never_disturbs_the_mix_and_good_media_recovers_it() {
             "out",
         ),
     );
-    let _a = rig.solid("a", RED);
+    let _a = rig.solid("a", RED, None);
     // The bad input never delivered a picture: its rect shows the canvas.
     expect_pixels(
         &probe,
@@ -188,7 +188,7 @@ fn input_stalled_mid_tag_keeps_its_last_frame_and_comes_back() {
             }
         })
     };
-    let _a = rig.solid("a", RED);
+    let _a = rig.solid("a", RED, None);
     let probe = rig.probe("out");
     rig.put(
         "m",
@@ -267,7 +267,7 @@ fn resolution_change_mid_stream_keeps_the_rect_filled() {
             big.clone()
         })
     });
-    let _a = rig.solid("a", RED);
+    let _a = rig.solid("a", RED, None);
     let probe = rig.probe("out");
     rig.put(
         "m",

@@ -8,9 +8,9 @@ use super::*;
 
 #[test]
 fn outputs_and_inputs_of_every_mix_come_back_after_the_rtmp_server_is_killed() {
-    let mut rig = Rig::start(|_| {});
+    let mut rig = quick_rig(|_| {});
     let sid = |s: &str| json!({"stream_id": s});
-    let (a, b) = (rig.solid("a", RED), rig.solid("b", GREEN));
+    let (a, b) = (rig.solid("a", RED, None), rig.solid("b", GREEN, None));
     let outs = ["o1", "o2", "o3"];
     let probes: Vec<OutputProbe> = outs.iter().map(|o| rig.probe(o)).collect();
     rig.put("m1", &two_up(sid("a"), sid("b"), "o1"));
@@ -52,7 +52,7 @@ fn outputs_and_inputs_of_every_mix_come_back_after_the_rtmp_server_is_killed() {
     }
     rig.nginx.restart();
     // The encoders in the field publish again, in other colours; Tessera is not told anything.
-    let (_a, _b) = (rig.solid("a", YELLOW), rig.solid("b", MAGENTA));
+    let (_a, _b) = (rig.solid("a", YELLOW, None), rig.solid("b", MAGENTA, None));
     for (probe, layout) in probes.iter().zip(layouts(YELLOW, MAGENTA)) {
         expect_pixels(probe, &layout, Duration::from_secs(40));
     }

@@ -12,21 +12,19 @@
 use std::{
     collections::BTreeMap,
     sync::Mutex,
-    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+    time::{Duration, Instant},
 };
 
-use super::common::{fd_kinds, write_config, Server, Usage};
+use super::common::{
+    cgi_query, fd_kinds, write_config, zego_path, Server, Usage, CGI_APPID, CGI_KEY, ZEGO_APP,
+    ZEGO_SECRET,
+};
 use super::*;
 
 const NATIVE: usize = 43;
 const ZEGO: usize = 4;
 const TENCENT: usize = 3;
 const MAX_MIXES: usize = 10;
-
-const ZEGO_APP: u64 = 1234567890;
-const ZEGO_SECRET: &str = "0123456789abcdef0123456789abcdef";
-const TC_APPID: u64 = 1252500000;
-const TC_KEY: &str = "40328529ca4381a80c6ecf2e6aa57438";
 
 /// What a client knows of its task after its last acknowledged request.
 #[derive(Debug, Clone)]
@@ -52,10 +50,7 @@ struct Tally {
 type Problems = Mutex<Vec<String>>;
 
 fn now_s() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
+    super::common::unix_now()
 }
 
 /// Sends a request; returns status, content type and body. A transport error is a problem: the server must
@@ -301,12 +296,7 @@ fn check_native(view: &Value, known: &Known) -> Result<(), String> {
 }
 
 fn zego_url(base: &str, action: &str) -> String {
-    let nonce = format!("{:016x}", fastrand::u64(..));
-    let ts = now_s().to_string();
-    let sig = tessera::api::zego::signature(&ZEGO_APP.to_string(), &nonce, ZEGO_SECRET, &ts);
-    format!(
-        "{base}/?Action={action}&AppId={ZEGO_APP}&SignatureNonce={nonce}&Timestamp={ts}&Signature={sig}&SignatureVersion=2.0"
-    )
+    format!("{base}{}", zego_path(ZEGO_APP, ZEGO_SECRET, action))
 }
 
 /// A ZEGO answer: HTTP 200, JSON `{Code, Message, RequestId}`; returns the code.
@@ -387,7 +377,7 @@ fn zego_client(base: &str, i: usize, deadline: Instant, problems: &Problems) -> 
 fn tencent_body(para: Value) -> Value {
     let now = now_s();
     let mut para = para;
-    para["app_id"] = json!(TC_APPID);
+    para["app_id"] = json!(CGI_APPID);
     json!({"timestamp": now, "eventId": now,
            "interface": {"interfaceName": "Mix_StreamV2", "para": para}})
 }
@@ -429,11 +419,7 @@ fn tencent_client(base: &str, i: usize, deadline: Instant, problems: &Problems) 
             json!({"interface": "mix_streamv2.cancel_mix_stream",
                    "mix_stream_session_id": session, "output_stream_id": output})
         };
-        let t = (now_s() + 60).to_string();
-        let sign = tessera::api::tencent::legacy::sign(TC_KEY, &t);
-        let url = format!(
-            "{base}/common_access?appid={TC_APPID}&interface=Mix_StreamV2&t={t}&sign={sign}"
-        );
+        let url = format!("{base}/common_access?{}", cgi_query(CGI_APPID, CGI_KEY));
         let what = format!("{} {session}", if start { "start" } else { "cancel" });
         let (status, ctype, bytes, took) =
             match call(&http, "POST", &url, Some(&tencent_body(para))) {
@@ -599,23 +585,15 @@ app_id = {ZEGO_APP}
 server_secret = "{ZEGO_SECRET}"
 input_check_ms = 0
 [tencent]
-appid = {TC_APPID}
-key = "{TC_KEY}"
+appid = {CGI_APPID}
+key = "{CGI_KEY}"
 input_check_ms = 3000
 "#
         ),
     );
     let _inputs: Vec<Publisher> = [("a", RED), ("b", GREEN)]
         .iter()
-        .map(|(s, c)| {
-            Publisher::start(
-                &nginx.rtmp_url("live", s),
-                PublishOpts {
-                    pattern: Pattern::Solid(*c),
-                    ..PublishOpts::default()
-                },
-            )
-        })
+        .map(|(s, c)| Publisher::solid(&nginx.rtmp_url("live", s), *c))
         .collect();
     assert!(wait_for(T, || nginx.is_publishing("live", "a")
         && nginx.is_publishing("live", "b")));

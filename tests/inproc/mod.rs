@@ -3,7 +3,10 @@
 
 #![allow(dead_code)]
 
-use std::time::{SystemTime, UNIX_EPOCH};
+// The one signing helper of the tests (tests/common/sign.rs); this module is included without the rest of
+// tests/common (no media).
+#[path = "../common/sign.rs"]
+mod sign;
 
 use axum::{
     body::Body,
@@ -15,10 +18,7 @@ use tower::ServiceExt;
 
 use tessera::{api, engine::Engine, Config};
 
-pub const ZEGO_APP: u64 = 1234567890;
-pub const ZEGO_SECRET: &str = "0123456789abcdef0123456789abcdef";
-pub const CGI_APPID: u64 = 1252500000;
-pub const CGI_KEY: &str = "40328529ca4381a80c6ecf2e6aa57438";
+pub use sign::{CGI_APPID, CGI_KEY, ZEGO_APP, ZEGO_SECRET};
 pub const TC_ID: &str = "AKIDinproc0000000000000000000000";
 pub const TC_KEY: &str = "inproc-secret-key-0000000000000";
 pub const TC_HOST: &str = "127.0.0.1:8080";
@@ -51,10 +51,7 @@ pub fn app(adjust: impl FnOnce(&mut Config)) -> (Router, Engine) {
 }
 
 pub fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
+    sign::unix_now() as i64
 }
 
 /// An answer: status, headers, raw body and the body as JSON (`Null` when it is not JSON).
@@ -84,12 +81,7 @@ pub async fn send(app: &Router, req: Request<Body>) -> Answer {
 
 /// ZEGO's signed common query for `action`, with a fresh nonce.
 pub fn zego_query(action: &str) -> String {
-    let nonce = format!("{:016x}", fastrand::u64(..));
-    let ts = now().to_string();
-    let sig = api::zego::signature(&ZEGO_APP.to_string(), &nonce, ZEGO_SECRET, &ts);
-    format!(
-        "Action={action}&AppId={ZEGO_APP}&SignatureNonce={nonce}&Timestamp={ts}&Signature={sig}&SignatureVersion=2.0"
-    )
+    sign::zego_query(ZEGO_APP, ZEGO_SECRET, action)
 }
 
 pub fn zego_request(method: &str, query: &str, body: Vec<u8>) -> Request<Body> {
@@ -128,9 +120,7 @@ pub fn zego_start(task: &str) -> Value {
 
 /// The legacy CGI's signed query, valid for a minute.
 pub fn cgi_query() -> String {
-    let t = (now() + 60).to_string();
-    let sign = api::tencent::legacy::sign(CGI_KEY, &t);
-    format!("appid={CGI_APPID}&interface=Mix_StreamV2&t={t}&sign={sign}")
+    sign::cgi_query(CGI_APPID, CGI_KEY)
 }
 
 pub fn cgi_request(query: &str, body: Vec<u8>) -> Request<Body> {
@@ -182,33 +172,7 @@ pub fn tc3_headers(
     version: &str,
     body: &[u8],
 ) -> Vec<(String, String)> {
-    let ts = now();
-    let ts_s = ts.to_string();
-    let headers = [
-        ("Content-Type", "application/json"),
-        ("Host", TC_HOST),
-        ("X-TC-Action", action),
-        ("X-TC-Version", version),
-        ("X-TC-Timestamp", ts_s.as_str()),
-    ];
-    let auth = api::tencent::cloud::tc3::authorization(
-        "POST",
-        "/",
-        "",
-        &headers,
-        &["content-type", "host"],
-        body,
-        TC_ID,
-        TC_KEY,
-        ts,
-        service,
-    );
-    let mut out: Vec<(String, String)> = headers
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    out.push(("Authorization".into(), auth));
-    out
+    sign::tc3_headers(TC_ID, TC_KEY, TC_HOST, action, service, version, body)
 }
 
 pub fn tc3_request(headers: &[(String, String)], body: Vec<u8>) -> Request<Body> {

@@ -1,36 +1,10 @@
 //! What the output sound contains: each input's tone at its volume.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::json;
 
 use super::*;
-
-/// Waits for fresh output audio in which `check` holds for the tone levels of `freqs`.
-pub fn wait_levels(
-    probe: &OutputProbe,
-    freqs: &[f64],
-    timeout: Duration,
-    check: impl Fn(&[f64]) -> bool,
-) -> Vec<f64> {
-    let deadline = Instant::now() + timeout;
-    let mut last = vec![];
-    while Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(500));
-        let samples = probe.audio(Duration::from_millis(500));
-        if samples.len() < 20_000 {
-            continue;
-        }
-        last = freqs
-            .iter()
-            .map(|&f| tone_level(&samples, 48_000, f))
-            .collect();
-        if check(&last) {
-            return last;
-        }
-    }
-    panic!("audio levels never matched within {timeout:?}; last levels {last:?} for {freqs:?}");
-}
 
 #[test]
 fn each_tone_at_its_volume() {
@@ -48,7 +22,7 @@ fn each_tone_at_its_volume() {
     };
     rig.put("m", &spec("#000000", inputs(0)));
     // 440 Hz present; 660 Hz (volume 0) absent; 880 Hz at 200 % about twice as loud as 440 Hz at 100 %.
-    let levels = wait_levels(
+    let levels = wait_steady_levels(
         &probe,
         &[440.0, 660.0, 880.0],
         Duration::from_secs(25),
@@ -61,7 +35,7 @@ fn each_tone_at_its_volume() {
     );
     // Raising B's volume live makes its tone appear at the level of A's.
     rig.put("m", &spec("#000000", inputs(100)));
-    let levels = wait_levels(&probe, &[440.0, 660.0], Duration::from_secs(5), |l| {
+    let levels = wait_steady_levels(&probe, &[440.0, 660.0], Duration::from_secs(5), |l| {
         l[1] > 0.5 * l[0]
     });
     let ratio = levels[1] / levels[0];
@@ -115,7 +89,7 @@ fn audio_only_output() {
     let body = rig.put("m", &mix);
     assert_eq!(body["spec"]["outputs"][0]["video"], Value::Null, "{body}");
     // Both tones, each at its volume: the publishers' sine has amplitude 0.1.
-    let levels = wait_levels(&probe, &[440.0, 660.0], Duration::from_secs(25), |l| {
+    let levels = wait_steady_levels(&probe, &[440.0, 660.0], Duration::from_secs(25), |l| {
         l[0] > 0.02 && l[1] > 0.02
     });
     assert!(

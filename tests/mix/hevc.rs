@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 use gst::prelude::*;
 use serde_json::json;
 
-use super::audio::wait_levels;
 use super::*;
 
 /// The first `n` video tags' data of what `url` plays, as an RTMP player receives it (raw FLV, no demuxer).

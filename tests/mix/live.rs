@@ -7,24 +7,10 @@ use serde_json::json;
 
 use super::*;
 
-/// Asserts the output's timestamps run on without going back or jumping.
+/// Asserts the output's timestamps run on without going back or jumping: never back, never a gap (a repeated
+/// timestamp was seen once in CI right after a live bitrate change (under investigation) and is not a restart).
 fn assert_continuous(probe: &OutputProbe) {
-    let times = probe.frame_times();
-    let pts: Vec<u64> = times
-        .iter()
-        .filter_map(|(_, p)| p.map(|p| p.mseconds()))
-        .collect();
-    assert!(pts.len() > 30, "too few frames: {}", pts.len());
-    for w in pts.windows(2) {
-        // Never back, never a gap; a repeated timestamp was seen once in CI right after a live bitrate change
-        // (under investigation) and is not a restart.
-        assert!(
-            w[1] >= w[0] && w[1] - w[0] <= 200,
-            "output timestamps jump: {} → {} ms",
-            w[0],
-            w[1]
-        );
-    }
+    assert_pts_continuous(probe, Duration::from_millis(200));
 }
 
 #[test]
@@ -58,7 +44,7 @@ fn layout_update_applies_within_a_second_on_the_same_output() {
     let mut slower = at(400, 200);
     slower["outputs"][0]["video"]["bitrate_kbps"] = json!(400);
     assert_eq!(rig.put("m", &slower)["applied"], "updated_live");
-    std::thread::sleep(Duration::from_secs(1));
+    probe.let_frames_pass(30, Duration::from_secs(25), "the output stalled");
     assert_eq!(probe.sessions(), 1, "the output was restarted");
     assert_continuous(&probe);
 }
@@ -246,17 +232,14 @@ fn refused_update_changes_nothing_and_delete_releases_the_output() {
     assert_eq!(body["error"]["code"], "invalid_spec");
     let (_, view) = rig.tessera.get("/v1/mixes/m");
     assert_eq!(view["spec"]["inputs"][0]["rect"], good["inputs"][0]["rect"]);
-    let before = probe.frame_count();
-    std::thread::sleep(Duration::from_secs(1));
-    assert!(
-        probe.frame_count() > before + 20,
-        "output stalled after a refused update"
+    // The output goes on unchanged: every one of its next 20 frames shows the old layout.
+    probe.watch(&[(160, 90), (500, 90)]);
+    probe.let_frames_pass(
+        20,
+        Duration::from_secs(10),
+        "output stalled after a refused update",
     );
-    expect_pixels(
-        &probe,
-        &[(160, 90, RED), (500, 90, BLUE)],
-        Duration::from_secs(1),
-    );
+    assert_watched(&probe, &[RED, BLUE], "after a refused update");
 
     let (status, _) = rig.tessera.delete("/v1/mixes/m");
     assert_eq!(status, 204);
@@ -301,13 +284,13 @@ fn inputs_added_and_removed_live() {
         &[(160, 90, RED), (480, 270, BLUE)],
         Duration::from_secs(3),
     );
-    // B's sound is gone with it.
-    std::thread::sleep(Duration::from_secs(1));
-    let samples = probe.audio(Duration::from_millis(500));
-    let (la, lb) = (
-        tone_level(&samples, 48_000, 440.0),
-        tone_level(&samples, 48_000, 660.0),
-    );
+    // B's sound is gone with it: judged from a second of audio after the change on, over a second in which A's
+    // tone is heard.
+    probe.let_audio_pass(Duration::from_secs(1), Duration::from_secs(25));
+    let levels = wait_steady_levels(&probe, &[440.0, 660.0], Duration::from_secs(25), |l| {
+        l[0] > 0.02
+    });
+    let (la, lb) = (levels[0], levels[1]);
     assert!(
         la > 0.02 && lb < 0.1 * la,
         "levels after removal: 440 Hz {la}, 660 Hz {lb}"
@@ -423,14 +406,10 @@ fn mixes_sharing_an_input_are_independent_and_delete_releases_it() {
     bad["inputs"][0]["corner_radius"] = json!(1000);
     assert_eq!(rig.tessera.put("/v1/mixes/m2", &bad).0, 422);
     assert_eq!(rig.tessera.delete("/v1/mixes/m1").0, 204);
-    let before = p2.frame_count();
-    std::thread::sleep(Duration::from_secs(2));
-    assert!(p2.frame_count() >= before + 55, "the other mix stalled");
-    expect_pixels(
-        &p2,
-        &[(160, 90, GREEN), (480, 90, RED)],
-        Duration::from_secs(2),
-    );
+    // Every one of the survivor's next 55 frames shows its layout.
+    p2.watch(&[(160, 90), (480, 90)]);
+    p2.let_frames_pass(55, Duration::from_secs(10), "the other mix stalled");
+    assert_watched(&p2, &[GREEN, RED], "the survivor");
     assert_eq!(players(&rig.nginx, "live", "a"), 1);
     // Deleting the last user of the sources stops pulling them.
     assert_eq!(rig.tessera.delete("/v1/mixes/m2").0, 204);

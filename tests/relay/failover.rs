@@ -9,15 +9,15 @@ use super::*;
 
 #[test]
 fn killing_main_switches_every_output_to_backup_and_back() {
-    let rig = Rig::start();
-    let main = rig.solid("main", RED);
-    let _backup = rig.solid("backup", BLUE);
+    let rig = rig();
+    let main = rig.solid("main", RED, Some(440.0));
+    let _backup = rig.solid("backup", BLUE, Some(440.0));
     let (p1, p2) = (rig.probe("o1"), rig.probe("o2"));
-    rig.put("r", &spec(&rig, true, &["o1", "o2"]));
-    rig.start_project("r");
+    rig.put_relay("r", &spec(&rig, true, &["o1", "o2"]));
+    rig.start_relay("r");
     expect_colour(&p1, RED, Duration::from_secs(15));
     expect_colour(&p2, RED, Duration::from_secs(5));
-    rig.wait_status("r", Duration::from_secs(5), |s| {
+    rig.wait_relay("r", Duration::from_secs(5), |s| {
         s["backup"]["state"] == "live"
     });
     std::thread::sleep(Duration::from_secs(2));
@@ -28,12 +28,12 @@ fn killing_main_switches_every_output_to_backup_and_back() {
     expect_colour(&p2, BLUE, Duration::from_secs(2));
     let took = killed.elapsed();
     eprintln!("failover to backup seen on the outputs after {took:?}");
-    let s = rig.wait_status("r", Duration::from_secs(3), |s| s["active"] == "backup");
+    let s = rig.wait_relay("r", Duration::from_secs(3), |s| s["active"] == "backup");
     assert_eq!(s["switches"], 1);
     assert_eq!(s["main"]["state"], "absent", "{s:#}");
     assert!(s["main"]["last_error"].as_str().is_some(), "{s:#}");
-    std::thread::sleep(Duration::from_secs(1));
     for (out, probe) in [("o1", &p1), ("o2", &p2)] {
+        probe.let_frames_pass(30, Duration::from_secs(25), out);
         assert_eq!(
             rig.nginx.publish_count_of("mix", out),
             1,
@@ -44,7 +44,7 @@ fn killing_main_switches_every_output_to_backup_and_back() {
     }
 
     // The main comes back: after return_after_ms of health, the outputs go back to it.
-    let _main = rig.solid("main", RED);
+    let _main = rig.solid("main", RED, Some(440.0));
     let back = Instant::now();
     expect_colour(&p1, RED, Duration::from_secs(15));
     expect_colour(&p2, RED, Duration::from_secs(2));
@@ -53,10 +53,10 @@ fn killing_main_switches_every_output_to_backup_and_back() {
         took >= Duration::from_secs(3),
         "returned before return_after_ms: {took:?}"
     );
-    let s = rig.wait_status("r", Duration::from_secs(3), |s| s["active"] == "main");
+    let s = rig.wait_relay("r", Duration::from_secs(3), |s| s["active"] == "main");
     assert_eq!(s["switches"], 2);
-    std::thread::sleep(Duration::from_secs(1));
     for (out, probe) in [("o1", &p1), ("o2", &p2)] {
+        probe.let_frames_pass(30, Duration::from_secs(25), out);
         assert_eq!(rig.nginx.publish_count_of("mix", out), 1);
         assert_eq!(probe.sessions(), 1);
         assert_pts_continuous(probe, Duration::from_millis(700));
@@ -65,23 +65,23 @@ fn killing_main_switches_every_output_to_backup_and_back() {
 
 #[test]
 fn without_return_to_main_the_backup_stays_until_switched_manually() {
-    let rig = Rig::start();
-    let main = rig.solid("main", RED);
-    let _backup = rig.solid("backup", BLUE);
+    let rig = rig();
+    let main = rig.solid("main", RED, Some(440.0));
+    let _backup = rig.solid("backup", BLUE, Some(440.0));
     let probe = rig.probe("o1");
     let mut s = spec(&rig, true, &["o1"]);
     s["failover"] = json!({"stall_ms": 1000, "return_to_main": false, "return_after_ms": 1000});
-    rig.put("r", &s);
-    rig.start_project("r");
+    rig.put_relay("r", &s);
+    rig.start_relay("r");
     expect_colour(&probe, RED, Duration::from_secs(15));
-    rig.wait_status("r", Duration::from_secs(5), |s| {
+    rig.wait_relay("r", Duration::from_secs(5), |s| {
         s["backup"]["state"] == "live"
     });
     main.stop();
     expect_colour(&probe, BLUE, Duration::from_secs(5));
 
-    let _main = rig.solid("main", RED);
-    rig.wait_status("r", Duration::from_secs(10), |s| {
+    let _main = rig.solid("main", RED, Some(440.0));
+    rig.wait_relay("r", Duration::from_secs(10), |s| {
         s["main"]["state"] == "live"
     });
     std::thread::sleep(Duration::from_secs(3));
@@ -90,14 +90,15 @@ fn without_return_to_main_the_backup_stays_until_switched_manually() {
         color_close(f.pixel(CENTRE.0, CENTRE.1), BLUE, TOL),
         "went back to main"
     );
-    assert_eq!(rig.status("r")["active"], "backup");
+    assert_eq!(rig.relay_status("r")["active"], "backup");
 
     // A manual switch goes back.
-    rig.relays
+    rig.tessera
+        .relays
         .switch("r", tessera::relay::Endpoint::Main)
         .unwrap();
     expect_colour(&probe, RED, Duration::from_secs(3));
-    let s = rig.wait_status("r", Duration::from_secs(2), |s| s["active"] == "main");
+    let s = rig.wait_relay("r", Duration::from_secs(2), |s| s["active"] == "main");
     assert_eq!(s["switches"], 2);
     assert_eq!(rig.nginx.publish_count_of("mix", "o1"), 1);
     assert_eq!(probe.sessions(), 1);
@@ -147,34 +148,34 @@ impl Drop for Freezable {
 
 #[test]
 fn a_stalled_main_fails_over_and_returns_when_it_recovers() {
-    let rig = Rig::start();
+    let rig = rig();
     let main = Freezable::start(&rig.nginx.rtmp_url("live", "main"), RED);
-    let _backup = rig.solid("backup", BLUE);
+    let _backup = rig.solid("backup", BLUE, Some(440.0));
     let probe = rig.probe("o1");
-    rig.put("r", &spec(&rig, true, &["o1"]));
-    rig.start_project("r");
+    rig.put_relay("r", &spec(&rig, true, &["o1"]));
+    rig.start_relay("r");
     expect_colour(&probe, RED, Duration::from_secs(15));
-    rig.wait_status("r", Duration::from_secs(5), |s| {
+    rig.wait_relay("r", Duration::from_secs(5), |s| {
         s["backup"]["state"] == "live"
     });
 
     // The main's encoder freezes: its session stays open, no media comes.
     main.freeze(true);
-    let s = rig.wait_status("r", Duration::from_secs(5), |s| {
+    let s = rig.wait_relay("r", Duration::from_secs(5), |s| {
         s["main"]["state"] == "stalled"
     });
     assert_eq!(s["active"], "main");
     expect_colour(&probe, BLUE, Duration::from_secs(4));
-    assert_eq!(rig.status("r")["active"], "backup");
+    assert_eq!(rig.relay_status("r")["active"], "backup");
 
     main.freeze(false);
-    rig.wait_status("r", Duration::from_secs(15), |s| {
+    rig.wait_relay("r", Duration::from_secs(15), |s| {
         s["main"]["state"] == "live"
     });
     expect_colour(&probe, RED, Duration::from_secs(8));
-    let s = rig.status("r");
+    let s = rig.relay_status("r");
     assert_eq!(s["switches"], 2);
-    std::thread::sleep(Duration::from_secs(1));
+    probe.let_frames_pass(30, Duration::from_secs(25), "o1");
     assert_eq!(rig.nginx.publish_count_of("mix", "o1"), 1);
     assert_eq!(probe.sessions(), 1);
     assert_pts_continuous(&probe, Duration::from_millis(700));

@@ -9,14 +9,14 @@ use super::{hooks::Hooks, *};
 #[test]
 fn callbacks_report_start_output_states_failover_and_stop() {
     let hooks = Hooks::start();
-    let rig = Rig::start();
-    let main = rig.solid("main", RED);
-    let _backup = rig.solid("backup", BLUE);
+    let rig = rig();
+    let main = rig.solid("main", RED, Some(440.0));
+    let _backup = rig.solid("backup", BLUE, Some(440.0));
     let probe = rig.probe("o1");
     let mut s = spec(&rig, true, &["o1"]);
     s["callback_url"] = json!(hooks.url);
-    rig.put("cb", &s);
-    rig.start_project("cb");
+    rig.put_relay("cb", &s);
+    rig.start_relay("cb");
     hooks.wait(Duration::from_secs(5), |e| e["event"] == "project_started");
     let pushing = hooks.wait(Duration::from_secs(15), |e| {
         e["event"] == "output_state" && e["state"] == "live"
@@ -26,7 +26,7 @@ fn callbacks_report_start_output_states_failover_and_stop() {
     assert_eq!(pushing["name"], "platform o1");
     assert!(pushing["time"].as_i64() > Some(1_600_000_000));
     expect_colour(&probe, RED, Duration::from_secs(5));
-    rig.wait_status("cb", Duration::from_secs(5), |s| {
+    rig.wait_relay("cb", Duration::from_secs(5), |s| {
         s["backup"]["state"] == "live"
     });
 
@@ -38,7 +38,7 @@ fn callbacks_report_start_output_states_failover_and_stop() {
     );
     assert_eq!(f["reason"], "ended");
 
-    rig.rt.block_on(rig.relays.stop("cb")).unwrap();
+    rig.tessera.block_on(rig.tessera.relays.stop("cb")).unwrap();
     let stopped = hooks.wait(Duration::from_secs(5), |e| e["event"] == "project_stopped");
     assert_eq!(stopped["reason"], "request");
     // The URL of an output (it holds stream keys) is never sent.
@@ -48,30 +48,30 @@ fn callbacks_report_start_output_states_failover_and_stop() {
 
 #[test]
 fn input_replaced_live_keeps_the_outputs() {
-    let rig = Rig::start();
-    let _main = rig.solid("main", RED);
-    let _other = rig.solid("other", YELLOW);
+    let rig = rig();
+    let _main = rig.solid("main", RED, Some(440.0));
+    let _other = rig.solid("other", YELLOW, Some(440.0));
     let probe = rig.probe("o1");
-    rig.put("r", &spec(&rig, false, &["o1"]));
-    rig.start_project("r");
+    rig.put_relay("r", &spec(&rig, false, &["o1"]));
+    rig.start_relay("r");
     expect_colour(&probe, RED, Duration::from_secs(15));
     let mut s = spec(&rig, false, &["o1"]);
     s["main"] = json!({"url": rig.nginx.rtmp_url("live", "other")});
-    rig.put("r", &s);
+    rig.put_relay("r", &s);
     expect_colour(&probe, YELLOW, Duration::from_secs(10));
-    std::thread::sleep(Duration::from_secs(1));
+    probe.let_frames_pass(30, Duration::from_secs(25), "the output stalled");
     assert_eq!(rig.nginx.publish_count_of("mix", "o1"), 1);
     assert_eq!(probe.sessions(), 1);
     assert_pts_continuous(&probe, Duration::from_millis(700));
-    let st = rig.status("r");
+    let st = rig.relay_status("r");
     assert_eq!(st["main"]["url"], rig.nginx.rtmp_url("live", "other"));
     assert_eq!(st["switches"], 0, "a replaced input is not a switch");
 }
 
 #[test]
 fn stop_at_stops_the_project() {
-    let rig = Rig::start();
-    let _main = rig.solid("main", RED);
+    let rig = rig();
+    let _main = rig.solid("main", RED, Some(440.0));
     let probe = rig.probe("o1");
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -79,10 +79,10 @@ fn stop_at_stops_the_project() {
         .as_secs() as i64;
     let mut s = spec(&rig, false, &["o1"]);
     s["stop_at"] = json!(now + 6);
-    rig.put("r", &s);
-    rig.start_project("r");
+    rig.put_relay("r", &s);
+    rig.start_relay("r");
     expect_colour(&probe, RED, Duration::from_secs(15));
-    let st = rig.wait_status("r", Duration::from_secs(12), |s| s["state"] == "idle");
+    let st = rig.wait_relay("r", Duration::from_secs(12), |s| s["state"] == "idle");
     let stopped_at = st["stopped_at"].as_i64().expect("stopped_at set");
     assert!(
         stopped_at >= now + 6,
@@ -97,14 +97,17 @@ fn stop_at_stops_the_project() {
         "still publishing after the stop time"
     );
     // A stop time in the past cannot be started again.
-    let e = rig.rt.block_on(rig.relays.start("r")).unwrap_err();
+    let e = rig
+        .tessera
+        .block_on(rig.tessera.relays.start("r"))
+        .unwrap_err();
     assert_eq!(e.kind, tessera::ErrorKind::Invalid);
     assert_eq!(e.violations[0].field, "stop_at");
 }
 
 #[test]
 fn http_flv_input_is_relayed() {
-    let rig = Rig::start();
+    let rig = rig();
     let opts = PublishOpts {
         pattern: Pattern::Solid(MAGENTA),
         ..PublishOpts::default()
@@ -113,10 +116,10 @@ fn http_flv_input_is_relayed() {
     let probe = rig.probe("o1");
     let mut s = spec(&rig, false, &["o1"]);
     s["main"] = json!({"url": rig.nginx.http_url("in.flv")});
-    rig.put("r", &s);
-    rig.start_project("r");
+    rig.put_relay("r", &s);
+    rig.start_relay("r");
     expect_colour(&probe, MAGENTA, Duration::from_secs(15));
-    rig.wait_status("r", Duration::from_secs(5), |s| {
+    rig.wait_relay("r", Duration::from_secs(5), |s| {
         s["active"] == "main" && output_state(s, "o1") == "live"
     });
 }

@@ -35,7 +35,7 @@ fn colour_runs(probe: &OutputProbe, colours: &[(&'static str, u32)]) -> Vec<(&'s
 
 #[test]
 fn vod_playlist_plays_in_order_loops_and_ends() {
-    let rig = Rig::start();
+    let rig = rig();
     for (file, rgb) in [("a.flv", YELLOW), ("b.flv", BLUE)] {
         let opts = PublishOpts {
             pattern: Pattern::Solid(rgb),
@@ -47,18 +47,18 @@ fn vod_playlist_plays_in_order_loops_and_ends() {
     let urls = [rig.nginx.http_url("a.flv"), rig.nginx.http_url("b.flv")];
     // The output is already pushing (a live input) when the playlist replaces it, so the probe sees all of
     // it: a playlist is read up to 3 s ahead of real time, the start of its first file at once.
-    let _live = rig.solid("main", GREEN);
+    let _live = rig.solid("main", GREEN, Some(440.0));
     let probe = rig.probe("o1");
-    rig.put("v", &spec(&rig, false, &["o1"]));
-    rig.start_project("v");
+    rig.put_relay("v", &spec(&rig, false, &["o1"]));
+    rig.start_relay("v");
     expect_colour(&probe, GREEN, Duration::from_secs(15));
     probe.watch(&[CENTRE]);
     let mut s = spec(&rig, false, &["o1"]);
     s["main"] = json!({"vod": {"urls": urls, "loop_times": 1}});
-    rig.put("v", &s);
+    rig.put_relay("v", &s);
 
     // The position: the first file, then the second one of the second play.
-    let st = rig.wait_status("v", Duration::from_secs(8), |s| {
+    let st = rig.wait_relay("v", Duration::from_secs(8), |s| {
         s["main"]["vod"]["index"] == 0 && s["main"]["vod"]["pass"] == 1
     });
     assert_eq!(st["main"]["url"], urls[0]);
@@ -67,13 +67,13 @@ fn vod_playlist_plays_in_order_loops_and_ends() {
         st["main"]["vod"]["seconds"].as_f64().unwrap() < 3.0,
         "{st:#}"
     );
-    let st = rig.wait_status("v", Duration::from_secs(15), |s| {
+    let st = rig.wait_relay("v", Duration::from_secs(15), |s| {
         s["main"]["vod"]["index"] == 1 && s["main"]["vod"]["pass"] == 2
     });
     assert_eq!(st["main"]["url"], urls[1]);
 
     // The playlist ends: the input goes absent (nothing else to fail over to), the position goes.
-    let st = rig.wait_status("v", Duration::from_secs(10), |s| {
+    let st = rig.wait_relay("v", Duration::from_secs(10), |s| {
         s["main"]["state"] == "absent" && s["main"].get("vod").is_none()
     });
     assert!(

@@ -17,10 +17,10 @@ fn small(id: &str, layer: i64, w: f64, h: f64, x: f64, y: f64) -> Value {
 
 #[test]
 fn quickstart_mix_is_drawn_heard_updated_and_cancelled() {
-    let rig = Rig::start();
-    let _big = rig.solid("big", RED, Some(440.0));
-    let _green = rig.publish("co_a", GREEN, Some(1000.0), 320, 180);
-    let _blue = rig.publish("co_b", BLUE, None, 320, 180);
+    let rig = rig();
+    let _big = rig.live("big", RED, Some(440.0));
+    let _green = rig.live_sized("co_a", GREEN, Some(1000.0), 320, 180);
+    let _blue = rig.live_sized("co_b", BLUE, None, 320, 180);
     let probe = rig.probe("big");
 
     // The quickstart's shape: session and output are the big anchor's stream (output type 0 by default); one
@@ -54,17 +54,8 @@ fn quickstart_mix_is_drawn_heard_updated_and_cancelled() {
     assert_eq!((frame.width, frame.height), (640, 360));
     let spec = rig.session_spec("big").unwrap();
     assert_eq!(spec["outputs"][0]["target"]["stream_id"], "big");
-    let audio = probe
-        .fresh_audio(Duration::from_secs(1), T)
-        .expect("audio from the mix");
-    assert!(
-        tone_level(&audio, 48_000, 440.0) > 0.01,
-        "background tone missing"
-    );
-    assert!(
-        tone_level(&audio, 48_000, 1000.0) > 0.01,
-        "co-host tone missing"
-    );
+    // The background's tone and the co-host's.
+    wait_levels(&probe, &[440.0, 1000.0], T, |l| l[0] > 0.01 && l[1] > 0.01);
 
     // The same session and output id again: the running mix changes layout in place.
     let moved = cgi_body(start_para(
@@ -119,9 +110,9 @@ fn bg_as(id: &str, layer: i64) -> Value {
 
 #[test]
 fn every_error_code_on_its_trigger_and_a_refusal_changes_nothing() {
-    let rig = Rig::start_with(|c| c.tencent.input_check_ms = 1_500);
-    let _a = rig.solid("e_a", RED, None);
-    let _b = rig.publish("e_b", GREEN, None, 320, 180);
+    let rig = rig_with(|c| c.tencent.input_check_ms = 1_500);
+    let _a = rig.live("e_a", RED, None);
+    let _b = rig.live_sized("e_b", GREEN, None, 320, 180);
     let ok = || json!([bg("e_a"), small("e_b", 2, 160.0, 90.0, 400.0, 200.0)]);
     // A running session, which no refusal below may change.
     let run = |inputs: Value| {
@@ -384,14 +375,9 @@ fn every_error_code_on_its_trigger_and_a_refusal_changes_nothing() {
         }
     }
     // Not JSON at all.
-    let t = (std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        + 60)
-        .to_string();
-    let sign = tessera::api::tencent::legacy::sign(KEY, &t);
-    let good_query = format!("appid={APPID}&interface=Mix_StreamV2&t={t}&sign={sign}");
+    let t = (unix_now() + 60).to_string();
+    let sign = cgi_sign(CGI_KEY, &t);
+    let good_query = cgi_query_at(CGI_APPID, CGI_KEY, &t);
     let body = cgi_body(start_para("x", "e_a", ok()))
         .to_string()
         .into_bytes();
@@ -399,7 +385,7 @@ fn every_error_code_on_its_trigger_and_a_refusal_changes_nothing() {
         ("malformed JSON", good_query.clone(), b"{".to_vec(), -1),
         (
             "no sign",
-            format!("appid={APPID}&interface=Mix_StreamV2&t={t}"),
+            format!("appid={CGI_APPID}&interface=Mix_StreamV2&t={t}"),
             body.clone(),
             -40000,
         ),
@@ -411,17 +397,14 @@ fn every_error_code_on_its_trigger_and_a_refusal_changes_nothing() {
         ),
         (
             "expired",
-            format!(
-                "appid={APPID}&interface=Mix_StreamV2&t=1490858347&sign={}",
-                tessera::api::tencent::legacy::sign(KEY, "1490858347")
-            ),
+            cgi_query_at(CGI_APPID, CGI_KEY, "1490858347"),
             body.clone(),
             -40002,
         ),
         (
             "wrong sign",
             format!(
-                "appid={APPID}&interface=Mix_StreamV2&t={t}&sign=7f29ed83c61b77de1b0d66936fd4fd44"
+                "appid={CGI_APPID}&interface=Mix_StreamV2&t={t}&sign=7f29ed83c61b77de1b0d66936fd4fd44"
             ),
             body.clone(),
             -40003,
@@ -434,7 +417,7 @@ fn every_error_code_on_its_trigger_and_a_refusal_changes_nothing() {
             wrong.push(format!("{what}: want {want}, got {got} ({answer})"));
         } else if want <= -40000 {
             assert!(
-                !answer["message"].as_str().unwrap().contains(KEY),
+                !answer["message"].as_str().unwrap().contains(CGI_KEY),
                 "the key leaked"
             );
         }
@@ -450,7 +433,7 @@ fn every_error_code_on_its_trigger_and_a_refusal_changes_nothing() {
 
 #[test]
 fn canvas_background_picture_canvas_layer_and_crop() {
-    let rig = Rig::start();
+    let rig = rig();
     let quads = Publisher::start(
         &rig.nginx.rtmp_url("live", "quads"),
         PublishOpts {
@@ -509,9 +492,9 @@ fn canvas_background_picture_canvas_layer_and_crop() {
 
 #[test]
 fn a_dropped_co_host_freezes_then_resumes_and_an_abandoned_session_ends() {
-    let rig = Rig::start_with(|c| c.tencent.idle_end_s = 4);
-    let big = rig.solid("l_big", RED, None);
-    let co = rig.publish("l_co", GREEN, None, 320, 180);
+    let rig = rig_with(|c| c.tencent.idle_end_s = 4);
+    let big = rig.live("l_big", RED, None);
+    let co = rig.live_sized("l_co", GREEN, None, 320, 180);
     let probe = rig.probe("l_out");
     let mut para = start_para(
         "life",
@@ -536,7 +519,7 @@ fn a_dropped_co_host_freezes_then_resumes_and_an_abandoned_session_ends() {
         Duration::from_secs(5),
     );
     // It comes back (now blue) under the same stream id: the mix shows it without a new request.
-    let _co = rig.publish("l_co", BLUE, None, 320, 180);
+    let _co = rig.live_sized("l_co", BLUE, None, 320, 180);
     expect_pixels(&probe, &[(480, 245, BLUE)], T);
 
     // Everyone leaves: after idle_end_s without a live input the session ends by itself.

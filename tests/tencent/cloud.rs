@@ -1,7 +1,5 @@
 //! Cloud API 3.0 through the official Python SDK (`tencentcloud-sdk-python-live`, installed by scripts/setup).
 
-use std::time::Duration;
-
 use serde_json::{json, Value};
 
 use super::*;
@@ -64,9 +62,9 @@ fn create(session: &str, output: &str, inputs: Value) -> Value {
 
 #[test]
 fn the_official_sdk_creates_and_cancels_a_mix_with_every_output_parameter() {
-    let rig = Rig::start();
-    let _a = rig.solid("c_a", RED, Some(440.0));
-    let _b = rig.publish("c_b", GREEN, None, 320, 180);
+    let rig = rig();
+    let _a = rig.live("c_a", RED, Some(440.0));
+    let _b = rig.live_sized("c_b", GREEN, None, 320, 180);
     let probe = rig.probe("cloud_out");
     let params = json!({
         "MixStreamSessionId": "cloud1",
@@ -112,9 +110,8 @@ fn the_official_sdk_creates_and_cancels_a_mix_with_every_output_parameter() {
         spec["inputs"][1]["rect"],
         json!({"x": 400, "y": 200, "width": 160, "height": 90})
     );
-    let audio = probe.fresh_audio(Duration::from_secs(1), T).expect("audio");
     // The probe resamples to 48 kHz whatever the stream's rate.
-    assert!(tone_level(&audio, 48_000, 440.0) > 0.01);
+    wait_levels(&probe, &[440.0], T, |l| l[0] > 0.01);
 
     // Same session, another output stream: refused, nothing changes.
     let other = create(
@@ -150,8 +147,8 @@ fn the_official_sdk_creates_and_cancels_a_mix_with_every_output_parameter() {
 
 #[test]
 fn the_official_sdk_gets_each_error_code() {
-    let rig = Rig::start_with(|c| c.tencent.input_check_ms = 1_500);
-    let _a = rig.solid("d_a", RED, None);
+    let rig = rig_with(|c| c.tencent.input_check_ms = 1_500);
+    let _a = rig.live("d_a", RED, None);
     let two = || json!([layer("d_a", 1), layer("d_b", 2)]);
     let with = |mut v: Value, f: &dyn Fn(&mut Value)| {
         f(&mut v);

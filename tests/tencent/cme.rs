@@ -31,7 +31,7 @@ fn describe(rig: &Rig, pid: &str) -> Value {
 
 #[test]
 fn a_cme_project_relays_fails_over_changes_outputs_and_stops_on_time() {
-    let rig = Rig::start();
+    let rig = rig();
     let out = |s: &str| rig.nginx.rtmp_url("mix", s);
     let created = cme(
         &rig,
@@ -68,7 +68,7 @@ fn a_cme_project_relays_fails_over_changes_outputs_and_stops_on_time() {
         "2"
     );
 
-    let _main = rig.solid("src_main", RED, None);
+    let _main = rig.live("src_main", RED, None);
     let _backup = Publisher::start(
         &backup_url,
         PublishOpts {
@@ -190,7 +190,7 @@ fn a_cme_project_relays_fails_over_changes_outputs_and_stops_on_time() {
 
 #[test]
 fn cme_refusals_name_the_problem() {
-    let rig = Rig::start();
+    let rig = rig();
     let base = || {
         json!({
             "Platform": "tessera", "Name": "p", "Category": "STREAM_CONNECT", "Owner": {"Type": "PERSON", "Id": "u"},
@@ -293,7 +293,7 @@ fn cme_refusals_name_the_problem() {
 
 #[test]
 fn a_cme_vod_pull_input_is_played_and_reports_its_position() {
-    let rig = Rig::start();
+    let rig = rig();
     let opts = PublishOpts {
         pattern: Pattern::Solid(MAGENTA),
         ..PublishOpts::default()

@@ -11,49 +11,49 @@ mod cloud;
 mod cme;
 mod templates;
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use common::*;
 use serde_json::{json, Value};
 
-pub const APPID: u64 = 1252500000;
-pub const KEY: &str = "40328529ca4381a80c6ecf2e6aa57438";
 pub const SECRET_ID: &str = "AKIDtessera0000000000000000000000000";
 pub const SECRET_KEY: &str = "tesserasecretkey00000000000000000";
 pub const T: Duration = Duration::from_secs(25);
 
-pub struct Rig {
-    pub tessera: Tessera,
-    pub nginx: Nginx,
+/// A rig with Tencent's dialects on: the CGI (inputs checked for 3 s) and API 3.0.
+pub fn rig() -> Rig {
+    rig_with(|_| {})
 }
 
-impl Rig {
-    pub fn start() -> Rig {
-        Rig::start_with(|_| {})
-    }
-
-    pub fn start_with(adjust: impl FnOnce(&mut tessera::Config)) -> Rig {
-        init();
-        let nginx = Nginx::start();
-        let mut config = Tessera::config_for(&nginx);
-        config.tencent.appid = APPID;
-        config.tencent.key = KEY.into();
+pub fn rig_with(adjust: impl FnOnce(&mut tessera::Config)) -> Rig {
+    Rig::start_with(|config| {
+        config.tencent.appid = CGI_APPID;
+        config.tencent.key = CGI_KEY.into();
         config.tencent.input_check_ms = 3_000;
         config.tencentcloud.secret_id = SECRET_ID.into();
         config.tencentcloud.secret_key = SECRET_KEY.into();
-        adjust(&mut config);
-        let tessera = Tessera::start(config);
-        Rig { tessera, nginx }
+        adjust(config);
+    })
+}
+
+/// Tencent's publishers and calls.
+impl Rig {
+    /// A 640×360 solid-colour publisher at `live/{stream}`, with a tone when asked, once nginx has it (the CGI
+    /// checks its inputs exist).
+    pub fn live(&self, stream: &str, rgb: u32, tone: Option<f64>) -> Publisher {
+        self.live_sized(stream, rgb, tone, 640, 360)
     }
 
-    /// A 640×360 solid-colour publisher at `live/{stream}`, with a tone when asked.
-    pub fn solid(&self, stream: &str, rgb: u32, tone: Option<f64>) -> Publisher {
-        self.publish(stream, rgb, tone, 640, 360)
-    }
-
-    pub fn publish(&self, stream: &str, rgb: u32, tone: Option<f64>, w: u32, h: u32) -> Publisher {
-        let p = Publisher::start(
-            &self.nginx.rtmp_url("live", stream),
+    pub fn live_sized(
+        &self,
+        stream: &str,
+        rgb: u32,
+        tone: Option<f64>,
+        w: u32,
+        h: u32,
+    ) -> Publisher {
+        self.published(
+            stream,
             PublishOpts {
                 pattern: Pattern::Solid(rgb),
                 tone_hz: tone,
@@ -61,29 +61,13 @@ impl Rig {
                 height: h,
                 ..PublishOpts::default()
             },
-        );
-        assert!(
-            wait_for(T, || self.nginx.is_publishing("live", stream)),
-            "{stream} never published"
-        );
-        p
-    }
-
-    pub fn probe(&self, stream: &str) -> OutputProbe {
-        OutputProbe::start(&self.nginx.rtmp_url("mix", stream))
+        )
     }
 
     /// POSTs a CGI body with a valid signature; returns the answer (asserting HTTP 200 + JSON shape).
     pub fn cgi(&self, body: &Value) -> Value {
-        let t = (SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_secs()
-            + 60)
-            .to_string();
-        let sign = tessera::api::tencent::legacy::sign(KEY, &t);
         self.cgi_with_query(
-            &format!("appid={APPID}&interface=Mix_StreamV2&t={t}&sign={sign}"),
+            &cgi_query(CGI_APPID, CGI_KEY),
             body.to_string().into_bytes(),
         )
     }
@@ -117,13 +101,10 @@ impl Rig {
 
 /// The CGI envelope around `para`.
 pub fn cgi_body(para: Value) -> Value {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
+    let now = unix_now();
     let mut para = para;
     if para.get("app_id").is_none() {
-        para["app_id"] = json!(APPID);
+        para["app_id"] = json!(CGI_APPID);
     }
     json!({
         "timestamp": now,

@@ -11,14 +11,14 @@ const COLORS: [u32; 6] = [RED, GREEN, BLUE, YELLOW, MAGENTA, CYAN];
 /// that input's colour (inputs keep their aspect ratio, so a cell's centre is always covered by its input).
 #[test]
 fn every_template_places_each_input_in_its_cell() {
-    let rig = Rig::start();
+    let rig = rig();
     // The background is 640×360; the others are 16:9 too but smaller, to be scaled.
     let _publishers: Vec<Publisher> = COLORS
         .iter()
         .enumerate()
         .map(|(i, c)| {
             let (w, h) = if i == 0 { (640, 360) } else { (320, 180) };
-            rig.publish(&format!("t{i}"), *c, None, w, h)
+            rig.live_sized(&format!("t{i}"), *c, None, w, h)
         })
         .collect();
     let probe = rig.probe("t_out");

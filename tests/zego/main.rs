@@ -9,63 +9,35 @@ use std::time::{Duration, Instant};
 use common::*;
 use serde_json::{json, Value};
 
-const APP_ID: u64 = 1234567890;
-const SECRET: &str = "0123456789abcdef0123456789abcdef";
 const T: Duration = Duration::from_secs(25);
 
-struct Rig {
-    tessera: Tessera,
-    nginx: Nginx,
+/// A rig with ZEGO's dialect on, as the tests sign.
+fn rig() -> Rig {
+    rig_with(|_| {})
 }
 
-impl Rig {
-    fn start() -> Rig {
-        Rig::start_with(|_| {})
-    }
-
-    fn start_with(adjust: impl FnOnce(&mut tessera::Config)) -> Rig {
-        init();
-        let nginx = Nginx::start();
-        let mut config = Tessera::config_for(&nginx);
-        adjust(&mut config);
-        config.zego.app_id = APP_ID;
-        config.zego.server_secret = SECRET.into();
+fn rig_with(adjust: impl FnOnce(&mut tessera::Config)) -> Rig {
+    Rig::start_with(|config| {
+        adjust(config);
+        config.zego.app_id = ZEGO_APP;
+        config.zego.server_secret = ZEGO_SECRET.into();
         config.zego.play_flv_url = "http://127.0.0.1/mix/{stream_id}.flv".into();
-        let tessera = Tessera::start(config);
-        Rig { tessera, nginx }
-    }
+    })
+}
 
-    fn solid(&self, stream: &str, rgb: u32, tone: Option<f64>) -> Publisher {
-        Publisher::start(
-            &self.nginx.rtmp_url("live", stream),
-            PublishOpts {
-                pattern: Pattern::Solid(rgb),
-                tone_hz: tone,
-                ..PublishOpts::default()
-            },
-        )
-    }
-
-    fn probe(&self, stream: &str) -> OutputProbe {
-        OutputProbe::start(&self.nginx.rtmp_url("mix", stream))
-    }
-
+/// ZEGO's calls, signed as ZEGO's samples sign them (tests/common/sign.rs).
+impl Rig {
     /// The signed common query parameters, as ZEGO's samples build them.
     fn query(&self, action: &str, nonce: &str) -> String {
-        let ts = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs()
-            .to_string();
-        let sig = tessera::api::zego::signature(&APP_ID.to_string(), nonce, SECRET, &ts);
         format!(
-            "/?Action={action}&AppId={APP_ID}&SignatureNonce={nonce}&Timestamp={ts}&Signature={sig}&SignatureVersion=2.0&IsTest=false"
+            "/?{}&IsTest=false",
+            zego_query_with(ZEGO_APP, ZEGO_SECRET, action, nonce)
         )
     }
 
     /// Sends a signed request and returns ZEGO's envelope (asserting HTTP 200 + JSON).
     fn call(&self, method: &str, action_and_query: &str, body: Option<&Value>) -> Value {
-        let nonce = format!("{:016x}", fastrand::u64(..));
+        let nonce = zego_nonce();
         let (action, extra) = action_and_query
             .split_once('&')
             .unwrap_or((action_and_query, ""));
@@ -120,7 +92,7 @@ fn sample_body(task: &str, sequence: i64) -> Value {
 
 #[test]
 fn documented_python_sample_gives_its_picture() {
-    let rig = Rig::start();
+    let rig = rig();
     let _a = rig.solid("stream1", RED, None);
     let _b = rig.solid("stream2", GREEN, None);
     let probe = rig.probe("stream3");
@@ -129,8 +101,8 @@ fn documented_python_sample_gives_its_picture() {
     let out = std::process::Command::new("/usr/bin/python3")
         .arg(&script)
         .arg(format!("{}/", rig.tessera.base))
-        .arg(APP_ID.to_string())
-        .arg(SECRET)
+        .arg(ZEGO_APP.to_string())
+        .arg(ZEGO_SECRET)
         .output()
         .expect("run /usr/bin/python3 (scripts/setup installs python3-requests)");
     let text = String::from_utf8_lossy(&out.stdout);
@@ -159,7 +131,7 @@ fn documented_python_sample_gives_its_picture() {
 
 #[test]
 fn update_by_task_id_sequence_owner_stop_and_task_info() {
-    let rig = Rig::start();
+    let rig = rig();
     let _a = rig.solid("stream1", RED, None);
     let _b = rig.solid("stream2", GREEN, None);
     let probe = rig.probe("stream3");
@@ -174,16 +146,13 @@ fn update_by_task_id_sequence_owner_stop_and_task_info() {
         &[(40, 30, RED), (180, 115, 0), (180, 245, GREEN)],
         Duration::from_secs(5),
     );
-    // A lower Sequence is refused and not applied.
+    // A lower Sequence is refused and not applied: the next second of output (15 frames) keeps the layout.
     let stale = sample_body("t1", 1);
     let r = rig.start_mix(&stale);
     assert_eq!(code(&r), 110200002, "{r}");
-    std::thread::sleep(Duration::from_secs(1));
-    expect_pixels(
-        &probe,
-        &[(40, 30, RED), (180, 115, 0)],
-        Duration::from_secs(1),
-    );
+    probe.watch(&[(40, 30), (180, 115)]);
+    probe.let_frames_pass(15, T, "the output stalled after a refused update");
+    assert_watched(&probe, &[RED, 0], "after a refused update");
     // Another user may neither update nor stop it.
     let mut other = sample_body("t1", 3);
     other["UserId"] = "456".into();
@@ -234,7 +203,7 @@ fn update_by_task_id_sequence_owner_stop_and_task_info() {
 
 #[test]
 fn corner_radius_render_mode_label_volume_watermark_and_background() {
-    let rig = Rig::start();
+    let rig = rig();
     let _a = rig.solid("stream1", RED, Some(440.0));
     let _b = rig.solid("stream2", GREEN, Some(660.0));
     let probe = rig.probe("stream3");
@@ -273,26 +242,25 @@ fn corner_radius_render_mode_label_volume_watermark_and_background() {
         .filter(|&(x, y)| color_close(frame.pixel(x, y), 0xFFFFFF, 60))
         .count();
     assert!(white > 50, "label not visible: {white} white pixels");
-    // Volume 0 silences stream2's tone; stream1's is there.
-    std::thread::sleep(Duration::from_secs(1));
-    let samples = probe.audio(Duration::from_millis(500));
-    let (a, b) = (
-        tone_level(&samples, 48_000, 440.0),
-        tone_level(&samples, 48_000, 660.0),
-    );
+    // Volume 0 silences stream2's tone; stream1's is there: judged from a second of audio after the picture on,
+    // over a second in which stream1's tone is heard.
+    probe.let_audio_pass(Duration::from_secs(1), T);
+    let levels = wait_steady_levels(&probe, &[440.0, 660.0], T, |l| l[0] > 0.02);
+    let (a, b) = (levels[0], levels[1]);
     assert!(a > 0.02 && b < 0.1 * a, "440 Hz {a}, 660 Hz {b}");
 }
 
 #[test]
 fn idle_task_ends_by_itself() {
-    let rig = Rig::start();
+    let rig = rig();
     let a = rig.solid("stream1", RED, None);
     let mut body = sample_body("t3", 1);
     body["MixInput"].as_array_mut().unwrap().truncate(1);
     body["MaxIdleTime"] = 2.into();
     assert_eq!(code(&rig.start_mix(&body)), 0);
     assert_eq!(code(&rig.call("GET", "GetMixTaskInfo&TaskId=t3", None)), 0);
-    std::thread::sleep(Duration::from_secs(1));
+    // The task has its input before it loses it.
+    rig.wait_status("zego-t3", T, |s| s["inputs"][0]["state"] == "live");
     a.stop();
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
@@ -307,7 +275,7 @@ fn idle_task_ends_by_itself() {
 
 #[test]
 fn auth_replay_and_request_errors() {
-    let rig = Rig::start();
+    let rig = rig();
     let _a = rig.solid("stream1", RED, None);
     // The same signed query twice: the second is a replay.
     let path = rig.query("GetMixTaskInfo", "feedfacecafebeef") + "&TaskId=none";
@@ -326,7 +294,7 @@ fn auth_replay_and_request_errors() {
     assert_eq!(code(&rig.call("POST", "Nope", Some(&json!({})))), 100000007);
     assert_eq!(code(&rig.call("POST", "", Some(&json!({})))), 100000006);
     // Bodies.
-    let nonce = format!("{:016x}", fastrand::u64(..));
+    let nonce = zego_nonce();
     assert_eq!(
         code(&rig.raw(
             "POST",
@@ -370,7 +338,7 @@ fn auth_replay_and_request_errors() {
 
 #[test]
 fn mp3_output_carries_the_mix() {
-    let rig = Rig::start();
+    let rig = rig();
     let _a = rig.solid("stream1", RED, Some(440.0));
     let probe = rig.probe("stream3");
     let mut body = sample_body("t7", 1);
@@ -379,23 +347,13 @@ fn mp3_output_carries_the_mix() {
     body["MixOutput"][0]["AudioBitrate"] = 64000.into();
     assert_eq!(code(&rig.start_mix(&body)), 0);
     expect_pixels(&probe, &[(180, 115, RED)], T);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        std::thread::sleep(Duration::from_millis(500));
-        let samples = probe.audio(Duration::from_millis(500));
-        if samples.len() > 20_000 && tone_level(&samples, 48_000, 440.0) > 0.02 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no 440 Hz tone in the MP3 output"
-        );
-    }
+    // The 440 Hz tone in the MP3 output.
+    wait_levels(&probe, &[440.0], Duration::from_secs(10), |l| l[0] > 0.02);
 }
 
 #[test]
 fn user_data_and_sound_levels_are_carried_as_sei() {
-    let rig = Rig::start();
+    let rig = rig();
     let _a = rig.solid("stream1", RED, Some(440.0));
     let _b = rig.solid("stream2", GREEN, None);
     let mut body = sample_body("t6", 1);
@@ -469,7 +427,7 @@ fn user_data_and_sound_levels_are_carried_as_sei() {
 
 #[test]
 fn a_task_the_node_cannot_take_fails_with_110200151() {
-    let rig = Rig::start_with(|c| c.engine.max_mixes = Some(1));
+    let rig = rig_with(|c| c.engine.max_mixes = Some(1));
     let _a = rig.solid("stream1", RED, None);
     let mut body = sample_body("t8", 1);
     body["MixInput"].as_array_mut().unwrap().truncate(1);
@@ -489,7 +447,7 @@ fn a_task_the_node_cannot_take_fails_with_110200151() {
 /// Every documented code, through HTTP against the running server: each row changes one thing in a valid request.
 #[test]
 fn every_error_code_over_http() {
-    let rig = Rig::start();
+    let rig = rig();
     let _a = rig.solid("stream1", RED, None);
     let _b = rig.solid("stream2", GREEN, None);
     type Edit = fn(&mut Value);
