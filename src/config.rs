@@ -522,24 +522,29 @@ impl Config {
         Ok(config)
     }
 
-    /// Loads a configuration file. A relative `store.path` in it is relative to the file's folder (made
-    /// absolute here), so the state does not move with the working directory the node is started from.
+    /// Loads a configuration file. Relative paths in it (`store.path`, `server.token_file`) are relative to the
+    /// file's folder (made absolute here), so nothing moves with the working directory the node is started from.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.display().to_string(),
             source,
         })?;
         let mut config = Self::from_toml(&text, &path.display().to_string())?;
-        let store = Path::new(&config.store.path);
-        if !config.store.path.is_empty() && store.is_relative() {
-            let folder = path
-                .parent()
-                .filter(|d| !d.as_os_str().is_empty())
-                .unwrap_or(Path::new("."));
-            let resolved = std::path::absolute(folder.join(store)).map_err(|e| {
-                ConfigError::Invalid(format!("store.path {store:?} cannot be resolved: {e}"))
-            })?;
-            config.store.path = resolved.display().to_string();
+        let folder = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        for (key, value) in [
+            ("store.path", &mut config.store.path),
+            ("server.token_file", &mut config.server.token_file),
+        ] {
+            let relative = Path::new(value.as_str());
+            if !value.is_empty() && relative.is_relative() {
+                let resolved = std::path::absolute(folder.join(relative)).map_err(|e| {
+                    ConfigError::Invalid(format!("{key} {relative:?} cannot be resolved: {e}"))
+                })?;
+                *value = resolved.display().to_string();
+            }
         }
         Ok(config)
     }
@@ -717,6 +722,12 @@ mod tests {
         assert_eq!(load(""), "");
         let embedded = Config::from_toml("", "embedded").unwrap();
         assert_eq!(embedded.store.path, "tessera-state.db");
+        // So is the token file.
+        std::fs::write(&file, "[server]\ntoken_file = \"tokens\"\n").unwrap();
+        assert_eq!(
+            Config::load(&file).unwrap().server.token_file,
+            folder.join("tokens").display().to_string()
+        );
     }
 
     #[test]

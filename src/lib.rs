@@ -6,7 +6,8 @@
 //!   field path) and the layout maths (crop, fit modes) shared by every dialect.
 //! - [`media`]: supervised media links, free of mixes and vendors: the one loop that keeps an input pulled or an
 //!   output published (sessions, attempts, retry policy, liveness), the RTMP push target every output is, backoff
-//!   and rate meters.
+//!   and rate meters; one bus watch per pipeline (`media::bus`), which also attributes streaming threads' CPU to
+//!   their task (`media::cpu`).
 //! - [`engine`]: GStreamer. Inputs are pulled and decoded once by an input hub (`engine::input`) and fanned out
 //!   to every mix that uses them; each mix is one pipeline (`engine::mix`) that composites, mixes audio and
 //!   encodes; each output target is its own supervised push so one dead target never stalls another. How a
@@ -22,6 +23,7 @@
 //!   `api::tencent` Tencent's legacy CGI, Cloud API 3.0 and push-URL auto-mix (both request forms share one
 //!   mapping, `api::tencent::translate`). Dialects keep their tasks in one shape (`api::registry`), which follows
 //!   the event stream (idle rules, tasks removed elsewhere). Every request runs detached from its client.
+//!   `api::metrics` is `/metrics`, `api::events` `/v1/events`, `api::auth` the bearer tokens.
 //! - [`relay`]: restreaming: one live source to many RTMP targets without re-encoding, with main/backup
 //!   failover, per-target supervision and status callbacks; [`flv`] is the tag parser/writer it forwards with.
 //! - [`store`]: durable records of accepted tasks, asynchronous (SQLite on a thread of its own by default), each

@@ -43,7 +43,7 @@ const SETUP_HINT: &str =
 
 /// Every (method, path) the native router serves, as the document spells them. The vendor dialects' and the RTMP
 /// servers' callbacks (`VENDOR_PATHS`) are not part of the native API and not documented.
-const ROUTES: [(&str, &str); 20] = [
+const ROUTES: [(&str, &str); 21] = [
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/openapi.json"),
@@ -64,6 +64,7 @@ const ROUTES: [(&str, &str); 20] = [
     ("put", "/v1/pictures/{id}"),
     ("delete", "/v1/pictures/{id}"),
     ("get", "/v1/events"),
+    ("get", "/metrics"),
 ];
 
 /// Routes of `api::app` that are not the native API: Tencent Cloud API 3.0 and ZEGO (`/`), Tencent's legacy CGI,
@@ -222,6 +223,7 @@ async fn every_native_route_is_documented_and_served() {
         "relays.rs",
         "pictures.rs",
         "events.rs",
+        "metrics.rs",
     ] {
         in_source.extend(routes_in(&std::fs::read_to_string(api.join(file)).unwrap()));
     }

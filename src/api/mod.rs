@@ -5,8 +5,8 @@ mod auth;
 mod error;
 mod events;
 mod json;
-pub mod metrics;
 mod lenient;
+pub mod metrics;
 pub mod native;
 pub mod openapi;
 mod path;
@@ -177,7 +177,10 @@ pub fn app(state: AppState) -> Router {
         // Extractors refuse larger bodies, so each dialect answers in its own shape.
         .layer(DefaultBodyLimit::max(max_body))
         .layer(axum::middleware::from_fn(detached))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), count_requests))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            count_requests,
+        ))
         .with_state(state)
 }
 
@@ -219,7 +222,11 @@ fn classify(req: &axum::extract::Request) -> (&'static str, String) {
     };
     match path {
         "/" => {
-            if let Some(action) = req.headers().get("x-tc-action").and_then(|v| v.to_str().ok()) {
+            if let Some(action) = req
+                .headers()
+                .get("x-tc-action")
+                .and_then(|v| v.to_str().ok())
+            {
                 let names = [
                     "CreateCommonMixStream",
                     "CancelCommonMixStream",
@@ -238,12 +245,18 @@ fn classify(req: &axum::extract::Request) -> (&'static str, String) {
             known(&query("interface").unwrap_or_default(), &["Mix_StreamV2"]),
         ),
         "/healthz" | "/readyz" | "/openapi.json" => ("health", path.to_string()),
-        p if p.starts_with("/callbacks/") => ("callbacks", known(p, &[
-            "/callbacks/nginx/on_publish",
-            "/callbacks/nginx/on_publish_done",
-            "/callbacks/srs/on_publish",
-            "/callbacks/srs/on_unpublish",
-        ])),
+        p if p.starts_with("/callbacks/") => (
+            "callbacks",
+            known(
+                p,
+                &[
+                    "/callbacks/nginx/on_publish",
+                    "/callbacks/nginx/on_publish_done",
+                    "/callbacks/srs/on_publish",
+                    "/callbacks/srs/on_unpublish",
+                ],
+            ),
+        ),
         p if p.starts_with("/v1/") || p == "/metrics" => {
             // /v1/{kind}/{id}/{verb}: ids are the caller's, so they are left out; so is any path that is not a
             // route (every label value must come from a short list).

@@ -52,6 +52,7 @@ pub const ID_PATTERN: &str = "^[A-Za-z0-9._~-]{1,128}$";
         pictures::put,
         pictures::delete,
         events::events,
+        super::metrics::metrics,
     ),
     components(responses(RateLimited)),
     modifiers(&ExternallyTagged, &Secured),
@@ -60,7 +61,7 @@ pub const ID_PATTERN: &str = "^[A-Za-z0-9._~-]{1,128}$";
         (name = "relays", description = "Relay projects: one live source (main and optional backup input) pushed, without re-encoding, to up to 10 RTMP targets."),
         (name = "pictures", description = "Pictures that requests name by id (watermarks, logos): configured in [pictures] or uploaded."),
         (name = "events", description = "What happens to mixes and relays, as it happens."),
-        (name = "health", description = "Liveness, readiness and this document."),
+        (name = "health", description = "Liveness, readiness, metrics and this document."),
     )
 )]
 struct ApiDoc;

@@ -302,9 +302,8 @@ impl MixPipeline {
         let pipeline = gst::Pipeline::with_name(&format!("mix-{id}"));
         // Whatever fails half-way, the pipeline must not be disposed while it plays (GStreamer aborts).
         let building = crate::media::teardown::NullUnlessBuilt::new(&pipeline);
-        let tag = crate::media::cpu::tag(crate::media::cpu::Owner::Task(TaskRef::Mix(
-            id.to_string(),
-        )));
+        let tag =
+            crate::media::cpu::tag(crate::media::cpu::Owner::Task(TaskRef::Mix(id.to_string())));
         pipeline.use_clock(Some(&gst::SystemClock::obtain()));
         let build_video = || -> Result<_, gst::glib::BoolError> {
             let compositor = gst::ElementFactory::make("compositor")
@@ -821,12 +820,12 @@ impl MixPipeline {
                     .iter()
                     .flat_map(|e| e.targets.iter())
                     .find(|(u, _)| *u == url)?;
-                Some((
-                    output_label(o),
-                    t.1.link.state().is_live(),
-                    t.1.shared.bytes(),
-                    t.1.shared.reconnects(),
-                ))
+                Some(crate::media::push::OutputMetrics {
+                    output: output_label(o),
+                    up: t.1.link.state().is_live(),
+                    sent_bytes: t.1.shared.bytes(),
+                    reconnects: t.1.shared.reconnects(),
+                })
             })
             .collect();
         MixMetrics {
@@ -996,7 +995,7 @@ pub struct MixMetrics {
     /// Canvas frames dropped or repeated on the way to the encoders (an encoder that fell behind).
     pub dropped_encoder: u64,
     /// Per output: its label, whether it is live, bytes sent, reconnects.
-    pub outputs: Vec<(String, bool, u64, u64)>,
+    pub outputs: Vec<crate::media::push::OutputMetrics>,
 }
 
 /// Whether a pipeline running `old` can take `new` without restarting the output.

@@ -36,6 +36,18 @@ pub fn watch(
                 // Posted on the streaming thread itself as it starts a task.
                 if let (Some(tag), gst::StreamStatusType::Enter) = (&tag, s.get().0) {
                     super::cpu::enter(tag);
+                    // GStreamer names the thread after its task right after this message: the task's name
+                    // starts with the tag, so threads that encoders and decoders start from it inherit the tag
+                    // (and `top -H` shows whose a thread is).
+                    if let Some(task) = s
+                        .stream_status_object()
+                        .and_then(|v| v.get::<gst::Task>().ok())
+                    {
+                        let name = format!("{tag}:{}", task.name());
+                        if !task.name().starts_with(tag.as_str()) {
+                            task.set_property("name", name);
+                        }
+                    }
                 }
                 return gst::BusSyncReply::Drop;
             }

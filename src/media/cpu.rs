@@ -10,7 +10,7 @@
 //! shared input pulls (decoded once for every mix that uses them: their time is split between those mixes).
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     sync::{
         atomic::{AtomicU64, Ordering},
         Mutex, OnceLock,
@@ -37,6 +37,8 @@ struct Accounts {
     settled: HashMap<String, f64>,
     /// Thread id → (tag, CPU seconds at the time it took that tag, CPU seconds last seen).
     threads: HashMap<i32, (String, f64, f64)>,
+    /// Threads looked at that carry no tag (the API's, GStreamer's own), so each is read once.
+    foreign: HashSet<i32>,
 }
 
 fn accounts() -> &'static Mutex<Accounts> {
@@ -96,8 +98,9 @@ fn thread_cpu(tid: i32) -> Option<f64> {
     cpu_of_stat(&std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).ok()?)
 }
 
-/// The calling thread starts working for the task tagged `tag`: it is named so, and what it used since it last
-/// changed hands goes to its previous tag. Called on the thread itself (a bus sync handler).
+/// The calling thread starts working for the task tagged `tag`: what it used since it last changed hands goes to
+/// its previous tag. Called on the thread itself (a bus sync handler), which also renames its GStreamer task
+/// `<tag>:<task>`, so GStreamer names the thread that way.
 pub fn enter(tag: &str) {
     let tid = this_thread();
     let now = thread_cpu(tid).unwrap_or(0.0);
@@ -115,17 +118,70 @@ pub fn enter(tag: &str) {
 }
 
 /// Reads every accounted thread's CPU; a thread that has ended is settled with what was last seen of it.
-fn sample(a: &mut Accounts) {
-    let mut ended = Vec::new();
-    for (tid, (_, _, last)) in a.threads.iter_mut() {
-        match thread_cpu(*tid) {
-            Some(now) => *last = now,
-            None => ended.push(*tid),
+///
+/// Threads that encoders and decoders start themselves (x264's and libav's workers) never pass a bus: they are
+/// found here by the name they inherited from the streaming thread that created them, and their whole life is
+/// that task's. `/proc` is read without the lock held, so a streaming thread entering a task never waits for a
+/// sample.
+fn sample() {
+    let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
+        return;
+    };
+    let alive: HashSet<i32> = dir
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .collect();
+    let (known, unknown): (Vec<i32>, Vec<i32>) = {
+        let mut a = accounts().lock().unwrap();
+        a.foreign.retain(|tid| alive.contains(tid));
+        let known = a.threads.keys().copied().collect();
+        let unknown = alive
+            .iter()
+            .filter(|tid| !a.threads.contains_key(tid) && !a.foreign.contains(tid))
+            .copied()
+            .collect();
+        (known, unknown)
+    };
+    let readings: Vec<(i32, Option<f64>)> =
+        known.iter().map(|tid| (*tid, thread_cpu(*tid))).collect();
+    let named: Vec<(i32, String, f64)> = unknown
+        .iter()
+        .map(|tid| {
+            let name =
+                std::fs::read_to_string(format!("/proc/self/task/{tid}/comm")).unwrap_or_default();
+            (
+                *tid,
+                name.trim_end().to_string(),
+                thread_cpu(*tid).unwrap_or(0.0),
+            )
+        })
+        .collect();
+    let mut a = accounts().lock().unwrap();
+    for (tid, reading) in readings {
+        match reading {
+            Some(now) => {
+                if let Some((_, _, last)) = a.threads.get_mut(&tid) {
+                    *last = now;
+                }
+            }
+            None => {
+                if let Some((tag, since, last)) = a.threads.remove(&tid) {
+                    *a.settled.entry(tag).or_default() += (last - since).max(0.0);
+                }
+            }
         }
     }
-    for tid in ended {
-        if let Some((tag, since, last)) = a.threads.remove(&tid) {
-            *a.settled.entry(tag).or_default() += (last - since).max(0.0);
+    for (tid, name, now) in named {
+        if a.threads.contains_key(&tid) {
+            // It entered a task meanwhile.
+            continue;
+        }
+        // `m3:queue0:src`: a task's thread or one it started (the name is inherited).
+        let tag = name.split(':').next().unwrap_or_default().to_string();
+        if a.owners.contains_key(&tag) {
+            a.threads.insert(tid, (tag, 0.0, now));
+        } else {
+            a.foreign.insert(tid);
         }
     }
 }
@@ -138,15 +194,15 @@ pub fn start_sampler() {
             .name("cpu-sampler".into())
             .spawn(|| loop {
                 std::thread::sleep(Duration::from_secs(1));
-                sample(&mut accounts().lock().unwrap());
+                sample();
             });
     });
 }
 
 /// CPU seconds used so far, by owner (threads working for it now included).
 pub fn by_owner() -> Vec<(Owner, f64)> {
-    let mut a = accounts().lock().unwrap();
-    sample(&mut a);
+    sample();
+    let a = accounts().lock().unwrap();
     let mut totals: HashMap<String, f64> = a.settled.clone();
     for (tag, since, last) in a.threads.values() {
         *totals.entry(tag.clone()).or_default() += (last - since).max(0.0);

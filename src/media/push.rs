@@ -346,3 +346,15 @@ mod tests {
         pipeline.set_state(gst::State::Null).unwrap();
     }
 }
+
+/// What the operator sees of one output (`/metrics`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutputMetrics {
+    /// How events and status name it: its stream id, or its URL without user info or query.
+    pub output: String,
+    /// Whether it publishes now.
+    pub up: bool,
+    pub sent_bytes: u64,
+    /// Connections tried after the first.
+    pub reconnects: u64,
+}

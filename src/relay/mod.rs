@@ -75,7 +75,7 @@ pub struct RelayMetrics {
     pub switches: u64,
     pub active: Option<Endpoint>,
     /// Per output: id, live, bytes sent, reconnects.
-    pub outputs: Vec<(String, bool, u64, u64)>,
+    pub outputs: Vec<crate::media::push::OutputMetrics>,
 }
 
 /// A project as the API shows it.

@@ -103,9 +103,9 @@ pub(crate) fn start(
             shared.target.clone(),
             config.clone(),
             Box::new(observer),
-            Some(crate::media::cpu::tag(crate::media::cpu::Owner::Task(TaskRef::Relay(
-                project.to_string(),
-            )))),
+            Some(crate::media::cpu::tag(crate::media::cpu::Owner::Task(
+                TaskRef::Relay(project.to_string()),
+            ))),
         ),
         Policy {
             initial: Duration::from_millis(config.retry_initial_ms),

@@ -1,6 +1,7 @@
 //! What a running project holds — its two pulls, its router, one push per output, its control task — and
 //! how it starts, changes live, reports and stops.
 
+use crate::media::push::OutputMetrics;
 use std::{
     sync::{
         atomic::{AtomicBool, AtomicU64, Ordering},
@@ -322,7 +323,7 @@ impl Run {
     }
 
     /// Input switches so far, the active input, and each output's label, liveness, bytes and reconnects.
-    pub(super) fn metrics(&self) -> (u32, Option<Endpoint>, Vec<(String, bool, u64, u64)>) {
+    pub(super) fn metrics(&self) -> (u32, Option<Endpoint>, Vec<OutputMetrics>) {
         let (switches, active) = {
             let r = self.router.lock().unwrap();
             (r.switches(), r.active())
@@ -332,13 +333,11 @@ impl Run {
             .lock()
             .unwrap()
             .iter()
-            .map(|o| {
-                (
-                    o.shared.id.clone(),
-                    o.link.state().is_live(),
-                    o.shared.target.bytes(),
-                    o.shared.target.reconnects(),
-                )
+            .map(|o| OutputMetrics {
+                output: o.shared.id.clone(),
+                up: o.link.state().is_live(),
+                sent_bytes: o.shared.target.bytes(),
+                reconnects: o.shared.target.reconnects(),
             })
             .collect();
         (switches, active, outputs)

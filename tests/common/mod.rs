@@ -7,6 +7,7 @@
 
 mod checks;
 mod hevc;
+mod metrics;
 mod nginx;
 mod probe;
 mod process;
@@ -20,6 +21,7 @@ mod util;
 
 pub use checks::*;
 pub use hevc::*;
+pub use metrics::*;
 pub use nginx::*;
 pub use probe::*;
 pub use process::*;

@@ -7,6 +7,7 @@ mod common;
 mod audio;
 mod hevc;
 mod live;
+mod metrics;
 mod picture;
 mod sei;
 

@@ -7,6 +7,7 @@ mod common;
 
 mod access;
 mod events;
+mod metrics;
 mod receiver;
 mod webhooks;
 
