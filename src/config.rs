@@ -212,6 +212,12 @@ pub struct EngineConfig {
     /// thread costs the least CPU per mix (x264 veryfast at 720p: about a fifth less) and so fits the most mixes
     /// on a node; more threads only shorten one frame's encoding on an otherwise idle machine.
     pub encoder_threads: u32,
+    /// The folder image files named in native API requests (`/v1/mixes` overlays and background) must lie in:
+    /// a relative path there is relative to this folder, an absolute one must lie inside it, `..` is refused,
+    /// and a symbolic link must not lead out of it. Empty: the native API refuses local image files (http(s)
+    /// URLs only). A relative folder is relative to the configuration file's folder, like `store.path`.
+    /// Operator-configured images (`[pictures]`, `zego.image_presets`) are not confined to it.
+    pub pictures_dir: String,
 }
 
 impl Default for EngineConfig {
@@ -225,6 +231,7 @@ impl Default for EngineConfig {
             max_image_bytes: 4 * 1024 * 1024,
             max_image_pixels: 4096 * 4096,
             encoder_threads: 1,
+            pictures_dir: String::new(),
         }
     }
 }
@@ -522,24 +529,29 @@ impl Config {
         Ok(config)
     }
 
-    /// Loads a configuration file. A relative `store.path` in it is relative to the file's folder (made
-    /// absolute here), so the state does not move with the working directory the node is started from.
+    /// Loads a configuration file. A relative `store.path` or `engine.pictures_dir` in it is relative to the
+    /// file's folder (made absolute here), so neither moves with the working directory the node is started from.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.display().to_string(),
             source,
         })?;
         let mut config = Self::from_toml(&text, &path.display().to_string())?;
-        let store = Path::new(&config.store.path);
-        if !config.store.path.is_empty() && store.is_relative() {
-            let folder = path
-                .parent()
-                .filter(|d| !d.as_os_str().is_empty())
-                .unwrap_or(Path::new("."));
-            let resolved = std::path::absolute(folder.join(store)).map_err(|e| {
-                ConfigError::Invalid(format!("store.path {store:?} cannot be resolved: {e}"))
-            })?;
-            config.store.path = resolved.display().to_string();
+        let folder = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        for (key, value) in [
+            ("store.path", &mut config.store.path),
+            ("engine.pictures_dir", &mut config.engine.pictures_dir),
+        ] {
+            let relative = Path::new(value.as_str());
+            if !value.is_empty() && relative.is_relative() {
+                let resolved = std::path::absolute(folder.join(relative)).map_err(|e| {
+                    ConfigError::Invalid(format!("{key} {relative:?} cannot be resolved: {e}"))
+                })?;
+                *value = resolved.display().to_string();
+            }
         }
         Ok(config)
     }
@@ -717,6 +729,28 @@ mod tests {
         assert_eq!(load(""), "");
         let embedded = Config::from_toml("", "embedded").unwrap();
         assert_eq!(embedded.store.path, "tessera-state.db");
+    }
+
+    /// `engine.pictures_dir` resolves like `store.path`: a relative folder is the config file's folder's; empty
+    /// (the default: local image files refused) stays empty.
+    #[test]
+    fn a_relative_pictures_dir_is_the_config_files_folders() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("tessera.toml");
+        let load = |folder: &str| {
+            std::fs::write(&file, format!("[engine]\npictures_dir = \"{folder}\"\n")).unwrap();
+            Config::load(&file).unwrap().engine.pictures_dir
+        };
+        let folder = std::path::absolute(dir.path()).unwrap();
+        assert_eq!(
+            load("pictures"),
+            folder.join("pictures").display().to_string()
+        );
+        assert_eq!(load("/srv/pictures"), "/srv/pictures");
+        assert_eq!(load(""), "");
+        assert_eq!(Config::default().engine.pictures_dir, "");
+        let embedded = Config::from_toml("[engine]\npictures_dir = \"p\"\n", "embedded").unwrap();
+        assert_eq!(embedded.engine.pictures_dir, "p");
     }
 
     #[test]
