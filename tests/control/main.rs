@@ -47,8 +47,9 @@ pub fn config() -> tessera::Config {
     c
 }
 
-/// A config file for the binary in `dir`: inputs and outputs nowhere, state in `dir/state`, room for 10 mixes;
-/// `extra` is appended (more TOML sections). Returns its path and the API port.
+/// A config file for the binary in `dir`: inputs and outputs nowhere, state in `dir/state`, room for 10 mixes,
+/// `dir` the pictures folder (local image files named in requests lie there); `extra` is appended (more TOML
+/// sections). Returns its path and the API port.
 pub fn write_config(dir: &std::path::Path, extra: &str) -> (std::path::PathBuf, u16) {
     let port = free_port();
     let state = dir.join("state");
@@ -65,6 +66,8 @@ pull_url = "{NOWHERE}/live/{{stream_id}}"
 push_url = "{NOWHERE}/mix/{{stream_id}}"
 [engine]
 max_mixes = 10
+# Relative to this file's folder: `dir`.
+pictures_dir = "."
 [store]
 path = "{}"
 {extra}
