@@ -259,13 +259,12 @@ fn caller_files(spec: &MixSpec) -> Vec<(String, String)> {
 }
 
 /// A local file without a pictures folder.
-const NO_PICTURES_DIR: &str =
-    "a local image file needs a pictures folder on this node, and engine.pictures_dir \
-                               is not set; give an http(s) URL";
+const NO_PICTURES_DIR: &str = "a local image file needs a pictures folder on this node, and \
+    engine.pictures_dir is not set; give an http(s) URL";
 /// A path outside the pictures folder, or leading out of it.
-const OUTSIDE_PICTURES_DIR: &str = "must name a file in this node's pictures folder \
-                                    (engine.pictures_dir): a path relative to it, or an absolute path inside it, \
-                                    with no symbolic link leading out of it";
+const OUTSIDE_PICTURES_DIR: &str =
+    "must name a file in this node's pictures folder (engine.pictures_dir): \
+    a path relative to it, or an absolute path inside it, with no symbolic link leading out of it";
 
 /// The rule each of `files` breaks, if any, within `folder`. A file that does not exist passes: the loader then
 /// answers as it does for any unreadable file (no oracle for what exists). Blocking.
