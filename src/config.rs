@@ -212,6 +212,12 @@ pub struct EngineConfig {
     /// thread costs the least CPU per mix (x264 veryfast at 720p: about a fifth less) and so fits the most mixes
     /// on a node; more threads only shorten one frame's encoding on an otherwise idle machine.
     pub encoder_threads: u32,
+    /// The folder image files named in native API requests (`/v1/mixes` overlays and background) must lie in:
+    /// a relative path there is relative to this folder, an absolute one must lie inside it, `..` is refused,
+    /// and a symbolic link must not lead out of it. Empty: the native API refuses local image files (http(s)
+    /// URLs only). A relative folder is relative to the configuration file's folder, like `store.path`.
+    /// Operator-configured images (`[pictures]`, `zego.image_presets`) are not confined to it.
+    pub pictures_dir: String,
 }
 
 impl Default for EngineConfig {
@@ -225,6 +231,7 @@ impl Default for EngineConfig {
             max_image_bytes: 4 * 1024 * 1024,
             max_image_pixels: 4096 * 4096,
             encoder_threads: 1,
+            pictures_dir: String::new(),
         }
     }
 }
@@ -522,8 +529,9 @@ impl Config {
         Ok(config)
     }
 
-    /// Loads a configuration file. Relative paths in it (`store.path`, `server.token_file`) are relative to the
-    /// file's folder (made absolute here), so nothing moves with the working directory the node is started from.
+    /// Loads a configuration file. Relative paths in it (`store.path`, `server.token_file`,
+    /// `engine.pictures_dir`) are relative to the file's folder (made absolute here), so nothing moves with the
+    /// working directory the node is started from.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.display().to_string(),
@@ -537,6 +545,7 @@ impl Config {
         for (key, value) in [
             ("store.path", &mut config.store.path),
             ("server.token_file", &mut config.server.token_file),
+            ("engine.pictures_dir", &mut config.engine.pictures_dir),
         ] {
             let relative = Path::new(value.as_str());
             if !value.is_empty() && relative.is_relative() {
@@ -728,6 +737,28 @@ mod tests {
             Config::load(&file).unwrap().server.token_file,
             folder.join("tokens").display().to_string()
         );
+    }
+
+    /// `engine.pictures_dir` resolves like `store.path`: a relative folder is the config file's folder's; empty
+    /// (the default: local image files refused) stays empty.
+    #[test]
+    fn a_relative_pictures_dir_is_the_config_files_folders() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("tessera.toml");
+        let load = |folder: &str| {
+            std::fs::write(&file, format!("[engine]\npictures_dir = \"{folder}\"\n")).unwrap();
+            Config::load(&file).unwrap().engine.pictures_dir
+        };
+        let folder = std::path::absolute(dir.path()).unwrap();
+        assert_eq!(
+            load("pictures"),
+            folder.join("pictures").display().to_string()
+        );
+        assert_eq!(load("/srv/pictures"), "/srv/pictures");
+        assert_eq!(load(""), "");
+        assert_eq!(Config::default().engine.pictures_dir, "");
+        let embedded = Config::from_toml("[engine]\npictures_dir = \"p\"\n", "embedded").unwrap();
+        assert_eq!(embedded.engine.pictures_dir, "p");
     }
 
     #[test]

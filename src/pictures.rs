@@ -70,7 +70,7 @@ impl Pictures {
                 (
                     id.clone(),
                     Entry {
-                        location: location.clone(),
+                        location: crate::image::operator_location(location),
                         origin: "config",
                         size: None,
                     },
@@ -245,6 +245,7 @@ mod tests {
             max_bytes,
             max_pixels: 4096 * 4096,
             timeout: std::time::Duration::from_secs(5),
+            pictures_dir: None,
         }
     }
 

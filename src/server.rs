@@ -32,7 +32,24 @@ pub async fn build(config: Config) -> std::io::Result<api::AppState> {
         .map_err(std::io::Error::other)?;
     let callbacks =
         crate::relay::callback_client(&config.callbacks).map_err(std::io::Error::other)?;
+    log_pictures_dir(&config);
     api::AppState::new(config, NodeParts::new(store), callbacks).map_err(std::io::Error::other)
+}
+
+/// Says at start where image files named in native requests may be (`engine.pictures_dir`).
+fn log_pictures_dir(config: &Config) {
+    match crate::image::pictures_dir(&config.engine) {
+        None => tracing::info!(
+            "pictures folder: none (engine.pictures_dir is empty): the native API takes image URLs, no local files"
+        ),
+        Some(folder) => match std::fs::canonicalize(&folder) {
+            Ok(real) if real.is_dir() => tracing::info!("pictures folder: {}", real.display()),
+            _ => tracing::warn!(
+                "pictures folder {} is not a folder that exists: image files named in requests cannot be read",
+                folder.display()
+            ),
+        },
+    }
 }
 
 /// Serves `state` (tests build one and keep it to inspect the engine). The recorded tasks are taken back first

@@ -12,12 +12,24 @@ use tower::ServiceExt;
 use tessera::{api, engine::Engine, Config};
 
 fn app() -> (Router, Engine) {
+    app_with(|_| {})
+}
+
+/// [`app`] with its config `adjust`ed.
+fn app_with(adjust: impl FnOnce(&mut Config)) -> (Router, Engine) {
     tessera::server::init_media().unwrap();
     let mut config = Config::default();
     config.server.max_body_bytes = 64 * 1024;
+    adjust(&mut config);
     let state = api::AppState::in_memory(config);
     let engine = state.engine.clone();
     (api::app(state), engine)
+}
+
+/// [`app`] whose pictures folder (`engine.pictures_dir`) is `folder`.
+fn app_with_pictures(folder: &std::path::Path) -> (Router, Engine) {
+    let folder = folder.display().to_string();
+    app_with(|c| c.engine.pictures_dir = folder)
 }
 
 async fn call(
@@ -212,9 +224,10 @@ async fn unknown_mix_and_bad_ids() {
 
 #[tokio::test]
 async fn missing_overlay_image_is_refused_before_anything_starts() {
-    let (app, engine) = app();
+    let dir = tempfile::tempdir().unwrap();
+    let (app, engine) = app_with_pictures(dir.path());
     let mut spec = valid_spec();
-    spec["overlays"] = json!([{"id": "logo", "image": "/nonexistent/logo.png", "rect": {"x": 0, "y": 0, "width": 64, "height": 64}}]);
+    spec["overlays"] = json!([{"id": "logo", "image": "logo.png", "rect": {"x": 0, "y": 0, "width": 64, "height": 64}}]);
     let (s, body) = put_json(&app, "m", &spec).await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(body["error"]["code"], "resource_unavailable");
@@ -477,8 +490,8 @@ async fn overlay_answer(app: &Router, path: &std::path::Path) -> Option<(StatusC
 /// comes), with the message any unreadable path gets.
 #[tokio::test]
 async fn a_fifo_overlay_is_refused_promptly() {
-    let (app, engine) = app();
     let dir = tempfile::tempdir().unwrap();
+    let (app, engine) = app_with_pictures(dir.path());
     let fifo = dir.path().join("logo.png");
     assert!(std::process::Command::new("mkfifo")
         .arg(&fifo)
@@ -511,8 +524,8 @@ async fn a_fifo_overlay_is_refused_promptly() {
 /// the same answer: the API is no oracle for which files exist on the node.
 #[tokio::test]
 async fn unreadable_overlay_paths_all_read_the_same() {
-    let (app, engine) = app();
     let dir = tempfile::tempdir().unwrap();
+    let (app, engine) = app_with_pictures(dir.path());
     for path in [
         dir.path().join("nope.png"),
         dir.path().join("missing/logo.png"),
@@ -527,5 +540,218 @@ async fn unreadable_overlay_paths_all_read_the_same() {
             path.display()
         );
     }
+    assert!(engine.list().is_empty());
+}
+
+// ---- The pictures folder (`engine.pictures_dir`): where image files a caller names may be ----------------------
+
+/// A real 3×2 PNG.
+const TINY_PNG: &[u8] = include_bytes!("../src/image/testdata/tiny.png");
+
+/// A pictures folder with `logo.png` and `sub/logo.png` in it, and `secret.png` (a picture too) beside it.
+struct Pictures {
+    _root: tempfile::TempDir,
+    folder: std::path::PathBuf,
+    outside: std::path::PathBuf,
+}
+
+impl Pictures {
+    fn new() -> Self {
+        let root = tempfile::tempdir().unwrap();
+        let folder = root.path().join("pictures");
+        std::fs::create_dir_all(folder.join("sub")).unwrap();
+        std::fs::write(folder.join("logo.png"), TINY_PNG).unwrap();
+        std::fs::write(folder.join("sub/logo.png"), TINY_PNG).unwrap();
+        let outside = root.path().join("secret.png");
+        std::fs::write(&outside, TINY_PNG).unwrap();
+        Self {
+            _root: root,
+            folder,
+            outside,
+        }
+    }
+
+    fn inside(&self, name: &str) -> String {
+        self.folder.join(name).display().to_string()
+    }
+}
+
+/// `valid_spec` with a background image and an overlay from these locations.
+fn spec_with_images(background: &str, overlay: &str) -> Value {
+    let mut spec = valid_spec();
+    spec["canvas"]["background_image"] = json!(background);
+    spec["overlays"] = json!([{"id": "logo", "image": overlay, "rect": {"x": 0, "y": 0, "width": 64, "height": 64}}]);
+    spec
+}
+
+/// A refusal of the spec's image paths: 422 `invalid_spec` naming both image fields with `rule`, nothing stored,
+/// and no word of where the pictures folder is or of the file system's own errors.
+fn assert_paths_refused(
+    (status, body): (StatusCode, Value),
+    rule: &str,
+    folder: &std::path::Path,
+    engine: &Engine,
+) {
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["error"]["code"], "invalid_spec", "{body}");
+    let details = body["error"]["details"].as_array().unwrap();
+    let fields: Vec<&str> = details
+        .iter()
+        .map(|d| d["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        fields,
+        ["canvas.background_image", "overlays[0].image"],
+        "{body}"
+    );
+    for d in details {
+        assert!(d["rule"].as_str().unwrap().contains(rule), "{body}");
+    }
+    let text = body.to_string();
+    let real = std::fs::canonicalize(folder).unwrap_or_else(|_| folder.to_path_buf());
+    for leak in [
+        folder.display().to_string(),
+        real.display().to_string(),
+        "os error".into(),
+        "No such file".into(),
+    ] {
+        assert!(!text.contains(&leak), "{leak:?} in {body}");
+    }
+    assert!(engine.list().is_empty());
+    assert_eq!(engine.active_pulls(), 0);
+}
+
+/// Without a pictures folder, a caller may name no local file, relative or absolute, existing or not (PUT and
+/// POST alike); URLs are not its business.
+#[tokio::test]
+async fn local_images_need_a_pictures_folder() {
+    let p = Pictures::new();
+    let (app, engine) = app();
+    let spec = spec_with_images("logo.png", &p.inside("logo.png"));
+    assert_paths_refused(
+        put_json(&app, "m", &spec).await,
+        "engine.pictures_dir",
+        &p.folder,
+        &engine,
+    );
+    let mut body = spec_with_images("/etc/passwd", "/nonexistent.png");
+    body["id"] = json!("m");
+    let answer = call(
+        &app,
+        "POST",
+        "/v1/mixes",
+        Some("application/json"),
+        body.to_string().into_bytes(),
+    )
+    .await;
+    assert_paths_refused(answer, "engine.pictures_dir", &p.folder, &engine);
+    // An http(s) image is fetched as before (here from nowhere: unavailable, not an invalid path).
+    let spec = spec_with_images("http://127.0.0.1:1/bg.png", "http://127.0.0.1:1/logo.png");
+    let (status, body) = put_json(&app, "m", &spec).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("resource_unavailable")
+        ),
+        "{body}"
+    );
+}
+
+/// A `..` component is refused outright, whether it would lead out of the folder or back into it.
+#[tokio::test]
+async fn parent_components_are_refused() {
+    let p = Pictures::new();
+    let (app, engine) = app_with_pictures(&p.folder);
+    let spec = spec_with_images("../secret.png", "sub/../logo.png");
+    assert_paths_refused(put_json(&app, "m", &spec).await, "..", &p.folder, &engine);
+}
+
+/// An absolute path is taken only inside the folder: not beside it, not in a sibling whose name starts the same.
+#[tokio::test]
+async fn absolute_paths_outside_the_folder_are_refused() {
+    let p = Pictures::new();
+    let sibling = format!("{}2", p.folder.display());
+    std::fs::create_dir(&sibling).unwrap();
+    std::fs::write(format!("{sibling}/logo.png"), TINY_PNG).unwrap();
+    let (app, engine) = app_with_pictures(&p.folder);
+    let spec = spec_with_images(p.outside.to_str().unwrap(), &format!("{sibling}/logo.png"));
+    assert_paths_refused(
+        put_json(&app, "m", &spec).await,
+        "pictures folder",
+        &p.folder,
+        &engine,
+    );
+    let spec = spec_with_images("/etc/passwd", p.outside.to_str().unwrap());
+    assert_paths_refused(
+        put_json(&app, "m", &spec).await,
+        "pictures folder",
+        &p.folder,
+        &engine,
+    );
+}
+
+/// A symbolic link inside the folder that leads out of it is refused, named relative or absolute, to a file or
+/// through a linked folder.
+#[tokio::test]
+async fn links_leading_out_of_the_folder_are_refused() {
+    let p = Pictures::new();
+    std::os::unix::fs::symlink(&p.outside, p.folder.join("out.png")).unwrap();
+    std::os::unix::fs::symlink(p.outside.parent().unwrap(), p.folder.join("up")).unwrap();
+    let (app, engine) = app_with_pictures(&p.folder);
+    let spec = spec_with_images("out.png", "up/secret.png");
+    assert_paths_refused(
+        put_json(&app, "m", &spec).await,
+        "symbolic link",
+        &p.folder,
+        &engine,
+    );
+    let spec = spec_with_images(&p.inside("out.png"), &p.inside("up/secret.png"));
+    assert_paths_refused(
+        put_json(&app, "m", &spec).await,
+        "symbolic link",
+        &p.folder,
+        &engine,
+    );
+}
+
+/// Files inside the folder are read: relative paths, absolute ones inside it, and links that stay inside. The node
+/// has room for no mix, so a spec whose pictures were all read and decoded ends at the mix limit (409), while one
+/// whose picture cannot be read is refused before it (422).
+#[tokio::test]
+async fn files_inside_the_folder_are_taken() {
+    let p = Pictures::new();
+    std::os::unix::fs::symlink(p.folder.join("sub/logo.png"), p.folder.join("link.png")).unwrap();
+    std::fs::write(p.folder.join("text.png"), b"not a picture").unwrap();
+    let folder = p.folder.display().to_string();
+    let (app, engine) = app_with(|c| {
+        c.engine.pictures_dir = folder;
+        c.engine.max_mixes = Some(0);
+    });
+    for (background, overlay) in [
+        ("logo.png".to_string(), "sub/logo.png".to_string()),
+        ("./logo.png".into(), p.inside("logo.png")),
+        ("link.png".into(), p.inside("link.png")),
+    ] {
+        let (status, body) = put_json(&app, "m", &spec_with_images(&background, &overlay)).await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (StatusCode::CONFLICT, Some("limit_exceeded")),
+            "{background} {overlay}: {body}"
+        );
+    }
+    let (status, body) = put_json(&app, "m", &spec_with_images("logo.png", "text.png")).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("resource_unavailable")
+        ),
+        "{body}"
+    );
+    assert_eq!(
+        body["error"]["message"],
+        "image \"text.png\" cannot be read"
+    );
     assert!(engine.list().is_empty());
 }

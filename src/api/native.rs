@@ -15,7 +15,8 @@ use super::{
 };
 use crate::{
     engine::{MixView, PutOutcome},
-    model::MixSpec,
+    image::Escape,
+    model::{is_file_path, MixSpec, Violation},
 };
 
 pub fn routes() -> Router<AppState> {
@@ -123,6 +124,7 @@ async fn put(
     Json(spec): Json<MixSpec>,
 ) -> Result<impl IntoResponse, ApiError> {
     check_id(&id, "mix")?;
+    check_images(&s, &spec).await?;
     check_sources(&s, &spec).await?;
     let outcome = s.engine.put_mix(&id, spec).await?;
     respond(&s, &id, outcome)
@@ -211,9 +213,78 @@ async fn create(
             ),
         ));
     }
+    check_images(&s, &body.spec).await?;
     check_sources(&s, &body.spec).await?;
     let outcome = s.engine.put_mix(&body.id, body.spec).await?;
     respond(&s, &body.id, outcome)
+}
+
+/// `engine.pictures_dir`: the image files a caller names must lie in the pictures folder
+/// ([`crate::image::confine`]); without a folder, a caller may name no local file at all. Checked before anything
+/// is stored or started (the loader checks again when it reads them). A refusal names the field, never the
+/// folder, and is logged with its reason.
+async fn check_images(s: &AppState, spec: &MixSpec) -> Result<(), ApiError> {
+    let files = caller_files(spec);
+    if files.is_empty() {
+        return Ok(());
+    }
+    let folder = crate::image::pictures_dir(&s.config.engine);
+    let refused = tokio::task::spawn_blocking(move || confine_files(folder.as_deref(), files))
+        .await
+        .map_err(crate::Error::internal)?;
+    if refused.is_empty() {
+        return Ok(());
+    }
+    // With the spec's other broken rules, so that the caller can fix the request in one go.
+    let mut violations = spec.validate(&s.engine.limits()).err().unwrap_or_default();
+    violations.extend(refused);
+    Err(crate::error::Error::invalid(violations).into())
+}
+
+/// The image file paths a caller gave in `spec`, as `(field, path)`: the well-formed ones (the others break the
+/// spec's own rules, which say so).
+fn caller_files(spec: &MixSpec) -> Vec<(String, String)> {
+    let mut files = Vec::new();
+    if let Some(image) = spec.canvas.background_image.as_deref() {
+        if is_file_path(image) {
+            files.push(("canvas.background_image".to_string(), image.to_string()));
+        }
+    }
+    for (i, o) in spec.overlays.iter().enumerate() {
+        if o.color.is_none() && is_file_path(&o.image) {
+            files.push((format!("overlays[{i}].image"), o.image.clone()));
+        }
+    }
+    files
+}
+
+/// A local file without a pictures folder.
+const NO_PICTURES_DIR: &str = "a local image file needs a pictures folder on this node, and \
+    engine.pictures_dir is not set; give an http(s) URL";
+/// A path outside the pictures folder, or leading out of it.
+const OUTSIDE_PICTURES_DIR: &str =
+    "must name a file in this node's pictures folder (engine.pictures_dir): \
+    a path relative to it, or an absolute path inside it, with no symbolic link leading out of it";
+
+/// The rule each of `files` breaks, if any, within `folder`. A file that does not exist passes: the loader then
+/// answers as it does for any unreadable file (no oracle for what exists). Blocking.
+fn confine_files(folder: Option<&std::path::Path>, files: Vec<(String, String)>) -> Vec<Violation> {
+    files
+        .into_iter()
+        .filter_map(|(field, path)| {
+            let rule = match folder.map(|f| crate::image::confine(f, &path)) {
+                None => NO_PICTURES_DIR,
+                Some(Ok(_)) | Some(Err(Escape::Unresolved(_))) => return None,
+                Some(Err(Escape::ParentDir)) => "must not contain a .. component",
+                Some(Err(Escape::Outside)) => OUTSIDE_PICTURES_DIR,
+            };
+            tracing::info!(%field, %path, rule, "image file path refused");
+            Some(Violation {
+                field,
+                rule: rule.to_string(),
+            })
+        })
+        .collect()
 }
 
 /// `ingest.forbid_private_sources`: the caller's URLs must reach public addresses only.

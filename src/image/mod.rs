@@ -7,13 +7,26 @@
 //! FIFO blocks until a writer comes). Whatever makes a local file unusable — it does not exist, cannot be read,
 //! is not a regular file, or is not a PNG or JPEG — the answer is the same (`image "…" cannot be read`), so the API
 //! is no oracle for which files exist on the node; the detail is logged.
+//!
+//! With a pictures folder (`engine.pictures_dir`), a relative path is read inside it, and a path inside it must not
+//! lead out of it ([`confine`]): the path is checked and resolved again at each load, and the file opened is the
+//! one checked (without following a link swapped in since). Without one, a relative path is not read. Other
+//! absolute paths (the operator's `[pictures]` and `zego.image_presets`) are read as they are.
 
+mod confine;
 mod header;
 #[cfg(test)]
 pub(crate) use header::tests as header_tests;
 
-use std::{io::Read, os::unix::fs::OpenOptionsExt, sync::OnceLock, time::Duration};
+use std::{
+    io::Read,
+    os::unix::fs::OpenOptionsExt,
+    path::{Path, PathBuf},
+    sync::OnceLock,
+    time::Duration,
+};
 
+pub use confine::{confine, governs, Escape};
 pub use header::{dimensions, sniff};
 
 use crate::{
@@ -24,8 +37,8 @@ use crate::{
 /// How long loading one picture may take, download included.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// What a picture may cost the node.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What a picture may cost the node, and where a local one may be.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImageLimits {
     /// Most bytes read or downloaded (`engine.max_image_bytes`, or a dialect's own smaller cap).
     pub max_bytes: u64,
@@ -33,6 +46,9 @@ pub struct ImageLimits {
     pub max_pixels: u64,
     /// Deadline of the whole load.
     pub timeout: Duration,
+    /// The pictures folder (`engine.pictures_dir`, absolute): relative paths, and absolute ones inside it, are read
+    /// only within it ([`confine`]). `None`: a relative path is not read.
+    pub pictures_dir: Option<PathBuf>,
 }
 
 impl ImageLimits {
@@ -42,6 +58,7 @@ impl ImageLimits {
             max_bytes: engine.max_image_bytes,
             max_pixels: engine.max_image_pixels,
             timeout: DEFAULT_TIMEOUT,
+            pictures_dir: pictures_dir(engine),
         }
     }
 
@@ -53,6 +70,16 @@ impl ImageLimits {
             ..self
         }
     }
+}
+
+/// The pictures folder `engine.pictures_dir` names, made absolute (a configuration file's relative folder already
+/// is: see [`crate::config::Config::load`]); `None` when it is empty.
+pub fn pictures_dir(engine: &EngineConfig) -> Option<PathBuf> {
+    if engine.pictures_dir.is_empty() {
+        return None;
+    }
+    let folder = Path::new(&engine.pictures_dir);
+    Some(std::path::absolute(folder).unwrap_or_else(|_| folder.to_path_buf()))
 }
 
 /// Why bytes are not a picture this node takes.
@@ -83,6 +110,17 @@ pub fn is_url(location: &str) -> bool {
     location.starts_with("http://") || location.starts_with("https://")
 }
 
+/// An operator-configured image location (`[pictures]`, `zego.image_presets`) as the engine takes it: a relative
+/// file path made absolute against the working directory, which it has always been read from (a relative path in a
+/// mix is the pictures folder's). URLs and absolute paths are kept.
+pub fn operator_location(location: &str) -> String {
+    let path = Path::new(location);
+    if is_url(location) || location.is_empty() || path.is_absolute() {
+        return location.to_string();
+    }
+    std::path::absolute(path).map_or_else(|_| location.to_string(), |p| p.display().to_string())
+}
+
 /// The bytes of the PNG or JPEG at `location` (a file path or an http(s) URL), checked against `limits` before
 /// anything decodes them. Errors: [`ErrorKind::Unavailable`] when it cannot be read or fetched (or is no PNG or
 /// JPEG), [`ErrorKind::TooLarge`] when it has too many bytes or pixels.
@@ -104,7 +142,8 @@ async fn load_file(location: &str, limits: &ImageLimits) -> Result<Vec<u8>, Erro
     };
     let path = location.to_string();
     let max_bytes = limits.max_bytes;
-    let read = tokio::task::spawn_blocking(move || read_regular_file(&path, max_bytes));
+    let folder = limits.pictures_dir.clone();
+    let read = tokio::task::spawn_blocking(move || read_local(&path, folder.as_deref(), max_bytes));
     let bytes = match tokio::time::timeout(limits.timeout, read).await {
         Ok(Ok(Ok(bytes))) => bytes,
         Ok(Ok(Err(e))) => return Err(unreadable(&e)),
@@ -131,27 +170,88 @@ async fn load_file(location: &str, limits: &ImageLimits) -> Result<Vec<u8>, Erro
     }
 }
 
+/// The bytes of the local file `location` ([`read_regular_file`]): within the pictures `folder` when it governs
+/// the path (checked and resolved now, and the resolved file opened), as it is otherwise. Blocking.
+fn read_local(location: &str, folder: Option<&Path>, max_bytes: u64) -> Result<Vec<u8>, String> {
+    let governed = match folder {
+        Some(folder) => governs(folder, location),
+        None => Path::new(location).is_relative(),
+    };
+    if !governed {
+        return read_regular_file(Path::new(location), None, max_bytes);
+    }
+    let Some(folder) = folder else {
+        return Err("a relative path, and engine.pictures_dir is not set".into());
+    };
+    let (file, real_folder) = confine::resolve(folder, location).map_err(|e| match e {
+        Escape::ParentDir => "a .. component in a path the pictures folder governs".to_string(),
+        Escape::Outside => format!("leads out of the pictures folder {}", folder.display()),
+        Escape::Unresolved(detail) => detail,
+    })?;
+    read_regular_file(&file, Some(&real_folder), max_bytes)
+}
+
 /// At most `max_bytes + 1` bytes of the regular file at `path` (one more than allowed shows it is too large).
 /// Blocking. A FIFO, socket or device is refused without being opened; the file is opened non-blocking and
-/// checked again, in case it was swapped for one in between.
-fn read_regular_file(path: &str, max_bytes: u64) -> Result<Vec<u8>, String> {
-    let meta = std::fs::metadata(path).map_err(|e| e.to_string())?;
+/// checked again, in case it was swapped for one in between. With `within` (a resolved pictures folder), `path`
+/// is a resolved path in it: a symbolic link put in its place since is not followed, and the file opened must
+/// lie in the folder.
+fn read_regular_file(
+    path: &Path,
+    within: Option<&Path>,
+    max_bytes: u64,
+) -> Result<Vec<u8>, String> {
+    let meta = match within {
+        Some(_) => std::fs::symlink_metadata(path),
+        None => std::fs::metadata(path),
+    }
+    .map_err(|e| e.to_string())?;
     if !meta.is_file() {
         return Err("not a regular file".into());
     }
+    let flags = match within {
+        Some(_) => libc::O_NONBLOCK | libc::O_NOFOLLOW,
+        None => libc::O_NONBLOCK,
+    };
     let file = std::fs::OpenOptions::new()
         .read(true)
-        .custom_flags(libc::O_NONBLOCK)
+        .custom_flags(flags)
         .open(path)
         .map_err(|e| e.to_string())?;
     if !file.metadata().map_err(|e| e.to_string())?.is_file() {
         return Err("not a regular file once opened".into());
+    }
+    if let Some(folder) = within {
+        opened_within(&file, folder)?;
     }
     let mut bytes = Vec::new();
     file.take(max_bytes.saturating_add(1))
         .read_to_end(&mut bytes)
         .map_err(|e| e.to_string())?;
     Ok(bytes)
+}
+
+/// Whether the open `file` lies in `folder`, as the kernel says (a folder on its path may have been swapped for a
+/// link since it was resolved). Fails closed when it cannot tell.
+#[cfg(target_os = "linux")]
+fn opened_within(file: &std::fs::File, folder: &Path) -> Result<(), String> {
+    use std::os::fd::AsRawFd;
+    let opened = std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd()))
+        .map_err(|e| format!("where the opened file lies cannot be told: {e}"))?;
+    if opened.starts_with(folder) {
+        Ok(())
+    } else {
+        Err(format!(
+            "the file opened, {}, lies out of the pictures folder {}",
+            opened.display(),
+            folder.display()
+        ))
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn opened_within(_file: &std::fs::File, _folder: &Path) -> Result<(), String> {
+    Ok(())
 }
 
 async fn load_url(url: &str, limits: &ImageLimits) -> Result<Vec<u8>, Error> {
@@ -262,6 +362,7 @@ mod tests {
             max_bytes: 4096,
             max_pixels: 4096 * 4096,
             timeout: Duration::from_secs(5),
+            pictures_dir: None,
         }
     }
 
@@ -309,6 +410,81 @@ mod tests {
             assert_eq!(e.message, format!("image {path:?} cannot be read"));
         }
         assert!(began.elapsed() < Duration::from_secs(2));
+    }
+
+    /// With a pictures folder, a relative path is read inside it and a path it governs is checked again at load:
+    /// one that leads out (a link made after the request was checked) reads like a missing file. Without a
+    /// folder, a relative path is not read at all. Absolute paths outside the folder are the operator's.
+    #[tokio::test]
+    async fn paths_the_pictures_folder_governs_are_read_only_inside_it() {
+        let root = tempfile::tempdir().unwrap();
+        let folder = root.path().join("pictures");
+        std::fs::create_dir(&folder).unwrap();
+        let inside = write(&folder, "a.png", TINY_PNG);
+        let outside = write(root.path(), "secret.png", TINY_JPEG);
+        std::os::unix::fs::symlink(&outside, folder.join("out.png")).unwrap();
+        let confined = ImageLimits {
+            pictures_dir: Some(folder.clone()),
+            ..limits()
+        };
+        assert_eq!(load("a.png", &confined).await.unwrap(), TINY_PNG);
+        assert_eq!(load(&inside, &confined).await.unwrap(), TINY_PNG);
+        // The operator's own absolute path outside the folder is read as it is.
+        assert_eq!(load(&outside, &confined).await.unwrap(), TINY_JPEG);
+        let out_abs = folder.join("out.png").to_str().unwrap().to_string();
+        for path in ["out.png", out_abs.as_str(), "../secret.png", "nope.png"] {
+            let e = load(path, &confined).await.unwrap_err();
+            assert_eq!(
+                (e.kind, e.message),
+                (
+                    ErrorKind::Unavailable,
+                    format!("image {path:?} cannot be read")
+                ),
+                "{path}"
+            );
+        }
+        // No folder: a relative path is not taken against the working directory (the crate's, under cargo test).
+        let relative = "src/image/testdata/tiny.png";
+        assert!(std::path::Path::new(relative).is_file());
+        let e = load(relative, &limits()).await.unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Unavailable);
+    }
+
+    /// An operator's relative path keeps the meaning it always had (the working directory's), so that the
+    /// pictures folder, which governs relative paths in mixes, does not take it over.
+    #[test]
+    fn operator_locations_keep_their_meaning() {
+        let cwd = std::env::current_dir().unwrap();
+        assert_eq!(
+            operator_location("pictures/logo.png"),
+            cwd.join("pictures/logo.png").display().to_string()
+        );
+        for kept in [
+            "/srv/logo.png",
+            "https://cdn/logo.png",
+            "http://h/l.png",
+            "",
+        ] {
+            assert_eq!(operator_location(kept), kept);
+        }
+    }
+
+    /// The file the loader opens is the one it checked: a link swapped in for it is not followed, and a file
+    /// that turns out to lie outside the folder once opened is refused.
+    #[test]
+    fn the_checked_file_is_the_one_opened() {
+        let root = tempfile::tempdir().unwrap();
+        let folder = std::fs::canonicalize(root.path()).unwrap().join("pictures");
+        std::fs::create_dir(&folder).unwrap();
+        let outside = write(root.path(), "secret.png", TINY_PNG);
+        let link = folder.join("a.png");
+        std::os::unix::fs::symlink(&outside, &link).unwrap();
+        // As the operator's path, the link is followed; as a resolved path in the folder, it is not.
+        assert_eq!(read_regular_file(&link, None, 4096).unwrap(), TINY_PNG);
+        assert!(read_regular_file(&link, Some(&folder), 4096).is_err());
+        let file = std::fs::File::open(&outside).unwrap();
+        assert!(opened_within(&file, &folder).is_err());
+        assert!(opened_within(&file, &std::fs::canonicalize(root.path()).unwrap()).is_ok());
     }
 
     #[tokio::test]

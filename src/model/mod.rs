@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 pub use color::Color;
-pub use validate::{has_control, valid_id, Limits, Violation, ID_RULE};
+pub use validate::{has_control, is_file_path, valid_id, Limits, Violation, ID_RULE};
 
 /// Everything needed to run one mix: the picture, the sound and where it goes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -70,6 +70,7 @@ pub struct Canvas {
     /// Colour shown where no input or image covers the canvas.
     pub background: Color,
     /// Optional picture (file path or http(s) URL of a PNG/JPEG) stretched over the whole canvas, above the colour.
+    /// A file path is within the pictures folder, `engine.pictures_dir` (relative to it, or absolute inside it).
     pub background_image: Option<String>,
 }
 
@@ -275,7 +276,8 @@ pub struct ImageOverlay {
     /// Identifies the overlay within the mix.
     #[schema(pattern = "^[A-Za-z0-9._~-]{1,128}$")]
     pub id: String,
-    /// PNG or JPEG: a file path or an http(s) URL, scaled to `rect`. Empty (or absent) when the overlay is a
+    /// PNG or JPEG: a file path or an http(s) URL, scaled to `rect`. A file path is within the pictures folder,
+    /// `engine.pictures_dir` (relative to it, or absolute inside it). Empty (or absent) when the overlay is a
     /// plain `color`.
     #[serde(default)]
     #[schema(default = "")]

@@ -66,6 +66,17 @@ pub fn has_control(s: &str) -> bool {
     s.chars().any(char::is_control)
 }
 
+/// Whether an image location is a well-formed file path (not an http(s) URL): what [`MixSpec::validate`] takes
+/// as one. Where the file may be is the API's to judge (the native API confines it to `engine.pictures_dir`).
+pub fn is_file_path(image: &str) -> bool {
+    !image.starts_with("http://")
+        && !image.starts_with("https://")
+        && !has_control(image)
+        && !image.is_empty()
+        && image.len() <= MAX_URL_LEN
+        && !image.contains("://")
+}
+
 const NO_CONTROL: &str = "must not contain control characters (line breaks, tabs, …)";
 
 struct Checker(Vec<Violation>);
@@ -154,7 +165,7 @@ impl Checker {
             self.check(false, || field.to_string(), NO_CONTROL);
         } else {
             self.check(
-                !image.is_empty() && image.len() <= MAX_URL_LEN && !image.contains("://"),
+                is_file_path(image),
                 || field.to_string(),
                 "must be a file path or an http(s) URL",
             );

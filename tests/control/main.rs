@@ -57,6 +57,8 @@ pull_url = "{NOWHERE}/live/{{stream_id}}"
 push_url = "{NOWHERE}/mix/{{stream_id}}"
 [engine]
 max_mixes = 10
+# Relative to this file's folder: `dir` (local image files named in requests lie there).
+pictures_dir = "."
 {extra}"#
         ),
     )

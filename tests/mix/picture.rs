@@ -8,6 +8,14 @@ use super::*;
 
 const T: Duration = Duration::from_secs(25);
 
+/// A rig whose pictures folder (`engine.pictures_dir`) is nginx's file folder: local image files must lie there.
+fn rig_with_pictures() -> Rig {
+    init();
+    let nginx = Nginx::start();
+    let folder = nginx.http_dir().display().to_string();
+    Rig::on(nginx, |c| c.engine.pictures_dir = folder)
+}
+
 #[test]
 fn rects_zorder_and_canvas_colour() {
     let rig = Rig::start();
@@ -139,7 +147,7 @@ fn rounded_corners_show_what_is_beneath() {
 
 #[test]
 fn transparent_watermark_shows_what_is_beneath_and_corners_stay_round() {
-    let rig = Rig::start();
+    let rig = rig_with_pictures();
     let _a = rig.solid("a", RED, None);
     let probe = rig.probe("out");
     // Fully transparent magenta: only what lies beneath may show.
@@ -189,7 +197,7 @@ fn transparent_watermark_shows_what_is_beneath_and_corners_stay_round() {
 
 #[test]
 fn background_image_and_watermark_from_file_and_http() {
-    let rig = Rig::start();
+    let rig = rig_with_pictures();
     let _a = rig.solid("a", RED, None);
     let probe = rig.probe("out");
     let bg = rig.nginx.http_dir().join("bg.png");
@@ -197,7 +205,9 @@ fn background_image_and_watermark_from_file_and_http() {
     let logo = rig.nginx.http_dir().join("logo.png");
     write_png(&logo, 0xFFFF00FF, 32, 32);
     let mut s = spec("#000000", vec![input("a", rect(0, 0, 320, 180))]);
-    s["canvas"]["background_image"] = json!(bg.display().to_string());
+    // A path relative to the pictures folder.
+    assert!(bg.ends_with("bg.png"));
+    s["canvas"]["background_image"] = json!("bg.png");
     s["overlays"] = json!([{"id": "logo", "image": rig.nginx.http_url("logo.png"), "rect": rect(280, 140, 80, 80), "layer": 100}]);
     rig.put("m", &s);
     // Canvas covered by the (cyan) background image; the (magenta) watermark lies over the input's corner.

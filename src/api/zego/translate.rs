@@ -46,18 +46,22 @@ fn parse_color_hex(s: &str) -> Result<Color, ZegoError> {
     Ok(Color::from_rgb_u32(v))
 }
 
-/// An image reference: an http(s) URL, or a `preset-id://` name registered in the config.
+/// An image reference: an http(s) URL, or a `preset-id://` name registered in the config (the operator's
+/// location, a relative file path made absolute as it was always read: see [`crate::image::operator_location`]).
 fn image_location(s: &str, config: &ZegoConfig, field: &str) -> Result<String, ZegoError> {
     if s.starts_with("http://") || s.starts_with("https://") {
         return Ok(s.to_string());
     }
     if s.starts_with("preset-id://") {
-        return config.image_presets.get(s).cloned().ok_or_else(|| {
-            ZegoError::new(
-                IMAGE_SCHEME,
-                format!("{field} preset {s:?} is not registered"),
-            )
-        });
+        let preset = config.image_presets.get(s);
+        return preset
+            .map(|l| crate::image::operator_location(l))
+            .ok_or_else(|| {
+                ZegoError::new(
+                    IMAGE_SCHEME,
+                    format!("{field} preset {s:?} is not registered"),
+                )
+            });
     }
     Err(ZegoError::new(
         IMAGE_SCHEME,
