@@ -54,7 +54,7 @@ impl std::fmt::Debug for Secret {
 }
 
 /// The whole configuration file.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// The HTTP listener that serves every API dialect.
@@ -82,7 +82,7 @@ pub struct Config {
     pub pictures: std::collections::BTreeMap<String, String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServerConfig {
     /// Address the HTTP API listens on.
@@ -120,7 +120,7 @@ impl Default for ServerConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct IngestConfig {
     /// URL template an input given by stream id is pulled from; `{stream_id}` is replaced.
@@ -157,7 +157,7 @@ impl Default for IngestConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct EgressConfig {
     /// URL template an output given by stream id is published to; `{stream_id}` is replaced.
@@ -185,7 +185,7 @@ impl Default for EgressConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct EngineConfig {
     /// Time the compositor and audio mixer wait for late input before producing a frame without it.
@@ -253,7 +253,7 @@ pub fn mixes_for_cores(cores: usize) -> usize {
     (cores * 5 / 2).max(2)
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ZegoConfig {
     /// The AppId requests must carry; 0 turns the dialect off (every request is refused with 100000001).
@@ -299,7 +299,7 @@ impl Default for ZegoConfig {
 }
 
 /// One application allowed to call the legacy CGI.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TencentApp {
     /// The live APPID requests name in `appid` (or `cmd`).
@@ -308,7 +308,7 @@ pub struct TencentApp {
     pub key: Secret,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TencentConfig {
     /// The APPID of the legacy CGI; 0 (with no `apps`) turns the CGI off.
@@ -365,7 +365,7 @@ impl TencentConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TencentCloudConfig {
     /// The SecretId API 3.0 requests are signed with; empty turns API 3.0 off.
@@ -387,7 +387,7 @@ impl Default for TencentCloudConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreConfig {
     /// SQLite file holding every accepted mix and relay project (created if missing; its directory must exist,
@@ -405,7 +405,7 @@ impl Default for StoreConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CallbacksConfig {
     /// A PEM file of CA certificates trusted for `https://` callback URLs besides the system's (a private CA of
@@ -424,7 +424,7 @@ impl Default for CallbacksConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct WebhooksConfig {
     /// Where each selected event is POSTed (http:// or https://, through the `[callbacks]` client); empty: no

@@ -46,6 +46,7 @@ pub mod error;
 pub mod events;
 pub mod flv;
 pub mod image;
+pub mod live;
 pub mod media;
 pub mod model;
 pub mod netpolicy;

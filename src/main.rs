@@ -40,9 +40,9 @@ fn main() -> std::process::ExitCode {
             print!("{}", include_str!("../tessera.example.toml"));
             std::process::ExitCode::SUCCESS
         }
-        Command::Serve { config } => {
-            let config = match config {
-                Some(path) => Config::load(&path),
+        Command::Serve { config: file } => {
+            let config = match &file {
+                Some(path) => Config::load(path),
                 None => {
                     Config::from_toml(include_str!("../tessera.example.toml"), "embedded default")
                 }
@@ -58,7 +58,7 @@ fn main() -> std::process::ExitCode {
                 .enable_all()
                 .build()
                 .expect("tokio runtime");
-            match runtime.block_on(run(config)) {
+            match runtime.block_on(run(config, file)) {
                 Ok(()) => std::process::ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("tessera: {e}");
@@ -69,10 +69,28 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-async fn run(config: Config) -> std::io::Result<()> {
+async fn run(config: Config, file: Option<PathBuf>) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(config.server.listen).await?;
     tracing::info!(listen = %listener.local_addr()?, "listening; taking back recorded tasks");
-    tessera::server::serve(listener, config, shutdown_signal()).await
+    let mut state = tessera::server::build(config).await?;
+    state.config_file = file;
+    tokio::spawn(reload_on_sighup(state.clone()));
+    tessera::server::serve_state(listener, state, shutdown_signal()).await
+}
+
+/// Every SIGHUP re-reads the configuration file (as `POST /v1/admin/reload` does); a refused file is logged and
+/// the running configuration stays.
+async fn reload_on_sighup(state: tessera::api::AppState) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        tracing::warn!("no SIGHUP handler: reload with POST /v1/admin/reload");
+        return;
+    };
+    while hup.recv().await.is_some() {
+        if let Err(why) = tessera::api::reload::reload(&state).await {
+            tracing::warn!(error = %why, "configuration reload refused; the running configuration stays");
+        }
+    }
 }
 
 /// Resolves on the first SIGINT or SIGTERM; a second one exits at once.

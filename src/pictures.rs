@@ -58,8 +58,9 @@ pub struct Pictures {
     entries: Mutex<HashMap<String, Entry>>,
     /// Where uploads are written; created on first upload, removed on drop.
     dir: Mutex<Option<PathBuf>>,
-    /// Largest picture accepted, in bytes and pixels (`engine.max_image_bytes`, `engine.max_image_pixels`).
-    limits: ImageLimits,
+    /// Largest picture accepted, in bytes and pixels (`engine.max_image_bytes`, `engine.max_image_pixels`); a
+    /// reload replaces them.
+    limits: Mutex<ImageLimits>,
 }
 
 impl Pictures {
@@ -80,12 +81,34 @@ impl Pictures {
         Self {
             entries: Mutex::new(entries),
             dir: Mutex::new(None),
-            limits,
+            limits: Mutex::new(limits),
         }
     }
 
+    /// A reload: the configured pictures become `configured` (uploads stay, unless the configuration now names
+    /// their id, which it then owns), under new limits.
+    pub fn reconfigure(&self, configured: &BTreeMap<String, String>, limits: ImageLimits) {
+        let mut entries = self.entries.lock().unwrap();
+        entries.retain(|id, e| e.origin != "config" && !configured.contains_key(id));
+        for (id, location) in configured {
+            entries.insert(
+                id.clone(),
+                Entry {
+                    location: crate::image::operator_location(location),
+                    origin: "config",
+                    size: None,
+                },
+            );
+        }
+        *self.limits.lock().unwrap() = limits;
+    }
+
+    fn limits(&self) -> ImageLimits {
+        self.limits.lock().unwrap().clone()
+    }
+
     pub fn max_bytes(&self) -> u64 {
-        self.limits.max_bytes
+        self.limits().max_bytes
     }
 
     /// Stores an uploaded PNG or JPEG under `id` (replacing an earlier upload). Its header is checked first (a
@@ -105,13 +128,14 @@ impl Pictures {
         let not_a_picture =
             || Error::new(ErrorKind::Invalid, "the picture must be a PNG or a JPEG");
         let ext = crate::image::sniff(bytes).ok_or_else(not_a_picture)?;
-        if bytes.len() as u64 > self.limits.max_bytes {
+        let limits = self.limits();
+        if bytes.len() as u64 > limits.max_bytes {
             return Err(Error::new(
                 ErrorKind::TooLarge,
-                format!("the picture is larger than {} bytes", self.limits.max_bytes),
+                format!("the picture is larger than {} bytes", limits.max_bytes),
             ));
         }
-        match crate::image::size_within(bytes, self.limits.max_pixels) {
+        match crate::image::size_within(bytes, limits.max_pixels) {
             Ok(_) => {}
             Err(Refused::NotAPicture) => return Err(not_a_picture()),
             Err(Refused::TooManyPixels { width, height }) => {
@@ -119,7 +143,7 @@ impl Pictures {
                     ErrorKind::TooLarge,
                     format!(
                         "the picture {}",
-                        crate::image::too_many_pixels(width, height, self.limits.max_pixels)
+                        crate::image::too_many_pixels(width, height, limits.max_pixels)
                     ),
                 ))
             }
@@ -187,7 +211,8 @@ impl Pictures {
         if let Some(size) = entry.size {
             return Some(Ok((entry.location, size)));
         }
-        let size = match crate::image::load(&entry.location, &self.limits).await {
+        let limits = self.limits();
+        let size = match crate::image::load(&entry.location, &limits).await {
             // `load` checked the header.
             Ok(bytes) => crate::image::dimensions(&bytes)
                 .ok_or_else(|| Error::internal("a loaded picture without a size")),

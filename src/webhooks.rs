@@ -51,12 +51,44 @@ pub fn signature(secret: &str, t: i64, body: &str) -> String {
     format!("t={t},v1={hex}")
 }
 
-/// Starts delivering `events` to every configured URL (nothing when none is configured). The tasks end when the
-/// bus closes.
-pub fn start(config: &WebhooksConfig, http: reqwest::Client, events: &EventBus) -> Arc<Deliveries> {
-    let counts = Arc::new(Deliveries::default());
+/// The node's webhooks: delivery counts, and the task handing events to the current URLs' queues.
+pub struct Webhooks {
+    pub counts: Arc<Deliveries>,
+    /// The current fan-out; a reload aborts it (the old URLs' queues then drain and their tasks end).
+    fan_out: std::sync::Mutex<Option<tokio::task::AbortHandle>>,
+}
+
+impl Webhooks {
+    /// Starts delivering `events` to every configured URL (nothing when none is configured). Must be called
+    /// inside a Tokio runtime.
+    pub fn start(config: &WebhooksConfig, http: reqwest::Client, events: &EventBus) -> Self {
+        let counts = Arc::new(Deliveries::default());
+        let fan_out = spawn(config, http, events, &counts);
+        Self {
+            counts,
+            fan_out: std::sync::Mutex::new(fan_out),
+        }
+    }
+
+    /// A reload: events from now on go to the URLs of `config`; what the old URLs had queued is still
+    /// delivered (or retried, then dropped) by their own tasks.
+    pub fn reconfigure(&self, config: &WebhooksConfig, http: reqwest::Client, events: &EventBus) {
+        let next = spawn(config, http, events, &self.counts);
+        if let Some(old) = std::mem::replace(&mut *self.fan_out.lock().unwrap(), next) {
+            old.abort();
+        }
+    }
+}
+
+/// One queue and delivery task per URL, and the fan-out that fills them; `None` when no URL is configured.
+fn spawn(
+    config: &WebhooksConfig,
+    http: reqwest::Client,
+    events: &EventBus,
+    counts: &Arc<Deliveries>,
+) -> Option<tokio::task::AbortHandle> {
     if config.urls.is_empty() {
-        return counts;
+        return None;
     }
     let queues: Vec<Queue> = config
         .urls
@@ -77,13 +109,13 @@ pub fn start(config: &WebhooksConfig, http: reqwest::Client, events: &EventBus) 
         })
         .collect();
     tracing::info!(urls = config.urls.len(), "webhooks on");
-    tokio::spawn(fan_out(
+    let task = tokio::spawn(fan_out(
         events.subscribe(),
         config.clone(),
         queues,
         counts.clone(),
     ));
-    counts
+    Some(task.abort_handle())
 }
 
 /// One URL's queue.

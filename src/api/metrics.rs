@@ -504,9 +504,9 @@ fn render(s: &AppState) -> String {
         None,
     );
     for (outcome, n) in [
-        ("delivered", &s.webhooks.delivered),
-        ("retried", &s.webhooks.retried),
-        ("dropped", &s.webhooks.dropped),
+        ("delivered", &s.webhooks.counts.delivered),
+        ("retried", &s.webhooks.counts.retried),
+        ("dropped", &s.webhooks.counts.dropped),
     ] {
         hooks.add(
             vec![("outcome", outcome.into())],

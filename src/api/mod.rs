@@ -14,6 +14,7 @@ mod pictures;
 pub mod ratelimit;
 pub mod registry;
 mod relays;
+pub mod reload;
 pub mod tencent;
 pub mod zego;
 
@@ -29,7 +30,7 @@ use axum::{
     Router,
 };
 
-use crate::{config::Config, engine::Engine, events::EventBus, node::NodeParts};
+use crate::{config::Config, engine::Engine, events::EventBus, live::Live, node::NodeParts};
 
 pub use error::ApiError;
 
@@ -37,7 +38,11 @@ pub use error::ApiError;
 #[derive(Clone)]
 pub struct AppState {
     pub engine: Engine,
-    pub config: Arc<Config>,
+    /// The node's configuration, shared with the engine and the relays; a reload replaces it. Take it once per
+    /// request (`config.get()`), so one request sees one configuration.
+    pub config: Live<Config>,
+    /// The status-callback and webhook client (`[callbacks]`); a reload that changes `[callbacks]` rebuilds it.
+    pub callbacks: Live<reqwest::Client>,
     /// The node's event stream.
     pub events: EventBus,
     /// The ZEGO dialect's tasks and nonces.
@@ -48,12 +53,18 @@ pub struct AppState {
     pub tencent: Arc<tencent::TencentState>,
     /// Relay projects (one source to many targets).
     pub relays: crate::relay::Relays,
-    /// Request rates per credential or client, one limiter per dialect.
-    pub rates: Arc<ratelimit::RateLimits>,
-    /// Webhook delivery counts.
-    pub webhooks: Arc<crate::webhooks::Deliveries>,
+    /// Request rates per credential or client, one limiter per dialect; a reload that changes a rate starts
+    /// them afresh.
+    pub rates: Live<ratelimit::RateLimits>,
+    /// Webhook deliveries: their counts and the current URLs.
+    pub webhooks: Arc<crate::webhooks::Webhooks>,
     /// Who may use the native API.
-    pub tokens: Arc<auth::Tokens>,
+    pub tokens: Live<auth::Tokens>,
+    /// One reload at a time (SIGHUP and `POST /v1/admin/reload` may race).
+    pub reloading: Arc<tokio::sync::Mutex<()>>,
+    /// The file the configuration came from, which a reload re-reads; `None`: the embedded defaults (or a
+    /// configuration built in code), which cannot be reloaded.
+    pub config_file: Option<std::path::PathBuf>,
     /// Set when the node shuts down: long-lived responses (the event stream) end, so the shutdown does not wait
     /// for their clients.
     pub closing: Arc<tokio::sync::watch::Sender<bool>>,
@@ -81,11 +92,18 @@ impl AppState {
         parts: NodeParts,
         callbacks: reqwest::Client,
     ) -> Result<Self, String> {
-        let tokens = Arc::new(auth::Tokens::from_config(&config.server)?);
+        let tokens = Live::new(auth::Tokens::from_config(&config.server)?);
         crate::media::cpu::start_sampler();
-        let engine = Engine::new(config.clone(), parts.clone());
-        let webhooks = crate::webhooks::start(&config.webhooks, callbacks.clone(), &parts.events);
-        let relays = crate::relay::Relays::new(config.clone(), parts.clone(), callbacks);
+        let live = Live::new(config.clone());
+        let engine = Engine::with_config(live.clone(), parts.clone());
+        let webhooks = Arc::new(crate::webhooks::Webhooks::start(
+            &config.webhooks,
+            callbacks.clone(),
+            &parts.events,
+        ));
+        let callbacks = Live::new(callbacks);
+        let relays =
+            crate::relay::Relays::with_config(live.clone(), parts.clone(), callbacks.clone());
         let pictures = crate::pictures::Pictures::new(
             &config.pictures,
             crate::image::ImageLimits::of(&config.engine),
@@ -97,13 +115,16 @@ impl AppState {
             events: parts.events,
             pictures: Arc::new(pictures),
             relays,
-            rates: Arc::new(ratelimit::RateLimits::new(&config)),
+            rates: Live::new(ratelimit::RateLimits::new(&config)),
             webhooks,
             tokens,
+            reloading: Arc::default(),
+            config_file: None,
+            callbacks,
             closing: Arc::new(tokio::sync::watch::channel(false).0),
             api_counts: Arc::default(),
             cpu_shares: Arc::default(),
-            config: Arc::new(config),
+            config: live,
         })
     }
 
@@ -119,7 +140,9 @@ impl AppState {
     pub async fn restore(&self) -> (usize, usize) {
         let mixes = self.engine.restore().await;
         let relays = self.relays.restore().await;
-        self.zego.restore(&self.engine, &self.config.zego).await;
+        self.zego
+            .restore(&self.engine, &self.config.get().zego)
+            .await;
         self.tencent.restore(&self.engine, &self.relays).await;
         (mixes, relays)
     }
@@ -127,7 +150,7 @@ impl AppState {
 
 /// The whole HTTP application; tests drive it with `oneshot` or over a socket.
 pub fn app(state: AppState) -> Router {
-    let max_body = state.config.server.max_body_bytes;
+    let max_body = state.config.get().server.max_body_bytes;
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -159,8 +182,10 @@ pub fn app(state: AppState) -> Router {
                 .merge(relays::routes())
                 .merge(events::routes())
                 .merge(metrics::routes())
+                .merge(reload::routes())
                 .merge(pictures::routes(
-                    usize::try_from(state.config.engine.max_image_bytes).unwrap_or(usize::MAX),
+                    usize::try_from(state.config.get().engine.max_image_bytes)
+                        .unwrap_or(usize::MAX),
                 ))
                 .route_layer(axum::middleware::from_fn_with_state(
                     state.clone(),
@@ -257,6 +282,10 @@ fn classify(req: &axum::extract::Request) -> (&'static str, String) {
                 ],
             ),
         ),
+        "/v1/admin/reload" => (
+            "native",
+            format!("{} /v1/admin/reload", req.method().as_str()),
+        ),
         p if p.starts_with("/v1/") || p == "/metrics" => {
             // /v1/{kind}/{id}/{verb}: ids are the caller's, so they are left out; so is any path that is not a
             // route (every label value must come from a short list).
@@ -347,10 +376,10 @@ async fn native_rate_limit(
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
         .map(|p| p.0.ip().to_string())
         .unwrap_or_default();
-    match state.rates.native.check(&key) {
+    match state.rates.get().native.check(&key) {
         Ok(()) => next.run(request).await,
         Err(wait) => {
-            let limit = state.config.server.max_requests_per_s;
+            let limit = state.config.get().server.max_requests_per_s;
             let retry_after = wait.as_secs().max(1).to_string();
             let mut response = ApiError::new(
                 axum::http::StatusCode::TOO_MANY_REQUESTS,

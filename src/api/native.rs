@@ -228,7 +228,7 @@ async fn check_images(s: &AppState, spec: &MixSpec) -> Result<(), ApiError> {
     if files.is_empty() {
         return Ok(());
     }
-    let folder = crate::image::pictures_dir(&s.config.engine);
+    let folder = crate::image::pictures_dir(&s.config.get().engine);
     let refused = tokio::task::spawn_blocking(move || confine_files(folder.as_deref(), files))
         .await
         .map_err(crate::Error::internal)?;
@@ -289,7 +289,7 @@ fn confine_files(folder: Option<&std::path::Path>, files: Vec<(String, String)>)
 
 /// `ingest.forbid_private_sources`: the caller's URLs must reach public addresses only.
 async fn check_sources(s: &AppState, spec: &MixSpec) -> Result<(), ApiError> {
-    if !s.config.ingest.forbid_private_sources {
+    if !s.config.get().ingest.forbid_private_sources {
         return Ok(());
     }
     crate::netpolicy::check_urls(crate::netpolicy::caller_urls(spec))

@@ -53,6 +53,7 @@ pub const ID_PATTERN: &str = "^[A-Za-z0-9._~-]{1,128}$";
         pictures::delete,
         events::events,
         super::metrics::metrics,
+        super::reload::reload_route,
     ),
     components(responses(RateLimited)),
     modifiers(&ExternallyTagged, &Secured),

@@ -87,7 +87,8 @@ impl Engine {
         max_image_bytes: u64,
         ticket: u64,
     ) -> Result<Prepared, Error> {
-        let limits = ImageLimits::of(&self.inner.config.engine).with_max_bytes(max_image_bytes);
+        let limits =
+            ImageLimits::of(&self.inner.config.get().engine).with_max_bytes(max_image_bytes);
         // Pictures unchanged from a pipeline that takes the change live are kept, not rendered again; a new
         // pipeline needs them all.
         let (base, running) = {
@@ -294,7 +295,7 @@ impl Engine {
         if live {
             let (engine, p, spec2) = (self.clone(), pipeline.clone(), spec.clone());
             let updated = blocking(move || {
-                let config = &engine.inner.config;
+                let config = &engine.inner.config.get();
                 p.lock()
                     .unwrap()
                     .update(&spec2, stills, config, &engine.inner.hub)
@@ -314,7 +315,7 @@ impl Engine {
             .inputs
             .iter()
             .map(|i| {
-                let url = resolve_input(&i.source, &self.inner.config.ingest);
+                let url = resolve_input(&i.source, &self.inner.config.get().ingest);
                 self.inner
                     .hub
                     .subscribe(&url, Arc::new(super::input::Discard), None)
@@ -343,7 +344,7 @@ impl Engine {
                 &id,
                 &spec,
                 stills,
-                &inner.config,
+                &inner.config.get(),
                 &inner.hub,
                 &inner.events,
                 engine.on_failure(&id, run),
@@ -466,7 +467,7 @@ impl Engine {
                 _ => return false,
             }
         };
-        let limits = ImageLimits::of(&self.inner.config.engine);
+        let limits = ImageLimits::of(&self.inner.config.get().engine);
         let stills = match render_stills(spec.clone(), None, limits).await {
             Ok(s) => s,
             Err(e) => {
@@ -618,7 +619,7 @@ impl Engine {
     fn output_urls(&self, spec: &MixSpec) -> Vec<String> {
         spec.outputs
             .iter()
-            .map(|o| resolve_output(&o.target, &self.inner.config.egress))
+            .map(|o| resolve_output(&o.target, &self.inner.config.get().egress))
             .collect()
     }
 
@@ -649,7 +650,7 @@ impl Engine {
 
     /// Refuses a mix that would publish to one of its own inputs (it would pull its own output).
     fn check_not_self_feeding(&self, spec: &MixSpec) -> Result<(), Error> {
-        let config = &self.inner.config;
+        let config = &self.inner.config.get();
         let inputs: Vec<(String, &str)> = spec
             .inputs
             .iter()

@@ -39,6 +39,7 @@ use crate::{
     control::{Claims, KeyedLocks, Tickets},
     error::{Error, ErrorKind},
     events::EventBus,
+    live::Live,
     media::LinkState,
     model::{Limits, MixSpec, Source, Target},
     node::NodeParts,
@@ -145,7 +146,8 @@ pub struct Engine {
 }
 
 struct EngineInner {
-    config: Config,
+    /// The node's configuration; a reload replaces it (limits apply to the next request).
+    config: Live<Config>,
     hub: InputHub,
     /// Each accepted mix's spec, recorded before the request is answered, so a restart resumes it.
     records: Records<MixRecord>,
@@ -200,10 +202,15 @@ const KIND: &str = "mix";
 impl Engine {
     /// Must be called inside a Tokio runtime (supervisors are tasks).
     pub fn new(config: Config, parts: NodeParts) -> Self {
+        Self::with_config(Live::new(config), parts)
+    }
+
+    /// An engine reading the node's live configuration (shared with the API, which reloads it).
+    pub fn with_config(config: Live<Config>, parts: NodeParts) -> Self {
         let (ready, _) = watch::channel(false);
         Self {
             inner: Arc::new(EngineInner {
-                hub: InputHub::new(config.ingest.clone(), parts.events.clone()),
+                hub: InputHub::new(config.get().ingest.clone(), parts.events.clone()),
                 records: Records::new(parts.store, KIND),
                 events: parts.events,
                 claims: parts.claims,
@@ -223,7 +230,7 @@ impl Engine {
     }
 
     pub fn limits(&self) -> Limits {
-        let e = &self.inner.config.engine;
+        let e = &self.inner.config.get().engine;
         Limits {
             max_inputs: e.max_inputs,
             max_overlays: e.max_overlays,
@@ -231,8 +238,9 @@ impl Engine {
         }
     }
 
-    pub fn config(&self) -> &Config {
-        &self.inner.config
+    /// The configuration now (a reload may replace it; hold the `Arc` for one piece of work).
+    pub fn config(&self) -> Arc<Config> {
+        self.inner.config.get()
     }
 
     pub fn events(&self) -> &EventBus {
@@ -247,7 +255,7 @@ impl Engine {
     }
 
     fn admits(&self, mixes: &HashMap<String, Mix>, id: &str) -> Result<(), Error> {
-        let max = self.inner.config.engine.max_mixes();
+        let max = self.inner.config.get().engine.max_mixes();
         if mixes.contains_key(id) || mixes.len() < max {
             return Ok(());
         }
@@ -259,7 +267,7 @@ impl Engine {
 
     /// Creates mix `id`, or applies `spec` to it. A refused request changes nothing; see `control`.
     pub async fn put_mix(&self, id: &str, spec: MixSpec) -> Result<PutOutcome, Error> {
-        self.put_mix_with(id, spec, self.inner.config.engine.max_image_bytes)
+        self.put_mix_with(id, spec, self.inner.config.get().engine.max_image_bytes)
             .await
     }
 
@@ -295,7 +303,7 @@ impl Engine {
                 }
                 status
             }
-            None => status::not_running(&spec, state, error, &self.inner.config),
+            None => status::not_running(&spec, state, error, &self.inner.config.get()),
         };
         Some(MixView {
             id: id.to_string(),
@@ -335,7 +343,7 @@ impl Engine {
         source: &Source,
         timeout: std::time::Duration,
     ) -> Result<SourceHold, String> {
-        let url = resolve_input(source, &self.inner.config.ingest);
+        let url = resolve_input(source, &self.inner.config.get().ingest);
         let sub = self
             .inner
             .hub
@@ -361,7 +369,7 @@ impl Engine {
         timeout: std::time::Duration,
         want_video: bool,
     ) -> (SourceHold, SourceFacts) {
-        let url = resolve_input(source, &self.inner.config.ingest);
+        let url = resolve_input(source, &self.inner.config.get().ingest);
         let sub = self
             .inner
             .hub

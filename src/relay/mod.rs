@@ -39,6 +39,7 @@ use crate::{
     control::{Claims, Conflict, KeyedLocks},
     error::{Error, ErrorKind},
     events::{EventBus, EventKind, TaskRef},
+    live::Live,
     media::LinkState,
     model::Violation,
     node::NodeParts,
@@ -93,9 +94,11 @@ pub struct Relays {
 }
 
 struct Inner {
-    config: Config,
-    /// Sends every project's status callbacks (TLS roots and connection pool built once, at start).
-    http: reqwest::Client,
+    /// The node's configuration; a reload replaces it.
+    config: Live<Config>,
+    /// Sends every project's status callbacks (TLS roots and connection pool built at start, and again by a
+    /// reload that changes `[callbacks]`).
+    http: Live<reqwest::Client>,
     /// Where each project's spec and whether it runs are recorded before a request is answered.
     records: Records<RelayRecord>,
     events: EventBus,
@@ -125,6 +128,15 @@ fn not_found(id: &str) -> Error {
 impl Relays {
     /// `http` is the callback client, built (and its `ca_file` checked) once at start.
     pub fn new(config: Config, parts: NodeParts, http: reqwest::Client) -> Self {
+        Self::with_config(Live::new(config), parts, Live::new(http))
+    }
+
+    /// Relays reading the node's live configuration (shared with the API, which reloads it).
+    pub fn with_config(
+        config: Live<Config>,
+        parts: NodeParts,
+        http: Live<reqwest::Client>,
+    ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 config,
@@ -211,7 +223,7 @@ impl Relays {
         if let Err(v) = spec.validate() {
             violations.extend(v);
         }
-        if violations.is_empty() && self.inner.config.ingest.forbid_private_sources {
+        if violations.is_empty() && self.inner.config.get().ingest.forbid_private_sources {
             if let Err(v) = crate::netpolicy::check_urls(spec.caller_urls()).await {
                 violations.extend(v);
             }
@@ -290,8 +302,8 @@ impl Relays {
             id,
             self.inner.runs.fetch_add(1, Ordering::Relaxed),
             &spec,
-            &self.inner.config,
-            self.inner.http.clone(),
+            &self.inner.config.get(),
+            (*self.inner.http.get()).clone(),
             self.inner.events.clone(),
             self.on_stop_at(),
         );
@@ -419,7 +431,7 @@ impl Relays {
     }
 
     fn view(&self, id: &str, p: &Project) -> RelayView {
-        let config = &self.inner.config;
+        let config = &self.inner.config.get();
         let push_urls: Vec<String> = [Some(&p.spec.main), p.spec.backup.as_ref()]
             .into_iter()
             .flatten()

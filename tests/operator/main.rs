@@ -9,6 +9,7 @@ mod access;
 mod events;
 mod metrics;
 mod receiver;
+mod reload;
 mod webhooks;
 
 use std::{

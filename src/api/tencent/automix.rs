@@ -248,7 +248,7 @@ pub async fn nginx_publish(
             return StatusCode::FORBIDDEN;
         }
     }
-    if state.config.tencent.automix {
+    if state.config.get().tencent.automix {
         if let Some(name) = fields.get("name") {
             state.tencent.automix.published(&state, name, &fields);
         }
@@ -302,7 +302,7 @@ pub async fn srs_publish(State(state): State<AppState>, body: Bytes) -> Response
             // SRS refuses the publish unless the answer's code is 0.
             return Json(json!({"code": 403, "msg": "push URL expired"})).into_response();
         }
-        if state.config.tencent.automix && !hook.stream.is_empty() {
+        if state.config.get().tencent.automix && !hook.stream.is_empty() {
             let args = form(hook.param.trim_start_matches('?').as_bytes());
             state.tencent.automix.published(&state, &hook.stream, &args);
         }

@@ -125,11 +125,11 @@ impl Sessions {
         if checked.output_type == 0 {
             let out = crate::engine::resolve_output(
                 &crate::model::Target::StreamId(checked.output_id.clone()),
-                &state.config.egress,
+                &state.config.get().egress,
             );
             let input = crate::engine::resolve_input(
                 &Source::StreamId(checked.output_id.clone()),
-                &state.config.ingest,
+                &state.config.get().ingest,
             );
             if out == input {
                 return Err(Refusal::new(
@@ -167,7 +167,7 @@ impl Sessions {
         let spec = translate::build(&checked, &facts)?;
         let prepared = state
             .engine
-            .prepare_mix(&mix, spec, state.config.engine.max_image_bytes)
+            .prepare_mix(&mix, spec, state.config.get().engine.max_image_bytes)
             .await
             .map_err(refusal_of)?;
         let _lock = self.registry.lock(&session).await;
@@ -265,7 +265,7 @@ async fn learn_facts(
     state: &AppState,
     checked: &translate::Checked,
 ) -> Result<(Facts, Vec<SourceHold>), Refusal> {
-    let wait = Duration::from_millis(state.config.tencent.input_check_ms);
+    let wait = Duration::from_millis(state.config.get().tencent.input_check_ms);
     let wants_video = |id: &str| {
         checked
             .inputs

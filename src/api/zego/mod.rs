@@ -107,7 +107,7 @@ async fn handle_inner(
     query: &HashMap<String, String>,
     body: Result<Bytes, u32>,
 ) -> Result<Response, ZegoError> {
-    let config = &state.config.zego;
+    let config = &state.config.get().zego;
     auth::verify(query, config, &state.zego.nonces, now_unix())?;
     // The nonce is durable before the request acts: a replay is refused after a restart too.
     let nonce = query
@@ -119,7 +119,13 @@ async fn handle_inner(
         return Err(ZegoError::new(TASK_FAILED, "internal error; retry later"));
     }
     // Counted once the signature holds, so only the AppId's owner spends its budget.
-    if state.rates.zego.check(&config.app_id.to_string()).is_err() {
+    if state
+        .rates
+        .get()
+        .zego
+        .check(&config.app_id.to_string())
+        .is_err()
+    {
         return Err(ZegoError::new(
             RATE_LIMITED,
             format!(
@@ -173,13 +179,13 @@ async fn handle_inner(
 }
 
 async fn start_mix(state: &AppState, req: wire::StartMix) -> Result<Response, ZegoError> {
-    let config = &state.config.zego;
+    let config = &state.config.get().zego;
     let spec = translate::start_mix(&req, config)?;
     // The model's own rules (lengths, URL forms) come before the node's state, so a bad request is told so
     // whether or not the node has room.
     spec.validate(&state.engine.limits())
         .map_err(parameter_error)?;
-    if state.config.ingest.forbid_private_sources {
+    if state.config.get().ingest.forbid_private_sources {
         crate::netpolicy::check_urls(translate::caller_urls(&req))
             .await
             .map_err(parameter_error)?;
@@ -270,7 +276,7 @@ async fn start_mix(state: &AppState, req: wire::StartMix) -> Result<Response, Ze
             let (stream_id, rtmp) = match &o.target {
                 Target::StreamId(id) if config.play_rtmp_url.is_empty() => (
                     id.clone(),
-                    crate::engine::resolve_output(&o.target, &state.config.egress),
+                    crate::engine::resolve_output(&o.target, &state.config.get().egress),
                 ),
                 Target::StreamId(id) => (id.clone(), play_url(&config.play_rtmp_url, id)),
                 Target::Url(u) => (String::new(), u.clone()),

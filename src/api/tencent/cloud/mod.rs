@@ -66,7 +66,7 @@ pub async fn handle(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_string();
-    let config = &state.config.tencentcloud;
+    let config = &state.config.get().tencentcloud;
     let body = match body {
         Some(b) => b,
         None => {
@@ -100,6 +100,7 @@ pub async fn handle(
     // Counted once the signature holds, so only the SecretId's owner spends its budget (live and CME alike).
     if state
         .rates
+        .get()
         .tencent_cloud
         .check(&verified.secret_id)
         .is_err()

@@ -214,7 +214,7 @@ fn input(
             let id = push_stream_id(project, e);
             push.push_url = Some(crate::engine::resolve_input(
                 &crate::model::Source::StreamId(id.clone()),
-                &state.config.ingest,
+                &state.config.get().ingest,
             ));
             match push.expired_second {
                 None => push.expired_second = Some(0),

@@ -136,14 +136,20 @@ pub async fn handle(
     let mut event_id = None;
     let mut timestamp = None;
     let result = async {
-        let app = authenticate(&query, &state.config.tencent, now_unix())?;
+        let app = authenticate(&query, &state.config.get().tencent, now_unix())?;
         // Counted once the signature holds, so only the APPID's owner spends its budget.
-        if state.rates.tencent_cgi.check(&app.to_string()).is_err() {
+        if state
+            .rates
+            .get()
+            .tencent_cgi
+            .check(&app.to_string())
+            .is_err()
+        {
             return Err(Refusal::new(
                 Reason::RateLimited,
                 format!(
                     "more than {} requests per second for appid {app}; retry later",
-                    state.config.tencent.max_requests_per_s
+                    state.config.get().tencent.max_requests_per_s
                 ),
             ));
         }
