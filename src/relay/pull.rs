@@ -434,6 +434,7 @@ impl Session for RelayPull {
         let cancel = Arc::new(AtomicBool::new(false));
         let pipeline = build(
             &ctx.shared,
+            &ctx.tag,
             url,
             vod,
             ctx.router.clone(),
@@ -508,6 +509,7 @@ impl Attempt for PullAttempt {
 /// playlist's time line and paced by its pacer; live input by a pacer of its own.
 fn build(
     shared: &Arc<PullShared>,
+    cpu_tag: &str,
     url: &str,
     vod: bool,
     router: Weak<Mutex<Router>>,
@@ -515,7 +517,10 @@ fn build(
     cancel: Arc<AtomicBool>,
 ) -> Result<gst::Pipeline, gst::glib::BoolError> {
     let endpoint = shared.endpoint;
-    let pipeline = gst::Pipeline::with_name(&format!("relay-pull-{}", endpoint.as_str()));
+    let pipeline = gst::Pipeline::with_name(&crate::media::gstlog::pipeline_name(
+        &format!("pull-{}", endpoint.as_str()),
+        Some(cpu_tag),
+    ));
     let src = rtmp::live_source(url)?;
     let weak_shared = Arc::downgrade(shared);
     let mut parser = flv::Parser::new();
