@@ -5,8 +5,8 @@ mod auth;
 mod error;
 mod events;
 mod json;
-pub mod metrics;
 mod lenient;
+pub mod metrics;
 pub mod native;
 pub mod openapi;
 mod path;
@@ -61,6 +61,9 @@ pub struct AppState {
     pub api_counts: Arc<metrics::ApiCounts>,
     /// Each mix's share of the CPU its shared inputs used (`/metrics`).
     pub cpu_shares: metrics::Shares,
+    /// Changes the process's log level while it runs. Detached (it changes nothing but itself) unless the
+    /// process set up its log ([`crate::logging::init`]) and handed it over with [`AppState::with_log`].
+    pub log: crate::logging::LogHandle,
 }
 
 /// How a dialect that answers refusals with HTTP 200 (ZEGO, Tencent) says a request was refused, for the request
@@ -103,8 +106,15 @@ impl AppState {
             closing: Arc::new(tokio::sync::watch::channel(false).0),
             api_counts: Arc::default(),
             cpu_shares: Arc::default(),
+            log: crate::logging::LogHandle::detached(&config.log.level),
             config: Arc::new(config),
         })
+    }
+
+    /// The same node, changing the process's log through `log` (what [`crate::logging::init`] returned).
+    pub fn with_log(mut self, log: crate::logging::LogHandle) -> Self {
+        self.log = log;
+        self
     }
 
     /// A node of its own, recording in memory only (tests).
@@ -177,7 +187,10 @@ pub fn app(state: AppState) -> Router {
         // Extractors refuse larger bodies, so each dialect answers in its own shape.
         .layer(DefaultBodyLimit::max(max_body))
         .layer(axum::middleware::from_fn(detached))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), count_requests))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            count_requests,
+        ))
         .with_state(state)
 }
 
@@ -219,7 +232,11 @@ fn classify(req: &axum::extract::Request) -> (&'static str, String) {
     };
     match path {
         "/" => {
-            if let Some(action) = req.headers().get("x-tc-action").and_then(|v| v.to_str().ok()) {
+            if let Some(action) = req
+                .headers()
+                .get("x-tc-action")
+                .and_then(|v| v.to_str().ok())
+            {
                 let names = [
                     "CreateCommonMixStream",
                     "CancelCommonMixStream",
@@ -238,12 +255,18 @@ fn classify(req: &axum::extract::Request) -> (&'static str, String) {
             known(&query("interface").unwrap_or_default(), &["Mix_StreamV2"]),
         ),
         "/healthz" | "/readyz" | "/openapi.json" => ("health", path.to_string()),
-        p if p.starts_with("/callbacks/") => ("callbacks", known(p, &[
-            "/callbacks/nginx/on_publish",
-            "/callbacks/nginx/on_publish_done",
-            "/callbacks/srs/on_publish",
-            "/callbacks/srs/on_unpublish",
-        ])),
+        p if p.starts_with("/callbacks/") => (
+            "callbacks",
+            known(
+                p,
+                &[
+                    "/callbacks/nginx/on_publish",
+                    "/callbacks/nginx/on_publish_done",
+                    "/callbacks/srs/on_publish",
+                    "/callbacks/srs/on_unpublish",
+                ],
+            ),
+        ),
         p if p.starts_with("/v1/") || p == "/metrics" => {
             // /v1/{kind}/{id}/{verb}: ids are the caller's, so they are left out; so is any path that is not a
             // route (every label value must come from a short list).
