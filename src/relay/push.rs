@@ -86,10 +86,10 @@ pub(crate) fn start(
             }
             match state {
                 LinkState::Live => {
-                    tracing::info!(project = %project, output = %out.id, "relay output live")
+                    tracing::info!(relay = %project, output = %out.id, "relay output live")
                 }
                 LinkState::Failed { last_error } => {
-                    tracing::error!(project = %project, output = %out.id, %last_error, "relay output failed; giving up")
+                    tracing::error!(relay = %project, output = %out.id, %last_error, "relay output failed; giving up")
                 }
                 _ => {}
             }
@@ -103,9 +103,9 @@ pub(crate) fn start(
             shared.target.clone(),
             config.clone(),
             Box::new(observer),
-            Some(crate::media::cpu::tag(crate::media::cpu::Owner::Task(TaskRef::Relay(
-                project.to_string(),
-            )))),
+            Some(crate::media::cpu::tag(crate::media::cpu::Owner::Task(
+                TaskRef::Relay(project.to_string()),
+            ))),
         ),
         Policy {
             initial: Duration::from_millis(config.retry_initial_ms),
