@@ -33,19 +33,30 @@ pub fn routes() -> Router<AppState> {
 }
 
 /// Upper bounds of the request-duration histogram, seconds.
-const BUCKETS: [f64; 11] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+const BUCKETS: [f64; 11] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
 
 /// What the API layer counts of its requests.
 #[derive(Default)]
 pub struct ApiCounts {
     /// (dialect, action, outcome) → requests.
     requests: Mutex<HashMap<(&'static str, String, &'static str), u64>>,
-    /// Dialect → (bucket counts, sum of seconds, count).
-    durations: Mutex<HashMap<&'static str, ([u64; BUCKETS.len()], f64, u64)>>,
+    /// Dialect → its durations.
+    durations: Mutex<HashMap<&'static str, Histogram>>,
 }
 
+/// Bucket counts, sum of seconds, count.
+type Histogram = ([u64; BUCKETS.len()], f64, u64);
+
 impl ApiCounts {
-    pub fn record(&self, dialect: &'static str, action: String, outcome: &'static str, took: Duration) {
+    pub fn record(
+        &self,
+        dialect: &'static str,
+        action: String,
+        outcome: &'static str,
+        took: Duration,
+    ) {
         *self
             .requests
             .lock()
@@ -205,26 +216,53 @@ fn render(s: &AppState) -> String {
         MetricType::Gauge,
         None,
     );
-    build.add(vec![("version", env!("CARGO_PKG_VERSION").to_string())], 1.0);
+    build.add(
+        vec![("version", env!("CARGO_PKG_VERSION").to_string())],
+        1.0,
+    );
     families.push(build);
-    let mut f = Family::new("process_cpu", "CPU the process used", MetricType::Counter, Some(Unit::Seconds));
+    let mut f = Family::new(
+        "process_cpu",
+        "CPU the process used",
+        MetricType::Counter,
+        Some(Unit::Seconds),
+    );
     f.add(vec![], cpu::process());
     families.push(f);
-    let mut f = Family::new("process_resident_memory", "Resident memory", MetricType::Gauge, Some(Unit::Bytes));
+    let mut f = Family::new(
+        "process_resident_memory",
+        "Resident memory",
+        MetricType::Gauge,
+        Some(Unit::Bytes),
+    );
     f.add(vec![], resident_bytes());
     families.push(f);
-    let mut f = Family::new("process_open_fds", "Open file descriptors", MetricType::Gauge, None);
+    let mut f = Family::new(
+        "process_open_fds",
+        "Open file descriptors",
+        MetricType::Gauge,
+        None,
+    );
     f.add(vec![], open_fds());
     families.push(f);
 
     // Mixes and relays by state.
     let mut f = Family::new("tessera_mixes", "Mixes, by state", MetricType::Gauge, None);
     for state in [MixState::Starting, MixState::Running, MixState::Failed] {
-        let n = engine.mixes.iter().filter(|(_, st, _)| *st == state).count();
+        let n = engine
+            .mixes
+            .iter()
+            .filter(|(_, st, _)| *st == state)
+            .count();
         f.add(vec![("state", state_name(state).into())], n as f64);
     }
     families.push(f);
-    let mut f = Family::new("tessera_relays", "Relay projects, by state", MetricType::Gauge, None);
+    let mut f = Family::new(
+        "tessera_relays",
+        "Relay projects, by state",
+        MetricType::Gauge,
+        None,
+    );
     for (state, running) in [("running", true), ("idle", false)] {
         let n = relays.iter().filter(|r| r.running == running).count();
         f.add(vec![("state", state.into())], n as f64);
@@ -232,7 +270,12 @@ fn render(s: &AppState) -> String {
     families.push(f);
 
     // Per mix.
-    let mut frames = Family::new("tessera_mix_output_frames", "Frames the mix's compositor produced", MetricType::Counter, None);
+    let mut frames = Family::new(
+        "tessera_mix_output_frames",
+        "Frames the mix's compositor produced",
+        MetricType::Counter,
+        None,
+    );
     let mut dropped = Family::new(
         "tessera_mix_frames_dropped",
         "Frames dropped or repeated on the way, by stage: input (an input's queue), compositor (input frames that \
@@ -240,10 +283,30 @@ fn render(s: &AppState) -> String {
         MetricType::Counter,
         None,
     );
-    let mut lag = Family::new("tessera_mix_lag", "How far the newest output frame runs behind the clock", MetricType::Gauge, Some(Unit::Seconds));
-    let mut out_up = Family::new("tessera_output_up", "Whether an output publishes (1) or not (0)", MetricType::Gauge, None);
-    let mut out_bytes = Family::new("tessera_output_sent", "Bytes an output sent", MetricType::Counter, Some(Unit::Bytes));
-    let mut out_reconnects = Family::new("tessera_output_reconnects", "Connections an output tried after its first", MetricType::Counter, None);
+    let mut lag = Family::new(
+        "tessera_mix_lag",
+        "How far the newest output frame runs behind the clock",
+        MetricType::Gauge,
+        Some(Unit::Seconds),
+    );
+    let mut out_up = Family::new(
+        "tessera_output_up",
+        "Whether an output publishes (1) or not (0)",
+        MetricType::Gauge,
+        None,
+    );
+    let mut out_bytes = Family::new(
+        "tessera_output_sent",
+        "Bytes an output sent",
+        MetricType::Counter,
+        Some(Unit::Bytes),
+    );
+    let mut out_reconnects = Family::new(
+        "tessera_output_reconnects",
+        "Connections an output tried after its first",
+        MetricType::Counter,
+        None,
+    );
     for (id, _, m) in &engine.mixes {
         let Some(m) = m else { continue };
         frames.add(vec![("mix", id.clone())], m.output_frames as f64);
@@ -267,7 +330,12 @@ fn render(s: &AppState) -> String {
     let mut shares = s.cpu_shares.lock().unwrap();
     let mut own: HashMap<String, f64> = HashMap::new();
     let mut relay_cpu: HashMap<String, f64> = HashMap::new();
-    let mut input_cpu = Family::new("tessera_input_cpu", "CPU an input's pull and decoding used (shared by the mixes it feeds)", MetricType::Counter, Some(Unit::Seconds));
+    let mut input_cpu = Family::new(
+        "tessera_input_cpu",
+        "CPU an input's pull and decoding used (shared by the mixes it feeds)",
+        MetricType::Counter,
+        Some(Unit::Seconds),
+    );
     for (owner, secs) in &cpu {
         match owner {
             Owner::Task(TaskRef::Mix(id)) => *own.entry(id.clone()).or_default() += secs,
@@ -283,7 +351,8 @@ fn render(s: &AppState) -> String {
                     .map(|i| i.mixes.iter().collect())
                     .unwrap_or_default();
                 for mix in &users {
-                    *shares.mix_share.entry((*mix).clone()).or_default() += delta / users.len() as f64;
+                    *shares.mix_share.entry((*mix).clone()).or_default() +=
+                        delta / users.len() as f64;
                 }
             }
         }
@@ -296,24 +365,56 @@ fn render(s: &AppState) -> String {
         Some(Unit::Seconds),
     );
     for (id, _, _) in &engine.mixes {
-        let total = own.get(id).copied().unwrap_or(0.0) + shares.mix_share.get(id).copied().unwrap_or(0.0);
+        let total =
+            own.get(id).copied().unwrap_or(0.0) + shares.mix_share.get(id).copied().unwrap_or(0.0);
         mix_cpu.add(vec![("mix", id.clone())], total);
     }
     drop(shares);
     families.extend([frames, dropped, lag, mix_cpu, input_cpu]);
 
     // Per input.
-    let mut up = Family::new("tessera_input_up", "Whether an input delivers media (1) or not (0)", MetricType::Gauge, None);
-    let mut received = Family::new("tessera_input_received", "Bytes read from an input", MetricType::Counter, Some(Unit::Bytes));
-    let mut in_frames = Family::new("tessera_input_frames", "Decoded frames of an input, by kind (video, audio)", MetricType::Counter, None);
-    let mut in_reconnects = Family::new("tessera_input_reconnects", "Connections an input tried after its first", MetricType::Counter, None);
-    let mut age = Family::new("tessera_input_last_frame_age", "Time since an input's newest frame", MetricType::Gauge, Some(Unit::Seconds));
+    let mut up = Family::new(
+        "tessera_input_up",
+        "Whether an input delivers media (1) or not (0)",
+        MetricType::Gauge,
+        None,
+    );
+    let mut received = Family::new(
+        "tessera_input_received",
+        "Bytes read from an input",
+        MetricType::Counter,
+        Some(Unit::Bytes),
+    );
+    let mut in_frames = Family::new(
+        "tessera_input_frames",
+        "Decoded frames of an input, by kind (video, audio)",
+        MetricType::Counter,
+        None,
+    );
+    let mut in_reconnects = Family::new(
+        "tessera_input_reconnects",
+        "Connections an input tried after its first",
+        MetricType::Counter,
+        None,
+    );
+    let mut age = Family::new(
+        "tessera_input_last_frame_age",
+        "Time since an input's newest frame",
+        MetricType::Gauge,
+        Some(Unit::Seconds),
+    );
     for i in &engine.inputs {
         let l = vec![("input", i.input.clone())];
         up.add(l.clone(), if i.up { 1.0 } else { 0.0 });
         received.add(l.clone(), i.received_bytes as f64);
-        in_frames.add(vec![("input", i.input.clone()), ("kind", "video".into())], i.video_frames as f64);
-        in_frames.add(vec![("input", i.input.clone()), ("kind", "audio".into())], i.audio_frames as f64);
+        in_frames.add(
+            vec![("input", i.input.clone()), ("kind", "video".into())],
+            i.video_frames as f64,
+        );
+        in_frames.add(
+            vec![("input", i.input.clone()), ("kind", "audio".into())],
+            i.audio_frames as f64,
+        );
         in_reconnects.add(l.clone(), i.reconnects as f64);
         if let Some(a) = i.last_frame_age {
             age.add(l, a);
@@ -322,11 +423,29 @@ fn render(s: &AppState) -> String {
     families.extend([up, received, in_frames, in_reconnects, age]);
 
     // Relays.
-    let mut failovers = Family::new("tessera_relay_failovers", "Input switches of a relay (failovers, returns to main, manual)", MetricType::Counter, None);
-    let mut active = Family::new("tessera_relay_active_source", "Which input a relay forwards (1) and which not (0), by role", MetricType::Gauge, None);
-    let mut r_cpu = Family::new("tessera_relay_cpu", "CPU a relay project used", MetricType::Counter, Some(Unit::Seconds));
+    let mut failovers = Family::new(
+        "tessera_relay_failovers",
+        "Input switches of a relay (failovers, returns to main, manual)",
+        MetricType::Counter,
+        None,
+    );
+    let mut active = Family::new(
+        "tessera_relay_active_source",
+        "Which input a relay forwards (1) and which not (0), by role",
+        MetricType::Gauge,
+        None,
+    );
+    let mut r_cpu = Family::new(
+        "tessera_relay_cpu",
+        "CPU a relay project used",
+        MetricType::Counter,
+        Some(Unit::Seconds),
+    );
     for r in &relays {
-        r_cpu.add(vec![("relay", r.id.clone())], relay_cpu.get(&r.id).copied().unwrap_or(0.0));
+        r_cpu.add(
+            vec![("relay", r.id.clone())],
+            relay_cpu.get(&r.id).copied().unwrap_or(0.0),
+        );
         if !r.running {
             continue;
         }
@@ -348,21 +467,38 @@ fn render(s: &AppState) -> String {
     families.extend([out_up, out_bytes, out_reconnects, failovers, active, r_cpu]);
 
     // The API and webhooks.
-    let mut requests = Family::new("tessera_api_requests", "API requests, by dialect, action and outcome (ok, refused, error)", MetricType::Counter, None);
+    let mut requests = Family::new(
+        "tessera_api_requests",
+        "API requests, by dialect, action and outcome (ok, refused, error)",
+        MetricType::Counter,
+        None,
+    );
     for ((dialect, action, outcome), n) in s.api_counts.requests.lock().unwrap().iter() {
         requests.add(
-            vec![("dialect", dialect.to_string()), ("action", action.clone()), ("outcome", outcome.to_string())],
+            vec![
+                ("dialect", dialect.to_string()),
+                ("action", action.clone()),
+                ("outcome", outcome.to_string()),
+            ],
             *n as f64,
         );
     }
     families.push(requests);
-    let mut hooks = Family::new("tessera_webhook_deliveries", "Webhook deliveries, by outcome (delivered, retried, dropped)", MetricType::Counter, None);
+    let mut hooks = Family::new(
+        "tessera_webhook_deliveries",
+        "Webhook deliveries, by outcome (delivered, retried, dropped)",
+        MetricType::Counter,
+        None,
+    );
     for (outcome, n) in [
         ("delivered", &s.webhooks.delivered),
         ("retried", &s.webhooks.retried),
         ("dropped", &s.webhooks.dropped),
     ] {
-        hooks.add(vec![("outcome", outcome.into())], n.load(Ordering::Relaxed) as f64);
+        hooks.add(
+            vec![("outcome", outcome.into())],
+            n.load(Ordering::Relaxed) as f64,
+        );
     }
     families.push(hooks);
     let durations: Vec<_> = s

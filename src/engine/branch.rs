@@ -96,7 +96,11 @@ impl BranchFrames {
 }
 
 /// Adds a probe counting the buffers that leave through `pad`.
-fn count_buffers(pad: &gst::Pad, counter: Arc<BranchFrames>, which: fn(&BranchFrames) -> &AtomicU64) {
+fn count_buffers(
+    pad: &gst::Pad,
+    counter: Arc<BranchFrames>,
+    which: fn(&BranchFrames) -> &AtomicU64,
+) {
     pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
         which(&counter).fetch_add(1, Ordering::Relaxed);
         gst::PadProbeReturn::Ok

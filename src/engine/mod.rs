@@ -46,8 +46,8 @@ use crate::{
 };
 pub use control::Prepared;
 pub use input::InputHub;
-pub use mix::{output_label, MixMetrics};
 use mix::MixPipeline;
+pub use mix::{output_label, MixMetrics};
 pub use status::MixStatus;
 pub use still::image_size;
 
@@ -387,7 +387,7 @@ impl Engine {
     /// What the operator sees: every mix with its state and counts (none while it is not running), every pulled
     /// input.
     pub fn metrics(&self) -> EngineMetrics {
-        let mixes: Vec<(String, Phase, Option<Arc<Mutex<MixPipeline>>>)> = self
+        let mixes: Vec<_> = self
             .inner
             .mixes
             .lock()

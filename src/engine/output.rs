@@ -465,7 +465,12 @@ impl Encoder {
         let shared = PushTarget::new(url, config);
         self.fanout.add_target(shared.clone());
         let link = Supervisor::spawn(
-            PushSession::new(shared.clone(), config.clone(), observer, Some(tag.to_string())),
+            PushSession::new(
+                shared.clone(),
+                config.clone(),
+                observer,
+                Some(tag.to_string()),
+            ),
             Policy {
                 initial: std::time::Duration::from_millis(config.retry_initial_ms),
                 max: std::time::Duration::from_millis(config.retry_max_ms),

@@ -44,6 +44,9 @@ pub(super) fn pull_source(input: &RelayInput, config: &Config) -> PullSource {
     }
 }
 
+/// One output's label, liveness, bytes sent and reconnects ([`Run::metrics`]).
+pub(super) type OutputMetrics = (String, bool, u64, u64);
+
 /// One input being pulled.
 struct Pull {
     shared: Arc<PullShared>,
@@ -323,7 +326,7 @@ impl Run {
     }
 
     /// Input switches so far, the active input, and each output's label, liveness, bytes and reconnects.
-    pub(super) fn metrics(&self) -> (u32, Option<Endpoint>, Vec<(String, bool, u64, u64)>) {
+    pub(super) fn metrics(&self) -> (u32, Option<Endpoint>, Vec<OutputMetrics>) {
         let (switches, active) = {
             let r = self.router.lock().unwrap();
             (r.switches(), r.active())

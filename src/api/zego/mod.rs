@@ -61,8 +61,9 @@ const MAX_IMAGE_BYTES: u64 = 1024 * 1024;
 /// ZEGO's envelope around every answer.
 fn envelope(code: u32, message: &str, data: Value) -> Response {
     let request_id = fastrand::u64(..).to_string();
-    let mut r = Json(json!({"Code": code, "Message": message, "RequestId": request_id, "Data": data}))
-        .into_response();
+    let mut r =
+        Json(json!({"Code": code, "Message": message, "RequestId": request_id, "Data": data}))
+            .into_response();
     if code != 0 {
         r.extensions_mut().insert(crate::api::Outcome::REFUSED);
     }
