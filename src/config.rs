@@ -77,6 +77,8 @@ pub struct Config {
     pub webhooks: WebhooksConfig,
     /// Where accepted tasks are recorded so a restart resumes them.
     pub store: StoreConfig,
+    /// The process's log: its format and level.
+    pub log: LogConfig,
     /// Pictures known by id (Tencent `picture_id` / `WatermarkId`), in addition to those uploaded with
     /// `PUT /v1/pictures/{id}`: id = file path or http(s) URL of a PNG or JPEG.
     pub pictures: std::collections::BTreeMap<String, String>,
@@ -405,6 +407,37 @@ impl Default for StoreConfig {
     }
 }
 
+/// How log lines are written (to stderr).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines, coloured only on a terminal.
+    #[default]
+    Text,
+    /// One JSON object per line, every field at the top level.
+    Json,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `text` or `json`.
+    pub format: LogFormat,
+    /// What is logged: a level (`info`) or `target=level` directives separated by commas
+    /// (`info,tessera::relay=debug,gstreamer=error`), as `RUST_LOG` takes them. `RUST_LOG`, when set, wins at start.
+    /// Changeable while the node runs ([`crate::logging::LogHandle::set_level`]).
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Text,
+            level: "info".into(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CallbacksConfig {
@@ -614,6 +647,8 @@ impl Config {
                 "webhooks.queue must be greater than 0".into(),
             ));
         }
+        crate::logging::parse_level(&self.log.level)
+            .map_err(|e| ConfigError::Invalid(format!("log.level: {e}")))?;
         self.validate_secrets()?;
         Ok(())
     }
@@ -759,6 +794,29 @@ mod tests {
         assert_eq!(Config::default().engine.pictures_dir, "");
         let embedded = Config::from_toml("[engine]\npictures_dir = \"p\"\n", "embedded").unwrap();
         assert_eq!(embedded.engine.pictures_dir, "p");
+    }
+
+    #[test]
+    fn log_format_and_level_are_checked() {
+        let c = Config::from_toml("", "t").unwrap();
+        assert_eq!(c.log.format, LogFormat::Text);
+        assert_eq!(c.log.level, "info");
+        let c = Config::from_toml(
+            "[log]\nformat = \"json\"\nlevel = \"warn,tessera::relay=debug\"\n",
+            "t",
+        )
+        .unwrap();
+        assert_eq!(c.log.format, LogFormat::Json);
+        let err = Config::from_toml("[log]\nformat = \"xml\"\n", "t")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("xml") && err.contains("json"), "{err}");
+        for level in ["tessera=loud", "debgu", "", "info,verbose"] {
+            let err = Config::from_toml(&format!("[log]\nlevel = \"{level}\"\n"), "t")
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("log.level"), "{level}: {err}");
+        }
     }
 
     #[test]

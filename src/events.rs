@@ -32,6 +32,22 @@ impl TaskRef {
             TaskRef::Mix(id) | TaskRef::Relay(id) => id,
         }
     }
+
+    /// The mix's id, for a log line's `mix` field (a `None` field is left out).
+    pub fn mix(&self) -> Option<&str> {
+        match self {
+            TaskRef::Mix(id) => Some(id),
+            TaskRef::Relay(_) => None,
+        }
+    }
+
+    /// The relay project's id, for a log line's `relay` field.
+    pub fn relay(&self) -> Option<&str> {
+        match self {
+            TaskRef::Relay(id) => Some(id),
+            TaskRef::Mix(_) => None,
+        }
+    }
 }
 
 /// What happened.
@@ -177,7 +193,7 @@ impl EventBus {
             let _ = self.inner.tx.send(event.clone());
             event
         };
-        tracing::debug!(id = event.id, task = ?event.task, kind = ?event.kind, "event");
+        tracing::debug!(id = event.id, mix = event.task.mix(), relay = event.task.relay(), kind = ?event.kind, "event");
     }
 
     /// Every event published from now on.

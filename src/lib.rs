@@ -36,6 +36,9 @@
 //! - [`server`]: opens the store, wires the node (engine, relays, dialects, webhooks) and serves it; takes its
 //!   listener and shutdown future as arguments so tests bind port 0.
 //! - [`error`]: core errors, which carry a kind; only the HTTP layer maps kinds to status codes.
+//! - [`logging`]: the process's log (`[log]`: text or JSON lines), the handle that changes its level while the
+//!   node runs, and GStreamer's warnings and errors forwarded into it (`media::gstlog`). Lines about one task carry
+//!   its id as `mix` or `relay`.
 
 pub mod api;
 pub mod clock;
@@ -47,6 +50,7 @@ pub mod events;
 pub mod flv;
 pub mod image;
 pub mod live;
+pub mod logging;
 pub mod media;
 pub mod model;
 pub mod netpolicy;

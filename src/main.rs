@@ -25,15 +25,6 @@ enum Command {
 }
 
 fn main() -> std::process::ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        // stdout is for what a command prints (`default-config`); logs go to stderr, as docs/operations.md says.
-        .with_writer(std::io::stderr)
-        // Colour only on a terminal: a log file or journal would keep the escape codes.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
     let cli = Cli::parse();
     match cli.command {
         Command::DefaultConfig => {
@@ -47,6 +38,8 @@ fn main() -> std::process::ExitCode {
                     Config::from_toml(include_str!("../tessera.example.toml"), "embedded default")
                 }
             };
+            // Loaded before the log is set up (its format and level are in it): a configuration that cannot be
+            // loaded is said on stderr as it is.
             let config = match config {
                 Ok(c) => c,
                 Err(e) => {
@@ -54,14 +47,22 @@ fn main() -> std::process::ExitCode {
                     return std::process::ExitCode::from(2);
                 }
             };
+            // Logs go to stderr (stdout is for what a command prints), as docs/operations.md says.
+            let log = tessera::logging::init(&config.log);
+            let json = config.log.format == tessera::config::LogFormat::Json;
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()
                 .expect("tokio runtime");
-            match runtime.block_on(run(config, file)) {
+            match runtime.block_on(run(config, file, log)) {
                 Ok(()) => std::process::ExitCode::SUCCESS,
                 Err(e) => {
-                    eprintln!("tessera: {e}");
+                    if json {
+                        // Every line on stderr stays one JSON object.
+                        tracing::error!(error = %e, "tessera stopped");
+                    } else {
+                        eprintln!("tessera: {e}");
+                    }
                     std::process::ExitCode::FAILURE
                 }
             }
@@ -69,10 +70,14 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-async fn run(config: Config, file: Option<PathBuf>) -> std::io::Result<()> {
+async fn run(
+    config: Config,
+    file: Option<PathBuf>,
+    log: tessera::logging::LogHandle,
+) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(config.server.listen).await?;
     tracing::info!(listen = %listener.local_addr()?, "listening; taking back recorded tasks");
-    let mut state = tessera::server::build(config).await?;
+    let mut state = tessera::server::build(config).await?.with_log(log);
     state.config_file = file;
     tokio::spawn(reload_on_sighup(state.clone()));
     tessera::server::serve_state(listener, state, shutdown_signal()).await

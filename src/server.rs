@@ -4,7 +4,7 @@ use std::future::Future;
 
 use tokio::net::TcpListener;
 
-use crate::{api, config::Config, node::NodeParts};
+use crate::{api, config::Config, logging::LogHandle, node::NodeParts};
 
 /// Initialises GStreamer and checks that the elements mixes need are installed. Safe to call more than once.
 pub fn init_media() -> Result<(), crate::Error> {
@@ -13,13 +13,14 @@ pub fn init_media() -> Result<(), crate::Error> {
 
 /// Opens the configured state store, wires the node around it, resumes the tasks recorded in it, and serves
 /// every API dialect on `listener` until `shutdown` completes; then ends every mix and relay cleanly, leaving
-/// them recorded.
+/// them recorded. `log` changes the process's log level (kept in the state; see [`crate::logging`]).
 pub async fn serve(
     listener: TcpListener,
     config: Config,
+    log: LogHandle,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let state = build(config).await?;
+    let state = build(config).await?.with_log(log);
     serve_state(listener, state, shutdown).await
 }
 

@@ -72,6 +72,9 @@ pub struct AppState {
     pub api_counts: Arc<metrics::ApiCounts>,
     /// Each mix's share of the CPU its shared inputs used (`/metrics`).
     pub cpu_shares: metrics::Shares,
+    /// Changes the process's log level while it runs. Detached (it changes nothing but itself) unless the
+    /// process set up its log ([`crate::logging::init`]) and handed it over with [`AppState::with_log`].
+    pub log: crate::logging::LogHandle,
 }
 
 /// How a dialect that answers refusals with HTTP 200 (ZEGO, Tencent) says a request was refused, for the request
@@ -124,8 +127,15 @@ impl AppState {
             closing: Arc::new(tokio::sync::watch::channel(false).0),
             api_counts: Arc::default(),
             cpu_shares: Arc::default(),
+            log: crate::logging::LogHandle::detached(&config.log.level),
             config: live,
         })
+    }
+
+    /// The same node, changing the process's log through `log` (what [`crate::logging::init`] returned).
+    pub fn with_log(mut self, log: crate::logging::LogHandle) -> Self {
+        self.log = log;
+        self
     }
 
     /// A node of its own, recording in memory only (tests).

@@ -152,7 +152,7 @@ where
         for (id, record) in self.records.load().await {
             let task = task_of(&id, &record);
             if !exists(&task) {
-                tracing::info!(kind = self.name, %id, "recorded task's engine task is gone; forgotten");
+                tracing::info!(kind = self.name, %id, mix = task.mix(), relay = task.relay(), "recorded task's engine task is gone; forgotten");
                 self.records.delete_or_log(&id).await;
                 continue;
             }
@@ -234,7 +234,7 @@ where
         if !still {
             return;
         }
-        tracing::info!(kind = self.name, %id, ?max_idle, "task idle; ending it");
+        tracing::info!(kind = self.name, %id, mix = task.mix(), relay = task.relay(), ?max_idle, "task idle; ending it");
         self.remove(&id).await;
         if let TaskRef::Mix(mix) = &task {
             let _ = self.engine.delete_mix_because(mix, "idle").await;
@@ -254,7 +254,7 @@ where
             .get(&id)
             .is_some_and(|e| e.task == task);
         if same {
-            tracing::info!(kind = self.name, %id, "its engine task was removed; task forgotten");
+            tracing::info!(kind = self.name, %id, mix = task.mix(), relay = task.relay(), "its engine task was removed; task forgotten");
             self.remove(&id).await;
         }
     }

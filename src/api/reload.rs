@@ -47,6 +47,7 @@ fn restore_kept(old: &Config, new: &mut Config) -> Vec<String> {
     keep!(egress, "egress");
     keep!(engine.latency_ms, "engine.latency_ms");
     keep!(engine.encoder_threads, "engine.encoder_threads");
+    keep!(log.format, "log.format");
     kept
 }
 
@@ -70,7 +71,8 @@ fn changed_sections(old: &Config, new: &Config) -> Vec<String> {
         tencentcloud,
         callbacks,
         webhooks,
-        pictures
+        pictures,
+        log
     );
     changed
 }
@@ -117,7 +119,14 @@ pub async fn reload(state: &AppState) -> Result<Reloaded, String> {
             .await
             .map_err(|e| e.to_string())??
     };
-    // LOG-LEVEL
+    // The last check that can fail, and the first change: a level the handle refuses changes nothing. A level
+    // RUST_LOG chose at start stays until the file's level changes.
+    if prepared.config.log.level != running.log.level {
+        state
+            .log
+            .set_level(&prepared.config.log.level)
+            .map_err(|e| format!("log.level: {e}"))?;
+    }
     let Prepared {
         config,
         tokens,

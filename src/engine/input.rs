@@ -390,6 +390,7 @@ impl Session for DecodePull {
         pull.counts.attempts.fetch_add(1, Ordering::Relaxed);
         let (pipeline, report) = build_pipeline(
             &self.url,
+            &self.tag,
             self.config.decoder_threads,
             self.pull.clone(),
             pull.counts.bytes.clone(),
@@ -477,11 +478,13 @@ fn with_demux_warning(failed: String, report: &ReportHandle) -> String {
 /// [`link_decoded`]. Returns the demuxer's report too, which explains a stream that gives no media.
 fn build_pipeline(
     url: &str,
+    tag: &str,
     decoder_threads: u32,
     pull: Weak<Pull>,
     bytes: Arc<AtomicU64>,
 ) -> Result<(gst::Pipeline, ReportHandle), gst::glib::BoolError> {
-    let pipeline = gst::Pipeline::with_name("pull");
+    let pipeline =
+        gst::Pipeline::with_name(&crate::media::gstlog::pipeline_name("pull", Some(tag)));
     pipeline.use_clock(Some(&gst::SystemClock::obtain()));
     let src = rtmp::live_source(url)?;
     if let Some(pad) = src.static_pad("src") {

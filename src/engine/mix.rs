@@ -299,11 +299,12 @@ impl MixPipeline {
         let latency = gst::ClockTime::from_mseconds(config.engine.latency_ms);
         let mut translucent = HashSet::new();
         note_translucent(&mut translucent, &stills);
-        let pipeline = gst::Pipeline::with_name(&format!("mix-{id}"));
-        // Whatever fails half-way, the pipeline must not be disposed while it plays (GStreamer aborts).
-        let building = crate::media::teardown::NullUnlessBuilt::new(&pipeline);
         let tag =
             crate::media::cpu::tag(crate::media::cpu::Owner::Task(TaskRef::Mix(id.to_string())));
+        let pipeline =
+            gst::Pipeline::with_name(&crate::media::gstlog::pipeline_name("mix", Some(&tag)));
+        // Whatever fails half-way, the pipeline must not be disposed while it plays (GStreamer aborts).
+        let building = crate::media::teardown::NullUnlessBuilt::new(&pipeline);
         pipeline.use_clock(Some(&gst::SystemClock::obtain()));
         let build_video = || -> Result<_, gst::glib::BoolError> {
             let compositor = gst::ElementFactory::make("compositor")
@@ -407,6 +408,7 @@ impl MixPipeline {
         let watch = tokio::spawn(watch_bus(
             messages,
             id.to_string(),
+            pipeline.name().to_string(),
             failed.clone(),
             on_failure,
         ));
@@ -1016,23 +1018,40 @@ fn live_encoders(spec: &MixSpec) -> Option<Vec<EncodeKey>> {
     (shapes.len() == n).then_some(shapes)
 }
 
-/// The mix pipeline's bus watch: an error is the mix's failure (reported once); warnings are logged.
+/// The mix pipeline's bus watch: an error is the mix's failure (reported once); warnings are logged. Each is
+/// logged here once, with its details (GStreamer's echo of it is not forwarded again: see `media::gstlog`).
 async fn watch_bus(
     mut messages: futures::channel::mpsc::UnboundedReceiver<gst::Message>,
     id: String,
+    pipeline: String,
     failed: Arc<AtomicBool>,
     on_failure: OnFailure,
 ) {
+    use crate::media::gstlog::source;
     while let Some(msg) = messages.next().await {
         match msg.view() {
             gst::MessageView::Error(err) => {
-                tracing::error!(mix = %id, error = %err.error(), debug = ?err.debug(), src = ?msg.src().map(|s| s.path_string()), "mix pipeline error");
+                tracing::error!(
+                    mix = %id,
+                    %pipeline,
+                    src = source(&msg).as_deref(),
+                    error = %err.error(),
+                    debug = err.debug().as_deref(),
+                    "mix pipeline error"
+                );
                 if !failed.swap(true, Ordering::SeqCst) {
                     on_failure(crate::media::pipeline::describe_error(&err.error()));
                 }
             }
             gst::MessageView::Warning(w) => {
-                tracing::warn!(mix = %id, warning = %w.error(), "mix pipeline warning");
+                tracing::warn!(
+                    mix = %id,
+                    %pipeline,
+                    src = source(&msg).as_deref(),
+                    warning = %w.error(),
+                    debug = w.debug().as_deref(),
+                    "mix pipeline warning"
+                );
             }
             _ => {}
         }

@@ -152,7 +152,8 @@ fn render(
     decode: Option<gst::Element>,
     size: Option<(u32, u32)>,
 ) -> Result<Still, Error> {
-    let pipeline = gst::Pipeline::new();
+    // No task and no bus watch that logs: GStreamer's warnings about it are forwarded as they are.
+    let pipeline = gst::Pipeline::with_name("still");
     let convert = gst::ElementFactory::make("videoconvert")
         .build()
         .map_err(Error::internal)?;

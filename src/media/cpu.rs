@@ -13,7 +13,7 @@ use std::{
     collections::{HashMap, HashSet},
     sync::{
         atomic::{AtomicU64, Ordering},
-        Mutex, OnceLock,
+        Mutex, OnceLock, RwLock,
     },
     time::Duration,
 };
@@ -30,8 +30,7 @@ pub enum Owner {
 
 #[derive(Default)]
 struct Accounts {
-    /// Tag → owner, and back.
-    owners: HashMap<String, Owner>,
+    /// Owner → tag (tag → owner is [`owners`]).
     tags: HashMap<Owner, String>,
     /// Seconds of CPU each tag's threads used and handed over (threads that moved on or ended).
     settled: HashMap<String, f64>,
@@ -44,6 +43,23 @@ struct Accounts {
 fn accounts() -> &'static Mutex<Accounts> {
     static A: OnceLock<Mutex<Accounts>> = OnceLock::new();
     A.get_or_init(Default::default)
+}
+
+/// Tag → owner. Apart from [`accounts`], whose lock the sampler holds while it reads `/proc`: GStreamer's log
+/// function looks tags up on streaming threads ([`super::gstlog`]) and must not wait for that.
+fn owners() -> &'static RwLock<HashMap<String, Owner>> {
+    static O: OnceLock<RwLock<HashMap<String, Owner>>> = OnceLock::new();
+    O.get_or_init(Default::default)
+}
+
+/// What `tag` stands for, if it was made by [`tag`].
+pub fn owner_of(tag: &str) -> Option<Owner> {
+    // Never a panic here: it runs inside GStreamer's log function.
+    owners()
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(tag)
+        .cloned()
 }
 
 static NEXT: AtomicU64 = AtomicU64::new(1);
@@ -60,7 +76,7 @@ pub fn tag(owner: Owner) -> String {
         Owner::Task(TaskRef::Relay(_)) => format!("r{n}"),
         Owner::Input(_) => format!("i{n}"),
     };
-    a.owners.insert(t.clone(), owner.clone());
+    owners().write().unwrap().insert(t.clone(), owner.clone());
     a.tags.insert(owner, t.clone());
     t
 }
@@ -178,7 +194,7 @@ fn sample() {
         }
         // `m3:queue0:src`: a task's thread or one it started (the name is inherited).
         let tag = name.split(':').next().unwrap_or_default().to_string();
-        if a.owners.contains_key(&tag) {
+        if owners().read().unwrap().contains_key(&tag) {
             a.threads.insert(tid, (tag, 0.0, now));
         } else {
             a.foreign.insert(tid);
@@ -207,9 +223,10 @@ pub fn by_owner() -> Vec<(Owner, f64)> {
     for (tag, since, last) in a.threads.values() {
         *totals.entry(tag.clone()).or_default() += (last - since).max(0.0);
     }
+    let owners = owners().read().unwrap();
     totals
         .into_iter()
-        .filter_map(|(tag, s)| Some((a.owners.get(&tag)?.clone(), s)))
+        .filter_map(|(tag, s)| Some((owners.get(&tag)?.clone(), s)))
         .collect()
 }
 

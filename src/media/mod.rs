@@ -9,12 +9,15 @@
 //! - [`push`]: the output target every mix output and relay output is: appsrc → rtmp2sink, its bounded queue
 //!   and resumption points.
 //! - [`rtmp`]: the live source and the RTMP sink; [`backoff`], [`meter`]: delays and rates.
+//! - [`cpu`]: each pipeline's threads named after its task's tag, and CPU time by task; [`gstlog`]: pipelines
+//!   named after the same tags, and GStreamer's own warnings and errors forwarded into the log with their task.
 //!
 //! The engine's input pulls and outputs and the relay's pulls and pushes are sessions on this layer.
 
 pub mod backoff;
 pub mod bus;
 pub mod cpu;
+pub mod gstlog;
 pub mod link;
 pub mod meter;
 pub mod pipeline;

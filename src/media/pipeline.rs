@@ -9,6 +9,7 @@ use gst::prelude::*;
 
 use super::{
     bus::{self, Seen},
+    gstlog,
     supervisor::End,
     teardown,
 };
@@ -57,15 +58,42 @@ impl PipelineRun {
             .ok_or_else(|| "pipeline without bus".to_string())?;
         self.seen = seen;
         let name = self.pipeline.name();
+        let task = self
+            .tag
+            .as_deref()
+            .map_or_else(gstlog::Task::default, gstlog::Task::of_tag);
         self.pipeline
             .set_state(gst::State::Playing)
             .map_err(|e| format!("cannot start: {e}"))?;
         Ok(async move {
+            // Each error or warning on the bus is logged here, once, with its details and the pipeline's task
+            // (GStreamer's echo of it is not forwarded again: see `gstlog`). The link's own line says what follows.
             while let Some(msg) = messages.next().await {
                 match msg.view() {
                     gst::MessageView::Error(err) => {
-                        tracing::debug!(pipeline = %name, error = %err.error(), debug = ?err.debug(), src = ?msg.src().map(|s| s.path_string()), "pipeline error");
+                        tracing::warn!(
+                            pipeline = %name,
+                            mix = task.mix.as_deref(),
+                            relay = task.relay.as_deref(),
+                            url = task.url.as_deref(),
+                            src = gstlog::source(&msg).as_deref(),
+                            error = %err.error(),
+                            debug = err.debug().as_deref(),
+                            "pipeline error"
+                        );
                         return End::Failed(describe_error(&err.error()));
+                    }
+                    gst::MessageView::Warning(w) => {
+                        tracing::warn!(
+                            pipeline = %name,
+                            mix = task.mix.as_deref(),
+                            relay = task.relay.as_deref(),
+                            url = task.url.as_deref(),
+                            src = gstlog::source(&msg).as_deref(),
+                            warning = %w.error(),
+                            debug = w.debug().as_deref(),
+                            "pipeline warning"
+                        );
                     }
                     gst::MessageView::Eos(_) => return End::Finished,
                     _ => {}

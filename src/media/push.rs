@@ -180,7 +180,8 @@ impl Session for PushSession {
     type Attempt = PushAttempt;
 
     fn build(&mut self, _n: u32) -> Result<PushAttempt, String> {
-        let pipeline = gst::Pipeline::with_name("push");
+        let pipeline =
+            gst::Pipeline::with_name(&super::gstlog::pipeline_name("push", self.tag.as_deref()));
         let appsrc = flv_appsrc();
         let sink = rtmp::rtmp_sink(&self.target.url, &self.config)
             .map_err(|e| format!("cannot build the output pipeline: {e}"))?;

@@ -93,7 +93,7 @@ impl Events {
             map.insert("time".into(), unix_now().into());
         }
         if self.tx.try_send(fields).is_err() {
-            tracing::warn!(project = %self.project, event, "callback queue full; event dropped");
+            tracing::warn!(relay = %self.project, event, "callback queue full; event dropped");
         }
     }
 
@@ -138,14 +138,14 @@ async fn deliver(
         for attempt in 1..=ATTEMPTS {
             match post_json(&client, &target, body.clone()).await {
                 Ok(()) => {
-                    tracing::debug!(%project, %body, "callback delivered");
+                    tracing::debug!(relay = %project, %body, "callback delivered");
                     break;
                 }
                 Err(e) if attempt == ATTEMPTS => {
-                    tracing::warn!(%project, error = %e, %body, "callback not delivered; giving up");
+                    tracing::warn!(relay = %project, error = %e, %body, "callback not delivered; giving up");
                 }
                 Err(e) => {
-                    tracing::debug!(%project, error = %e, attempt, "callback failed; retrying");
+                    tracing::debug!(relay = %project, error = %e, attempt, "callback failed; retrying");
                     tokio::time::sleep(backoff.next_delay()).await;
                 }
             }

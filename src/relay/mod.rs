@@ -162,14 +162,14 @@ impl Relays {
         let mut started = 0;
         for (id, record) in self.inner.records.load().await {
             if let Err(e) = self.put(&id, record.spec).await {
-                tracing::error!(project = %id, error = %e, "recorded relay project not restored");
+                tracing::error!(relay = %id, error = %e, "recorded relay project not restored");
                 continue;
             }
             if record.running {
                 match self.start(&id).await {
                     Ok(()) => started += 1,
                     Err(e) => {
-                        tracing::warn!(project = %id, error = %e, "recorded relay project not started")
+                        tracing::warn!(relay = %id, error = %e, "recorded relay project not started")
                     }
                 }
             }
@@ -184,8 +184,11 @@ impl Relays {
             running,
         };
         self.inner.records.put(id, &record).await.map_err(|e| {
-            tracing::error!(project = %id, error = %e, "relay project not recorded; request refused");
-            Error::new(ErrorKind::Internal, "the relay project could not be recorded")
+            tracing::error!(relay = %id, error = %e, "relay project not recorded; request refused");
+            Error::new(
+                ErrorKind::Internal,
+                "the relay project could not be recorded",
+            )
         })
     }
 
@@ -255,7 +258,7 @@ impl Relays {
         match projects.get_mut(id) {
             Some(p) => {
                 p.spec = spec;
-                tracing::info!(project = %id, running = p.run.is_some(), "relay project updated");
+                tracing::info!(relay = %id, running = p.run.is_some(), "relay project updated");
                 Ok(false)
             }
             None => {
@@ -268,7 +271,7 @@ impl Relays {
                         stopped_at: None,
                     },
                 );
-                tracing::info!(project = %id, "relay project created");
+                tracing::info!(relay = %id, "relay project created");
                 Ok(true)
             }
         }
@@ -316,7 +319,7 @@ impl Relays {
         }
         run.callbacks.started();
         self.inner.events.publish(task, EventKind::RelayStarted);
-        tracing::info!(project = %id, outputs = spec.outputs.len(), "relay project started");
+        tracing::info!(relay = %id, outputs = spec.outputs.len(), "relay project started");
         Ok(())
     }
 
@@ -383,7 +386,7 @@ impl Relays {
                     reason: reason.to_string(),
                 },
             );
-            tracing::info!(project = %id, reason, "relay project stopped");
+            tracing::info!(relay = %id, reason, "relay project stopped");
         }
         Ok(())
     }
@@ -393,11 +396,11 @@ impl Relays {
         let _guard = self.inner.locks.lock(id).await;
         self.stop_locked(id, "deleted").await?;
         self.inner.records.delete(id).await.map_err(|e| {
-            tracing::error!(project = %id, error = %e, "relay project record not removed; request refused");
+            tracing::error!(relay = %id, error = %e, "relay project record not removed; request refused");
             Error::new(ErrorKind::Internal, "the relay project could not be removed")
         })?;
         self.inner.projects.lock().unwrap().remove(id);
-        tracing::info!(project = %id, "relay project deleted");
+        tracing::info!(relay = %id, "relay project deleted");
         Ok(())
     }
 
@@ -426,7 +429,7 @@ impl Relays {
             ));
         }
         run.switch(to);
-        tracing::info!(project = %id, to = to.as_str(), "manual input switch");
+        tracing::info!(relay = %id, to = to.as_str(), "manual input switch");
         Ok(())
     }
 

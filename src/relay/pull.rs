@@ -310,6 +310,8 @@ pub(crate) struct PullContext {
     pub ingest: IngestConfig,
     /// `failover.stall_ms`, changeable while running.
     pub stall_ms: Arc<AtomicU64>,
+    /// The relay project's id (its log lines' `relay` field).
+    pub relay: String,
     /// Names the pull's threads after the project ([`crate::media::cpu`]).
     pub tag: String,
 }
@@ -357,7 +359,7 @@ struct Playlist {
 
 impl Playlist {
     /// Moves to the next file; `Finish` after the last play of the list.
-    fn advance(&mut self, shared: &PullShared) -> Next {
+    fn advance(&mut self, shared: &PullShared, relay: &str) -> Next {
         self.attempts = 0;
         self.index += 1;
         if self.index < self.urls.len() {
@@ -374,6 +376,7 @@ impl Playlist {
                 if pass == 1 { "" } else { "s" }
             ));
             tracing::info!(
+                %relay,
                 input = shared.endpoint.as_str(),
                 passes = pass,
                 "relay playlist finished"
@@ -427,13 +430,14 @@ impl Session for RelayPull {
                     .lock()
                     .unwrap()
                     .begin_file(p.index, p.pass);
-                tracing::debug!(url = %p.urls[p.index], input = ctx.shared.endpoint.as_str(), index = p.index, pass = p.pass, "relay playlist file");
+                tracing::debug!(relay = %ctx.relay, url = %p.urls[p.index], input = ctx.shared.endpoint.as_str(), index = p.index, pass = p.pass, "relay playlist file");
                 (p.urls[p.index].as_str(), true)
             }
         };
         let cancel = Arc::new(AtomicBool::new(false));
         let pipeline = build(
             &ctx.shared,
+            &ctx.tag,
             url,
             vod,
             ctx.router.clone(),
@@ -459,19 +463,20 @@ impl Session for RelayPull {
     fn next(&mut self, end: &End, live: bool) -> Next {
         let shared = &self.ctx.shared;
         let endpoint = shared.endpoint.as_str();
+        let relay = self.ctx.relay.as_str();
         match &mut self.plan {
             Plan::Live { url } => {
                 let reason = end.reason();
                 *shared.last_error.lock().unwrap() = Some(reason.clone());
                 shared.last_media.store(0, Ordering::Relaxed);
-                tracing::warn!(url = %crate::media::redact(url), input = endpoint, %reason, "relay input down; will retry");
+                tracing::warn!(%relay, url = %crate::media::redact(url), input = endpoint, %reason, "relay input down; will retry");
                 Next::Retry
             }
             Plan::Vod(p) => {
                 p.pass_had_media |= live;
                 let url = p.urls[p.index].clone();
                 let reason = match end {
-                    End::Finished if live => return p.advance(shared),
+                    End::Finished if live => return p.advance(shared, relay),
                     End::Finished => "the file holds no audio or video".to_string(),
                     End::Failed(reason) => reason.clone(),
                 };
@@ -479,10 +484,10 @@ impl Session for RelayPull {
                 p.attempts += 1;
                 // A file that broke off is not played again from its start; one that never played is retried.
                 if live || p.attempts >= FILE_ATTEMPTS {
-                    tracing::warn!(%url, input = endpoint, %reason, "relay playlist file failed; skipping it");
-                    return p.advance(shared);
+                    tracing::warn!(%relay, %url, input = endpoint, %reason, "relay playlist file failed; skipping it");
+                    return p.advance(shared, relay);
                 }
-                tracing::warn!(%url, input = endpoint, %reason, attempt = p.attempts, "relay playlist file failed; will retry");
+                tracing::warn!(%relay, %url, input = endpoint, %reason, attempt = p.attempts, "relay playlist file failed; will retry");
                 Next::Retry
             }
         }
@@ -508,6 +513,7 @@ impl Attempt for PullAttempt {
 /// playlist's time line and paced by its pacer; live input by a pacer of its own.
 fn build(
     shared: &Arc<PullShared>,
+    cpu_tag: &str,
     url: &str,
     vod: bool,
     router: Weak<Mutex<Router>>,
@@ -515,7 +521,10 @@ fn build(
     cancel: Arc<AtomicBool>,
 ) -> Result<gst::Pipeline, gst::glib::BoolError> {
     let endpoint = shared.endpoint;
-    let pipeline = gst::Pipeline::with_name(&format!("relay-pull-{}", endpoint.as_str()));
+    let pipeline = gst::Pipeline::with_name(&crate::media::gstlog::pipeline_name(
+        &format!("pull-{}", endpoint.as_str()),
+        Some(cpu_tag),
+    ));
     let src = rtmp::live_source(url)?;
     let weak_shared = Arc::downgrade(shared);
     let mut parser = flv::Parser::new();

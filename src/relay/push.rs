@@ -86,10 +86,10 @@ pub(crate) fn start(
             }
             match state {
                 LinkState::Live => {
-                    tracing::info!(project = %project, output = %out.id, "relay output live")
+                    tracing::info!(relay = %project, output = %out.id, "relay output live")
                 }
                 LinkState::Failed { last_error } => {
-                    tracing::error!(project = %project, output = %out.id, %last_error, "relay output failed; giving up")
+                    tracing::error!(relay = %project, output = %out.id, %last_error, "relay output failed; giving up")
                 }
                 _ => {}
             }

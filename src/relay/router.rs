@@ -186,12 +186,12 @@ impl Router {
     pub(crate) fn request(&mut self, to: Endpoint, reason: SwitchReason) {
         if self.active == Some(to) {
             if self.pending.take().is_some() {
-                tracing::info!(project = %self.project, input = to.as_str(), "switch cancelled");
+                tracing::info!(relay = %self.project, input = to.as_str(), "switch cancelled");
             }
             return;
         }
         if self.pending.map(|p| p.0) != Some(to) {
-            tracing::info!(project = %self.project, to = to.as_str(), reason = reason.as_str(), "switch requested; waiting for a keyframe");
+            tracing::info!(relay = %self.project, to = to.as_str(), reason = reason.as_str(), "switch requested; waiting for a keyframe");
         }
         self.pending = Some((to, reason));
     }
@@ -240,7 +240,7 @@ impl Router {
         if let (Some(prev), true) = (prev_ts, tag.kind != TagKind::Script) {
             let d = tag.timestamp as i64 - prev as i64;
             if !(-JUMP_BACK_MS..=JUMP_FORWARD_MS).contains(&d) {
-                tracing::warn!(project = %self.project, input = e.as_str(), from = prev, to = tag.timestamp, "input timestamps jumped; re-anchoring");
+                tracing::warn!(relay = %self.project, input = e.as_str(), from = prev, to = tag.timestamp, "input timestamps jumped; re-anchoring");
                 self.anchor(tag.timestamp);
                 self.last_video_in = None;
             }
@@ -266,14 +266,14 @@ impl Router {
         match (from, reason) {
             (Some(from), Some(reason)) if from != e => {
                 self.switches += 1;
-                tracing::info!(project = %self.project, from = from.as_str(), to = e.as_str(), reason = reason.as_str(), in_ts = tag.timestamp, offset = self.offset, "input switched");
+                tracing::info!(relay = %self.project, from = from.as_str(), to = e.as_str(), reason = reason.as_str(), in_ts = tag.timestamp, offset = self.offset, "input switched");
                 (self.on_switch)(from, e, reason);
             }
             (None, _) => {
-                tracing::info!(project = %self.project, input = e.as_str(), in_ts = tag.timestamp, "forwarding input")
+                tracing::info!(relay = %self.project, input = e.as_str(), in_ts = tag.timestamp, "forwarding input")
             }
             _ => {
-                tracing::info!(project = %self.project, input = e.as_str(), in_ts = tag.timestamp, offset = self.offset, "input rejoined")
+                tracing::info!(relay = %self.project, input = e.as_str(), in_ts = tag.timestamp, offset = self.offset, "input rejoined")
             }
         }
         // Headers of the new input, at the keyframe's time, replace the old ones (also for outputs that

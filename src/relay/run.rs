@@ -159,16 +159,17 @@ impl Run {
             sessions: self.sessions.clone(),
             ingest: self.config.ingest.clone(),
             stall_ms: self.stall_ms.clone(),
+            relay: self.id.clone(),
             tag: crate::media::cpu::tag(crate::media::cpu::Owner::Task(TaskRef::Relay(
                 self.id.clone(),
             ))),
         });
-        tracing::info!(project = %self.id, input = e.as_str(), %url, files, "relay input pulled");
+        tracing::info!(relay = %self.id, input = e.as_str(), %url, files, "relay input pulled");
         self.pulls.lock().unwrap()[e.index()] = Some(Pull { shared, link });
     }
 
     fn start_output(&self, o: &RelayOutput) -> push::Output {
-        tracing::info!(project = %self.id, output = %o.id, "relay output started");
+        tracing::info!(relay = %self.id, output = %o.id, "relay output started");
         push::start(
             &self.id,
             &o.id,
@@ -239,7 +240,7 @@ impl Run {
             if let Some(source) = source {
                 self.start_pull(e, source);
             }
-            tracing::info!(project = %self.id, input = e.as_str(), "relay input replaced live");
+            tracing::info!(relay = %self.id, input = e.as_str(), "relay input replaced live");
         }
 
         // Outputs: same id and URL keep running; others are stopped first (a URL may move between ids), then
@@ -253,7 +254,7 @@ impl Run {
         *self.outputs.lock().unwrap() = kept;
         self.sync_sinks();
         for o in &removed {
-            tracing::info!(project = %self.id, output = %o.shared.id, "relay output removed live");
+            tracing::info!(relay = %self.id, output = %o.shared.id, "relay output removed live");
         }
         shutdown_all(removed.into_iter().map(|o| o.link)).await;
         let mut kept: Vec<_> = std::mem::take(&mut *self.outputs.lock().unwrap());
@@ -368,7 +369,7 @@ impl Run {
                 .await
                 .is_err()
             {
-                tracing::warn!(project = %self.id, "relay control task did not stop in time");
+                tracing::warn!(relay = %self.id, "relay control task did not stop in time");
             }
         }
     }
@@ -422,7 +423,7 @@ async fn control_loop(run: Weak<Run>, on_stop_at: OnStopAt, mut stop_rx: watch::
         if let (Some(t), false) = (stop_at, stopping) {
             if crate::clock::unix_now() >= t {
                 stopping = true;
-                tracing::info!(project = %run.id, stop_at = t, "relay project reached its stop time");
+                tracing::info!(relay = %run.id, stop_at = t, "relay project reached its stop time");
                 on_stop_at(run.id.clone(), run.number);
             }
         }

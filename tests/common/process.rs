@@ -33,6 +33,12 @@ pub struct Server {
 impl Server {
     /// Spawns `tessera serve --config config` (its log next to the config) without waiting for it.
     pub fn spawn(config: &Path, port: u16) -> Server {
+        Server::spawn_with(config, port, |_| {})
+    }
+
+    /// Like [`Server::spawn`], with `adjust` applied to the command last (its environment: `RUST_LOG` is
+    /// `tessera=info` unless it says otherwise).
+    pub fn spawn_with(config: &Path, port: u16, adjust: impl FnOnce(&mut Command)) -> Server {
         // Next to the config, or where TESSERA_TEST_LOG_DIR says (kept after the test, to investigate).
         let name = format!("tessera.{}.log", fastrand::u32(..));
         let path = match std::env::var_os("TESSERA_TEST_LOG_DIR") {
@@ -41,16 +47,17 @@ impl Server {
         };
         let log = std::fs::File::create(&path).expect("log file");
         let spawned = Instant::now();
-        let child = Command::new(binary())
+        let mut command = Command::new(binary());
+        command
             .args(["serve", "--config"])
             .arg(config)
             .env("RUST_LOG", "tessera=info")
             .stdin(Stdio::null())
             // The log goes to stderr; stdout is captured too, in case anything prints.
             .stdout(log.try_clone().expect("log file"))
-            .stderr(log)
-            .spawn()
-            .expect("run tessera");
+            .stderr(log);
+        adjust(&mut command);
+        let child = command.spawn().expect("run tessera");
         Server {
             child,
             log: path,
@@ -65,7 +72,12 @@ impl Server {
 
     /// Spawns it and waits until `GET /healthz` answers 200.
     pub fn start(config: &Path, port: u16) -> Server {
-        let mut server = Server::spawn(config, port);
+        Server::start_with(config, port, |_| {})
+    }
+
+    /// [`Server::start`] with `adjust` applied to the command (see [`Server::spawn_with`]).
+    pub fn start_with(config: &Path, port: u16, adjust: impl FnOnce(&mut Command)) -> Server {
+        let mut server = Server::spawn_with(config, port, adjust);
         server.wait_healthy(STARTUP);
         server
     }

@@ -7,6 +7,7 @@ mod common;
 
 mod access;
 mod events;
+mod logs;
 mod metrics;
 mod receiver;
 mod reload;

@@ -131,5 +131,25 @@ fn a_reload_changes_tokens_and_limits_live_and_keeps_what_needs_a_restart() {
     }
     let (_, list) = call(&server, "GET", "/v1/mixes", NEW, None);
     assert_eq!(list["mixes"].as_array().map(Vec::len), Some(2), "{list}");
+
+    // The log level, live: debug lines appear.
+    assert!(!server.log().contains(" DEBUG "));
+    std::fs::write(
+        &config,
+        sections(port, &format!("\"{NEW}\""), 4) + &store + "[log]\nlevel = \"debug\"\n",
+    )
+    .unwrap();
+    let (status, done) = call(&server, "POST", "/v1/admin/reload", NEW, None);
+    assert_eq!(status, 200, "{done}");
+    assert!(
+        done["changed"].as_array().unwrap().contains(&json!("log")),
+        "{done}"
+    );
+    call(&server, "PUT", "/v1/mixes/m", NEW, Some(&mix("m-out")));
+    assert!(
+        server.wait_log(" DEBUG ", Duration::from_secs(10)),
+        "{}",
+        server.log()
+    );
     server.terminate();
 }

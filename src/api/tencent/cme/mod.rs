@@ -404,7 +404,7 @@ async fn create(state: &AppState, req: wire::CreateProject) -> Result<Value, Cme
             },
         )
         .await;
-    tracing::info!(project = %id, "CME stream-connect project created");
+    tracing::info!(relay = %id, "CME stream-connect project created");
     let _ = (req.mode, req.aspect_ratio);
     Ok(json!({"ProjectId": id, "RtmpPushInputInfoSet": push_set}))
 }
@@ -441,7 +441,7 @@ async fn handle_project(
     match operation.as_str() {
         "Start" => {
             state.relays.start(&id).await.map_err(|e| {
-                tracing::warn!(project = %id, error = %e, "CME start failed");
+                tracing::warn!(relay = %id, error = %e, "CME start failed");
                 err(
                     "FailedOperation.StartStreamConnectPartlyErr",
                     "the project could not be started; see its status",
