@@ -156,9 +156,14 @@ impl Engine {
     async fn apply(&self, p: Prepared, _guard: OwnedMutexGuard<()>) -> Result<PutOutcome, Error> {
         let id = p.id.as_str();
         let task = TaskRef::Mix(id.to_string());
+        let mut _place: Option<Place> = None;
         let (existing, old_spec, running) = {
             let mixes = self.inner.mixes.lock().unwrap();
             self.admits(&mixes, id)?;
+            if !mixes.contains_key(id) {
+                // Held until this request is settled, whichever way (and whether or not its client waits).
+                _place = Some(Place::take(self, id));
+            }
             match mixes.get(id) {
                 Some(m) => (
                     Some(m.pipeline.clone()),
@@ -705,4 +710,26 @@ async fn blocking<T: Send + 'static>(
     })
     .await
     .map_err(Error::internal)?
+}
+
+/// A new mix's place under `engine.max_mixes`, from its admission until its request is settled.
+struct Place {
+    engine: Engine,
+    id: String,
+}
+
+impl Place {
+    fn take(engine: &Engine, id: &str) -> Self {
+        engine.inner.creating.lock().unwrap().insert(id.to_string());
+        Self {
+            engine: engine.clone(),
+            id: id.to_string(),
+        }
+    }
+}
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        self.engine.inner.creating.lock().unwrap().remove(&self.id);
+    }
 }

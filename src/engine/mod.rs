@@ -164,6 +164,9 @@ struct EngineInner {
     ready: watch::Sender<bool>,
     /// Numbers pipelines, so a failure report from a replaced pipeline is told from the running one's.
     runs: std::sync::atomic::AtomicU64,
+    /// Ids of mixes being created: admitted, not yet in `mixes` (their pipeline is starting). They count against
+    /// `engine.max_mixes`, so creates racing for the last place cannot all pass. Locked only inside `mixes`' lock.
+    creating: Mutex<std::collections::HashSet<String>>,
 }
 
 /// Why a mix is not running.
@@ -220,6 +223,7 @@ impl Engine {
                 tickets: Tickets::default(),
                 ready,
                 runs: Default::default(),
+                creating: Mutex::default(),
             }),
         }
     }
@@ -256,7 +260,15 @@ impl Engine {
 
     fn admits(&self, mixes: &HashMap<String, Mix>, id: &str) -> Result<(), Error> {
         let max = self.inner.config.get().engine.max_mixes();
-        if mixes.contains_key(id) || mixes.len() < max {
+        let others_creating = self
+            .inner
+            .creating
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|c| *c != id && !mixes.contains_key(*c))
+            .count();
+        if mixes.contains_key(id) || mixes.len() + others_creating < max {
             return Ok(());
         }
         Err(Error::new(

@@ -137,3 +137,49 @@ fn hung_picture_hosts_hold_up_nobody() {
         .collect();
     assert_eq!(ids, ["other"], "{list}");
 }
+
+/// Creates racing for the last places: each is admitted with a place held until it is settled, so no more mixes
+/// run than `engine.max_mixes` however the requests overlap (their pictures arrive at the same moment, so they
+/// all reach the change together).
+#[test]
+fn racing_creates_never_exceed_max_mixes() {
+    let slow = SlowHttp::start(Some(Duration::from_secs(1)), png(64, 64), "image/png");
+    let mut c = config();
+    c.engine.max_mixes = Some(2);
+    let tessera = Tessera::start(c);
+    let puts: Vec<_> = (0..8)
+        .map(|i| {
+            let url = tessera.url(&format!("/v1/mixes/race{i}"));
+            let spec = mix(
+                &format!("race{i}-out"),
+                Some(&slow.url(&format!("logo{i}.png"))),
+            );
+            std::thread::spawn(move || {
+                timed(&client(Duration::from_secs(30)), "PUT", &url, Some(&spec))
+            })
+        })
+        .collect();
+    let answers: Vec<(u16, Value)> = puts
+        .into_iter()
+        .map(|t| {
+            let (status, body, _) = t.join().unwrap();
+            (status, body)
+        })
+        .collect();
+    let created = answers.iter().filter(|(s, _)| *s == 201).count();
+    let full = answers
+        .iter()
+        .filter(|(s, b)| *s == 409 && b["error"]["code"] == "limit_exceeded")
+        .count();
+    let codes: Vec<(u16, &Value)> = answers
+        .iter()
+        .map(|(s, b)| (*s, &b["error"]["code"]))
+        .collect();
+    assert_eq!((created, full), (2, 6), "{codes:?}");
+    let listed = tessera.get("/v1/mixes").1;
+    assert_eq!(
+        listed["mixes"].as_array().map(Vec::len),
+        Some(2),
+        "{listed}"
+    );
+}
