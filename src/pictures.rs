@@ -65,24 +65,13 @@ pub struct Pictures {
 
 impl Pictures {
     pub fn new(configured: &BTreeMap<String, String>, limits: ImageLimits) -> Self {
-        let entries = configured
-            .iter()
-            .map(|(id, location)| {
-                (
-                    id.clone(),
-                    Entry {
-                        location: crate::image::operator_location(location),
-                        origin: "config",
-                        size: None,
-                    },
-                )
-            })
-            .collect();
-        Self {
-            entries: Mutex::new(entries),
+        let pictures = Self {
+            entries: Mutex::new(HashMap::new()),
             dir: Mutex::new(None),
-            limits: Mutex::new(limits),
-        }
+            limits: Mutex::new(limits.clone()),
+        };
+        pictures.reconfigure(configured, limits);
+        pictures
     }
 
     /// A reload: the configured pictures become `configured` (uploads stay, unless the configuration now names

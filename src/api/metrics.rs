@@ -132,6 +132,43 @@ impl Collector for Snapshot {
     }
 }
 
+/// The output families, shared by mix and relay outputs (labelled `mix` or `relay`, and `output`).
+struct Outputs([Family; 3]);
+
+impl Outputs {
+    fn new() -> Self {
+        Self([
+            Family::new(
+                "tessera_output_up",
+                "Whether an output publishes (1) or not (0)",
+                MetricType::Gauge,
+                None,
+            ),
+            Family::new(
+                "tessera_output_sent",
+                "Bytes an output sent",
+                MetricType::Counter,
+                Some(Unit::Bytes),
+            ),
+            Family::new(
+                "tessera_output_reconnects",
+                "Connections an output tried after its first",
+                MetricType::Counter,
+                None,
+            ),
+        ])
+    }
+
+    /// One output of the task `(kind, id)`.
+    fn add(&mut self, (kind, id): (&'static str, &str), o: &crate::media::push::OutputMetrics) {
+        let labels = vec![(kind, id.to_string()), ("output", o.output.clone())];
+        let [up, sent, reconnects] = &mut self.0;
+        up.add(labels.clone(), if o.up { 1.0 } else { 0.0 });
+        sent.add(labels.clone(), o.sent_bytes as f64);
+        reconnects.add(labels, o.reconnects as f64);
+    }
+}
+
 /// Histograms cannot be const metrics: the request durations are encoded on their own.
 #[derive(Debug)]
 struct Durations(Vec<(&'static str, [u64; BUCKETS.len()], f64, u64)>);
@@ -302,24 +339,7 @@ fn render(s: &AppState) -> String {
         MetricType::Gauge,
         Some(Unit::Seconds),
     );
-    let mut out_up = Family::new(
-        "tessera_output_up",
-        "Whether an output publishes (1) or not (0)",
-        MetricType::Gauge,
-        None,
-    );
-    let mut out_bytes = Family::new(
-        "tessera_output_sent",
-        "Bytes an output sent",
-        MetricType::Counter,
-        Some(Unit::Bytes),
-    );
-    let mut out_reconnects = Family::new(
-        "tessera_output_reconnects",
-        "Connections an output tried after its first",
-        MetricType::Counter,
-        None,
-    );
+    let mut outputs = Outputs::new();
     for (id, _, m) in &engine.mixes {
         let Some(m) = m else { continue };
         frames.add(vec![("mix", id.clone())], m.output_frames as f64);
@@ -332,10 +352,7 @@ fn render(s: &AppState) -> String {
         }
         lag.add(vec![("mix", id.clone())], m.lag_seconds);
         for o in &m.outputs {
-            let labels = vec![("mix", id.clone()), ("output", o.output.clone())];
-            out_up.add(labels.clone(), if o.up { 1.0 } else { 0.0 });
-            out_bytes.add(labels.clone(), o.sent_bytes as f64);
-            out_reconnects.add(labels, o.reconnects as f64);
+            outputs.add(("mix", id), o);
         }
     }
 
@@ -471,13 +488,11 @@ fn render(s: &AppState) -> String {
             );
         }
         for o in &r.outputs {
-            let labels = vec![("relay", r.id.clone()), ("output", o.output.clone())];
-            out_up.add(labels.clone(), if o.up { 1.0 } else { 0.0 });
-            out_bytes.add(labels.clone(), o.sent_bytes as f64);
-            out_reconnects.add(labels, o.reconnects as f64);
+            outputs.add(("relay", &r.id), o);
         }
     }
-    families.extend([out_up, out_bytes, out_reconnects, failovers, active, r_cpu]);
+    families.extend(outputs.0);
+    families.extend([failovers, active, r_cpu]);
 
     // The API and webhooks.
     let mut requests = Family::new(
