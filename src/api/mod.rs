@@ -2,6 +2,7 @@
 //! types into the core model and core errors into its own codes.
 
 mod auth;
+mod console;
 mod error;
 mod events;
 mod json;
@@ -165,6 +166,7 @@ pub fn app(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/openapi.json", get(openapi))
+        .merge(console::routes())
         .route("/", get(root).post(root))
         .route(
             "/common_access",
