@@ -56,6 +56,7 @@ pub mod model;
 pub mod netpolicy;
 pub mod node;
 pub mod pictures;
+pub mod preview;
 pub mod relay;
 pub mod server;
 pub mod store;

@@ -795,11 +795,14 @@ fn mix_views() -> Vec<MixView> {
             url: "rtmp://h/live/x".into(),
             state: state.clone(),
             video_size: (i % 2 == 0).then_some((1280, 720)),
+            last_frame_age_ms: (i % 2 == 0).then_some(33),
+            reconnects: i as u64,
         });
         status.outputs.push(OutputStatus {
             url: "rtmp://h/live/out".into(),
             state,
             bitrate_kbps: 2480,
+            reconnects: 1,
         });
         views.push(MixView {
             id: format!("m{i}"),

@@ -110,6 +110,7 @@ pub enum ErrorCode {
     WrongState,
     Unauthorized,
     Forbidden,
+    NoFrame,
 }
 
 /// More than `server.max_requests_per_s` from this client; `Retry-After` says when to retry (code

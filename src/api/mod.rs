@@ -12,6 +12,7 @@ pub mod native;
 pub mod openapi;
 mod path;
 mod pictures;
+mod preview;
 pub mod ratelimit;
 pub mod registry;
 mod relays;
@@ -192,6 +193,7 @@ pub fn app(state: AppState) -> Router {
         .merge(
             native::routes()
                 .merge(relays::routes())
+                .merge(preview::routes())
                 .merge(events::routes())
                 .merge(metrics::routes())
                 .merge(reload::routes())

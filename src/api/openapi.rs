@@ -11,7 +11,7 @@ use utoipa::{
     Modify, OpenApi, ToSchema,
 };
 
-use super::{error::RateLimited, events, native, pictures, relays};
+use super::{error::RateLimited, events, native, pictures, preview, relays};
 use crate::{
     model::{Source, Target},
     relay::RelayInput,
@@ -47,6 +47,11 @@ pub const ID_PATTERN: &str = "^[A-Za-z0-9._~-]{1,128}$";
         relays::start,
         relays::stop,
         relays::switch,
+        preview::mix_snapshot,
+        preview::mix_input_snapshot,
+        preview::mix_live,
+        preview::relay_input_snapshot,
+        preview::relay_live,
         pictures::list,
         pictures::get_one,
         pictures::put,

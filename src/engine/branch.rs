@@ -336,6 +336,11 @@ impl VideoBranch {
     }
 
     /// The compositor pad the branch feeds.
+    /// Where the input's decoded frames enter the mix, before crop and scale (snapshots of the input).
+    pub fn source_pad(&self) -> Option<gst::Pad> {
+        self.appsrc.static_pad("src")
+    }
+
     pub fn pad(&self) -> &gst::Pad {
         &self.pad
     }

@@ -235,6 +235,25 @@ impl Subscription {
     pub fn url(&self) -> &str {
         &self.pull.url
     }
+
+    /// Time since the input's newest decoded frame; `None` before any.
+    pub fn last_frame_age(&self) -> Option<Duration> {
+        self.pull
+            .counts
+            .last_frame
+            .lock()
+            .unwrap()
+            .map(|t| t.elapsed())
+    }
+
+    /// Connections tried after the first.
+    pub fn reconnects(&self) -> u64 {
+        self.pull
+            .counts
+            .attempts
+            .load(Ordering::Relaxed)
+            .saturating_sub(1)
+    }
 }
 
 impl Drop for Subscription {

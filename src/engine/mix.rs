@@ -402,6 +402,10 @@ impl MixPipeline {
             }
         }
 
+        for e in &encoders {
+            e.fanout.viewers.set_name(&format!("mix {id}"));
+        }
+
         let failed = Arc::new(AtomicBool::new(false));
         let (_, messages) = crate::media::bus::watch(&pipeline, Some(tag.clone()))
             .ok_or_else(|| Error::internal("mix pipeline without bus"))?;
@@ -851,6 +855,11 @@ impl MixPipeline {
                 url: b.url.clone(),
                 state: b.subscription.state(),
                 video_size: b.subscription.video_size(),
+                last_frame_age_ms: b
+                    .subscription
+                    .last_frame_age()
+                    .map(|a| a.as_millis() as u64),
+                reconnects: b.subscription.reconnects(),
             })
             .collect();
         let outputs = self
@@ -861,6 +870,7 @@ impl MixPipeline {
                 url: url.clone(),
                 state: t.link.state(),
                 bitrate_kbps: t.shared.bitrate_kbps(),
+                reconnects: t.shared.reconnects(),
             })
             .collect();
         MixStatus {
@@ -880,6 +890,28 @@ impl MixPipeline {
             inputs,
             outputs,
         }
+    }
+
+    /// Where a snapshot of the composited picture is taken: after the compositor, its rounded corners and the
+    /// canvas caps, before every encoder. `None` for a mix without a picture.
+    pub fn picture_pad(&self) -> Option<gst::Pad> {
+        self.picture.as_ref()?.canvas_filter.static_pad("src")
+    }
+
+    /// Where a snapshot of input `id` is taken (its decoded frames as they enter the mix): `None` for an input
+    /// the mix does not have, `Some(None)` for one without a picture in it.
+    pub fn input_pad(&self, id: &str) -> Option<Option<gst::Pad>> {
+        let b = self.inputs.get(id)?;
+        Some(b.video.as_ref().and_then(|v| v.source_pad()))
+    }
+
+    /// The viewers of the mix's encoded output: its first encoding with video, else its first.
+    pub fn viewers(&self) -> Option<Arc<crate::preview::Viewers>> {
+        self.encoders
+            .iter()
+            .find(|e| e.spec.video.is_some())
+            .or(self.encoders.first())
+            .map(|e| e.fanout.viewers.clone())
     }
 
     /// Posts an error as if an element had failed (fault-injection for tests).

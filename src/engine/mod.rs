@@ -21,6 +21,7 @@ mod corners;
 pub mod input;
 mod mix;
 mod output;
+mod preview;
 pub mod sei;
 pub mod status;
 mod still;
@@ -49,6 +50,7 @@ pub use control::Prepared;
 pub use input::InputHub;
 use mix::MixPipeline;
 pub use mix::{output_label, MixMetrics};
+pub use preview::Look;
 pub use status::MixStatus;
 pub use still::image_size;
 

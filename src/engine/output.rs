@@ -41,6 +41,8 @@ pub struct Fanout {
     has_video: bool,
     /// Encoded bytes per second, for status.
     pub bitrate: RateMeter,
+    /// The live preview's viewers of this encoding.
+    pub viewers: Arc<crate::preview::Viewers>,
 }
 
 impl Fanout {
@@ -50,6 +52,7 @@ impl Fanout {
             targets: Mutex::new(Arc::new(Vec::new())),
             has_video,
             bitrate: RateMeter::new(std::time::Duration::from_secs(2)),
+            viewers: crate::preview::Viewers::new("mix output"),
         })
     }
 
@@ -89,12 +92,16 @@ impl Fanout {
             return;
         };
         let targets = self.targets.lock().unwrap().clone();
-        if targets.is_empty() {
+        let watched = self.viewers.count() > 0;
+        if targets.is_empty() && !watched {
             return;
         }
         let resumption = is_resumption_point(buffer, self.has_video);
         for t in targets.iter() {
             t.push(buffer, resumption, &headers.buffers);
+        }
+        if watched {
+            self.viewers.push(buffer, resumption, &headers.buffers);
         }
     }
 

@@ -16,6 +16,11 @@ pub struct InputStatus {
     /// Size of the picture currently received, once known: `[width, height]`.
     #[schema(required = true)]
     pub video_size: Option<(u32, u32)>,
+    /// Milliseconds since the input's newest decoded frame; null before any.
+    #[schema(required = true)]
+    pub last_frame_age_ms: Option<u64>,
+    /// Connections to the input tried after the first.
+    pub reconnects: u64,
 }
 
 /// One output of a running mix.
@@ -27,6 +32,8 @@ pub struct OutputStatus {
     pub state: LinkState,
     /// Bitrate actually sent over the last seconds, in kbit/s.
     pub bitrate_kbps: u64,
+    /// Connections tried after the first.
+    pub reconnects: u64,
 }
 
 /// Whether a mix runs.
@@ -82,6 +89,8 @@ pub fn not_running(
                 url: super::resolve_input(&i.source, &config.ingest),
                 state: LinkState::Idle,
                 video_size: None,
+                last_frame_age_ms: None,
+                reconnects: 0,
             })
             .collect(),
         outputs: spec
@@ -91,6 +100,7 @@ pub fn not_running(
                 url: super::resolve_output(&o.target, &config.egress),
                 state: LinkState::Idle,
                 bitrate_kbps: 0,
+                reconnects: 0,
             })
             .collect(),
     }

@@ -480,6 +480,43 @@ impl Relays {
         }
     }
 
+    /// Project `id`'s run, if it runs.
+    fn running(&self, id: &str) -> Result<Arc<Run>, Error> {
+        let projects = self.inner.projects.lock().unwrap();
+        let p = projects.get(id).ok_or_else(|| not_found(id))?;
+        p.run.clone().ok_or_else(|| {
+            Error::new(
+                ErrorKind::State,
+                format!("relay project {id:?} is not running"),
+            )
+        })
+    }
+
+    /// The viewers of project `id`'s forwarded stream (its live preview).
+    pub fn live_viewers(&self, id: &str) -> Result<Arc<crate::preview::Viewers>, Error> {
+        Ok(self.running(id)?.viewers.clone())
+    }
+
+    /// Input `e` of project `id`: its newest keyframe as a small FLV file, to decode for a snapshot.
+    pub fn input_keyframe(&self, id: &str, e: Endpoint) -> Result<Vec<u8>, Error> {
+        let run = self.running(id)?;
+        if run.health(e).is_none() {
+            return Err(Error::new(
+                ErrorKind::NotFound,
+                format!("relay project {id:?} has no {} input", e.as_str()),
+            ));
+        }
+        run.keyframe_flv(e).ok_or_else(|| {
+            Error::new(
+                ErrorKind::State,
+                format!(
+                    "the {} input of relay project {id:?} has sent no keyframe yet",
+                    e.as_str()
+                ),
+            )
+        })
+    }
+
     pub fn get(&self, id: &str) -> Option<RelayView> {
         let projects = self.inner.projects.lock().unwrap();
         projects.get(id).map(|p| self.view(id, p))

@@ -49,6 +49,13 @@ pub(crate) trait TagSink: Send + Sync {
     fn push(&self, tag: &OutTag, preamble: &[gst::Buffer]);
 }
 
+/// The live preview's viewers get what every output gets.
+impl TagSink for crate::preview::Viewers {
+    fn push(&self, tag: &OutTag, preamble: &[gst::Buffer]) {
+        crate::preview::Viewers::push(self, &tag.buffer, tag.resumption, preamble);
+    }
+}
+
 /// Told about each switch that lands: from, to, why.
 pub(crate) type OnSwitch = Box<dyn Fn(Endpoint, Endpoint, SwitchReason) + Send + Sync>;
 
@@ -71,6 +78,8 @@ struct InputCtx {
     audio_tags: u32,
     /// Timestamp of the newest audio or video tag.
     last_ts: Option<u32>,
+    /// The newest video keyframe (snapshots of the input decode it on demand).
+    last_key: Option<Tag>,
 }
 
 impl InputCtx {
@@ -80,6 +89,8 @@ impl InputCtx {
                 self.seen_video = true;
                 if flv::is_sequence_header(tag) {
                     self.video_seq = Some(tag.clone());
+                } else if flv::is_video_keyframe(tag) {
+                    self.last_key = Some(tag.clone());
                 }
             }
             TagKind::Audio => {
@@ -207,6 +218,19 @@ impl Router {
     }
 
     /// Switches that landed.
+    /// Input `e`'s newest keyframe as a small FLV file (header, video sequence header, the keyframe), for a
+    /// snapshot; `None` before it sent both.
+    pub(crate) fn keyframe_flv(&self, e: Endpoint) -> Option<Vec<u8>> {
+        let ctx = &self.inputs[e.index()];
+        let (seq, key) = (ctx.video_seq.as_ref()?, ctx.last_key.as_ref()?);
+        let mut out =
+            Vec::with_capacity(flv::FILE_HEADER_LEN + seq.data.len() + key.data.len() + 40);
+        flv::write_header(&mut out, false, true);
+        out.extend(seq.encode_at(0)?);
+        out.extend(key.encode_at(0)?);
+        Some(out)
+    }
+
     pub(crate) fn switches(&self) -> u32 {
         self.switches
     }

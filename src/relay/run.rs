@@ -79,6 +79,8 @@ pub(super) struct Run {
     pub callbacks: Events,
     bus: EventBus,
     control: Mutex<Option<ControlTask>>,
+    /// The live preview's viewers: the router feeds them as one more output.
+    pub viewers: Arc<crate::preview::Viewers>,
 }
 
 impl Run {
@@ -128,6 +130,7 @@ impl Run {
             callbacks,
             bus,
             control: Mutex::new(None),
+            viewers: crate::preview::Viewers::new(&format!("relay {id}")),
         });
         for (e, input) in [
             (Endpoint::Main, Some(&spec.main)),
@@ -189,8 +192,14 @@ impl Run {
             .unwrap()
             .iter()
             .map(|o| o.shared.clone() as Arc<dyn TagSink>)
+            .chain(std::iter::once(self.viewers.clone() as Arc<dyn TagSink>))
             .collect();
         self.router.lock().unwrap().set_sinks(sinks);
+    }
+
+    /// Input `e`'s newest keyframe as a small FLV file (see [`Router::keyframe_flv`]).
+    pub(super) fn keyframe_flv(&self, e: Endpoint) -> Option<Vec<u8>> {
+        self.router.lock().unwrap().keyframe_flv(e)
     }
 
     pub(super) fn health(&self, e: Endpoint) -> Option<InputState> {

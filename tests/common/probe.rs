@@ -715,3 +715,63 @@ fn audio_branch(
     let appsink: gst::Element = appsink.upcast();
     add_chain(pipeline, pad, &[&queue, &convert, &resample, &appsink])
 }
+
+/// Decodes a JPEG (a snapshot) into a [`Frame`]; panics when it is not one.
+pub fn decode_jpeg(bytes: &[u8]) -> Frame {
+    init();
+    let caps = gst::Caps::new_empty_simple("image/jpeg");
+    let pipeline = gst::parse::launch(
+        "appsrc name=src ! jpegdec ! videoconvert ! video/x-raw,format=RGB ! appsink name=sink sync=false",
+    )
+    .expect("a JPEG decoder")
+    .downcast::<gst::Pipeline>()
+    .unwrap();
+    let src = pipeline
+        .by_name("src")
+        .unwrap()
+        .downcast::<gst_app::AppSrc>()
+        .unwrap();
+    let sink = pipeline
+        .by_name("sink")
+        .unwrap()
+        .downcast::<gst_app::AppSink>()
+        .unwrap();
+    src.set_caps(Some(&caps));
+    pipeline.set_state(gst::State::Playing).unwrap();
+    src.push_buffer(gst::Buffer::from_slice(bytes.to_vec()))
+        .unwrap();
+    src.end_of_stream().unwrap();
+    let sample = sink.try_pull_sample(gst::ClockTime::from_seconds(10));
+    pipeline.set_state(gst::State::Null).unwrap();
+    let sample = sample.expect("the JPEG decoded to a picture");
+    let info = gst_video::VideoInfo::from_caps(sample.caps().unwrap()).unwrap();
+    let buffer = sample.buffer().unwrap();
+    let map = buffer.map_readable().unwrap();
+    let (w, h) = (info.width(), info.height());
+    let stride = info.stride()[0] as usize;
+    let mut data = Vec::with_capacity((w * h * 3) as usize);
+    for row in 0..h as usize {
+        data.extend_from_slice(&map[row * stride..row * stride + w as usize * 3]);
+    }
+    Frame {
+        width: w,
+        height: h,
+        data,
+        pts: None,
+        arrival: Instant::now(),
+    }
+}
+
+/// GETs `url` and returns status and body (a snapshot); panics when the request fails.
+pub fn fetch(url: &str) -> (u16, Vec<u8>) {
+    let resp = reqwest::blocking::get(url).unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    let status = resp.status().as_u16();
+    (status, resp.bytes().map(|b| b.to_vec()).unwrap_or_default())
+}
+
+/// The JPEG at `url` (a snapshot), decoded; panics unless it is served as one.
+pub fn snapshot(url: &str) -> Frame {
+    let (status, body) = fetch(url);
+    assert_eq!(status, 200, "GET {url}: {}", String::from_utf8_lossy(&body));
+    decode_jpeg(&body)
+}

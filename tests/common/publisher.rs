@@ -19,6 +19,8 @@ pub enum Pattern {
     /// `a` during even wall-clock seconds, `b` during odd ones (`SystemTime`), switching at the second
     /// boundary (to within a frame), so publishers started at different times flip at the same instants.
     Flip { a: u32, b: u32 },
+    /// Random noise in every frame: a picture no encoder can make small (streams of real bitrate).
+    Snow,
 }
 
 #[derive(Clone, Debug)]
@@ -222,6 +224,18 @@ fn build_media(
                     gst::PadProbeReturn::Ok
                 },
             );
+            caps
+        }
+        Pattern::Snow => {
+            let src = make("videotestsrc");
+            src.set_property_from_str("pattern", "snow");
+            src.set_property("is-live", live);
+            if let Some(secs) = file_secs {
+                src.set_property("num-buffers", (secs * fps) as i32);
+            }
+            let caps = capsfilter(video_caps(w, h, fps));
+            pipeline.add_many([&src, &caps]).unwrap();
+            src.link(&caps).unwrap();
             caps
         }
         Pattern::Quadrants(colors) => {

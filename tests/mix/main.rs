@@ -9,6 +9,7 @@ mod hevc;
 mod live;
 mod metrics;
 mod picture;
+mod preview;
 mod sei;
 
 use common::*;

@@ -12,6 +12,7 @@ mod failover;
 mod hooks;
 mod lifecycle;
 mod outputs;
+mod preview;
 mod vod;
 
 use std::time::Duration;
