@@ -43,7 +43,7 @@ const SETUP_HINT: &str =
 
 /// Every (method, path) the native router serves, as the document spells them. The vendor dialects' and the RTMP
 /// servers' callbacks (`VENDOR_PATHS`) are not part of the native API and not documented.
-const ROUTES: [(&str, &str); 22] = [
+const ROUTES: [(&str, &str); 27] = [
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/openapi.json"),
@@ -59,6 +59,11 @@ const ROUTES: [(&str, &str); 22] = [
     ("post", "/v1/relays/{id}/start"),
     ("post", "/v1/relays/{id}/stop"),
     ("post", "/v1/relays/{id}/switch"),
+    ("get", "/v1/mixes/{id}/snapshot.jpg"),
+    ("get", "/v1/mixes/{id}/inputs/{input}/snapshot.jpg"),
+    ("get", "/v1/mixes/{id}/live.flv"),
+    ("get", "/v1/relays/{id}/inputs/{input}/snapshot.jpg"),
+    ("get", "/v1/relays/{id}/live.flv"),
     ("get", "/v1/pictures"),
     ("get", "/v1/pictures/{id}"),
     ("put", "/v1/pictures/{id}"),
@@ -222,6 +227,7 @@ async fn every_native_route_is_documented_and_served() {
         "mod.rs",
         "native.rs",
         "relays.rs",
+        "preview.rs",
         "pictures.rs",
         "events.rs",
         "metrics.rs",
@@ -243,7 +249,9 @@ async fn every_native_route_is_documented_and_served() {
     // And the router answers exactly ROUTES' methods on each documented path (405 for the others).
     let app = app(|_| {});
     for path in doc["paths"].as_object().unwrap().keys() {
-        let uri = path.replace("{id}", "openapi-probe");
+        let uri = path
+            .replace("{id}", "openapi-probe")
+            .replace("{input}", "main");
         for method in ["get", "post", "put", "delete", "patch"] {
             if (method, uri.as_str()) == ("get", "/v1/events") {
                 // A stream that never ends: its status and type say it is served.
