@@ -13,7 +13,7 @@
   const POLL_MS = 2000;
   const GRID_SNAPSHOT_MS = 2000;
   const STAGE_SNAPSHOT_MS = 1000;
-  const MISSING_SNAPSHOT_MS = 5000;
+  const MISSING_SNAPSHOT_MS = 3000;
   const KEPT_EVENTS = 2000;
 
   const $ = (id) => document.getElementById(id);
@@ -365,6 +365,13 @@
     if (img._snap) img._snap.next = 0;
   }
 
+  // A picture's caption: its label (what it shows) and, while the snapshot cannot be had, why.
+  function setNote(note, part, text) {
+    if (note.dataset[part] === text) return;
+    note.dataset[part] = text;
+    note.textContent = [note.dataset.label, note.dataset.problem].filter(Boolean).join(' · ');
+  }
+
   async function loadSnapshot(img) {
     const st = img._snap || (img._snap = { busy: false, next: 0 });
     if (st.busy || Date.now() < st.next || S.needToken) return;
@@ -373,7 +380,10 @@
     const note = img.parentElement && img.parentElement.querySelector('.note, figcaption');
     try {
       const res = await api(path);
-      if (res.ok) {
+      if (img.dataset.snap !== path) {
+        // Shown elsewhere meanwhile (another task opened): this answer is not wanted.
+        st.next = 0;
+      } else if (res.ok) {
         const blob = await res.blob();
         const url = URL.createObjectURL(blob);
         const old = img.getAttribute('src');
@@ -381,19 +391,24 @@
         try {
           await img.decode();
           img.dataset.loaded = '1';
-          if (note && note.dataset.snapNote) {
-            note.textContent = '';
-            delete note.dataset.snapNote;
-          }
+          if (note) setNote(note, 'problem', '');
         } catch (_) {
           // A picture that does not decode: the next one will.
         }
         if (old && old.startsWith('blob:')) URL.revokeObjectURL(old);
         st.next = Date.now() + Number(img.dataset.every || GRID_SNAPSHOT_MS);
       } else {
-        if (note && !img.dataset.loaded) {
-          note.textContent = res.status === 404 ? 'no snapshot' : `no snapshot (HTTP ${res.status})`;
-          note.dataset.snapNote = '1';
+        let why = '';
+        try {
+          why = ((await res.json()).error || {}).message || '';
+        } catch (_) {
+          // Not the API's JSON error.
+        }
+        if (note) {
+          const short = { 404: 'no snapshot', 409: 'not live', 503: 'no picture yet' }[res.status];
+          const problem = short || `no snapshot (HTTP ${res.status})`;
+          setNote(note, 'problem', img.dataset.loaded ? `${problem}: last picture` : problem);
+          note.title = why;
         }
         st.next = Date.now() + MISSING_SNAPSHOT_MS;
       }
@@ -544,7 +559,8 @@
     const st = view.status || {};
     const box = (role) => {
       const input = st[role];
-      const note = el('div', { class: 'note' }, `${role} · ${relayInputState(input)}`);
+      const note = el('div', { class: 'note' });
+      setNote(note, 'label', `${role} · ${relayInputState(input)}`);
       const img = snapshotImg(`/v1/relays/${enc(view.id)}/inputs/${role}/snapshot.jpg?width=320`, every);
       return el('div', { class: 'thumb', dataset: { role } }, img, note);
     };
@@ -596,7 +612,7 @@
     }
     for (const role of ['main', 'backup']) {
       const note = card.pics.querySelector(`[data-role="${role}"] .note`);
-      if (note && !note.dataset.snapNote) note.textContent = `${role} · ${relayInputState(st[role])}`;
+      if (note) setNote(note, 'label', `${role} · ${relayInputState(st[role])}`);
     }
     card.root.dataset.state = st.state;
     card.root.dataset.active = st.active || '';
@@ -689,10 +705,15 @@
     document.title = `${next.id} · Tessera console`;
     if (!same) {
       const img = $('stage-img');
+      const old = img.getAttribute('src');
+      if (old && old.startsWith('blob:')) URL.revokeObjectURL(old);
       img.removeAttribute('src');
       delete img.dataset.loaded;
       fill($('stage-rects'));
-      $('stage-note').textContent = '';
+      const caption = $('stage-note');
+      caption.dataset.label = '';
+      caption.dataset.problem = '';
+      caption.textContent = '';
       const path =
         next.kind === 'mix'
           ? `/v1/mixes/${enc(next.id)}/snapshot.jpg?width=640`
@@ -736,7 +757,7 @@
       const role = st.active || 'main';
       setSnapshotPath($('stage-img'), `/v1/relays/${enc(view.id)}/inputs/${role}/snapshot.jpg?width=640`);
       const caption = $('stage-note');
-      if (!caption.dataset.snapNote) caption.textContent = st.active ? `forwarding ${st.active}` : '';
+      setNote(caption, 'label', st.active ? `forwarding ${st.active}` : '');
       fill($('detail-status'),
         el(
           'div',
