@@ -1,4 +1,5 @@
-//! Integration-test harness: nginx-rtmp, synthetic publishers, output probes and Tessera in-process.
+//! Integration-test harness: nginx-rtmp, synthetic publishers, output probes, Tessera in-process and a WebDriver
+//! client for a headless Chromium.
 //!
 //! Submodules are self-contained (they refer to each other via `super::`), so a test file that must not
 //! depend on the tessera crate can include a subset (see `tests/harness.rs`): all but `rig`, `server` and
@@ -18,6 +19,7 @@ mod server;
 mod sign;
 mod slow_http;
 mod util;
+mod webdriver;
 
 pub use checks::*;
 pub use hevc::*;
@@ -32,3 +34,4 @@ pub use server::*;
 pub use sign::*;
 pub use slow_http::*;
 pub use util::*;
+pub use webdriver::*;
