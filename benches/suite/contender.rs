@@ -59,6 +59,10 @@ pub struct Running {
     pub idle_rss_mib: f64,
     /// Logs and configuration of this run.
     pub dir: tempfile::TempDir,
+    /// Tessera's API (`http://127.0.0.1:PORT`); `None` for the references.
+    pub api: Option<String>,
+    /// Tessera's ids of the mixes started, in the order of the outputs.
+    pub mix_ids: Vec<String>,
 }
 
 impl Running {
@@ -171,11 +175,14 @@ pub fn start(kind: Kind, l: &Launch) -> Result<(Running, Vec<Output>), String> {
         children: Vec::new(),
         idle_rss_mib: 0.0,
         dir,
+        api: None,
+        mix_ids: Vec::new(),
     };
     let mut outputs = Vec::new();
     let tag = kind.name();
     if kind == Kind::Tessera {
         let api = start_tessera(&mut running, l)?;
+        running.api = Some(api.clone());
         running.idle_rss_mib = running.rss_mib();
         let client = reqwest::blocking::Client::new();
         for k in 0..l.copies {
@@ -192,6 +199,7 @@ pub fn start(kind: Kind, l: &Launch) -> Result<(Running, Vec<Output>), String> {
                 for (m, plan) in l.scene.mix_plans(k, tag).into_iter().enumerate() {
                     let id = format!("{}-{m}-{k}", l.scene.name);
                     put(&client, &format!("{api}/v1/mixes/{id}"), &plan.tessera)?;
+                    running.mix_ids.push(id);
                     outputs.push(mix_output(plan));
                 }
             }

@@ -4,6 +4,7 @@
 //! ```sh
 //! cargo bench --bench suite                      # every scene, every contender (about 25 minutes)
 //! cargo bench --bench suite -- --scenes s4 --contenders tessera,gst --secs 30 --capacity s4
+//! cargo bench --bench suite -- --preview --scenes s4 # what snapshots cost, how far the live preview lags
 //! ```
 //!
 //! Without `--bench` on its command line (as `cargo test --all-targets` runs it) it is a smoke run of a few
@@ -18,9 +19,11 @@
 //! - `probe`: watching outputs: frame rate and gaps from FLV tags; latency and skew from decoded stamps.
 //! - `run`: one measured run of a scene, and the capacity search.
 //! - `report`: the Markdown table, the JSON file and the PNG chart.
+//! - `preview`: the operator's view (`--preview`): snapshot cost and live-preview latency of one Tessera mix.
 
 mod contender;
 mod media;
+mod preview;
 mod probe;
 mod publish;
 mod report;
@@ -74,6 +77,10 @@ struct Args {
     /// repeatable.
     #[arg(long = "tessera-set")]
     tessera_set: Vec<String>,
+    /// Measure only the operator's view of the scenes: snapshot cost (nobody asking, then one a second) and the
+    /// live preview's latency beside the RTMP output's, Tessera alone (`preview.json` in `--out`).
+    #[arg(long)]
+    preview: bool,
     /// Where the report goes (report.md, report.json, chart.png).
     #[arg(long, default_value = "target/bench-report")]
     out: PathBuf,
@@ -101,6 +108,7 @@ fn main() {
             tessera_bin: None,
             tessera_set: vec![],
             out: std::env::temp_dir().join(format!("tessera-bench-smoke-{}", std::process::id())),
+            preview: false,
             bench: false,
         }
     };
@@ -154,6 +162,36 @@ fn run_suite(args: &Args, full: bool) -> Result<(), String> {
         args.warmup,
         args.secs
     );
+    if args.preview || !full {
+        let (warmup, secs) = if full {
+            (args.warmup, args.secs)
+        } else {
+            (3, 3)
+        };
+        let mut found = Vec::new();
+        for scene in selected.iter().filter(|s| !s.is_relay()) {
+            let p = bench.measure_preview(
+                scene,
+                Duration::from_secs(warmup),
+                Duration::from_secs(secs),
+            )?;
+            eprintln!("  {}", p.line());
+            if !full && (p.snapshots == 0 || p.preview.frames == 0) {
+                return Err(format!(
+                    "preview smoke: no snapshot or no preview frame: {p:?}"
+                ));
+            }
+            found.push(p);
+        }
+        if args.preview {
+            std::fs::create_dir_all(&args.out).map_err(|e| e.to_string())?;
+            let path = args.out.join("preview.json");
+            let json = serde_json::to_string_pretty(&found).map_err(|e| e.to_string())?;
+            std::fs::write(&path, json).map_err(|e| e.to_string())?;
+            eprintln!("bench: preview figures in {}", path.display());
+            return Ok(());
+        }
+    }
     let mut report = report::Report::new(full, args.content);
     for scene in &selected {
         report

@@ -233,8 +233,14 @@ impl StampProbe {
         let thread = {
             let (watches, seen, url) = (watches.clone(), seen.clone(), url.to_string());
             supervise(stop.clone(), move || {
+                // HTTP-FLV (Tessera's live preview) or RTMP.
+                let source = if url.starts_with("http") {
+                    format!("souphttpsrc location={url} is-live=true")
+                } else {
+                    format!("rtmp2src location={url}")
+                };
                 let desc = format!(
-                    "rtmp2src location={url} ! flvdemux name=d \
+                    "{source} ! flvdemux name=d \
                      d.video ! queue ! h264parse ! avdec_h264 ! video/x-raw,format=I420 \
                      ! appsink name=sink sync=false async=false \
                      d.audio ! queue ! fakesink sync=false async=false"

@@ -161,59 +161,15 @@ impl Bench {
         secs: Duration,
         latency: bool,
     ) -> Result<(), String> {
-        for k in 0..copies {
-            self.publishers.ensure(scene, k, &self.base)?;
-        }
-        // Contenders that find no stream back off and retry; start them only once every input is live.
-        let deadline = Instant::now() + Duration::from_secs(10);
-        for k in 0..copies {
-            for stream in scene.streams.keys() {
-                let name = scene::stream_of(stream, k);
-                while !self.nginx.is_publishing("live", &name) {
-                    if Instant::now() > deadline {
-                        return Err(format!("input {name} is not publishing"));
-                    }
-                    std::thread::sleep(Duration::from_millis(100));
-                }
-            }
-        }
-        let launch = Launch {
-            root: &self.root,
-            tessera_bin: &self.tessera_bin,
-            tessera_set: &self.tessera_set,
-            base: &self.base,
-            scene,
-            copies,
-        };
-        let (mut running, outputs) = contender::start(kind, &launch)?;
-        // Probes start once their output is published: a play refused with "stream not found" now and then
-        // leaves GStreamer 1.22's rtmp2src hanging on its way down, and such a probe would never see a frame.
-        // Starting up is not measured: ffmpeg opens its inputs one after another (seconds each).
-        let started = Instant::now();
-        let startup_limit = warmup.max(Duration::from_secs(30));
-        for o in &outputs {
-            while !self.nginx.is_publishing("mix", &o.stream) && started.elapsed() < startup_limit {
-                std::thread::sleep(Duration::from_millis(100));
-            }
-        }
+        let (mut running, outputs, started) = self.launch(scene, kind, copies, warmup)?;
         let probes: Vec<TagProbe> = outputs
             .iter()
             .map(|o| TagProbe::start(&format!("{}/mix/{}", self.base, o.stream)))
             .collect();
         let stamp_probe = match (latency, outputs.first()) {
-            (true, Some(first)) => first.stamps.as_ref().map(|stamps| {
-                let watches = stamps
-                    .iter()
-                    .filter_map(|spot| {
-                        Some(Watch {
-                            input: spot.input.clone(),
-                            points: spot.points.clone(),
-                            publisher: self.publishers.get(&spot.stream)?,
-                        })
-                    })
-                    .collect();
-                StampProbe::start(&format!("{}/mix/{}", self.base, first.stream), watches)
-            }),
+            (true, Some(first)) => self
+                .watches(first)
+                .map(|w| StampProbe::start(&format!("{}/mix/{}", self.base, first.stream), w)),
             _ => None,
         };
         // The rest of the warm-up, and at least one GOP for the stamp probe to start decoding.
@@ -262,6 +218,69 @@ impl Bench {
         drop(probes);
         drop(running);
         Ok(())
+    }
+
+    /// Starts `copies` copies of `scene` on `kind` once every input publishes, and waits (up to the warm-up,
+    /// at least 30 s) until every output publishes. Returns when that wait began: starting up is not measured.
+    pub(crate) fn launch(
+        &self,
+        scene: &Scene,
+        kind: Kind,
+        copies: usize,
+        warmup: Duration,
+    ) -> Result<(contender::Running, Vec<contender::Output>, Instant), String> {
+        for k in 0..copies {
+            self.publishers.ensure(scene, k, &self.base)?;
+        }
+        // Contenders that find no stream back off and retry; start them only once every input is live.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        for k in 0..copies {
+            for stream in scene.streams.keys() {
+                let name = scene::stream_of(stream, k);
+                while !self.nginx.is_publishing("live", &name) {
+                    if Instant::now() > deadline {
+                        return Err(format!("input {name} is not publishing"));
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            }
+        }
+        let launch = Launch {
+            root: &self.root,
+            tessera_bin: &self.tessera_bin,
+            tessera_set: &self.tessera_set,
+            base: &self.base,
+            scene,
+            copies,
+        };
+        let (running, outputs) = contender::start(kind, &launch)?;
+        // Probes start once their output is published: a play refused with "stream not found" now and then
+        // leaves GStreamer 1.22's rtmp2src hanging on its way down, and such a probe would never see a frame.
+        // Starting up is not measured: ffmpeg opens its inputs one after another (seconds each).
+        let started = Instant::now();
+        let startup_limit = warmup.max(Duration::from_secs(30));
+        for o in &outputs {
+            while !self.nginx.is_publishing("mix", &o.stream) && started.elapsed() < startup_limit {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        Ok((running, outputs, started))
+    }
+
+    /// Where each input's stamp is in `output`, with its publisher (`None`: the output carries no stamps).
+    pub(crate) fn watches(&self, output: &contender::Output) -> Option<Vec<Watch>> {
+        output.stamps.as_ref().map(|stamps| {
+            stamps
+                .iter()
+                .filter_map(|spot| {
+                    Some(Watch {
+                        input: spot.input.clone(),
+                        points: spot.points.clone(),
+                        publisher: self.publishers.get(&spot.stream)?,
+                    })
+                })
+                .collect()
+        })
     }
 
     /// The largest N ≤ `max_n` whose run is healthy: a first guess from one copy's CPU, then bisection.
