@@ -120,7 +120,7 @@ fn close(px: &Value, rgb: u32, tol: u8) -> bool {
 
 /// The console of a node running a two-input mix and a relay with a backup, in Chromium: the page lists both,
 /// shows a live snapshot, opens the mix with its layout and a playing preview, and follows an input's loss, then a
-/// relay's failover, without a reload.
+/// relay's failover (its history, its stage on the backup, its preview playing), without a reload.
 #[test]
 fn console_follows_mixes_and_relays_live() {
     let began = Instant::now();
@@ -327,6 +327,41 @@ fn console_follows_mixes_and_relays_live() {
            return r && r.dataset.active === 'backup'
                && [...r.querySelectorAll('.history li')].some((li) => li.dataset.type === 'relay.failover');"#,
         vec![],
+    );
+    // The relay opened: the stage shows the input it forwards (the backup, yellow), the failover is in its
+    // history, and its preview plays what the outputs receive.
+    browser.click(r#"[data-relay="r1"]"#);
+    browser.wait_js(
+        "the relay opened with its failover history",
+        PAGE,
+        r#"return location.hash === '#relay/r1'
+               && [...document.querySelectorAll('#relay-extra .history li')]
+                   .some((li) => li.dataset.type === 'relay.failover' && li.textContent.includes('main → backup'));"#,
+        vec![],
+    );
+    let stage = picture(
+        &browser,
+        "the relay's stage showing the backup",
+        "#stage-img",
+        0,
+        json!([[0.5, 0.5]]),
+    );
+    assert!(close(&stage["at"][0], YELLOW, 80), "{stage}");
+    let t0 = browser
+        .wait_js(
+            "the relay's preview playing",
+            MEDIA,
+            r#"const v = document.getElementById('preview');
+               return v.readyState >= 2 && v.currentTime > 0 && !v.paused ? v.currentTime : null;"#,
+            vec![],
+        )
+        .as_f64()
+        .unwrap();
+    browser.wait_js(
+        "the relay's preview advancing",
+        PAGE,
+        r#"return document.getElementById('preview').currentTime >= arguments[0] + 2;"#,
+        vec![json!(t0)],
     );
     assert_eq!(
         browser.execute("return window.__sameConsolePage;", vec![]),
