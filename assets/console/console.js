@@ -775,8 +775,15 @@
         outputsTable(st.outputs, true),
       );
       const extra = $('relay-extra');
-      if (!extra.firstChild) {
+      const withBackup = String(Boolean(view.spec && view.spec.backup));
+      if (!extra.firstChild || extra.dataset.backup !== withBackup) {
+        extra.dataset.backup = withBackup;
+        fill(extra);
         extra.append(el('h3', {}, 'Inputs'), relayInputPics(view, STAGE_SNAPSHOT_MS), el('h3', {}, 'Failover history'), failoverList(view.id, 20));
+      }
+      for (const role of ['main', 'backup']) {
+        const note = extra.querySelector(`[data-role="${role}"] .note`);
+        if (note) setNote(note, 'label', `${role} · ${relayInputState(st[role])}`);
       }
     }
   }
