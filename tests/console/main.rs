@@ -155,6 +155,19 @@ fn console_follows_mixes_and_relays_live() {
     let browser = Browser::start();
     let opened = Instant::now();
     browser.goto(&rig.tessera.url("/console"));
+    // The page's own load (HTML, script, stylesheet; the player comes later, when a preview opens).
+    let load_ms = browser
+        .execute(
+            "const n = performance.getEntriesByType('navigation')[0]; return n.loadEventEnd - n.startTime;",
+            vec![],
+        )
+        .as_f64()
+        .unwrap();
+    eprintln!("the page loaded in {load_ms:.0} ms");
+    assert!(
+        load_ms < 1000.0,
+        "the console loads in well under a second: {load_ms} ms"
+    );
     // A mark a reload would wipe: every later check runs on this same page.
     browser.execute("window.__sameConsolePage = 42; return true;", vec![]);
 
