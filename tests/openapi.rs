@@ -888,6 +888,7 @@ fn relay_views() -> Vec<RelayView> {
                 state: output,
                 bitrate_kbps: 2000,
                 bytes: 123_456,
+                reconnects: 3,
             }],
             switches: 2,
             push_urls: vec!["rtmp://h/live/studio".into()],

@@ -466,6 +466,7 @@ impl Relays {
                             state: LinkState::Idle,
                             bitrate_kbps: 0,
                             bytes: 0,
+                            reconnects: 0,
                         })
                         .collect(),
                     switches: 0,

@@ -317,6 +317,7 @@ impl Run {
                 state: o.link.state(),
                 bitrate_kbps: o.shared.target.bitrate_kbps(),
                 bytes: o.shared.target.bytes(),
+                reconnects: o.shared.target.reconnects(),
             })
             .collect();
         RelayStatus {

@@ -98,6 +98,8 @@ pub struct OutputStatus {
     pub bitrate_kbps: u64,
     /// Bytes sent since the project started.
     pub bytes: u64,
+    /// Connections tried after the first, since the project started.
+    pub reconnects: u64,
 }
 
 /// What a relay project is doing.

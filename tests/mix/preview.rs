@@ -23,10 +23,18 @@ fn snapshots_show_the_fresh_composited_picture_and_each_input() {
     let a = rig.solid("a", RED, None);
     let b = rig.solid("b", GREEN, None);
     let probe = rig.probe("out");
-    rig.put("m", &spec("#0000FF", side_by_side()));
+    let mut s = spec("#0000FF", side_by_side());
+    // Rounded corners are drawn after the compositor: the snapshot shows them too.
+    s["inputs"][0]["corner_radius"] = 40.into();
+    rig.put("m", &s);
     expect_pixels(
         &probe,
-        &[(160, 90, RED), (480, 90, GREEN), (320, 270, BLUE)],
+        &[
+            (160, 90, RED),
+            (480, 90, GREEN),
+            (320, 270, BLUE),
+            (4, 4, BLUE),
+        ],
         Duration::from_secs(25),
     );
     let url = |p: &str| rig.tessera.url(p);
@@ -34,7 +42,12 @@ fn snapshots_show_the_fresh_composited_picture_and_each_input() {
     // The whole canvas (640 wide by default, never wider than the canvas), and scaled down.
     let full = snapshot(&url("/v1/mixes/m/snapshot.jpg"));
     assert_eq!((full.width, full.height), (640, 360));
-    for (x, y, c) in [(160, 90, RED), (480, 90, GREEN), (320, 270, BLUE)] {
+    for (x, y, c) in [
+        (160, 90, RED),
+        (480, 90, GREEN),
+        (320, 270, BLUE),
+        (4, 4, BLUE),
+    ] {
         assert!(
             color_close(full.pixel(x, y), c, TOL),
             "({x},{y}) {:?}",
