@@ -31,6 +31,9 @@
 //! - [`clock`]: wall-clock seconds as the wire formats carry them.
 //! - [`netpolicy`]: which addresses a caller may make the node pull from (`ingest.forbid_private_sources`).
 //! - [`pictures`]: pictures requests name by id (configured or uploaded), resolved to a location and size.
+//! - [`preview`]: what an operator looks at: snapshots (one frame of a pad, taken by a probe that removes itself;
+//!   a relay input's keyframe decoded on demand) and the live preview's viewers of an encoded stream;
+//!   `api::preview` serves them and `api::console` the web console.
 //! - [`image`]: PNG / JPEG bytes from a file or URL, loaded under limits (bytes, header pixels, deadline) before
 //!   anything decodes them.
 //! - [`server`]: opens the store, wires the node (engine, relays, dialects, webhooks) and serves it; takes its
