@@ -174,6 +174,23 @@ fn live_preview_serves_the_encoded_output_from_a_keyframe_to_viewers_and_drops_a
         "AAC configuration"
     );
 
+    // ffmpeg's players read it as they read any HTTP-FLV stream.
+    let probe_out = std::process::Command::new("ffprobe")
+        .args(["-v", "error", "-of", "json", "-show_streams", &url])
+        .args(["-read_intervals", "%+2", "-rw_timeout", "10000000"])
+        .output()
+        .expect("ffprobe runs");
+    let streams: Value = serde_json::from_slice(&probe_out.stdout).unwrap_or_default();
+    let codecs: Vec<&str> = streams["streams"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|s| s["codec_name"].as_str()).collect())
+        .unwrap_or_default();
+    assert!(
+        codecs.contains(&"h264") && codecs.contains(&"aac"),
+        "ffprobe saw {codecs:?}: {}",
+        String::from_utf8_lossy(&probe_out.stderr)
+    );
+
     // Two viewers decode the same picture as the RTMP output, at once.
     let v1 = OutputProbe::start(&url);
     let v2 = OutputProbe::start(&url);
