@@ -21,7 +21,7 @@ use super::{
 };
 use crate::{
     engine::Look,
-    preview::{self, SnapshotError, ViewerStream},
+    preview::{self, viewers::MAX_VIEWERS, SnapshotError, Viewers},
     relay::Endpoint,
 };
 
@@ -127,21 +127,30 @@ async fn jpeg(frame: Result<gst::Sample, SnapshotError>, width: u32, what: &str)
     }
 }
 
-/// A stream of FLV bytes as a chunked response that ends when the node shuts down (a graceful shutdown waits
-/// for open responses).
-fn flv(s: &AppState, stream: ViewerStream) -> Response {
+/// A new viewer of `viewers` as a chunked response of FLV bytes that ends when the node shuts down (a graceful
+/// shutdown waits for open responses); refused when the stream has its most viewers.
+fn flv(s: &AppState, viewers: &Viewers) -> Result<Response, ApiError> {
+    let stream = viewers.subscribe().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::CONFLICT,
+            "limit_exceeded",
+            format!(
+                "this stream has {MAX_VIEWERS} preview viewers already; close one or retry later"
+            ),
+        )
+    })?;
     let mut closing = s.closing.subscribe();
     let closed = async move {
         let _ = closing.wait_for(|c| *c).await;
     };
-    (
+    Ok((
         [
             (header::CONTENT_TYPE, "video/x-flv"),
             (header::CACHE_CONTROL, "no-store"),
         ],
         Body::from_stream(stream.take_until(closed)),
     )
-        .into_response()
+        .into_response())
 }
 
 /// The composited picture of a mix, as JPEG
@@ -228,7 +237,7 @@ pub(super) async fn mix_input_snapshot(
     responses(
         (status = 200, description = "FLV, chunked, until the client leaves", content_type = "video/x-flv", body = Vec<u8>),
         (status = 404, description = "no such mix", body = ErrorBody),
-        (status = 409, description = "the mix is not running (wrong_state)", body = ErrorBody),
+        (status = 409, description = "the mix is not running (wrong_state), or its stream has 32 viewers (limit_exceeded)", body = ErrorBody),
         (status = 429, response = RateLimited),
     )
 )]
@@ -237,7 +246,7 @@ pub(super) async fn mix_live(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let viewers = s.engine.live_viewers(&id)?;
-    Ok(flv(&s, viewers.subscribe()))
+    flv(&s, &viewers)
 }
 
 fn endpoint(id: &str, input: &str) -> Result<Endpoint, ApiError> {
@@ -305,7 +314,7 @@ pub(super) async fn relay_input_snapshot(
     responses(
         (status = 200, description = "FLV, chunked, until the client leaves", content_type = "video/x-flv", body = Vec<u8>),
         (status = 404, description = "no such project", body = ErrorBody),
-        (status = 409, description = "the project is not running (wrong_state)", body = ErrorBody),
+        (status = 409, description = "the project is not running (wrong_state), or its stream has 32 viewers (limit_exceeded)", body = ErrorBody),
         (status = 429, response = RateLimited),
     )
 )]
@@ -314,5 +323,5 @@ pub(super) async fn relay_live(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let viewers = s.relays.live_viewers(&id)?;
-    Ok(flv(&s, viewers.subscribe()))
+    flv(&s, &viewers)
 }

@@ -20,6 +20,9 @@ use tokio::sync::mpsc;
 
 /// Tags a viewer may be behind before it is dropped: about three seconds of 30 fps video and AAC audio.
 pub const QUEUE_TAGS: usize = 256;
+/// Viewers one stream takes at most: the preview is for operators, and each viewer may hold a few seconds of
+/// the stream in memory.
+pub const MAX_VIEWERS: usize = 32;
 
 /// One viewer as the producer sees it.
 struct Viewer {
@@ -64,13 +67,19 @@ impl Viewers {
         *self.name.lock().unwrap() = name.to_string();
     }
 
-    /// A new viewer. It gets its first bytes at the next resumption point.
-    pub fn subscribe(&self) -> ViewerStream {
+    /// A new viewer, which gets its first bytes at the next resumption point; `None` when the stream has
+    /// [`MAX_VIEWERS`] already.
+    pub fn subscribe(&self) -> Option<ViewerStream> {
         let (tx, rx) = mpsc::channel(QUEUE_TAGS);
         let mut list = self.list.lock().unwrap();
+        // Viewers that left are forgotten only when a tag comes; count them out here too.
+        list.retain(|v| !v.tx.is_closed());
+        if list.len() >= MAX_VIEWERS {
+            return None;
+        }
         list.push(Viewer { tx, joined: false });
         self.count.store(list.len(), Ordering::Relaxed);
-        ViewerStream { rx }
+        Some(ViewerStream { rx })
     }
 
     /// Viewers now.
@@ -139,7 +148,7 @@ mod tests {
     async fn viewers_join_at_a_resumption_point_with_the_headers_first() {
         gst::init().unwrap();
         let v = Viewers::new("t");
-        let mut s = v.subscribe();
+        let mut s = v.subscribe().unwrap();
         let preamble = [buf(b"FLV"), buf(b"SEQ")];
         v.push(&buf(b"p1"), false, &preamble);
         v.push(&buf(b"k1"), true, &preamble);
@@ -159,8 +168,8 @@ mod tests {
     async fn a_slow_viewer_is_dropped_and_the_others_go_on() {
         gst::init().unwrap();
         let v = Viewers::new("t");
-        let mut fast = v.subscribe();
-        let slow = v.subscribe();
+        let mut fast = v.subscribe().unwrap();
+        let slow = v.subscribe().unwrap();
         let preamble = [buf(b"H")];
         v.push(&buf(b"k"), true, &preamble);
         for _ in 0..QUEUE_TAGS + 10 {
@@ -177,5 +186,15 @@ mod tests {
             n, QUEUE_TAGS,
             "it got what fitted in its queue, then its stream ended"
         );
+    }
+
+    #[test]
+    fn a_stream_takes_a_bounded_number_of_viewers() {
+        let v = Viewers::new("t");
+        let mut held: Vec<ViewerStream> =
+            (0..MAX_VIEWERS).map(|_| v.subscribe().unwrap()).collect();
+        assert!(v.subscribe().is_none());
+        held.pop();
+        assert!(v.subscribe().is_some(), "a viewer that left makes room");
     }
 }
