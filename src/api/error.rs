@@ -111,6 +111,7 @@ pub enum ErrorCode {
     Unauthorized,
     Forbidden,
     NoFrame,
+    Busy,
 }
 
 /// More than `server.max_requests_per_s` from this client; `Retry-After` says when to retry (code

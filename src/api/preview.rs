@@ -115,6 +115,20 @@ async fn jpeg(frame: Result<gst::Sample, SnapshotError>, width: u32, what: &str)
                 .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
             r
         }
+        Err(SnapshotError::Busy) => {
+            let mut r = ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "busy",
+                format!(
+                    "the node is making {} snapshots already; retry later",
+                    preview::snapshot::MAX_AT_ONCE
+                ),
+            )
+            .into_response();
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+            r
+        }
         Err(SnapshotError::Convert(detail)) => {
             crate::error::Error::internal(format!("snapshot of {what}: {detail}"));
             ApiError::new(
@@ -171,7 +185,7 @@ fn flv(s: &AppState, viewers: &Viewers) -> Result<Response, ApiError> {
         (status = 400, description = "a bad width or query parameter (invalid_body), or a bad id (invalid_id)", body = ErrorBody),
         (status = 404, description = "no such mix", body = ErrorBody),
         (status = 409, description = "the mix is not running or has no picture (wrong_state)", body = ErrorBody),
-        (status = 503, description = "no frame came in time (no_frame); Retry-After says when to retry", body = ErrorBody),
+        (status = 503, description = "no frame came in time (no_frame), or too many snapshots are being made (busy); Retry-After says when to retry", body = ErrorBody),
         (status = 429, response = RateLimited),
     )
 )]
@@ -208,7 +222,7 @@ pub(super) async fn mix_snapshot(
         (status = 400, description = "a bad width or query parameter (invalid_body), or a bad id (invalid_id)", body = ErrorBody),
         (status = 404, description = "no such mix or input", body = ErrorBody),
         (status = 409, description = "the mix is not running, or the input has no picture in it (wrong_state)", body = ErrorBody),
-        (status = 503, description = "the input delivered no frame in time (no_frame)", body = ErrorBody),
+        (status = 503, description = "the input delivered no frame in time (no_frame), or too many snapshots are being made (busy)", body = ErrorBody),
         (status = 429, response = RateLimited),
     )
 )]
@@ -280,7 +294,7 @@ fn endpoint(id: &str, input: &str) -> Result<Endpoint, ApiError> {
         (status = 400, description = "a bad width or query parameter (invalid_body), or a bad id (invalid_id)", body = ErrorBody),
         (status = 404, description = "no such project or input", body = ErrorBody),
         (status = 409, description = "the project is not running, or the input sent no keyframe yet (wrong_state)", body = ErrorBody),
-        (status = 503, description = "the keyframe could not be decoded in time (no_frame)", body = ErrorBody),
+        (status = 503, description = "the keyframe could not be decoded in time (no_frame), or too many snapshots are being made (busy)", body = ErrorBody),
         (status = 429, response = RateLimited),
     )
 )]

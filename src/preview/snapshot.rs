@@ -22,6 +22,39 @@ pub enum SnapshotError {
     /// The frame could not be converted or decoded (logged with the detail).
     #[error("the frame could not be converted: {0}")]
     Convert(String),
+    /// [`MAX_AT_ONCE`] snapshots were being made for longer than the wait.
+    #[error("the node is busy making other snapshots")]
+    Busy,
+}
+
+/// Snapshots converted or decoded at once, node-wide: a flood of requests costs at most this many threads' CPU,
+/// never the mixes' (the others wait, then are refused).
+pub const MAX_AT_ONCE: usize = 2;
+/// How long a snapshot waits for its turn.
+const TURN_WAIT: Duration = Duration::from_secs(2);
+
+static TURNS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(MAX_AT_ONCE);
+
+/// Runs `work` on a blocking thread once one of the [`MAX_AT_ONCE`] turns is free.
+async fn in_turn<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, SnapshotError> + Send + 'static,
+) -> Result<T, SnapshotError> {
+    in_turn_of(&TURNS, TURN_WAIT, work).await
+}
+
+/// Runs `work` on a blocking thread once `turns` has a permit, waiting at most `wait` for it.
+async fn in_turn_of<T: Send + 'static>(
+    turns: &tokio::sync::Semaphore,
+    wait: Duration,
+    work: impl FnOnce() -> Result<T, SnapshotError> + Send + 'static,
+) -> Result<T, SnapshotError> {
+    let _turn = tokio::time::timeout(wait, turns.acquire())
+        .await
+        .map_err(|_| SnapshotError::Busy)?
+        .map_err(|_| SnapshotError::Busy)?;
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| SnapshotError::Convert(e.to_string()))?
 }
 
 /// Smallest and largest width a snapshot is scaled to.
@@ -61,9 +94,7 @@ pub async fn grab(pad: &gst::Pad, wait: Duration) -> Result<gst::Sample, Snapsho
 /// `sample` (raw video of any format) as a JPEG `width` pixels wide (never wider than the frame), its height
 /// keeping the picture's shape. Runs on a blocking thread.
 pub async fn to_jpeg(sample: gst::Sample, width: u32) -> Result<Vec<u8>, SnapshotError> {
-    tokio::task::spawn_blocking(move || jpeg_now(&sample, width))
-        .await
-        .map_err(|e| SnapshotError::Convert(e.to_string()))?
+    in_turn(move || jpeg_now(&sample, width)).await
 }
 
 fn jpeg_now(sample: &gst::Sample, width: u32) -> Result<Vec<u8>, SnapshotError> {
@@ -104,9 +135,7 @@ pub async fn decode_flv_keyframe(
     flv: Vec<u8>,
     wait: Duration,
 ) -> Result<gst::Sample, SnapshotError> {
-    tokio::task::spawn_blocking(move || decode_now(flv, wait))
-        .await
-        .map_err(|e| SnapshotError::Convert(e.to_string()))?
+    in_turn(move || decode_now(flv, wait)).await
 }
 
 fn decode_now(flv: Vec<u8>, wait: Duration) -> Result<gst::Sample, SnapshotError> {
@@ -241,5 +270,16 @@ mod tests {
                 .await
                 .is_err()
         );
+    }
+
+    #[tokio::test]
+    async fn snapshots_wait_for_a_turn_and_are_refused_when_none_comes() {
+        let turns = tokio::sync::Semaphore::new(1);
+        let wait = Duration::from_millis(100);
+        let held = turns.acquire().await.unwrap();
+        let refused = in_turn_of(&turns, wait, || Ok(1)).await;
+        assert_eq!(refused, Err(SnapshotError::Busy));
+        drop(held);
+        assert_eq!(in_turn_of(&turns, wait, || Ok(2)).await, Ok(2));
     }
 }
