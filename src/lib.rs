@@ -28,6 +28,7 @@
 //!   failover, per-target supervision and status callbacks; [`flv`] is the tag parser/writer it forwards with.
 //! - [`store`]: durable records of accepted tasks, asynchronous (SQLite on a thread of its own by default), each
 //!   owner under its own kinds; read back at start.
+//! - [`cluster`]: the pure first pieces of the cluster (issue 16): a task's cost, placement, and its simulation.
 //! - [`clock`]: wall-clock seconds as the wire formats carry them.
 //! - [`netpolicy`]: which addresses a caller may make the node pull from (`ingest.forbid_private_sources`).
 //! - [`pictures`]: pictures requests name by id (configured or uploaded), resolved to a location and size.
@@ -45,6 +46,7 @@
 
 pub mod api;
 pub mod clock;
+pub mod cluster;
 pub mod config;
 pub mod control;
 pub mod engine;
