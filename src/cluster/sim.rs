@@ -8,11 +8,13 @@
 //! 3,000 arrivals only, filling it up. Every placement goes through [`place`] and is reserved with
 //! [`NodeView::reserve`]; a departure is released with [`NodeView::release`].
 //!
-//! It checks that no node is ever over capacity, records max ÷ mean utilisation over the up nodes every 1,000
-//! arrivals and at the end (checked from half full on: below that one co-hosting mix is a sixth of an 8-core
-//! node, and the ratio says more about the tasks' size than about placement), how often a PK battle's second
-//! side lands beside the first (and that it always does when that node has room and stays level), and the
-//! time each placement takes. The tests and `cargo bench --bench placement` run it.
+//! It checks that no node is ever over capacity; records max ÷ mean utilisation over the up nodes every 1,000
+//! arrivals and at the end, and checks it in the churn, the refill and at the end (a checkpoint counts in the
+//! phase its interval began in). The fill from empty is recorded, not checked: there one co-hosting mix is a
+//! sixth of an 8-core node and a 4×4 grid a ninth of a 32-core one, so the ratio says more about the tasks'
+//! size than about placement (1.4 at 13 % full, about 1.2 at 25 %, 1.15 near half full). It also counts how
+//! often a PK battle's second side lands beside the first (and checks that it always does when that node has
+//! room and stays level), and times each placement. The tests and `cargo bench --bench placement` run it.
 
 use std::fmt;
 use std::time::Instant;
@@ -37,10 +39,8 @@ pub struct Config {
     pub join: usize,
     /// Arrivals between checkpoints.
     pub checkpoint_every: usize,
-    /// The largest max ÷ mean utilisation [`Report::check`] accepts ...
+    /// The largest max ÷ mean utilisation [`Report::check`] accepts, in the churn, the refill and at the end.
     pub max_ratio: f64,
-    /// ... at the checkpoints where the mean is at least this, and at the end.
-    pub balanced_from: f64,
     pub seed: u64,
 }
 
@@ -56,7 +56,6 @@ impl Config {
             join: 10,
             checkpoint_every: 1_000,
             max_ratio: 1.15,
-            balanced_from: 0.5,
             seed: 16,
         }
     }
@@ -72,15 +71,26 @@ impl Config {
             join: 1,
             checkpoint_every: 100,
             max_ratio: 1.3,
-            balanced_from: 0.5,
             seed: 16,
         }
     }
 }
 
+/// The simulation's phases.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// From empty to half full, arrivals only.
+    Fill,
+    /// Arrivals and departures; nodes drain, die and join.
+    Churn,
+    /// The last arrivals, filling the cluster up.
+    Refill,
+}
+
 /// Max and mean utilisation over the up nodes at one point.
 #[derive(Debug, Clone, Copy)]
 pub struct Checkpoint {
+    pub phase: Phase,
     pub arrivals: usize,
     pub up: usize,
     pub mean: f64,
@@ -115,10 +125,13 @@ pub struct Report {
     pub last: Checkpoint,
     pub tasks_at_end: usize,
     /// PK battles whose first side was placed; of those, the ones where the first side's node had room for the
-    /// second, the ones where it also stayed level (placement's rule 2), and the ones where it landed there.
+    /// second, the ones where it also stayed level (placement's rule 2: room allowed) and of these the ones
+    /// where the second side landed there, and all that landed there (some do when no node stays level and the
+    /// shared decoding makes that node the lowest after placing).
     pub pk_pairs: usize,
     pub pk_fits: usize,
     pub pk_room: usize,
+    pub pk_room_together: usize,
     pub pk_together: usize,
     /// Time per placement, in nanoseconds: mean, 99th percentile, most.
     pub mean_ns: f64,
@@ -128,11 +141,12 @@ pub struct Report {
 }
 
 impl Report {
-    /// The checkpoints whose balance is checked (the mean at least `balanced_from`), and the end.
+    /// The checkpoints whose balance is checked: the churn's and the refill's (by the phase their interval began
+    /// in), and the end.
     pub fn checked(&self) -> impl Iterator<Item = &Checkpoint> {
         self.checkpoints
             .iter()
-            .filter(|c| c.mean >= self.config.balanced_from)
+            .filter(|c| c.phase != Phase::Fill)
             .chain([&self.last])
     }
 
@@ -161,10 +175,10 @@ impl Report {
                 ));
             }
         }
-        if self.pk_together != self.pk_room {
+        if self.pk_room_together != self.pk_room {
             failures.push(format!(
                 "{} PK second sides had room next to the first, {} went there",
-                self.pk_room, self.pk_together
+                self.pk_room, self.pk_room_together
             ));
         }
         if self.last.mean < 0.85 {
@@ -191,12 +205,11 @@ impl fmt::Display for Report {
         )?;
         writeln!(
             f,
-            "  utilisation at the end: mean {:.1} %, max {:.1} % over {} up nodes: max ÷ mean {:.3}; worst from {:.0} % full on ({} checkpoints and the end) {:.3}",
+            "  utilisation at the end: mean {:.1} %, max {:.1} % over {} up nodes: max ÷ mean {:.3}; worst in the churn and the refill ({} checkpoints) {:.3}",
             self.last.mean * 100.0,
             self.last.max * 100.0,
             self.last.up,
             self.last.ratio(),
-            c.balanced_from * 100.0,
             self.checked().count() - 1,
             self.worst_ratio()
         )?;
@@ -209,13 +222,13 @@ impl fmt::Display for Report {
         };
         writeln!(
             f,
-            "  PK battles: {} second sides; the first side's node had room for {}, and stayed level for {}; {} placed there ({:.1} % of all, {:.1} % where room allowed)",
+            "  PK battles: {} second sides; the first side's node had room for {}, and stayed level for {} ({:.1} % of those placed there); {} placed there in all, {:.1} %",
             self.pk_pairs,
             self.pk_fits,
             self.pk_room,
+            share(self.pk_room_together, self.pk_room),
             self.pk_together,
-            share(self.pk_together, self.pk_pairs),
-            share(self.pk_together, self.pk_room)
+            share(self.pk_together, self.pk_pairs)
         )?;
         writeln!(
             f,
@@ -227,7 +240,12 @@ impl fmt::Display for Report {
             self.per_second
         )?;
         write!(f, "  checkpoints (arrivals: mean/max %, max ÷ mean):")?;
+        let mut phase = None;
         for c in &self.checkpoints {
+            if phase != Some(c.phase) {
+                phase = Some(c.phase);
+                write!(f, " {:?}:", c.phase)?;
+            }
             write!(
                 f,
                 " {}: {:.0}/{:.0} {:.2}",
@@ -454,7 +472,7 @@ impl Sim {
             .unwrap_or((0, 1))
     }
 
-    fn checkpoint(&self, arrivals: usize) -> Checkpoint {
+    fn checkpoint(&self, phase: Phase, arrivals: usize) -> Checkpoint {
         let (mut up, mut sum, mut max) = (0, 0.0, 0.0f64);
         for n in self.nodes.iter().filter(|n| n.state == NodeState::Up) {
             let u = n.utilisation();
@@ -463,6 +481,7 @@ impl Sim {
             max = max.max(u);
         }
         Checkpoint {
+            phase,
             arrivals,
             up,
             mean: if up == 0 { 0.0 } else { sum / up as f64 },
@@ -499,6 +518,7 @@ pub fn run(config: &Config) -> Report {
             over_capacity: 0,
             checkpoints: Vec::new(),
             last: Checkpoint {
+                phase: Phase::Refill,
                 arrivals: 0,
                 up: 0,
                 mean: 0.0,
@@ -508,6 +528,7 @@ pub fn run(config: &Config) -> Report {
             pk_pairs: 0,
             pk_fits: 0,
             pk_room: 0,
+            pk_room_together: 0,
             pk_together: 0,
             mean_ns: 0.0,
             p99_ns: 0,
@@ -519,6 +540,7 @@ pub fn run(config: &Config) -> Report {
     let mut arrivals = 0;
     let mut next_checkpoint = config.checkpoint_every;
     let mut churn_start = None;
+    let mut interval_phase = Phase::Fill;
     let mut events_done = 0;
     let fill_from = config.arrivals.saturating_sub(config.fill_arrivals);
     let mut serial = 0usize;
@@ -529,8 +551,9 @@ pub fn run(config: &Config) -> Report {
 
     while arrivals < config.arrivals {
         // Phase: fill to half, churn, fill.
-        let half_full =
-            churn_start.is_none() && arrivals < fill_from && sim.checkpoint(arrivals).mean >= 0.5;
+        let half_full = churn_start.is_none()
+            && arrivals < fill_from
+            && sim.checkpoint(Phase::Fill, arrivals).mean >= 0.5;
         let churning = arrivals < fill_from && (churn_start.is_some() || half_full);
         if churning && churn_start.is_none() {
             churn_start = Some(arrivals);
@@ -604,6 +627,7 @@ pub fn run(config: &Config) -> Report {
                 if arrivals < config.arrivals {
                     arrivals += 1;
                     let second = kinds.pk.demand(hosts);
+                    let mut room = false;
                     if let Some(n) = first {
                         // Has the first side's node room for the second, and does it stay level there?
                         sim.report.pk_pairs += 1;
@@ -616,12 +640,14 @@ pub fn run(config: &Config) -> Report {
                                 <= u128::from(peak_reserved) * u128::from(node.capacity)
                             {
                                 sim.report.pk_room += 1;
+                                room = true;
                             }
                         }
                     }
                     let placed = sim.place(second);
                     if first.is_some() && placed == first {
                         sim.report.pk_together += 1;
+                        sim.report.pk_room_together += usize::from(room);
                     }
                     placed.is_some()
                 } else {
@@ -661,7 +687,16 @@ pub fn run(config: &Config) -> Report {
         }
         if arrivals >= next_checkpoint {
             next_checkpoint += config.checkpoint_every;
-            let c = sim.checkpoint(arrivals);
+            // A checkpoint counts in the phase its interval began in: the first one after the fill still shows
+            // the fill's state.
+            let c = sim.checkpoint(interval_phase, arrivals);
+            interval_phase = if churn_start.is_none() {
+                Phase::Fill
+            } else if arrivals < fill_from {
+                Phase::Churn
+            } else {
+                Phase::Refill
+            };
             sim.report.checkpoints.push(c);
             // A full scan now and then, besides the check at each placement.
             sim.report.over_capacity +=
@@ -669,7 +704,7 @@ pub fn run(config: &Config) -> Report {
         }
     }
 
-    let last = sim.checkpoint(arrivals);
+    let last = sim.checkpoint(Phase::Refill, arrivals);
     let mut report = sim.report;
     report.last = last;
     report.tasks_at_end = sim.tasks.len();
