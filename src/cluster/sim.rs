@@ -317,7 +317,8 @@ fn mix(canvas: (u32, u32), kbps: u32, rects: &[(&str, Rect)]) -> MixSpec {
         sei: Default::default(),
     };
     for (i, (stream, rect)) in rects.iter().enumerate() {
-        let mut input = InputSpec::new(format!("i{i}"), Source::StreamId((*stream).into()));
+        // Each input its own stream (a mix naming one stream twice decodes it once).
+        let mut input = InputSpec::new(format!("i{i}"), Source::StreamId(format!("{stream}-{i}")));
         input.rect = Some(*rect);
         spec.inputs.push(input);
     }
