@@ -25,10 +25,13 @@
 //! counts the tasks using each input, so shared decoding is charged once while any of them runs, and in full to
 //! the one left when the others end.
 //!
-//! One placement reads every node twice (O(nodes)) and allocates nothing.
+//! One placement reads every node twice (O(nodes)) and allocates nothing. An input's key is hashed once, when
+//! its [`InputKey`] is made, not once per node.
 
 use std::cmp::Ordering;
 use std::collections::HashMap;
+use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher, RandomState};
+use std::sync::OnceLock;
 
 /// Whether a node takes tasks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,6 +43,57 @@ pub enum NodeState {
     /// Gone (its lease expired): takes none.
     Down,
 }
+
+/// An input's key (its resolved source URL) with the URL's hash, computed once. Two keys are equal when their
+/// URLs are. The hash is keyed at random per process, so no one can choose URLs that collide in a node's map.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InputKey {
+    digest: u64,
+    url: String,
+}
+
+impl InputKey {
+    pub fn new(url: impl Into<String>) -> Self {
+        static KEYS: OnceLock<RandomState> = OnceLock::new();
+        let url = url.into();
+        Self {
+            digest: KEYS.get_or_init(RandomState::new).hash_one(&url),
+            url,
+        }
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+}
+
+impl Hash for InputKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.digest);
+    }
+}
+
+/// The hasher of a node's inputs map: an [`InputKey`] is hashed already.
+#[derive(Default)]
+pub struct Prehashed(u64);
+
+impl Hasher for Prehashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `write_u64` is used (InputKey's Hash); anything else is folded in, FNV-1a style.
+        for b in bytes {
+            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+/// A node's inputs, by key.
+pub type InputMap = HashMap<InputKey, InputUse, BuildHasherDefault<Prehashed>>;
 
 /// An input a node pulls and decodes: for how many of its tasks, and the units it was reserved for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,8 +111,8 @@ pub struct NodeView {
     /// Cost units reserved by the tasks placed on it.
     pub reserved: u64,
     pub state: NodeState,
-    /// The inputs its tasks pull and decode, by key (the resolved source URL).
-    pub inputs: HashMap<String, InputUse>,
+    /// The inputs its tasks pull and decode.
+    pub inputs: InputMap,
 }
 
 impl NodeView {
@@ -68,7 +122,7 @@ impl NodeView {
             capacity,
             reserved: 0,
             state: NodeState::Up,
-            inputs: HashMap::new(),
+            inputs: InputMap::default(),
         }
     }
 
@@ -86,7 +140,7 @@ impl NodeView {
         let shared: u64 = demand
             .inputs
             .iter()
-            .filter(|i| self.inputs.contains_key(i.key.as_str()))
+            .filter(|i| self.inputs.contains_key(&i.key))
             .map(|i| i.cost)
             .sum();
         demand.cost.saturating_sub(shared)
@@ -113,11 +167,11 @@ impl NodeView {
     pub fn release(&mut self, demand: &Demand) -> u64 {
         let mut freed = demand.own_cost();
         for input in &demand.inputs {
-            if let Some(used) = self.inputs.get_mut(input.key.as_str()) {
+            if let Some(used) = self.inputs.get_mut(&input.key) {
                 used.tasks -= 1;
                 if used.tasks == 0 {
                     freed += used.cost;
-                    self.inputs.remove(input.key.as_str());
+                    self.inputs.remove(&input.key);
                 }
             }
         }
@@ -129,9 +183,9 @@ impl NodeView {
 
 /// One input of a demand: its key (the resolved source URL) and the part of the demand's cost that pulling and
 /// decoding it takes ([`super::cost::mix_input_costs`]), which a node already decoding it does not add again.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DemandInput {
-    pub key: String,
+    pub key: InputKey,
     pub cost: u64,
 }
 
@@ -232,7 +286,7 @@ pub fn place(demand: &Demand, nodes: &[NodeView]) -> Result<usize, NoRoom> {
         let (mut shared, mut saved) = (0, 0);
         if !node.inputs.is_empty() {
             for input in &demand.inputs {
-                if node.inputs.contains_key(input.key.as_str()) {
+                if node.inputs.contains_key(&input.key) {
                     shared += 1;
                     saved += input.cost;
                 }
@@ -287,7 +341,7 @@ mod tests {
             cost,
             inputs: ["rtmp://in/h1", "rtmp://in/h2"]
                 .map(|key| DemandInput {
-                    key: key.into(),
+                    key: InputKey::new(key),
                     cost: 142,
                 })
                 .into(),
@@ -299,7 +353,7 @@ mod tests {
     fn decoding(mut node: NodeView, keys: &[&str]) -> NodeView {
         for key in keys {
             node.inputs.insert(
-                (*key).into(),
+                InputKey::new(*key),
                 InputUse {
                     tasks: 1,
                     cost: 142,
@@ -412,7 +466,7 @@ mod tests {
         let other = Demand {
             cost: 900,
             inputs: vec![DemandInput {
-                key: "rtmp://in/zz".into(),
+                key: InputKey::new("rtmp://in/zz"),
                 cost: 142,
             }],
             exclude: None,
@@ -441,7 +495,7 @@ mod tests {
         assert_eq!(n.reserve(&one), 900);
         assert_eq!(n.reserve(&two), 616);
         assert_eq!(n.reserved, 1516);
-        assert_eq!(n.inputs["rtmp://in/h1"].tasks, 2);
+        assert_eq!(n.inputs[&InputKey::new("rtmp://in/h1")].tasks, 2);
         // The first side ends: the decoding stays with the second.
         assert_eq!(n.release(&one), 616);
         assert_eq!(n.reserved, 900);

@@ -20,7 +20,7 @@ use std::fmt;
 use std::time::Instant;
 
 use super::cost::{mix_cost, mix_input_costs, node_capacity, relay_cost};
-use super::placement::{place, Demand, DemandInput, NodeState, NodeView};
+use super::placement::{place, Demand, DemandInput, InputKey, NodeState, NodeView};
 use crate::model::{InputSpec, MixSpec, OutputSpec, Rect, Source, Target};
 use crate::relay::model::{RelayInput, RelayOutput, RelaySpec};
 
@@ -283,7 +283,10 @@ impl MixKind {
             inputs: keys
                 .into_iter()
                 .zip(&self.inputs)
-                .map(|(key, &cost)| DemandInput { key, cost })
+                .map(|(key, &cost)| DemandInput {
+                    key: InputKey::new(key),
+                    cost,
+                })
                 .collect(),
             exclude: None,
         }
