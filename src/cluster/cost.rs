@@ -273,7 +273,7 @@ pub fn relay_cost(spec: &RelaySpec) -> u64 {
 }
 
 /// The units a node takes: `configured` when it is not 0, otherwise [`CORE_SHARE_PERCENT`] of its cores (an
-/// 8-core machine takes 6800 units: six S4 mixes).
+/// 8-core machine takes 6800 units: five S4 mixes).
 pub fn node_capacity(cores: usize, configured: u64) -> u64 {
     if configured > 0 {
         configured
