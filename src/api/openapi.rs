@@ -490,6 +490,7 @@ mod tests {
             include_str!("native.rs"),
             include_str!("relays.rs"),
             include_str!("pictures.rs"),
+            include_str!("preview.rs"),
             include_str!("auth.rs"),
         ];
         let mut used: Vec<String> = sources.iter().flat_map(|s| codes_in(s)).collect();
