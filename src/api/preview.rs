@@ -101,34 +101,22 @@ async fn jpeg(frame: Result<gst::Sample, SnapshotError>, width: u32, what: &str)
             bytes,
         )
             .into_response(),
-        Err(SnapshotError::NoFrame(wait)) => {
-            let mut r = ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "no_frame",
-                format!(
-                    "{what} produced no picture in {} s; retry later",
-                    wait.as_secs()
-                ),
-            )
-            .into_response();
-            r.headers_mut()
-                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
-            r
-        }
-        Err(SnapshotError::Busy) => {
-            let mut r = ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "busy",
-                format!(
-                    "the node is making {} snapshots already; retry later",
-                    preview::snapshot::MAX_AT_ONCE
-                ),
-            )
-            .into_response();
-            r.headers_mut()
-                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
-            r
-        }
+        Err(SnapshotError::NoFrame(wait)) => retry_soon(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no_frame",
+            format!(
+                "{what} produced no picture in {} s; retry later",
+                wait.as_secs()
+            ),
+        )),
+        Err(SnapshotError::Busy) => retry_soon(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "busy",
+            format!(
+                "the node is making {} snapshots already; retry later",
+                preview::snapshot::MAX_AT_ONCE
+            ),
+        )),
         Err(SnapshotError::Convert(detail)) => {
             crate::error::Error::internal(format!("snapshot of {what}: {detail}"));
             ApiError::new(
@@ -139,6 +127,14 @@ async fn jpeg(frame: Result<gst::Sample, SnapshotError>, width: u32, what: &str)
             .into_response()
         }
     }
+}
+
+/// `e` with `Retry-After: 1`: the snapshot may well be there a second later.
+fn retry_soon(e: ApiError) -> Response {
+    let mut r = e.into_response();
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+    r
 }
 
 /// A new viewer of `viewers` as a chunked response of FLV bytes that ends when the node shuts down (a graceful

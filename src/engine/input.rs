@@ -209,12 +209,8 @@ impl InputHub {
                     received_bytes: c.bytes.load(Ordering::Relaxed),
                     video_frames: c.video_frames.load(Ordering::Relaxed),
                     audio_frames: c.audio_frames.load(Ordering::Relaxed),
-                    reconnects: c.attempts.load(Ordering::Relaxed).saturating_sub(1),
-                    last_frame_age: c
-                        .last_frame
-                        .lock()
-                        .unwrap()
-                        .map(|t| t.elapsed().as_secs_f64()),
+                    reconnects: p.reconnects(),
+                    last_frame_age: p.last_frame_age().map(|a| a.as_secs_f64()),
                     mixes,
                     url: p.url.clone(),
                 }
@@ -238,21 +234,12 @@ impl Subscription {
 
     /// Time since the input's newest decoded frame; `None` before any.
     pub fn last_frame_age(&self) -> Option<Duration> {
-        self.pull
-            .counts
-            .last_frame
-            .lock()
-            .unwrap()
-            .map(|t| t.elapsed())
+        self.pull.last_frame_age()
     }
 
     /// Connections tried after the first.
     pub fn reconnects(&self) -> u64 {
-        self.pull
-            .counts
-            .attempts
-            .load(Ordering::Relaxed)
-            .saturating_sub(1)
+        self.pull.reconnects()
     }
 }
 
@@ -310,6 +297,19 @@ impl Pull {
         );
         *pull.link.lock().unwrap() = Some(link);
         pull
+    }
+
+    /// Time since the newest decoded frame (status and metrics); `None` before any.
+    fn last_frame_age(&self) -> Option<Duration> {
+        self.counts.last_frame.lock().unwrap().map(|t| t.elapsed())
+    }
+
+    /// Connections tried after the first (status and metrics).
+    fn reconnects(&self) -> u64 {
+        self.counts
+            .attempts
+            .load(Ordering::Relaxed)
+            .saturating_sub(1)
     }
 
     fn state(&self) -> LinkState {
