@@ -77,6 +77,9 @@ pub struct Config {
     pub webhooks: WebhooksConfig,
     /// Where accepted tasks are recorded so a restart resumes them.
     pub store: StoreConfig,
+    /// Many nodes behind one endpoint, coordinated through etcd (docs/cluster.md). Absent: a single node, its
+    /// tasks in `[store]`.
+    pub cluster: Option<ClusterConfig>,
     /// The process's log: its format and level.
     pub log: LogConfig,
     /// Pictures known by id (Tencent `picture_id` / `WatermarkId`), in addition to those uploaded with
@@ -399,6 +402,73 @@ pub struct StoreConfig {
     pub path: String,
 }
 
+/// `[cluster]`: this node's place in a cluster (docs/cluster.md). Task records then live in etcd, not `[store]`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterConfig {
+    /// etcd client endpoints (`http://host:2379`); every member, so a member's loss is survived.
+    pub etcd: Vec<String>,
+    /// This node's id, unique in the cluster: its tasks are owned under it.
+    pub node_id: String,
+    /// Where the other nodes reach this node's API (requests for its tasks are forwarded there).
+    pub advertise_url: String,
+    /// The node's etcd lease: a node silent this long loses its tasks to others. It stops its own outputs
+    /// before then (fencing). Shorter moves tasks sooner after a crash; longer survives longer etcd trouble.
+    pub lease_ttl_ms: u64,
+    /// Cost units this node takes (1000 = one core of the reference machine); 0: from its cores.
+    pub capacity: u64,
+    /// Prefix of every key this cluster writes in etcd (several clusters may share one etcd).
+    pub prefix: String,
+    /// How long SIGTERM may drain the node (move its tasks away one at a time) before it stops what is left.
+    pub drain_timeout_s: u64,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        Self {
+            etcd: vec!["http://127.0.0.1:2379".into()],
+            node_id: String::new(),
+            advertise_url: String::new(),
+            lease_ttl_ms: 6000,
+            capacity: 0,
+            prefix: "/tessera".into(),
+            drain_timeout_s: 120,
+        }
+    }
+}
+
+impl ClusterConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |m: &str| Err(ConfigError::Invalid(format!("cluster.{m}")));
+        if self.etcd.is_empty() {
+            return bad("etcd must name at least one endpoint");
+        }
+        let id_ok = !self.node_id.is_empty()
+            && self.node_id.len() <= 64
+            && self
+                .node_id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !id_ok {
+            return bad("node_id must be 1-64 characters of letters, digits, '-' and '_'");
+        }
+        let url_ok = url::Url::parse(&self.advertise_url)
+            .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some());
+        if !url_ok {
+            return bad(
+                "advertise_url must be the http(s):// URL other nodes reach this node's API at",
+            );
+        }
+        if !(1000..=600_000).contains(&self.lease_ttl_ms) {
+            return bad("lease_ttl_ms must be between 1000 and 600000");
+        }
+        if !self.prefix.starts_with('/') || self.prefix.ends_with('/') {
+            return bad("prefix must start with '/' and not end with one");
+        }
+        Ok(())
+    }
+}
+
 impl Default for StoreConfig {
     fn default() -> Self {
         Self {
@@ -649,6 +719,9 @@ impl Config {
         }
         crate::logging::parse_level(&self.log.level)
             .map_err(|e| ConfigError::Invalid(format!("log.level: {e}")))?;
+        if let Some(cluster) = &self.cluster {
+            cluster.validate()?;
+        }
         self.validate_secrets()?;
         Ok(())
     }

@@ -17,6 +17,9 @@ pub struct NodeParts {
     pub events: EventBus,
     /// Output URLs in use, by mixes and relays alike.
     pub claims: Arc<Claims>,
+    /// In a cluster: the cost this node has reserved for its tasks, which every create and change is admitted
+    /// against. `None`: a single node (only `engine.max_mixes` limits it).
+    pub ledger: Option<Arc<crate::cluster::ledger::Ledger>>,
 }
 
 impl NodeParts {
@@ -25,6 +28,7 @@ impl NodeParts {
             store,
             events: EventBus::new(),
             claims: Arc::default(),
+            ledger: None,
         }
     }
 

@@ -2,6 +2,7 @@
 //! types into the core model and core errors into its own codes.
 
 mod auth;
+pub mod cluster;
 mod console;
 mod error;
 mod events;
@@ -17,6 +18,7 @@ pub mod ratelimit;
 pub mod registry;
 mod relays;
 pub mod reload;
+pub mod route;
 pub mod tencent;
 pub mod zego;
 
@@ -77,6 +79,8 @@ pub struct AppState {
     /// Changes the process's log level while it runs. Detached (it changes nothing but itself) unless the
     /// process set up its log ([`crate::logging::init`]) and handed it over with [`AppState::with_log`].
     pub log: crate::logging::LogHandle,
+    /// This node's place in a cluster (`[cluster]`); `None`: a single node.
+    pub cluster: Option<Arc<crate::cluster::Cluster>>,
 }
 
 /// How a dialect that answers refusals with HTTP 200 (ZEGO, Tencent) says a request was refused, for the request
@@ -130,6 +134,7 @@ impl AppState {
             api_counts: Arc::default(),
             cpu_shares: Arc::default(),
             log: crate::logging::LogHandle::detached(&config.log.level),
+            cluster: None,
             config: live,
         })
     }
@@ -197,6 +202,7 @@ pub fn app(state: AppState) -> Router {
                 .merge(events::routes())
                 .merge(metrics::routes())
                 .merge(reload::routes())
+                .merge(cluster::routes())
                 .merge(pictures::routes(
                     usize::try_from(state.config.get().engine.max_image_bytes)
                         .unwrap_or(usize::MAX),
@@ -215,6 +221,11 @@ pub fn app(state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         // Extractors refuse larger bodies, so each dialect answers in its own shape.
         .layer(DefaultBodyLimit::max(max_body))
+        // Requests about a task another node of the cluster owns go there (a single node: nothing to do).
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            cluster::route,
+        ))
         .layer(axum::middleware::from_fn(detached))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

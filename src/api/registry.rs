@@ -167,6 +167,40 @@ where
         }
     }
 
+    /// Takes task `id` over from its record (a cluster node that now owns its engine task `task`). `false`:
+    /// nothing is recorded under `id`.
+    pub async fn adopt(
+        &self,
+        id: &str,
+        task: TaskRef,
+        max_idle: impl Fn(&R) -> Option<Duration>,
+    ) -> bool {
+        let _guard = self.lock(id).await;
+        let record = match self.records.get(id).await {
+            Ok(Some(r)) => r,
+            Ok(None) => return false,
+            Err(e) => {
+                tracing::error!(kind = self.name, %id, error = %e, "task record not read; not taken over");
+                return false;
+            }
+        };
+        let idle = max_idle(&record).map(|max| Idle {
+            max,
+            since: Some(Instant::now()),
+        });
+        self.entries
+            .lock()
+            .unwrap()
+            .insert(id.to_string(), Entry { record, task, idle });
+        true
+    }
+
+    /// Forgets the tasks driving `task` without touching their records (another node of the cluster owns the
+    /// engine task now).
+    pub fn release(&self, task: &TaskRef) {
+        self.entries.lock().unwrap().retain(|_, e| &e.task != task);
+    }
+
     fn any_input_live(&self, task: &TaskRef) -> bool {
         match task {
             TaskRef::Mix(mix) => self
@@ -260,10 +294,13 @@ where
     }
 }
 
-/// Whether an event says the engine task is gone for good (a shutdown is not: the task resumes on restart).
+/// Whether an event says the engine task is gone for good (a shutdown is not: the task resumes on restart; nor
+/// is a move to another node of a cluster).
 fn removed(event: &Event) -> bool {
     match (&event.task, &event.kind) {
-        (TaskRef::Mix(_), EventKind::MixStopped { reason }) => reason != "shutdown",
+        (TaskRef::Mix(_), EventKind::MixStopped { reason }) => {
+            reason != "shutdown" && reason != "moved"
+        }
         (TaskRef::Relay(_), EventKind::RelayStopped { reason }) => reason == "deleted",
         _ => false,
     }

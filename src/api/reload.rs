@@ -43,6 +43,7 @@ fn restore_kept(old: &Config, new: &mut Config) -> Vec<String> {
     keep!(server.listen, "server.listen");
     keep!(server.max_body_bytes, "server.max_body_bytes");
     keep!(store, "store");
+    keep!(cluster, "cluster");
     keep!(ingest, "ingest");
     keep!(egress, "egress");
     keep!(engine.latency_ms, "engine.latency_ms");

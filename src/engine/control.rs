@@ -160,6 +160,10 @@ impl Engine {
         let (existing, old_spec, running) = {
             let mixes = self.inner.mixes.lock().unwrap();
             self.admits(&mixes, id)?;
+            if let Some(ledger) = &self.inner.ledger {
+                let ingest = &self.inner.config.get().ingest;
+                ledger.admit(&task, crate::cluster::ledger::mix_demand(&p.spec, ingest))?;
+            }
             if !mixes.contains_key(id) {
                 // Held until this request is settled, whichever way (and whether or not its client waits).
                 _place = Some(Place::take(self, id));
@@ -360,7 +364,7 @@ impl Engine {
     }
 
     /// Stops a pipeline and waits (bounded) until its outputs have unpublished.
-    async fn stop_pipeline(&self, pipeline: Arc<std::sync::Mutex<MixPipeline>>) {
+    pub(super) async fn stop_pipeline(&self, pipeline: Arc<std::sync::Mutex<MixPipeline>>) {
         let links: Vec<Handle> = blocking(move || Ok(pipeline.lock().unwrap().stop()))
             .await
             .unwrap_or_default();
@@ -464,7 +468,7 @@ impl Engine {
 
     /// Starts mix `id` from the spec the engine holds (restore, recovery) unless it changed since `version`.
     /// `true` when it runs.
-    async fn start_recorded(&self, id: &str, version: u64) -> bool {
+    pub(super) async fn start_recorded(&self, id: &str, version: u64) -> bool {
         let spec = {
             let mixes = self.inner.mixes.lock().unwrap();
             match mixes.get(id) {
@@ -597,27 +601,7 @@ impl Engine {
     /// Stops every mix, ending each output cleanly; their records stay, so the next start resumes them.
     pub async fn shutdown(&self) {
         let ids: Vec<String> = self.inner.mixes.lock().unwrap().keys().cloned().collect();
-        let stops = ids.into_iter().map(|id| async move {
-            let _guard = self.inner.locks.lock(&id).await;
-            let pipeline = self
-                .inner
-                .mixes
-                .lock()
-                .unwrap()
-                .remove(&id)
-                .and_then(|m| m.pipeline);
-            self.inner.claims.release(&TaskRef::Mix(id.clone()));
-            if let Some(p) = pipeline {
-                self.stop_pipeline(p).await;
-            }
-            self.inner.events.publish(
-                TaskRef::Mix(id),
-                EventKind::MixStopped {
-                    reason: "shutdown".into(),
-                },
-            );
-        });
-        futures::future::join_all(stops).await;
+        futures::future::join_all(ids.iter().map(|id| self.let_go(id, "shutdown"))).await;
     }
 
     /// The resolved output URLs of `spec`.
@@ -629,7 +613,7 @@ impl Engine {
     }
 
     /// Claims `spec`'s outputs for `task` (see [`crate::control::Claims`]); returns what it held before.
-    fn claim(&self, task: &TaskRef, spec: &MixSpec) -> Result<Vec<String>, Error> {
+    pub(super) fn claim(&self, task: &TaskRef, spec: &MixSpec) -> Result<Vec<String>, Error> {
         self.inner
             .claims
             .swap(task, &self.output_urls(spec))

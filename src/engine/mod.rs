@@ -15,6 +15,7 @@
 //!
 //! The engine never sees a vendor field name: dialects hand it a [`MixSpec`].
 
+mod adopt;
 mod branch;
 mod control;
 mod corners;
@@ -169,6 +170,8 @@ struct EngineInner {
     /// Ids of mixes being created: admitted, not yet in `mixes` (their pipeline is starting). They count against
     /// `engine.max_mixes`, so creates racing for the last place cannot all pass. Locked only inside `mixes`' lock.
     creating: Mutex<std::collections::HashSet<String>>,
+    /// In a cluster: the cost reserved for each mix, which a create or change is admitted against.
+    ledger: Option<Arc<crate::cluster::ledger::Ledger>>,
 }
 
 /// Why a mix is not running.
@@ -226,6 +229,7 @@ impl Engine {
                 ready,
                 runs: Default::default(),
                 creating: Mutex::default(),
+                ledger: parts.ledger,
             }),
         }
     }

@@ -9,6 +9,8 @@
 //! - [`push`]: the output target every mix output and relay output is: appsrc → rtmp2sink, its bounded queue
 //!   and resumption points.
 //! - [`rtmp`]: the live source and the RTMP sink; [`backoff`], [`meter`]: delays and rates.
+//! - [`fence`]: until when this node may publish (a cluster node's lease); outputs neither send nor connect
+//!   past it.
 //! - [`cpu`]: each pipeline's threads named after its task's tag, and CPU time by task; [`gstlog`]: pipelines
 //!   named after the same tags, and GStreamer's own warnings and errors forwarded into the log with their task.
 //!
@@ -17,6 +19,7 @@
 pub mod backoff;
 pub mod bus;
 pub mod cpu;
+pub mod fence;
 pub mod gstlog;
 pub mod link;
 pub mod meter;

@@ -180,6 +180,10 @@ impl Session for PushSession {
     type Attempt = PushAttempt;
 
     fn build(&mut self, _n: u32) -> Result<PushAttempt, String> {
+        if !super::fence::open() {
+            // The node's lease may have passed to another node: connecting could make a second publisher.
+            return Err("fenced: this node's cluster lease is not renewed; not publishing".into());
+        }
         let pipeline =
             gst::Pipeline::with_name(&super::gstlog::pipeline_name("push", self.tag.as_deref()));
         let appsrc = flv_appsrc();
@@ -189,6 +193,10 @@ impl Session for PushSession {
             .add_many([appsrc.upcast_ref(), &sink])
             .and_then(|_| appsrc.link(&sink))
             .map_err(|e| format!("cannot build the output pipeline: {e}"))?;
+        if let Some(pad) = appsrc.static_pad("src") {
+            // Tags queued before a freeze must not go out after it.
+            super::fence::guard_pad(&pad);
+        }
         Ok(PushAttempt {
             run: PipelineRun::new(pipeline, self.tag.clone()).unpublishing(appsrc.clone()),
             target: self.target.clone(),

@@ -108,6 +108,8 @@ struct Inner {
     /// One lock per project: put/start/stop/delete (and the stop at `stop_at`) of one project, one at a time.
     locks: KeyedLocks,
     runs: AtomicU64,
+    /// In a cluster: the cost reserved for each project, which a create or change is admitted against.
+    ledger: Option<Arc<crate::cluster::ledger::Ledger>>,
 }
 
 /// A project: its settings, and its run while it runs.
@@ -141,6 +143,7 @@ impl Relays {
             inner: Arc::new(Inner {
                 config,
                 http,
+                ledger: parts.ledger.clone(),
                 records: Records::new(parts.store, KIND),
                 events: parts.events,
                 claims: parts.claims,
@@ -235,6 +238,12 @@ impl Relays {
             return Err(Error::invalid(violations));
         }
         let _guard = self.inner.locks.lock(id).await;
+        if let Some(ledger) = &self.inner.ledger {
+            ledger.admit(
+                &TaskRef::Relay(id.to_string()),
+                crate::cluster::ledger::relay_demand(&spec),
+            )?;
+        }
         let run = {
             let projects = self.inner.projects.lock().unwrap();
             projects.get(id).and_then(|p| p.run.clone())
@@ -564,6 +573,52 @@ impl Relays {
                     outputs: Vec::new(),
                 },
             })
+            .collect()
+    }
+
+    /// Takes project `id` over from its record (a cluster node that now owns it): created, and started when it
+    /// was running. `Ok(false)`: there is no record (the project was deleted).
+    pub async fn adopt(&self, id: &str) -> Result<bool, Error> {
+        let record = self.inner.records.get(id).await.map_err(|e| {
+            tracing::error!(relay = %id, error = %e, "relay project record not read; not taken over");
+            Error::new(ErrorKind::Internal, "the relay project record could not be read")
+        })?;
+        let Some(record) = record else {
+            return Ok(false);
+        };
+        if let Some(ledger) = &self.inner.ledger {
+            // Placed here by the placement every node computes: not refused after the fact.
+            ledger.force(
+                &TaskRef::Relay(id.to_string()),
+                crate::cluster::ledger::relay_demand(&record.spec),
+            );
+        }
+        self.put(id, record.spec).await?;
+        if record.running {
+            self.start(id).await?;
+        }
+        tracing::info!(relay = %id, running = record.running, "relay project taken over from its record");
+        Ok(true)
+    }
+
+    /// Stops project `id` here and forgets it, leaving its record as it is (another node owns it now).
+    pub async fn release(&self, id: &str) -> bool {
+        let _guard = self.inner.locks.lock(id).await;
+        let _ = self.stop_locked(id, SHUTDOWN).await;
+        if let Some(ledger) = &self.inner.ledger {
+            ledger.release(&TaskRef::Relay(id.to_string()));
+        }
+        self.inner.projects.lock().unwrap().remove(id).is_some()
+    }
+
+    /// The ids of every project this node holds.
+    pub fn ids(&self) -> Vec<String> {
+        self.inner
+            .projects
+            .lock()
+            .unwrap()
+            .keys()
+            .cloned()
             .collect()
     }
 

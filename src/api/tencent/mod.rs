@@ -41,6 +41,19 @@ impl TencentState {
     }
 
     /// Takes back what the dialects recorded of the tasks the engine and the relays restored.
+    /// Takes over the session or CME project driving `task`, if one is recorded (a cluster node that now owns
+    /// the engine task).
+    pub async fn adopt(&self, task: &crate::events::TaskRef) {
+        self.sessions.adopt(task).await;
+        self.cme.adopt(task).await;
+    }
+
+    /// Forgets the session or project driving `task`, keeping its record (another node owns it now).
+    pub fn release(&self, task: &crate::events::TaskRef) {
+        self.sessions.release(task);
+        self.cme.release(task);
+    }
+
     pub async fn restore(&self, engine: &Engine, relays: &Relays) {
         self.sessions.restore(engine).await;
         self.cme.restore(relays).await;

@@ -237,6 +237,17 @@ impl Sessions {
     }
 
     /// Takes back the sessions recorded before a restart whose mixes the engine knows.
+    pub async fn adopt(&self, task: &TaskRef) {
+        if let Some(id) = task.mix().and_then(|m| m.strip_prefix("tencent-")) {
+            let idle = self.idle;
+            self.registry.adopt(id, task.clone(), |_| Some(idle)).await;
+        }
+    }
+
+    pub fn release(&self, task: &TaskRef) {
+        self.registry.release(task);
+    }
+
     pub async fn restore(&self, engine: &Engine) {
         let idle = self.idle;
         self.registry

@@ -6,7 +6,7 @@ mod auth;
 pub mod codes;
 mod fields;
 mod nonces;
-mod tasks;
+pub(crate) mod tasks;
 mod translate;
 mod wire;
 
@@ -47,6 +47,22 @@ impl ZegoState {
     }
 
     /// Takes back the tasks and nonces recorded before a restart (after the engine restored its mixes).
+    /// Takes over the ZEGO task driving `task`, if one is recorded (a cluster node that now owns the mix).
+    pub async fn adopt(&self, task: &crate::events::TaskRef) {
+        if let Some(id) = task.mix().and_then(|m| m.strip_prefix("zego-")) {
+            self.tasks
+                .adopt(id, task.clone(), |r| {
+                    Some(Duration::from_secs(r.max_idle_s))
+                })
+                .await;
+        }
+    }
+
+    /// Forgets the ZEGO task driving `task`, keeping its record (another node owns the mix now).
+    pub fn release(&self, task: &crate::events::TaskRef) {
+        self.tasks.release(task);
+    }
+
     pub async fn restore(&self, engine: &Engine, config: &crate::config::ZegoConfig) {
         tasks::restore(&self.tasks, engine).await;
         self.nonces

@@ -94,6 +94,16 @@ impl CmeState {
     }
 
     /// Takes back the projects recorded before a restart whose relay projects were restored.
+    pub async fn adopt(&self, task: &TaskRef) {
+        if let Some(id) = task.relay() {
+            self.projects.adopt(id, task.clone(), |_| None).await;
+        }
+    }
+
+    pub fn release(&self, task: &TaskRef) {
+        self.projects.release(task);
+    }
+
     pub async fn restore(&self, relays: &Relays) {
         self.projects
             .restore(

@@ -1,0 +1,69 @@
+//! The node's fence: until when this process may publish. In a cluster the node's etcd lease says how long its
+//! tasks are its own; the membership loop moves the deadline on with every renewal it is sure of, and once the
+//! deadline passes no output sends another tag or opens another connection, whatever else is happening (a
+//! process resumed after SIGSTOP runs its streaming threads before any loop notices). A single node is never
+//! fenced.
+//!
+//! The deadline is kept on the monotonic clock, which goes on while the process is stopped, so a frozen node
+//! wakes up fenced.
+
+use gst::prelude::*;
+use std::{
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        OnceLock,
+    },
+    time::{Duration, Instant},
+};
+
+/// Milliseconds since [`epoch`] until which outputs may publish; `u64::MAX`: no fence (a single node).
+static DEADLINE_MS: AtomicU64 = AtomicU64::new(u64::MAX);
+
+fn epoch() -> Instant {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
+fn ms_of(at: Instant) -> u64 {
+    at.saturating_duration_since(epoch()).as_millis() as u64
+}
+
+/// Whether outputs may publish now.
+pub fn open() -> bool {
+    let deadline = DEADLINE_MS.load(Ordering::Acquire);
+    deadline == u64::MAX || ms_of(Instant::now()) < deadline
+}
+
+/// Outputs may publish until `until` (a lease renewal that was answered moves it on).
+pub fn hold_until(until: Instant) {
+    // The epoch is taken before the first deadline, so every deadline is after it.
+    let _ = epoch();
+    DEADLINE_MS.store(ms_of(until).max(1), Ordering::Release);
+}
+
+/// Closes the fence now: nothing publishes until [`hold_until`] opens it again.
+pub fn close() {
+    let _ = epoch();
+    DEADLINE_MS.store(0, Ordering::Release);
+}
+
+/// How long until the fence closes by itself; `None` when there is no fence.
+pub fn remaining() -> Option<Duration> {
+    let deadline = DEADLINE_MS.load(Ordering::Acquire);
+    (deadline != u64::MAX)
+        .then(|| Duration::from_millis(deadline.saturating_sub(ms_of(Instant::now()))))
+}
+
+/// A pad probe for an output's FLV stream: drops every buffer once the fence is closed.
+pub fn guard_pad(pad: &gst::Pad) {
+    pad.add_probe(
+        gst::PadProbeType::BUFFER | gst::PadProbeType::BUFFER_LIST,
+        |_, _| {
+            if open() {
+                gst::PadProbeReturn::Ok
+            } else {
+                gst::PadProbeReturn::Drop
+            }
+        },
+    );
+}
