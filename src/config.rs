@@ -732,6 +732,43 @@ mod tests {
     use super::*;
 
     #[test]
+    fn cluster_section_is_checked() {
+        let c = Config::from_toml("", "t").unwrap();
+        assert!(
+            c.cluster.is_none(),
+            "a single node unless [cluster] says otherwise"
+        );
+        let ok = "[cluster]\nnode_id = \"node-a\"\nadvertise_url = \"http://10.0.0.5:8080\"\n";
+        let c = Config::from_toml(ok, "t").unwrap();
+        let cluster = c.cluster.unwrap();
+        assert_eq!(cluster.lease_ttl_ms, 6000);
+        assert_eq!(cluster.etcd, ["http://127.0.0.1:2379"]);
+        for (bad, key) in [
+            ("[cluster]\nadvertise_url = \"http://h:1\"\n", "node_id"),
+            (
+                "[cluster]\nnode_id = \"a/b\"\nadvertise_url = \"http://h:1\"\n",
+                "node_id",
+            ),
+            ("[cluster]\nnode_id = \"a\"\n", "advertise_url"),
+            (
+                "[cluster]\nnode_id = \"a\"\nadvertise_url = \"http://h:1\"\nlease_ttl_ms = 10\n",
+                "lease_ttl_ms",
+            ),
+            (
+                "[cluster]\nnode_id = \"a\"\nadvertise_url = \"http://h:1\"\netcd = []\n",
+                "etcd",
+            ),
+            (
+                "[cluster]\nnode_id = \"a\"\nadvertise_url = \"http://h:1\"\nprefix = \"t/\"\n",
+                "prefix",
+            ),
+        ] {
+            let err = Config::from_toml(bad, "t").unwrap_err().to_string();
+            assert!(err.contains(key), "{bad}: {err}");
+        }
+    }
+
+    #[test]
     fn empty_file_gives_defaults() {
         let c = Config::from_toml("", "t").unwrap();
         assert_eq!(c.server.listen.port(), 8080);

@@ -43,7 +43,7 @@ const SETUP_HINT: &str =
 
 /// Every (method, path) the native router serves, as the document spells them. The vendor dialects' and the RTMP
 /// servers' callbacks (`VENDOR_PATHS`) are not part of the native API and not documented.
-const ROUTES: [(&str, &str); 27] = [
+const ROUTES: [(&str, &str); 29] = [
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/openapi.json"),
@@ -71,6 +71,8 @@ const ROUTES: [(&str, &str); 27] = [
     ("get", "/v1/events"),
     ("get", "/metrics"),
     ("post", "/v1/admin/reload"),
+    ("get", "/v1/cluster"),
+    ("post", "/v1/cluster/drain"),
 ];
 
 /// Routes of `api::app` that are not the native API: Tencent Cloud API 3.0 and ZEGO (`/`), Tencent's legacy CGI,
@@ -232,6 +234,7 @@ async fn every_native_route_is_documented_and_served() {
         "events.rs",
         "metrics.rs",
         "reload.rs",
+        "cluster.rs",
     ] {
         in_source.extend(routes_in(&std::fs::read_to_string(api.join(file)).unwrap()));
     }

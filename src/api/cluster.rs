@@ -9,8 +9,10 @@
 //! - nobody owns it: a create (or a recorded task whose owner died) is placed by cost; this node claims it in a
 //!   transaction when placed here, else forwards it to the chosen node, which claims it; anything else is
 //!   served here (the dialect answers that it does not exist).
-//! A forwarded request is never forwarded again. Every answer names the node that served it in
-//! `x-tessera-node`.
+//!
+//! A forwarded request names the nodes it went through in `x-tessera-forwarded-by`; it is forwarded again only
+//! to the node that won the task's claim against it, and never more than twice. Every answer names the node
+//! that served it in `x-tessera-node`.
 
 use std::{sync::Arc, time::Instant};
 
@@ -39,8 +41,10 @@ use crate::{
 
 /// The node that served a request.
 pub const NODE_HEADER: &str = "x-tessera-node";
-/// Set on a request one node forwards to another (never forwarded again).
+/// Set on a request one node forwards to another: the nodes it went through, comma-separated.
 const FORWARDED_HEADER: &str = "x-tessera-forwarded-by";
+/// The most times one request is forwarded.
+const MAX_HOPS: usize = 2;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -91,7 +95,8 @@ impl Tasks for NodeTasks {
 
 /// Where a request is served.
 enum Decision {
-    Here(Option<Busy>),
+    /// Served here; `claimed`: this request made this node the task's owner (undone if it is refused).
+    Here(Option<Busy>, bool),
     At(String),
     /// The owner could not be settled now (etcd trouble, an owner that moved meanwhile): retry.
     Unsettled,
@@ -127,7 +132,13 @@ pub async fn route(State(state): State<AppState>, request: Request, next: Next) 
         &parts.headers,
         bytes.as_deref().unwrap_or(&[]),
     );
-    let forwarded_in = parts.headers.contains_key(FORWARDED_HEADER);
+    let hops: Vec<String> = parts
+        .headers
+        .get(FORWARDED_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.split(',').map(|h| h.trim().to_string()).collect())
+        .unwrap_or_default();
+    let forwarded_in = !hops.is_empty();
     if let Some(key) = list_key(&parts).filter(|_| !forwarded_in) {
         let request = Request::from_parts(parts.clone(), Body::empty());
         let local = next.run(request).await;
@@ -137,7 +148,7 @@ pub async fn route(State(state): State<AppState>, request: Request, next: Next) 
         );
     }
     match decide(&state, &cluster, &addressed, forwarded_in).await {
-        Decision::Here(busy) => {
+        Decision::Here(busy, claimed) => {
             let body = match (bytes, raw) {
                 (Some(b), _) => Body::from(b),
                 (None, Some(raw)) => raw,
@@ -145,6 +156,16 @@ pub async fn route(State(state): State<AppState>, request: Request, next: Next) 
             };
             let request = Request::from_parts(parts, body);
             let response = next.run(request).await;
+            if let (true, Addressed::Task { task, .. }) = (claimed, &addressed) {
+                let tasks = NodeTasks(state.clone());
+                if !tasks.local().contains(task) {
+                    // Refused (no room, a bad spec): nothing of it stays, its owner key included.
+                    cluster.ledger.release(task);
+                    if let Err(e) = cluster.disown(task).await {
+                        tracing::warn!(mix = task.mix(), relay = task.relay(), error = %e, "owner key of a refused task not removed; the next pass does");
+                    }
+                }
+            }
             drop(busy);
             if matches!(addressed, Addressed::New(_)) {
                 // A task created here with an id of its own: claimed by the next pass, now.
@@ -153,6 +174,9 @@ pub async fn route(State(state): State<AppState>, request: Request, next: Next) 
             stamp(response, cluster.node_id())
         }
         Decision::At(node) => {
+            if hops.len() >= MAX_HOPS || hops.contains(&node) {
+                return unsettled();
+            }
             let Some(url) = cluster.view().nodes.get(&node).map(|n| n.url.clone()) else {
                 return unsettled();
             };
@@ -162,7 +186,7 @@ pub async fn route(State(state): State<AppState>, request: Request, next: Next) 
                 (None, Some(raw)) => reqwest::Body::wrap_stream(raw.into_data_stream()),
                 (None, None) => reqwest::Body::from(Bytes::new()),
             };
-            forward(&cluster, &url, parts, body).await
+            forward(&cluster, &url, parts, body, &hops).await
         }
         Decision::Unsettled => unsettled(),
     }
@@ -176,15 +200,14 @@ async fn decide(
 ) -> Decision {
     let me = cluster.node_id().to_string();
     match addressed {
-        Addressed::Node => Decision::Here(None),
+        Addressed::Node => Decision::Here(None, false),
         Addressed::New(task) => {
             if forwarded_in || cluster.member.standing() != Standing::Active {
-                return Decision::Here(None);
+                return Decision::Here(None, false);
             }
-            let view = cluster.view();
-            match place(&view.node_views(), &ledger::typical(task)) {
+            match place_somewhere(&cluster.view(), &ledger::typical(task)) {
                 Some(node) if node != me => Decision::At(node),
-                _ => Decision::Here(None),
+                _ => Decision::Here(None, false),
             }
         }
         Addressed::Task { task, creates } => {
@@ -201,7 +224,7 @@ async fn decide(
             };
             if let Some(owner) = owner_of(&cluster.view()) {
                 return if owner == me {
-                    Decision::Here(Some(busy))
+                    Decision::Here(Some(busy), false)
                 } else if forwarded_in {
                     Decision::Unsettled
                 } else {
@@ -218,7 +241,7 @@ async fn decide(
             };
             if let Some(owner) = owner_of(&view) {
                 return match (owner == me, forwarded_in) {
-                    (true, _) => Decision::Here(Some(busy)),
+                    (true, _) => Decision::Here(Some(busy), false),
                     (false, false) => Decision::At(owner),
                     (false, true) => Decision::Unsettled,
                 };
@@ -232,7 +255,7 @@ async fn decide(
                 Err(_) => return Decision::Unsettled,
             };
             if !creates && !recorded {
-                return Decision::Here(None);
+                return Decision::Here(None, false);
             }
             let ingest = state.config.get().ingest.clone();
             let demand = if recorded {
@@ -241,7 +264,7 @@ async fn decide(
                 ledger::typical(task)
             };
             if !forwarded_in && cluster.member.standing() == Standing::Active {
-                if let Some(node) = place(&view.node_views(), &demand) {
+                if let Some(node) = place_somewhere(&view, &demand) {
                     if node != me {
                         return Decision::At(node);
                     }
@@ -256,13 +279,35 @@ async fn decide(
                             tracing::warn!(mix = task.mix(), relay = task.relay(), error = %e, "task not taken over");
                         }
                     }
-                    Decision::Here(Some(busy))
+                    Decision::Here(Some(busy), true)
                 }
-                Ok(Some(owner)) if !forwarded_in => Decision::At(owner),
-                Ok(Some(_)) | Err(_) => Decision::Unsettled,
+                // Lost the claim (a create racing on another node): the winner serves it.
+                Ok(Some(owner)) => Decision::At(owner),
+                Err(_) => Decision::Unsettled,
             }
         }
     }
+}
+
+/// Where a task goes. A new task's demand is a typical one (its spec is read where it goes); when no node has
+/// room for that, it goes where the most room is, and that node admits or refuses its real cost.
+fn place_somewhere(
+    view: &crate::cluster::view::View,
+    demand: &crate::cluster::placement::Demand,
+) -> Option<String> {
+    let nodes = view.node_views();
+    place(&nodes, demand).or_else(|| {
+        nodes
+            .iter()
+            .filter(|n| n.state == crate::cluster::placement::NodeState::Up)
+            .max_by_key(|n| {
+                (
+                    n.capacity.saturating_sub(n.reserved),
+                    std::cmp::Reverse(n.id.clone()),
+                )
+            })
+            .map(|n| n.id.clone())
+    })
 }
 
 /// Sends a request to node `url` as it came and streams its answer back.
@@ -271,6 +316,7 @@ async fn forward(
     url: &str,
     parts: axum::http::request::Parts,
     body: reqwest::Body,
+    hops: &[String],
 ) -> Response {
     let target = format!(
         "{url}{}",
@@ -285,7 +331,9 @@ async fn forward(
             request = request.header(name, value);
         }
     }
-    request = request.header(FORWARDED_HEADER, cluster.node_id());
+    let mut through = hops.to_vec();
+    through.push(cluster.node_id().to_string());
+    request = request.header(FORWARDED_HEADER, through.join(","));
     let began = Instant::now();
     match request.send().await {
         Ok(answer) => {
@@ -448,7 +496,6 @@ pub struct TaskEntry {
     responses(
         (status = 200, description = "the nodes and who runs what", body = ClusterView),
         (status = 404, description = "this node is not in a cluster", body = super::error::ErrorBody),
-        (status = 503, description = "etcd cannot be read now", body = super::error::ErrorBody),
     ))]
 pub async fn show(State(state): State<AppState>) -> Result<Json<ClusterView>, ApiError> {
     let cluster = clustered(&state)?;

@@ -112,6 +112,8 @@ pub enum ErrorCode {
     Forbidden,
     NoFrame,
     Busy,
+    /// Cluster: the node that runs the task cannot be reached or is changing now; retry (`Retry-After`).
+    Unavailable,
 }
 
 /// More than `server.max_requests_per_s` from this client; `Retry-After` says when to retry (code

@@ -59,6 +59,8 @@ pub const ID_PATTERN: &str = "^[A-Za-z0-9._~-]{1,128}$";
         events::events,
         super::metrics::metrics,
         super::reload::reload_route,
+        super::cluster::show,
+        super::cluster::drain,
     ),
     components(responses(RateLimited)),
     modifiers(&ExternallyTagged, &Secured),
@@ -68,6 +70,7 @@ pub const ID_PATTERN: &str = "^[A-Za-z0-9._~-]{1,128}$";
         (name = "pictures", description = "Pictures that requests name by id (watermarks, logos): configured in [pictures] or uploaded."),
         (name = "events", description = "What happens to mixes and relays, as it happens."),
         (name = "health", description = "Liveness, readiness, metrics and this document."),
+        (name = "cluster", description = "Many nodes behind one endpoint (docs/cluster.md): the nodes, who runs what, and draining a node."),
     )
 )]
 struct ApiDoc;
@@ -492,6 +495,7 @@ mod tests {
             include_str!("pictures.rs"),
             include_str!("preview.rs"),
             include_str!("auth.rs"),
+            include_str!("cluster.rs"),
         ];
         let mut used: Vec<String> = sources.iter().flat_map(|s| codes_in(s)).collect();
         used.sort();

@@ -32,6 +32,10 @@ pub struct Nginx {
     /// `localhost`), for `rtmps://` tests; 0 when not asked for.
     pub rtmps_port: u16,
     rtmps: bool,
+    /// Where the `mix` application reports its publishers (`on_publish` / `on_publish_done`, form POST to
+    /// `http://127.0.0.1:PORT/on_publish…`): a [`super::PublishRecorder`]'s port, and the seconds after which
+    /// it drops a publisher that sends nothing.
+    publish_log: Option<(u16, u32)>,
 }
 
 /// A port that was free a moment ago (bind port 0, read it, release it). Racy by nature: callers retry.
@@ -73,7 +77,26 @@ impl Nginx {
         Nginx::start_inner(Some(tessera_port), false)
     }
 
+    /// Like [`Nginx::start`], with the `mix` application (where Tessera publishes its outputs) reporting every
+    /// publisher to a [`super::PublishRecorder`] on `127.0.0.1:recorder_port` (`on_publish`,
+    /// `on_publish_done`), and dropping a publisher that sent nothing for 2 s (`drop_idle_publisher 2s`: a
+    /// frozen publisher must not keep the stream from the next one). [`Nginx::publish_count`] does not count
+    /// `mix` then: ask the recorder.
+    pub fn start_with_publish_log(recorder_port: u16) -> Nginx {
+        Nginx::start_with_publish_log_idle(recorder_port, 2)
+    }
+
+    /// Like [`Nginx::start_with_publish_log`], dropping idle publishers after `idle_s` seconds.
+    pub fn start_with_publish_log_idle(recorder_port: u16, idle_s: u32) -> Nginx {
+        assert!(idle_s >= 1);
+        Nginx::start_full(None, false, Some((recorder_port, idle_s)))
+    }
+
     fn start_inner(callbacks: Option<u16>, rtmps: bool) -> Nginx {
+        Nginx::start_full(callbacks, rtmps, None)
+    }
+
+    fn start_full(callbacks: Option<u16>, rtmps: bool, publish_log: Option<(u16, u32)>) -> Nginx {
         let dir = tempfile::Builder::new()
             .prefix("tessera-nginx-")
             .tempdir()
@@ -88,6 +111,7 @@ impl Nginx {
             callbacks,
             rtmps_port: 0,
             rtmps,
+            publish_log,
         };
         if rtmps {
             let key = rcgen::KeyPair::generate().expect("key");
@@ -143,6 +167,12 @@ impl Nginx {
                 "notify_method post;\n            on_publish http://127.0.0.1:{p}/callbacks/nginx/on_publish;\n            on_publish_done http://127.0.0.1:{p}/callbacks/nginx/on_publish_done;"
             ),
         };
+        let mix_notify = match self.publish_log {
+            None => format!("on_publish http://127.0.0.1:{http}/on_publish/mix;"),
+            Some((p, idle)) => format!(
+                "drop_idle_publisher {idle}s;\n            notify_method post;\n            on_publish http://127.0.0.1:{p}/on_publish;\n            on_publish_done http://127.0.0.1:{p}/on_publish_done;"
+            ),
+        };
         let (stream_module, stream) = if self.rtmps {
             (
                 "load_module /usr/lib/nginx/modules/ngx_stream_module.so;",
@@ -194,7 +224,7 @@ rtmp {{
         application mix {{
             live on;
             idle_streams off;
-            on_publish http://127.0.0.1:{http}/on_publish/mix;
+            {mix_notify}
         }}
     }}
 }}
@@ -294,6 +324,12 @@ rtmp {{
     /// The temp dir nginx runs in (config, logs).
     pub fn dir(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// Keeps nginx's dir (config, logs) after the test; prints where it is.
+    pub fn keep_files(&mut self) {
+        self.dir.disable_cleanup(true);
+        eprintln!("nginx files kept in {}", self.dir.path().display());
     }
 
     /// SIGKILLs nginx (master and worker) as a crash would; every RTMP connection drops. Idempotent.

@@ -96,6 +96,11 @@ impl Server {
         assert!(healthy, "tessera did not become healthy");
     }
 
+    /// Where its log goes.
+    pub fn log_path(&self) -> &Path {
+        &self.log
+    }
+
     /// What it has logged so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
@@ -167,6 +172,34 @@ impl Server {
         matches!(self.child.try_wait(), Ok(None))
     }
 
+    /// Sends signal `sig` (`libc::SIGSTOP`, `libc::SIGCONT`, `libc::SIGTERM`, …) to the process, unless it has
+    /// ended already.
+    pub fn signal(&mut self, sig: i32) {
+        if self.alive() {
+            // SAFETY: signalling our own child process, not yet reaped.
+            unsafe { libc::kill(self.child.id() as i32, sig) };
+        }
+    }
+
+    /// Its exit status, if it has ended.
+    pub fn exit_status(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
+    /// Waits up to `timeout` for the process to end by itself; its exit status, or `None` if it still runs.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.exit_status() {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Threads, open file descriptors and resident memory of the process now.
     pub fn usage(&self) -> Usage {
         Usage::of(self.pid())
@@ -234,6 +267,11 @@ pub fn fd_kinds(pid: u32) -> std::collections::BTreeMap<String, usize> {
 /// Returns the config's path and the API port.
 pub fn write_config_with(dir: &Path, sections: &str) -> (std::path::PathBuf, u16) {
     let port = free_port();
+    (write_config_with_port(dir, port, sections), port)
+}
+
+/// Like [`write_config_with`], on a given port (one a section names too, e.g. `[cluster] advertise_url`).
+pub fn write_config_with_port(dir: &Path, port: u16, sections: &str) -> std::path::PathBuf {
     let config = dir.join("tessera.toml");
     // The store's directory must exist (Tessera refuses to start otherwise).
     std::fs::create_dir_all(dir.join("state")).unwrap();
@@ -245,15 +283,22 @@ pub fn write_config_with(dir: &Path, sections: &str) -> (std::path::PathBuf, u16
         ),
     )
     .unwrap();
-    (config, port)
+    config
 }
 
 /// A config for the binary: inputs from and outputs to `nginx`, state in `dir`, short reconnect delays; `extra`
 /// is appended (more TOML sections). Returns the config's path and the API port.
 pub fn write_config(dir: &Path, nginx: &Nginx, extra: &str) -> (std::path::PathBuf, u16) {
+    let port = free_port();
+    (write_config_on(dir, nginx, port, extra), port)
+}
+
+/// Like [`write_config`], with the API on a given port.
+pub fn write_config_on(dir: &Path, nginx: &Nginx, port: u16, extra: &str) -> std::path::PathBuf {
     let r = nginx.rtmp_port;
-    write_config_with(
+    write_config_with_port(
         dir,
+        port,
         &format!(
             r#"[ingest]
 pull_url = "rtmp://127.0.0.1:{r}/live/{{stream_id}}"

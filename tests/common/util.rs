@@ -80,3 +80,24 @@ pub(crate) fn make(factory: &str) -> gst::Element {
         .build()
         .unwrap_or_else(|e| panic!("cannot create GStreamer element {factory}: {e}"))
 }
+
+/// Polls `check` every `every` until it returns `Ok` (→ its value); after `timeout` panics with `what` and the
+/// last `Err`, which should say what was seen (the expectation is `what`).
+pub fn poll<T>(
+    what: &str,
+    timeout: Duration,
+    every: Duration,
+    mut check: impl FnMut() -> Result<T, String>,
+) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match check() {
+            Ok(v) => return v,
+            Err(seen) => assert!(
+                Instant::now() < deadline,
+                "expected {what} within {timeout:?}; last seen: {seen}"
+            ),
+        }
+        std::thread::sleep(every);
+    }
+}
