@@ -23,7 +23,7 @@ fn a_killed_nodes_tasks_publish_again_from_the_others_within_10_s() {
     let inputs = ["red", "green", "blue"];
     let task = |i: usize| {
         let (name, input, output) = (format!("tk{i}"), inputs[i % 3], format!("tk{i}_out"));
-        if i % 2 == 0 {
+        if i.is_multiple_of(2) {
             ClusterTask::zego(&name, input, &output)
         } else {
             ClusterTask::tencent(&name, input, &output)
