@@ -28,7 +28,10 @@
 //!   failover, per-target supervision and status callbacks; [`flv`] is the tag parser/writer it forwards with.
 //! - [`store`]: durable records of accepted tasks, asynchronous (SQLite on a thread of its own by default), each
 //!   owner under its own kinds; read back at start.
-//! - [`cluster`]: the pure first pieces of the cluster (issue 16): a task's cost, placement, and its simulation.
+//! - [`cluster`]: many nodes behind one endpoint on etcd (`[cluster]`): membership on a lease and the fence that
+//!   stops outputs before it can end, task records in etcd, the reconcile loop (takeover, letting go), drain, and
+//!   the pure pieces (a task's cost, placement, its simulation); `api::cluster` routes each request to its
+//!   task's owner.
 //! - [`clock`]: wall-clock seconds as the wire formats carry them.
 //! - [`netpolicy`]: which addresses a caller may make the node pull from (`ingest.forbid_private_sources`).
 //! - [`pictures`]: pictures requests name by id (configured or uploaded), resolved to a location and size.

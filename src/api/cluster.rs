@@ -108,8 +108,14 @@ pub async fn route(State(state): State<AppState>, request: Request, next: Next) 
         return next.run(request).await;
     };
     let (parts, body) = request.into_parts();
-    // Only the vendor dialects name their task in the body; the native API in its path.
-    let in_body = matches!(parts.uri.path(), "/" | "/common_access");
+    // The vendor dialects name their task in the body; the native API in its path, and the sources a create
+    // names (for placement) in its body.
+    let native_create = matches!(
+        parts.method,
+        axum::http::Method::PUT | axum::http::Method::POST
+    ) && parts.uri.path().starts_with("/v1/mixes")
+        && parts.uri.path().matches('/').count() <= 3;
+    let in_body = matches!(parts.uri.path(), "/" | "/common_access") || native_create;
     let (bytes, raw) = if in_body {
         let max = state.config.get().server.max_body_bytes;
         match axum::body::to_bytes(body, max).await {
@@ -147,7 +153,9 @@ pub async fn route(State(state): State<AppState>, request: Request, next: Next) 
             cluster.node_id(),
         );
     }
-    match decide(&state, &cluster, &addressed, forwarded_in).await {
+    let sources =
+        || super::route::sources(&parts.uri, &parts.headers, bytes.as_deref().unwrap_or(&[]));
+    match decide(&state, &cluster, &addressed, forwarded_in, sources).await {
         Decision::Here(busy, claimed) => {
             let body = match (bytes, raw) {
                 (Some(b), _) => Body::from(b),
@@ -197,6 +205,7 @@ async fn decide(
     cluster: &Arc<Cluster>,
     addressed: &Addressed,
     forwarded_in: bool,
+    sources: impl FnOnce() -> Vec<crate::model::Source>,
 ) -> Decision {
     let me = cluster.node_id().to_string();
     match addressed {
@@ -205,7 +214,8 @@ async fn decide(
             if forwarded_in || cluster.member.standing() != Standing::Active {
                 return Decision::Here(None, false);
             }
-            match place_somewhere(&cluster.view(), &ledger::typical(task)) {
+            let demand = typical_with(task, sources(), &state.config.get().ingest);
+            match place_somewhere(&cluster.view(), &demand) {
                 Some(node) if node != me => Decision::At(node),
                 _ => Decision::Here(None, false),
             }
@@ -261,7 +271,7 @@ async fn decide(
             let demand = if recorded {
                 cluster.recorded_demand(task, &ingest).await
             } else {
-                ledger::typical(task)
+                typical_with(task, sources(), &ingest)
             };
             if !forwarded_in && cluster.member.standing() == Standing::Active {
                 if let Some(node) = place_somewhere(&view, &demand) {
@@ -287,6 +297,26 @@ async fn decide(
             }
         }
     }
+}
+
+/// A new task's demand as placement sees it before its spec is read: a typical cost, of which a share is the
+/// pulling and decoding of each source it names (which a node already decoding them does not add again).
+fn typical_with(
+    task: &TaskRef,
+    sources: Vec<crate::model::Source>,
+    ingest: &crate::config::IngestConfig,
+) -> crate::cluster::placement::Demand {
+    let mut demand = ledger::typical(task);
+    let share = demand.cost / (sources.len() as u64 + 2);
+    demand.inputs = sources
+        .iter()
+        .map(|s| crate::cluster::placement::DemandInput {
+            key: crate::cluster::placement::InputKey::new(crate::engine::resolve_input(s, ingest)),
+            cost: share,
+        })
+        .collect();
+    demand.inputs.dedup_by(|a, b| a.key == b.key);
+    demand
 }
 
 /// Where a task goes. A new task's demand is a typical one (its spec is read where it goes); when no node has

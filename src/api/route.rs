@@ -6,7 +6,7 @@
 use axum::http::{HeaderMap, Method, Uri};
 use serde_json::Value;
 
-use crate::events::TaskRef;
+use crate::{events::TaskRef, model::Source};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Addressed {
@@ -40,6 +40,55 @@ pub fn address(method: &Method, uri: &Uri, headers: &HeaderMap, body: &[u8]) -> 
         return tencent_legacy(json());
     }
     native(method, path)
+}
+
+/// The sources a create names (what placement puts with the tasks that already decode them: a PK battle's two
+/// mixes on one node). Best effort: what cannot be read is left out.
+pub fn sources(uri: &Uri, headers: &HeaderMap, body: &[u8]) -> Vec<Source> {
+    let Ok(body) = serde_json::from_slice::<Value>(body) else {
+        return Vec::new();
+    };
+    let list = |v: Option<&Value>| v.and_then(Value::as_array).cloned().unwrap_or_default();
+    let id = |s: Option<&Value>| {
+        s.and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .map(|s| Source::StreamId(s.to_string()))
+    };
+    let url = |s: Option<&Value>| {
+        s.and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .map(|s| Source::Url(s.to_string()))
+    };
+    // Tencent's pictures (2) and canvases (3) are not streams.
+    let stream_type = |t: Option<&Value>| !matches!(t.and_then(Value::as_i64), Some(2 | 3));
+    let path = uri.path();
+    if path == "/" && headers.contains_key("x-tc-action") {
+        return list(body.get("InputStreamList"))
+            .iter()
+            .filter(|i| stream_type(i.pointer("/LayoutParams/InputType")))
+            .filter_map(|i| id(i.get("InputStreamName")))
+            .collect();
+    }
+    if path == "/" {
+        return list(body.get("MixInput"))
+            .iter()
+            .filter_map(|i| url(i.get("StreamUrl")).or_else(|| id(i.get("StreamId"))))
+            .collect();
+    }
+    if path == "/common_access" {
+        return list(body.pointer("/interface/para/input_stream_list"))
+            .iter()
+            .filter(|i| stream_type(i.pointer("/layout_params/input_type")))
+            .filter_map(|i| id(i.get("input_stream_id")))
+            .collect();
+    }
+    list(body.get("inputs"))
+        .iter()
+        .filter_map(|i| {
+            let s = i.get("source")?;
+            id(s.get("stream_id")).or_else(|| url(s.get("url")))
+        })
+        .collect()
 }
 
 fn task(task: TaskRef, creates: bool) -> Addressed {
@@ -165,6 +214,50 @@ mod tests {
             task: TaskRef::Mix(id.into()),
             creates,
         }
+    }
+
+    #[test]
+    fn creates_name_their_sources() {
+        let h = |action: Option<&str>| {
+            let mut h = HeaderMap::new();
+            if let Some(a) = action {
+                h.insert("x-tc-action", a.parse().unwrap());
+            }
+            h
+        };
+        let id = |s: &str| Source::StreamId(s.into());
+        assert_eq!(
+            sources(
+                &"/?Action=StartMix".parse().unwrap(),
+                &h(None),
+                br#"{"MixInput":[{"StreamId":"a"},{"StreamUrl":"rtmp://h/l/b"}]}"#
+            ),
+            [id("a"), Source::Url("rtmp://h/l/b".into())]
+        );
+        assert_eq!(
+            sources(
+                &"/".parse().unwrap(),
+                &h(Some("CreateCommonMixStream")),
+                br#"{"InputStreamList":[{"InputStreamName":"bg","LayoutParams":{"InputType":3}},{"InputStreamName":"a"}]}"#
+            ),
+            [id("a")]
+        );
+        assert_eq!(
+            sources(
+                &"/common_access".parse().unwrap(),
+                &h(None),
+                br#"{"interface":{"para":{"input_stream_list":[{"input_stream_id":"a"},{"input_stream_id":"p","layout_params":{"input_type":2}}]}}}"#
+            ),
+            [id("a")]
+        );
+        assert_eq!(
+            sources(
+                &"/v1/mixes/m".parse().unwrap(),
+                &h(None),
+                br#"{"inputs":[{"source":{"stream_id":"a"}},{"source":{"url":"rtmp://h/l/b"}}]}"#
+            ),
+            [id("a"), Source::Url("rtmp://h/l/b".into())]
+        );
     }
 
     #[test]
