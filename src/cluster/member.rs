@@ -122,8 +122,13 @@ impl Member {
 
     /// Registers on a new lease. Revokes `old` first (best effort), so the tasks it held are placed anew.
     pub async fn join(&self) -> Result<(), String> {
-        let old = self.lease.swap(0, Ordering::AcqRel);
+        let mut old = self.lease.swap(0, Ordering::AcqRel);
         let mut client = self.client.clone();
+        if old == 0 {
+            // A previous run of this node (a crash, a quick restart) may still hold a lease: its tasks are
+            // placed anew now rather than when it ends.
+            old = self.previous_lease().await;
+        }
         if old != 0 {
             let _ = timed(client.lease_revoke(old)).await;
         }
@@ -142,6 +147,23 @@ impl Member {
         tracing::info!(node = %self.node_id, lease, "joined the cluster");
         self.set_standing(standing);
         Ok(())
+    }
+
+    /// The lease of this node id's record when this process holds none (0: none, or unreadable).
+    async fn previous_lease(&self) -> i64 {
+        let mut client = self.client.clone();
+        let Ok(got) = timed(client.get(self.keys.node(&self.node_id), None)).await else {
+            return 0;
+        };
+        let Some(kv) = got.kvs().first() else {
+            return 0;
+        };
+        tracing::warn!(
+            node = %self.node_id,
+            "this node id is registered already (a previous run, or another node configured with the same id): \
+             its lease is revoked and its tasks are placed anew"
+        );
+        kv.lease()
     }
 
     /// Writes this node's record on its lease.
