@@ -33,6 +33,12 @@ fn a_frozen_owner_never_publishes_again_for_the_tasks_it_lost_and_rejoins() {
         rig.create(i % 2, t);
     }
     rig.wait_publishing(&tasks, T);
+    // Media flows on every output before the freeze: nginx-rtmp drops an idle publisher only once it has sent
+    // some (a publisher frozen between its publish and its first tag would hold the key for good).
+    for t in &tasks {
+        let probe = rig.probe(&t.output);
+        expect_pixels(&probe, &[(W / 2, H / 2, rig.input_color(&t.input))], T);
+    }
     let before = rig.wait_views("both nodes to list the 4 tasks running", T, |views| {
         check_all_running(views, &tasks, None)
     });
