@@ -260,18 +260,17 @@ async fn decide(
                 // Its owner's node is gone: the key ends with that node's lease, and the task is placed then.
                 return Decision::Unsettled;
             }
-            let recorded = match cluster.recorded(task).await {
+            let ingest = state.config.get().ingest.clone();
+            let recorded = match cluster.recorded_demand(task, &ingest).await {
                 Ok(r) => r,
                 Err(_) => return Decision::Unsettled,
             };
-            if !creates && !recorded {
+            if !creates && recorded.is_none() {
                 return Decision::Here(None, false);
             }
-            let ingest = state.config.get().ingest.clone();
-            let demand = if recorded {
-                cluster.recorded_demand(task, &ingest).await
-            } else {
-                typical_with(task, sources(), &ingest)
+            let demand = match &recorded {
+                Some(demand) => demand.clone(),
+                None => typical_with(task, sources(), &ingest),
             };
             if !forwarded_in && cluster.member.standing() == Standing::Active {
                 if let Some(node) = place_somewhere(&view, &demand) {
@@ -282,7 +281,7 @@ async fn decide(
             }
             match cluster.claim(task, &record_of(&me, &demand, false)).await {
                 Ok(None) => {
-                    if recorded {
+                    if recorded.is_some() {
                         // A recorded task whose owner died, asked for before its takeover: taken over now.
                         cluster.ledger.force(task, demand);
                         if let Err(e) = NodeTasks(state.clone()).adopt(task).await {

@@ -156,15 +156,26 @@ where
                 self.records.delete_or_log(&id).await;
                 continue;
             }
-            let idle = max_idle(&record).map(|max| Idle {
-                max,
-                since: Some(Instant::now()),
-            });
-            self.entries
-                .lock()
-                .unwrap()
-                .insert(id, Entry { record, task, idle });
+            self.keep_recorded(id, record, task, &max_idle);
         }
+    }
+
+    /// Keeps a task taken back from its record; its idle time counts from now.
+    fn keep_recorded(
+        &self,
+        id: String,
+        record: R,
+        task: TaskRef,
+        max_idle: &impl Fn(&R) -> Option<Duration>,
+    ) {
+        let idle = max_idle(&record).map(|max| Idle {
+            max,
+            since: Some(Instant::now()),
+        });
+        self.entries
+            .lock()
+            .unwrap()
+            .insert(id, Entry { record, task, idle });
     }
 
     /// Takes task `id` over from its record (a cluster node that now owns its engine task `task`). `false`:
@@ -184,14 +195,7 @@ where
                 return false;
             }
         };
-        let idle = max_idle(&record).map(|max| Idle {
-            max,
-            since: Some(Instant::now()),
-        });
-        self.entries
-            .lock()
-            .unwrap()
-            .insert(id.to_string(), Entry { record, task, idle });
+        self.keep_recorded(id.to_string(), record, task, &max_idle);
         true
     }
 

@@ -9,7 +9,6 @@ use std::{
 };
 
 use super::{
-    ledger,
     view::{place, record_of},
     Cluster, Tasks,
 };
@@ -51,10 +50,7 @@ async fn hand_over(cluster: &Arc<Cluster>, tasks: &Arc<dyn Tasks>, task: &TaskRe
         }
     };
     let me = cluster.node_id().to_string();
-    let mut demand = cluster
-        .ledger
-        .demand_of(task)
-        .unwrap_or_else(|| ledger::typical(task));
+    let mut demand = cluster.ledger.demand_of(task);
     demand.exclude = Some(me.clone());
     let mut nodes = view.node_views();
     // What this task reserved here does not count against the others.

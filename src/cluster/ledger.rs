@@ -103,8 +103,15 @@ impl Ledger {
         }
     }
 
-    pub fn demand_of(&self, task: &TaskRef) -> Option<Demand> {
-        self.inner.lock().unwrap().tasks.get(task).cloned()
+    /// What `task` reserved here; a typical demand when it reserved nothing (yet).
+    pub fn demand_of(&self, task: &TaskRef) -> Demand {
+        self.inner
+            .lock()
+            .unwrap()
+            .tasks
+            .get(task)
+            .cloned()
+            .unwrap_or_else(|| typical(task))
     }
 
     /// (capacity, reserved units).

@@ -221,28 +221,20 @@ impl Cluster {
         Ok(timed(client.txn(txn)).await?.succeeded())
     }
 
-    /// Whether `task` has records (it exists, whoever runs it).
-    pub async fn recorded(&self, task: &TaskRef) -> Result<bool, String> {
-        let key = self.member.keys.record(keys::record_kind(task), task.id());
-        let mut client = self.member.client.clone();
-        let got =
-            timed(client.get(key, Some(etcd_client::GetOptions::new().with_count_only()))).await?;
-        Ok(got.count() > 0)
-    }
-
-    /// The demand a recorded task makes (its spec read from its record); a typical one when unreadable.
+    /// Whether `task` has records (it exists, whoever runs it), and if so the demand it makes: its spec read
+    /// from its record, or a typical one when that is unreadable. One read of etcd.
     pub async fn recorded_demand(
         &self,
         task: &TaskRef,
         ingest: &crate::config::IngestConfig,
-    ) -> placement::Demand {
+    ) -> Result<Option<placement::Demand>, String> {
         let key = self.member.keys.record(keys::record_kind(task), task.id());
         let mut client = self.member.client.clone();
-        let value = timed(client.get(key, None))
-            .await
-            .ok()
-            .and_then(|g| g.kvs().first().map(|kv| kv.value().to_vec()));
-        let parsed: Option<serde_json::Value> = value.and_then(|v| serde_json::from_slice(&v).ok());
+        let got = timed(client.get(key, None)).await?;
+        let Some(kv) = got.kvs().first() else {
+            return Ok(None);
+        };
+        let parsed: Option<serde_json::Value> = serde_json::from_slice(kv.value()).ok();
         let demand = parsed.and_then(|v| {
             let spec = v.get("spec")?.clone();
             match task {
@@ -254,6 +246,6 @@ impl Cluster {
                     .map(|s| ledger::relay_demand(&s)),
             }
         });
-        demand.unwrap_or_else(|| ledger::typical(task))
+        Ok(Some(demand.unwrap_or_else(|| ledger::typical(task))))
     }
 }

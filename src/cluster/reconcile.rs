@@ -103,10 +103,7 @@ async fn pass(
         if cluster.is_busy(task) {
             continue;
         }
-        let demand = cluster
-            .ledger
-            .demand_of(task)
-            .unwrap_or_else(|| ledger::typical(task));
+        let demand = cluster.ledger.demand_of(task);
         let current = record_of(me, &demand, true);
         match view.owners.get(task) {
             Some(_) if mine(task) => {
@@ -169,7 +166,12 @@ async fn pass(
             if !lost_owner && since.elapsed() < GRACE {
                 continue;
             }
-            let demand = cluster.recorded_demand(&task, &ingest).await;
+            let demand = cluster
+                .recorded_demand(&task, &ingest)
+                .await
+                .ok()
+                .flatten()
+                .unwrap_or_else(|| ledger::typical(&task));
             let target = place(&nodes, &demand);
             let here = match &target {
                 Some(node) if node == me => true,
@@ -235,10 +237,7 @@ fn adopt(cluster: &Arc<Cluster>, tasks: &Arc<dyn Tasks>, task: TaskRef) {
         let began = Instant::now();
         match tasks.adopt(&task).await {
             Ok(true) => {
-                let demand = cluster
-                    .ledger
-                    .demand_of(&task)
-                    .unwrap_or_else(|| ledger::typical(&task));
+                let demand = cluster.ledger.demand_of(&task);
                 let record = record_of(&cluster.member.node_id, &demand, true);
                 let _ = cluster
                     .write_owner(&task, &record, cluster.member.lease())

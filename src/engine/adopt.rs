@@ -2,7 +2,7 @@
 //! ([`Engine::adopt_mix`]), and let go by the node that no longer does ([`Engine::release_mix`]), which stops it
 //! and leaves its record for the new owner. A shutdown lets every mix go the same way.
 
-use super::{Engine, Mix, MixRecord, Phase};
+use super::{Engine, MixRecord};
 use crate::{
     error::{Error, ErrorKind},
     events::{EventKind, TaskRef},
@@ -29,22 +29,7 @@ impl Engine {
                 let ingest = &self.inner.config.get().ingest;
                 ledger.force(&task, crate::cluster::ledger::mix_demand(&spec, ingest));
             }
-            let (phase, claimed) = match self.claim(&task, &spec) {
-                Ok(_) => (Phase::Starting, true),
-                Err(e) => (Phase::Failed(e.message), false),
-            };
-            self.inner.mixes.lock().unwrap().insert(
-                id.to_string(),
-                Mix {
-                    spec,
-                    pipeline: None,
-                    phase,
-                    version: 1,
-                    recoveries: 0,
-                    run: 0,
-                },
-            );
-            claimed
+            self.know_recorded(id, spec)
         };
         tracing::info!(mix = %id, "mix taken over from its record");
         if claimed {

@@ -412,26 +412,9 @@ impl Engine {
         let records = self.inner.records.load().await;
         let mut ids = Vec::with_capacity(records.len());
         for (id, MixRecord { spec }) in records {
-            let task = TaskRef::Mix(id.clone());
-            let urls = self.output_urls(&spec);
-            let phase = match self.inner.claims.swap(&task, &urls) {
-                Ok(_) => {
-                    ids.push(id.clone());
-                    Phase::Starting
-                }
-                Err(c) => Phase::Failed(self.conflict(&spec, c).message),
-            };
-            self.inner.mixes.lock().unwrap().insert(
-                id,
-                Mix {
-                    spec,
-                    pipeline: None,
-                    phase,
-                    version: 1,
-                    recoveries: 0,
-                    run: 0,
-                },
-            );
+            if self.know_recorded(&id, spec) {
+                ids.push(id);
+            }
         }
         let count = self.inner.mixes.lock().unwrap().len();
         let engine = self.clone();
@@ -464,6 +447,27 @@ impl Engine {
             engine.inner.ready.send_replace(true);
         });
         count
+    }
+
+    /// Makes mix `id` known from its recorded `spec` (listed at once, version 1): `starting` with its outputs
+    /// claimed, or `failed` when another task holds one of them. `true` when claimed (it is to be started).
+    pub(super) fn know_recorded(&self, id: &str, spec: MixSpec) -> bool {
+        let (phase, claimed) = match self.claim(&TaskRef::Mix(id.to_string()), &spec) {
+            Ok(_) => (Phase::Starting, true),
+            Err(e) => (Phase::Failed(e.message), false),
+        };
+        self.inner.mixes.lock().unwrap().insert(
+            id.to_string(),
+            Mix {
+                spec,
+                pipeline: None,
+                phase,
+                version: 1,
+                recoveries: 0,
+                run: 0,
+            },
+        );
+        claimed
     }
 
     /// Starts mix `id` from the spec the engine holds (restore, recovery) unless it changed since `version`.
