@@ -26,6 +26,8 @@
 //!   `api::metrics` is `/metrics`, `api::events` `/v1/events`, `api::auth` the bearer tokens.
 //! - [`relay`]: restreaming: one live source to many RTMP targets without re-encoding, with main/backup
 //!   failover, per-target supervision and status callbacks; [`flv`] is the tag parser/writer it forwards with.
+//! - [`rtmp`]: Tessera's own RTMP client on tokio (play and publish FLV tags; rtmps over rustls), which every
+//!   RTMP input and output uses: each connection is owned by one handle and closes when it is dropped.
 //! - [`store`]: durable records of accepted tasks, asynchronous (SQLite on a thread of its own by default), each
 //!   owner under its own kinds; read back at start.
 //! - [`cluster`]: many nodes behind one endpoint on etcd (`[cluster]`): membership on a lease and the fence that
@@ -66,6 +68,7 @@ pub mod node;
 pub mod pictures;
 pub mod preview;
 pub mod relay;
+pub mod rtmp;
 pub mod server;
 pub mod store;
 pub mod webhooks;
