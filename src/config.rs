@@ -269,8 +269,8 @@ pub struct ZegoConfig {
     pub timestamp_window_s: u64,
     /// Most inputs per task (ZEGO's default limit is 9; over it: 110200158).
     pub max_inputs: usize,
-    /// How long StartMix waits for a new input to show whether it exists (110200150 when pulling it fails);
-    /// 0 skips the check.
+    /// How long StartMix waits for a new input to be found (110200150 when it is not live by then and the last
+    /// try to pull it failed); 0 skips the check.
     pub input_check_ms: u64,
     /// Seconds a task may have no live input before it ends by itself, when the request gives no MaxIdleTime.
     pub max_idle_s: u64,

@@ -66,8 +66,6 @@ pub fn init() -> Result<(), Error> {
             "x264enc",
             "avenc_aac",
             "flvmux",
-            "rtmp2src",
-            "rtmp2sink",
             "decodebin",
             "textoverlay",
             "videocrop",
@@ -354,8 +352,10 @@ impl Engine {
     }
 
     /// Starts pulling `source` (unless something already does) and waits up to `timeout` to learn whether it
-    /// exists. `Ok` once it delivers media, or when the wait ends undecided; `Err` with the reason when pulling it
-    /// failed. The returned hold keeps the pull running, so a mix created while it is held reuses it.
+    /// exists. `Ok` once it delivers media, or when the wait ends undecided; `Err` with the reason when it ends
+    /// with the pull failing. A failed attempt alone decides nothing: the pull is retried meanwhile, so an encoder
+    /// that starts publishing with the request (a server answers "not found" until it does) is found. The
+    /// returned hold keeps the pull running, so a mix created while it is held reuses it.
     pub async fn probe_source(
         &self,
         source: &Source,
@@ -367,15 +367,23 @@ impl Engine {
             .hub
             .subscribe(&url, Arc::new(input::Discard), None);
         let deadline = tokio::time::Instant::now() + timeout;
+        // The last failure seen; a new attempt under way does not make it undecided again.
+        let mut failed = None;
         loop {
-            match sub.state() {
-                LinkState::Live => return Ok(SourceHold(sub)),
-                LinkState::Retrying { last_error, .. } | LinkState::Failed { last_error } => {
-                    return Err(last_error)
-                }
-                _ if tokio::time::Instant::now() >= deadline => return Ok(SourceHold(sub)),
-                _ => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
+            let state = sub.state();
+            if state == LinkState::Live {
+                return Ok(SourceHold(sub));
             }
+            if let Some(why) = state.last_error() {
+                failed = Some(why.to_string());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return match failed {
+                    Some(why) => Err(why),
+                    None => Ok(SourceHold(sub)),
+                };
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
     }
 

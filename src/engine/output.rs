@@ -1,6 +1,6 @@
 //! Encoding and delivery. Each distinct encoding of a mix is one encoder branch (tee → x264 + AAC → FLV, or
 //! AAC/MP3 → FLV alone for an audio-only output); its FLV tags are fanned out to one supervised push per target
-//! ([`crate::media::push`]: appsrc → rtmp2sink, the same as a relay output). A target that is slow, refusing or
+//! ([`crate::media::push`]: a queue and an RTMP publisher, the same as a relay output). A target that is slow, refusing or
 //! unreachable only loses its own data: its queue is bounded and it skips to the next resumption point (a video
 //! keyframe; any audio tag when the stream has no video) when full, and it reconnects with backoff on its own.
 

@@ -6,9 +6,10 @@
 //!   liveness rule, and the [`Handle`] that reads a link's [`LinkState`] and stops it.
 //! - [`pipeline`]: a GStreamer pipeline as an attempt (PLAYING on a blocking thread, ended by its bus, stopped
 //!   through [`teardown`]).
-//! - [`push`]: the output target every mix output and relay output is: appsrc → rtmp2sink, its bounded queue
-//!   and resumption points.
-//! - [`rtmp`]: the live source and the RTMP sink; [`backoff`], [`meter`]: delays and rates.
+//! - [`push`]: the output target every mix output and relay output is: a bounded queue of FLV tags, its
+//!   resumption points, and one RTMP publisher ([`crate::rtmp`]) per attempt.
+//! - [`rtmp`]: the live source (an appsrc fed by an RTMP player, or souphttpsrc) and the options every RTMP
+//!   connection is made with; [`backoff`], [`meter`]: delays and rates.
 //! - [`fence`]: until when this node may publish (a cluster node's lease); outputs neither send nor connect
 //!   past it.
 //! - [`cpu`]: each pipeline's threads named after its task's tag, and CPU time by task; [`gstlog`]: pipelines

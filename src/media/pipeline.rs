@@ -2,7 +2,7 @@
 //! Tokio worker), ended by an error or an end of stream on its bus, stopped through [`super::teardown`].
 //! Sessions wrap a [`PipelineRun`] in their own [`super::Attempt`], adding what counts as progress.
 
-use std::sync::{atomic::Ordering, Arc};
+use std::sync::Arc;
 
 use futures::{future::BoxFuture, FutureExt, StreamExt};
 use gst::prelude::*;
@@ -17,34 +17,20 @@ use super::{
 /// One pipeline of an attempt. Dropping it sets the pipeline to NULL wherever that happens.
 pub struct PipelineRun {
     pipeline: teardown::NullOnDrop,
-    /// An `appsrc` fed by Tessera that ends its stream cleanly on a requested stop: an output that unpublishes
-    /// (FCUnpublish, deleteStream) instead of dropping the connection, so the server ends the stream at once.
-    unpublish: Option<gst_app::AppSrc>,
-    /// What the bus said, as it said it: read by the stop, which must not wait for a message the attempt's own
-    /// watch already took (an error while connecting, an end of stream while unpublishing).
+    /// What the bus said, as it said it (the bus watch's record of errors and ends of stream).
     seen: Arc<Seen>,
     /// Names the pipeline's streaming threads after its task (CPU accounting).
     tag: Option<String>,
 }
-
-/// How long a requested stop waits for an output's end of stream to be sent.
-const UNPUBLISH_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl PipelineRun {
     /// `tag` ([`super::cpu::tag`]) names the threads that work for it.
     pub fn new(pipeline: gst::Pipeline, tag: Option<String>) -> Self {
         Self {
             pipeline: teardown::NullOnDrop(pipeline),
-            unpublish: None,
             seen: Arc::default(),
             tag,
         }
-    }
-
-    /// An output: on a requested stop, `appsrc` ends the stream before the pipeline goes down.
-    pub fn unpublishing(mut self, appsrc: gst_app::AppSrc) -> Self {
-        self.unpublish = Some(appsrc);
-        self
     }
 
     pub fn pipeline(&self) -> &gst::Pipeline {
@@ -104,30 +90,9 @@ impl PipelineRun {
         .boxed())
     }
 
-    /// Forgets the unpublishing `appsrc`: a connection that never published has nothing to end cleanly (and
-    /// waiting for its end of stream would only hold up the stop).
-    pub fn no_unpublish(&mut self) {
-        self.unpublish = None;
-    }
-
     /// Takes the pipeline down (see [`super::Attempt::stop`]). Blocking.
-    pub fn stop(self, by_request: bool) {
-        let failed = self.seen.error.load(Ordering::SeqCst);
-        if by_request && !failed {
-            if let Some(appsrc) = &self.unpublish {
-                let _ = appsrc.end_of_stream();
-                let deadline = std::time::Instant::now() + UNPUBLISH_WAIT;
-                while !(self.seen.eos.load(Ordering::SeqCst)
-                    || self.seen.error.load(Ordering::SeqCst))
-                    && std::time::Instant::now() < deadline
-                {
-                    std::thread::sleep(std::time::Duration::from_millis(10));
-                }
-            }
-        }
-        // A connection attempt still under way is let finish (rtmp2 leaks it otherwise), unless it failed.
-        let stopped = by_request && !self.seen.error.load(Ordering::SeqCst);
-        if let Err(e) = teardown::stop(&self.pipeline, stopped, &self.seen.error) {
+    pub fn stop(self, _by_request: bool) {
+        if let Err(e) = self.pipeline.set_state(gst::State::Null) {
             tracing::warn!(pipeline = %self.pipeline.name(), error = %e, "pipeline did not stop cleanly");
         }
         bus::unwatch(&self.pipeline);

@@ -1,4 +1,4 @@
-//! One input of a project: pulled as FLV bytes (`rtmp2src`, or `souphttpsrc` for HTTP-FLV) into an appsink,
+//! One input of a project: pulled as FLV bytes (Tessera's RTMP player, or `souphttpsrc` for HTTP-FLV) into an appsink,
 //! parsed into tags on the streaming thread and handed to the project's router. Nothing is decoded.
 //!
 //! Input that arrives faster than real time (an HTTP-FLV file, a server's burst of its GOP cache beyond
