@@ -263,11 +263,21 @@ impl Attempt for PushAttempt {
             queue: self.queue.clone(),
             progress: self.progress.clone(),
         };
-        let tag = self.tag.clone();
+        let (tag, url) = (self.tag.clone(), self.url.clone());
         self.task = Some(runtime.spawn(async move {
             let end = connection.run(stop_rx).await;
             if let End::Failed(why) = &end {
-                tracing::debug!(task = tag.as_deref(), error = %why, "RTMP publish ended");
+                // What a failed output pipeline's error line said, for the output's own connection.
+                let task = tag
+                    .as_deref()
+                    .map_or_else(super::gstlog::Task::default, super::gstlog::Task::of_tag);
+                tracing::warn!(
+                    mix = task.mix.as_deref(),
+                    relay = task.relay.as_deref(),
+                    url = %super::redact(&url),
+                    error = %why,
+                    "output attempt failed"
+                );
             }
             let _ = end_tx.send(end);
             drop(done_tx);

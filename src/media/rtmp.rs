@@ -55,6 +55,11 @@ pub fn live_source(url: &str) -> Result<gst::Element, gst::glib::BoolError> {
 /// Pulls `url` into `appsrc` until the stream ends (end of stream), fails (an error on the pipeline's bus) or
 /// the pipeline goes away (nothing: the connection is simply dropped).
 async fn feed(url: String, appsrc: gst::glib::WeakRef<gst_app::AppSrc>) {
+    // Not before the pipeline runs: what is posted on the bus of a pipeline in NULL is dropped, so an error found
+    // sooner (a connection refused at once) would be lost and the attempt would wait for its connect timeout.
+    if !started(&appsrc).await {
+        return;
+    }
     let result = tokio::select! {
         r = pull(&url, &appsrc) => r,
         _ = gone(&appsrc) => return,
@@ -109,18 +114,31 @@ async fn push(appsrc: &gst::glib::WeakRef<gst_app::AppSrc>, bytes: Vec<u8>) -> b
     }
 }
 
-/// Resolves once the appsrc is gone, or its pipeline was set to NULL after it had started.
+/// Whether the appsrc is in NULL, with no change under way.
+fn is_null(src: &gst_app::AppSrc) -> bool {
+    let (_, current, pending) = src.state(gst::ClockTime::ZERO);
+    current == gst::State::Null && pending == gst::State::VoidPending
+}
+
+/// Waits until the appsrc's pipeline has been started; `false` when the appsrc went away first.
+async fn started(appsrc: &gst::glib::WeakRef<gst_app::AppSrc>) -> bool {
+    loop {
+        match appsrc.upgrade() {
+            None => return false,
+            Some(src) if !is_null(&src) => return true,
+            Some(_) => tokio::time::sleep(Duration::from_millis(2)).await,
+        }
+    }
+}
+
+/// Resolves once the appsrc is gone, or its pipeline was set to NULL (it had started: see [`started`]).
 async fn gone(appsrc: &gst::glib::WeakRef<gst_app::AppSrc>) {
-    let mut started = false;
     loop {
         tokio::time::sleep(GONE_CHECK).await;
-        let Some(src) = appsrc.upgrade() else { return };
-        let (_, current, pending) = src.state(gst::ClockTime::ZERO);
-        let null = current == gst::State::Null && pending == gst::State::VoidPending;
-        if started && null {
-            return;
+        match appsrc.upgrade() {
+            Some(src) if !is_null(&src) => {}
+            _ => return,
         }
-        started |= !null;
     }
 }
 
