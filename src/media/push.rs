@@ -199,7 +199,6 @@ struct Progress {
 /// One connection of a target.
 pub struct PushAttempt {
     target: Arc<PushTarget>,
-    url: String,
     options: crate::rtmp::Options,
     tag: Option<String>,
     queue: Arc<Queue>,
@@ -223,7 +222,6 @@ impl Session for PushSession {
         }
         Ok(PushAttempt {
             target: self.target.clone(),
-            url: self.target.url.clone(),
             options: rtmp::options(self.config.rtmps_verify),
             tag: self.tag.clone(),
             queue: Arc::default(),
@@ -258,12 +256,12 @@ impl Attempt for PushAttempt {
         let (end_tx, end_rx) = oneshot::channel();
         let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
         let connection = Connection {
-            url: self.url.clone(),
+            url: self.target.url.clone(),
             options: self.options.clone(),
             queue: self.queue.clone(),
             progress: self.progress.clone(),
         };
-        let (tag, url) = (self.tag.clone(), self.url.clone());
+        let (tag, url) = (self.tag.clone(), self.target.url.clone());
         self.task = Some(runtime.spawn(async move {
             let end = connection.run(stop_rx).await;
             if let End::Failed(why) = &end {
@@ -349,7 +347,7 @@ impl Connection {
         let mut publisher = tokio::select! {
             connected = crate::rtmp::publish(&self.url, &self.options) => match connected {
                 Ok(p) => p,
-                Err(e) => return End::Failed(rtmp::describe(&e)),
+                Err(e) => return End::Failed(e.to_string()),
             },
             _ = &mut stop => return End::Finished,
         };
@@ -365,7 +363,7 @@ impl Connection {
                     return End::Finished;
                 }
                 buffer = self.queue.pop() => buffer,
-                why = publisher.ended() => return End::Failed(rtmp::describe(&why)),
+                why = publisher.ended() => return End::Failed(why.to_string()),
             };
             if let Ok(map) = buffer.map_readable() {
                 parser.push(&map);
@@ -377,7 +375,7 @@ impl Connection {
                     return End::Failed("fenced: this node's cluster lease is not renewed".into());
                 }
                 if let Err(e) = publisher.send(&tag).await {
-                    return End::Failed(rtmp::describe(&e));
+                    return End::Failed(e.to_string());
                 }
                 self.progress
                     .sent

@@ -81,7 +81,7 @@ async fn feed(url: String, appsrc: gst::glib::WeakRef<gst_app::AppSrc>) {
 async fn pull(url: &str, appsrc: &gst::glib::WeakRef<gst_app::AppSrc>) -> Result<(), String> {
     let mut player = rtmp::play(url, &options(true))
         .await
-        .map_err(|e| describe(&e))?;
+        .map_err(|e| e.to_string())?;
     if !push(appsrc, FLV_HEADER.to_vec()).await {
         return Ok(());
     }
@@ -89,7 +89,7 @@ async fn pull(url: &str, appsrc: &gst::glib::WeakRef<gst_app::AppSrc>) -> Result
         let tag = match player.next_tag().await {
             Ok(tag) => tag,
             Err(RtmpError::Closed) => return Ok(()),
-            Err(e) => return Err(describe(&e)),
+            Err(e) => return Err(e.to_string()),
         };
         let Some(bytes) = tag.encode_at(tag.timestamp) else {
             continue;
@@ -140,9 +140,4 @@ async fn gone(appsrc: &gst::glib::WeakRef<gst_app::AppSrc>) {
             _ => return,
         }
     }
-}
-
-/// Why an RTMP connection ended, in words fit for a status view (never the URL: it may hold a key).
-pub fn describe(e: &RtmpError) -> String {
-    e.to_string()
 }

@@ -247,11 +247,7 @@ impl Conn {
                     break;
                 }
                 "_error" if cmd.tid == tid => {
-                    return Err(RtmpError::Rejected(if code.is_empty() {
-                        "NetConnection.Connect.Rejected".into()
-                    } else {
-                        code
-                    }));
+                    return Err(refusal(code, "NetConnection.Connect.Rejected"));
                 }
                 "close" => return Err(RtmpError::Closed),
                 _ => {}
@@ -297,11 +293,7 @@ impl Conn {
                 }
                 "_error" => {
                     let (_, code) = cmd.status().unwrap_or_default();
-                    return Err(RtmpError::Rejected(if code.is_empty() {
-                        "createStream failed".into()
-                    } else {
-                        code
-                    }));
+                    return Err(refusal(code, "createStream failed"));
                 }
                 _ => {}
             }
@@ -561,4 +553,14 @@ impl Conn {
         })
         .await;
     }
+}
+
+/// What an `_error` answer to a command means: a refusal with the server's status code, or with `otherwise`
+/// when it gave none.
+pub fn refusal(code: String, otherwise: &str) -> RtmpError {
+    RtmpError::Rejected(if code.is_empty() {
+        otherwise.into()
+    } else {
+        code
+    })
 }

@@ -6,7 +6,7 @@ use rml_rtmp::messages::MessagePayload;
 use rml_rtmp::rml_amf0::Amf0Value;
 
 use super::connect::{
-    Command, Conn, Mode, TYPE_AGGREGATE, TYPE_AUDIO, TYPE_DATA_AMF0, TYPE_DATA_AMF3,
+    refusal, Command, Conn, Mode, TYPE_AGGREGATE, TYPE_AUDIO, TYPE_DATA_AMF0, TYPE_DATA_AMF3,
     TYPE_USER_CONTROL, TYPE_VIDEO,
 };
 use super::{parse_url, Options, RtmpError};
@@ -67,11 +67,7 @@ pub async fn play(url: &str, opts: &Options) -> Result<Player, RtmpError> {
         if let Some(cmd) = Command::from_payload(&p) {
             if cmd.name == "_error" && cmd.tid == tid {
                 let (_, code) = cmd.status().unwrap_or_default();
-                return Err(RtmpError::Rejected(if code.is_empty() {
-                    "NetStream.Play.Failed".into()
-                } else {
-                    code
-                }));
+                return Err(refusal(code, "NetStream.Play.Failed"));
             }
             if cmd.name == "onStatus" {
                 let (level, code) = cmd.status().unwrap_or_default();

@@ -7,7 +7,7 @@ use rml_rtmp::messages::{MessagePayload, RtmpMessage};
 use rml_rtmp::rml_amf0::Amf0Value;
 use rml_rtmp::time::RtmpTimestamp;
 
-use super::connect::{Command, Conn, Mode, TYPE_DATA_AMF0};
+use super::connect::{refusal, Command, Conn, Mode, TYPE_DATA_AMF0};
 use super::play::amf0_string_at;
 use super::{parse_url, Options, RtmpError};
 use crate::flv::{Tag, TagKind};
@@ -57,13 +57,7 @@ pub async fn publish(url: &str, opts: &Options) -> Result<Publisher, RtmpError> 
             "onStatus" if level == "error" || code.ends_with("BadName") => {
                 return Err(RtmpError::Rejected(code))
             }
-            "_error" if cmd.tid == tid => {
-                return Err(RtmpError::Rejected(if code.is_empty() {
-                    "NetStream.Publish.Rejected".into()
-                } else {
-                    code
-                }))
-            }
+            "_error" if cmd.tid == tid => return Err(refusal(code, "NetStream.Publish.Rejected")),
             "close" => return Err(RtmpError::Closed),
             _ => {}
         }
