@@ -7,7 +7,7 @@ use serde::Deserialize;
 
 /// A credential from the configuration: compared and hashed like a string, but never shown by `Debug`, so a
 /// logged or printed configuration cannot leak it.
-#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(transparent)]
 pub struct Secret(String);
 
@@ -54,7 +54,7 @@ impl std::fmt::Debug for Secret {
 }
 
 /// The whole configuration file.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// The HTTP listener that serves every API dialect.
@@ -87,7 +87,7 @@ pub struct Config {
     pub pictures: std::collections::BTreeMap<String, String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServerConfig {
     /// Address the HTTP API listens on.
@@ -125,7 +125,7 @@ impl Default for ServerConfig {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct IngestConfig {
     /// URL template an input given by stream id is pulled from; `{stream_id}` is replaced.
@@ -162,7 +162,7 @@ impl Default for IngestConfig {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct EgressConfig {
     /// URL template an output given by stream id is published to; `{stream_id}` is replaced.
@@ -190,7 +190,7 @@ impl Default for EgressConfig {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct EngineConfig {
     /// Time the compositor and audio mixer wait for late input before producing a frame without it.
@@ -223,6 +223,17 @@ pub struct EngineConfig {
     /// URLs only). A relative folder is relative to the configuration file's folder, like `store.path`.
     /// Operator-configured images (`[pictures]`, `zego.image_presets`) are not confined to it.
     pub pictures_dir: String,
+    /// Most worker processes the mixes run in (`tessera serve` starts and supervises them): a crash, an abort
+    /// or a runaway allocation in one mix's decoders ends that worker only, and its mixes come back in a new
+    /// one. Mixes that share an input share a worker (the input is decoded once); otherwise each mix has its
+    /// own until this many run, then new mixes join the worker with the fewest. Absent: one per mix
+    /// ([`EngineConfig::max_mixes`]). 0 runs every mix inside the serving process (no isolation).
+    pub workers: Option<usize>,
+    /// The program a worker runs (`PROGRAM worker`); empty: the running `tessera` executable itself.
+    pub worker_program: String,
+    /// A worker whose resident memory grows past this many MiB is killed and its mixes restarted in a new one
+    /// (the `mix.failed` event says why); the node and the other workers go on.
+    pub max_worker_memory_mb: u64,
 }
 
 impl Default for EngineConfig {
@@ -237,6 +248,9 @@ impl Default for EngineConfig {
             max_image_pixels: 4096 * 4096,
             encoder_threads: 1,
             pictures_dir: String::new(),
+            workers: None,
+            worker_program: String::new(),
+            max_worker_memory_mb: 2048,
         }
     }
 }
@@ -245,6 +259,11 @@ impl EngineConfig {
     /// Mixes this node admits at once: the configured number, or 5 per 2 CPU cores (at least 2) — the benchmark's
     /// target for the standard 4-input 720p scene (S4). It is a ceiling, not a promise: what fits depends on the
     /// inputs (see docs/benchmarks.md), so nodes should set it from their own scenes.
+    /// Most worker processes: the configured number, else one per mix this node admits.
+    pub fn workers(&self) -> usize {
+        self.workers.unwrap_or_else(|| self.max_mixes())
+    }
+
     pub fn max_mixes(&self) -> usize {
         self.max_mixes.unwrap_or_else(|| {
             let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -258,7 +277,7 @@ pub fn mixes_for_cores(cores: usize) -> usize {
     (cores * 5 / 2).max(2)
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ZegoConfig {
     /// The AppId requests must carry; 0 turns the dialect off (every request is refused with 100000001).
@@ -304,7 +323,7 @@ impl Default for ZegoConfig {
 }
 
 /// One application allowed to call the legacy CGI.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct TencentApp {
     /// The live APPID requests name in `appid` (or `cmd`).
@@ -313,7 +332,7 @@ pub struct TencentApp {
     pub key: Secret,
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TencentConfig {
     /// The APPID of the legacy CGI; 0 (with no `apps`) turns the CGI off.
@@ -370,7 +389,7 @@ impl TencentConfig {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TencentCloudConfig {
     /// The SecretId API 3.0 requests are signed with; empty turns API 3.0 off.
@@ -392,7 +411,7 @@ impl Default for TencentCloudConfig {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreConfig {
     /// SQLite file holding every accepted mix and relay project (created if missing; its directory must exist,
@@ -403,7 +422,7 @@ pub struct StoreConfig {
 }
 
 /// `[cluster]`: this node's place in a cluster (docs/cluster.md). Task records then live in etcd, not `[store]`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ClusterConfig {
     /// etcd client endpoints (`http://host:2379`); every member, so a member's loss is survived.
@@ -478,7 +497,7 @@ impl Default for StoreConfig {
 }
 
 /// How log lines are written (to stderr).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     /// Human-readable lines, coloured only on a terminal.
@@ -488,7 +507,7 @@ pub enum LogFormat {
     Json,
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LogConfig {
     /// `text` or `json`.
@@ -508,7 +527,7 @@ impl Default for LogConfig {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CallbacksConfig {
     /// A PEM file of CA certificates trusted for `https://` callback URLs besides the system's (a private CA of
@@ -527,7 +546,7 @@ impl Default for CallbacksConfig {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct WebhooksConfig {
     /// Where each selected event is POSTed (http:// or https://, through the `[callbacks]` client); empty: no
@@ -686,6 +705,11 @@ impl Config {
         if self.ingest.retry_initial_ms == 0 || self.egress.retry_initial_ms == 0 {
             return Err(ConfigError::Invalid(
                 "retry_initial_ms must be greater than 0".into(),
+            ));
+        }
+        if self.engine.max_worker_memory_mb < 64 {
+            return Err(ConfigError::Invalid(
+                "engine.max_worker_memory_mb must be at least 64".into(),
             ));
         }
         if self.engine.max_image_pixels == 0 {

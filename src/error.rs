@@ -3,7 +3,7 @@
 use crate::model::Violation;
 
 /// What went wrong, in terms a dialect can map to its own codes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum ErrorKind {
     /// The request describes something that cannot be run; `violations` says why.
     Invalid,

@@ -42,6 +42,8 @@
 //!   `api::preview` serves them and `api::console` the web console.
 //! - [`image`]: PNG / JPEG bytes from a file or URL, loaded under limits (bytes, header pixels, deadline) before
 //!   anything decodes them.
+//! - [`worker`]: the worker processes mixes run in (`tessera worker`), supervised by the serving process: a
+//!   crash in one mix's decoders ends one worker, whose mixes the engine's recovery starts again.
 //! - [`server`]: opens the store, wires the node (engine, relays, dialects, webhooks) and serves it; takes its
 //!   listener and shutdown future as arguments so tests bind port 0.
 //! - [`error`]: core errors, which carry a kind; only the HTTP layer maps kinds to status codes.
@@ -72,6 +74,7 @@ pub mod rtmp;
 pub mod server;
 pub mod store;
 pub mod webhooks;
+pub mod worker;
 
 pub use config::Config;
 pub use error::{Error, ErrorKind};

@@ -22,6 +22,9 @@ enum Command {
     },
     /// Prints the default configuration, documented.
     DefaultConfig,
+    /// A worker process of `tessera serve` (started by it, never by hand: it talks over descriptor 3).
+    #[command(hide = true)]
+    Worker,
     /// Drains a cluster node: it takes no new task, hands its tasks to other nodes one at a time, and exits
     /// once it has none. Waits until it has exited, printing how far it is.
     Drain {
@@ -42,6 +45,7 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Drain { url, token, config } => drain(url, token, config),
+        Command::Worker => tessera::worker::child::main(),
         Command::DefaultConfig => {
             print!("{}", include_str!("../tessera.example.toml"));
             std::process::ExitCode::SUCCESS

@@ -257,7 +257,11 @@ fn render(s: &AppState) -> String {
     let began = Instant::now();
     let engine = s.engine.metrics();
     let relays = s.relays.metrics();
-    let cpu = cpu::by_owner();
+    let mut cpu = cpu::by_owner();
+    // Mixes in worker processes: their threads are counted there.
+    if let Some(w) = s.engine.workers() {
+        cpu.extend(w.cpu());
+    }
     let mut families = Vec::new();
 
     let mut build = Family::new(
@@ -401,6 +405,36 @@ fn render(s: &AppState) -> String {
     }
     drop(shares);
     families.extend([frames, dropped, lag, mix_cpu, input_cpu]);
+
+    // Worker processes, and the one each mix runs in.
+    let mut workers = Family::new(
+        "tessera_workers",
+        "Worker processes mixes run in",
+        MetricType::Gauge,
+        None,
+    );
+    workers.add(
+        vec![],
+        s.engine.workers().map_or(0, |w| w.usage().len()) as f64,
+    );
+    let mut w_cpu = Family::new(
+        "tessera_mix_process_cpu_cores",
+        "Cores the worker process a mix runs in used over the last second (shared by the mixes in it)",
+        MetricType::Gauge,
+        None,
+    );
+    let mut w_mem = Family::new(
+        "tessera_mix_process_resident_memory",
+        "Resident memory of the worker process a mix runs in (shared by the mixes in it)",
+        MetricType::Gauge,
+        Some(Unit::Bytes),
+    );
+    for (id, usage) in &engine.processes {
+        let labels = vec![("mix", id.clone()), ("pid", usage.pid.to_string())];
+        w_cpu.add(labels.clone(), usage.cpu_cores);
+        w_mem.add(labels, usage.memory_bytes as f64);
+    }
+    families.extend([workers, w_cpu, w_mem]);
 
     // Per input.
     let mut up = Family::new(

@@ -44,7 +44,6 @@ pub fn routes() -> Router<AppState> {
 const DEFAULT_WIDTH: u32 = 640;
 /// How long a snapshot waits for a frame: a running mix composites at its canvas rate whatever its inputs do;
 /// an input that delivers nothing for this long has no picture to show.
-const FRAME_WAIT: Duration = Duration::from_secs(2);
 /// How long decoding a relay input's keyframe may take.
 const DECODE_WAIT: Duration = Duration::from_secs(5);
 
@@ -92,6 +91,10 @@ async fn jpeg(frame: Result<gst::Sample, SnapshotError>, width: u32, what: &str)
         Ok(sample) => preview::to_jpeg(sample, width).await,
         Err(e) => Err(e),
     };
+    jpeg_answer(result, what)
+}
+
+fn jpeg_answer(result: Result<Vec<u8>, SnapshotError>, what: &str) -> Response {
     match result {
         Ok(bytes) => (
             [
@@ -140,7 +143,12 @@ fn retry_soon(e: ApiError) -> Response {
 /// A new viewer of `viewers` as a chunked response of FLV bytes that ends when the node shuts down (a graceful
 /// shutdown waits for open responses); refused when the stream has its most viewers.
 fn flv(s: &AppState, viewers: &Viewers) -> Result<Response, ApiError> {
-    let stream = viewers.subscribe().ok_or_else(|| {
+    flv_of(s, viewers.subscribe())
+}
+
+/// [`flv`] of a viewer already taken (`None`: the stream had its most viewers).
+fn flv_of(s: &AppState, stream: Option<preview::ViewerStream>) -> Result<Response, ApiError> {
+    let stream = stream.ok_or_else(|| {
         ApiError::new(
             StatusCode::CONFLICT,
             "limit_exceeded",
@@ -191,13 +199,8 @@ pub(super) async fn mix_snapshot(
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     let width = width_of(query)?;
-    let pad = s.engine.snapshot_pad(&id, Look::Picture)?;
-    Ok(jpeg(
-        preview::grab(&pad, FRAME_WAIT).await,
-        width,
-        &format!("mix {id:?}"),
-    )
-    .await)
+    let result = s.engine.snapshot(&id, Look::Picture, width).await?;
+    Ok(jpeg_answer(result, &format!("mix {id:?}")))
 }
 
 /// One input of a mix, as JPEG
@@ -228,9 +231,11 @@ pub(super) async fn mix_input_snapshot(
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     let width = width_of(query)?;
-    let pad = s.engine.snapshot_pad(&id, Look::Input(&input))?;
-    let what = format!("input {input:?} of mix {id:?}");
-    Ok(jpeg(preview::grab(&pad, FRAME_WAIT).await, width, &what).await)
+    let result = s.engine.snapshot(&id, Look::Input(&input), width).await?;
+    Ok(jpeg_answer(
+        result,
+        &format!("input {input:?} of mix {id:?}"),
+    ))
 }
 
 /// The live preview of a mix, as HTTP-FLV
@@ -255,8 +260,8 @@ pub(super) async fn mix_live(
     State(s): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let viewers = s.engine.live_viewers(&id)?;
-    flv(&s, &viewers)
+    let stream = s.engine.watch_live(&id).await?;
+    flv_of(&s, stream)
 }
 
 fn endpoint(id: &str, input: &str) -> Result<Endpoint, ApiError> {

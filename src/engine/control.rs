@@ -17,6 +17,7 @@ use tokio::sync::OwnedMutexGuard;
 
 use super::{
     mix::{self, MixPipeline, PreparedStills},
+    pipe::Pipe,
     resolve_input, resolve_output, Engine, Mix, MixRecord, Phase, PutOutcome,
 };
 use crate::{
@@ -30,6 +31,8 @@ use crate::{
 
 /// How long a stopped mix's outputs may take to unpublish before a new publisher of the same streams starts.
 const UNPUBLISH_WAIT: Duration = Duration::from_secs(5);
+/// The first restart of a mix whose worker process died.
+const QUICK_RECOVERY: Duration = Duration::from_millis(100);
 /// How long readiness waits for one recorded mix to start after a restart.
 const RESTORE_DEADLINE: Duration = Duration::from_secs(30);
 /// Recorded mixes started at once after a restart.
@@ -282,7 +285,7 @@ impl Engine {
                                 reason: error.message.clone(),
                             },
                         );
-                        self.schedule_recovery(id, version);
+                        self.schedule_recovery(id, version, false);
                     }
                 }
                 Err(error)
@@ -295,21 +298,26 @@ impl Engine {
     async fn change_pipeline(
         &self,
         id: &str,
-        pipeline: Arc<std::sync::Mutex<MixPipeline>>,
+        pipeline: Pipe,
         spec: &MixSpec,
         stills: PreparedStills,
         run: u64,
-    ) -> Result<(Arc<std::sync::Mutex<MixPipeline>>, PutOutcome), (Error, Left)> {
-        let live = pipeline.lock().unwrap().can_update_live(spec);
+    ) -> Result<(Pipe, PutOutcome), (Error, Left)> {
+        let live = pipeline.can_update_live(spec);
         if live {
-            let (engine, p, spec2) = (self.clone(), pipeline.clone(), spec.clone());
-            let updated = blocking(move || {
-                let config = &engine.inner.config.get();
-                p.lock()
-                    .unwrap()
-                    .update(&spec2, stills, config, &engine.inner.hub)
-            })
-            .await;
+            let updated = match &pipeline {
+                Pipe::Local(p) => {
+                    let (engine, p, spec2) = (self.clone(), p.clone(), spec.clone());
+                    blocking(move || {
+                        let config = &engine.inner.config.get();
+                        p.lock()
+                            .unwrap()
+                            .update(&spec2, stills, config, &engine.inner.hub)
+                    })
+                    .await
+                }
+                Pipe::Remote(r) => r.update(spec, &stills.images).await,
+            };
             return match updated {
                 Ok(()) => Ok((pipeline, PutOutcome::UpdatedLive)),
                 Err(e) => {
@@ -319,10 +327,13 @@ impl Engine {
                 }
             };
         }
-        // Keep the inputs pulled meanwhile, so they do not reconnect for the new pipeline.
+        // Keep the inputs pulled meanwhile, so they do not reconnect for the new pipeline (in this process: a
+        // worker has inputs of its own).
+        let local = matches!(pipeline, Pipe::Local(_));
         let holds: Vec<_> = spec
             .inputs
             .iter()
+            .filter(|_| local)
             .map(|i| {
                 let url = resolve_input(&i.source, &self.inner.config.get().ingest);
                 self.inner
@@ -345,7 +356,27 @@ impl Engine {
         spec: &MixSpec,
         stills: PreparedStills,
         run: u64,
-    ) -> Result<Arc<std::sync::Mutex<MixPipeline>>, Error> {
+    ) -> Result<Pipe, Error> {
+        if let Some(workers) = &self.inner.workers {
+            let ingest = &self.inner.config.get().ingest;
+            let inputs = spec
+                .inputs
+                .iter()
+                .map(|i| resolve_input(&i.source, ingest))
+                .collect();
+            let remote = crate::worker::RemoteMix::start(
+                workers,
+                id,
+                run,
+                spec,
+                &stills.images,
+                inputs,
+                self.on_failure(id, run),
+                self.on_worker_death(id, run),
+            )
+            .await?;
+            return Ok(Pipe::Remote(Arc::new(remote)));
+        }
         let (engine, id, spec) = (self.clone(), id.to_string(), spec.clone());
         blocking(move || {
             let inner = &engine.inner;
@@ -358,17 +389,23 @@ impl Engine {
                 &inner.events,
                 engine.on_failure(&id, run),
             )
-            .map(|p| Arc::new(std::sync::Mutex::new(p)))
+            .map(|p| Pipe::Local(Arc::new(std::sync::Mutex::new(p))))
         })
         .await
     }
 
     /// Stops a pipeline and waits (bounded) until its outputs have unpublished.
-    pub(super) async fn stop_pipeline(&self, pipeline: Arc<std::sync::Mutex<MixPipeline>>) {
-        let links: Vec<Handle> = blocking(move || Ok(pipeline.lock().unwrap().stop()))
-            .await
-            .unwrap_or_default();
-        futures::future::join_all(links.into_iter().map(|l| l.shutdown(UNPUBLISH_WAIT))).await;
+    pub(super) async fn stop_pipeline(&self, pipeline: Pipe) {
+        match pipeline {
+            Pipe::Local(pipeline) => {
+                let links: Vec<Handle> = blocking(move || Ok(pipeline.lock().unwrap().stop()))
+                    .await
+                    .unwrap_or_default();
+                futures::future::join_all(links.into_iter().map(|l| l.shutdown(UNPUBLISH_WAIT)))
+                    .await;
+            }
+            Pipe::Remote(r) => r.stop().await,
+        }
     }
 
     /// Stops mix `id`, releases everything it held and removes its record; `reason` goes into the event
@@ -534,6 +571,12 @@ impl Engine {
 
     /// Notes that mix `id` (still at `version`) failed, tells it, and schedules a restart.
     fn mark_failed(&self, id: &str, version: u64, reason: &str) {
+        self.mark_failed_then(id, version, reason, false)
+    }
+
+    /// [`Engine::mark_failed`]; `quick`: the first restart follows at once (the worker process died; the
+    /// pipeline itself did not fail, so nothing suggests waiting).
+    fn mark_failed_then(&self, id: &str, version: u64, reason: &str, quick: bool) {
         let version = {
             let mut mixes = self.inner.mixes.lock().unwrap();
             match mixes.get_mut(id) {
@@ -552,19 +595,22 @@ impl Engine {
                 reason: reason.to_string(),
             },
         );
-        self.schedule_recovery(id, version);
+        self.schedule_recovery(id, version, quick);
     }
 
-    /// Restarts mix `id` after a backoff (1 s doubling to 30 s per failed attempt since its last request), if
-    /// it is still at `version` then: "live means live".
-    fn schedule_recovery(&self, id: &str, version: u64) {
+    /// Restarts mix `id` after a backoff (1 s doubling to 30 s per failed attempt since its last request; with
+    /// `quick`, the first after [`QUICK_RECOVERY`]), if it is still at `version` then: "live means live".
+    fn schedule_recovery(&self, id: &str, version: u64, quick: bool) {
         let attempt = {
             let mut mixes = self.inner.mixes.lock().unwrap();
             let Some(m) = mixes.get_mut(id) else { return };
             m.recoveries += 1;
             m.recoveries
         };
-        let delay = Duration::from_secs(1 << (attempt - 1).min(5)).min(Duration::from_secs(30));
+        let delay = match (quick, attempt) {
+            (true, 1) => QUICK_RECOVERY,
+            _ => Duration::from_secs(1 << (attempt - 1).min(5)).min(Duration::from_secs(30)),
+        };
         tracing::warn!(mix = %id, attempt, ?delay, "mix will be restarted");
         let weak = Arc::downgrade(&self.inner);
         let id = id.to_string();
@@ -576,8 +622,18 @@ impl Engine {
         });
     }
 
+    /// What a worker pool calls when the worker running mix `id` died: the mix is marked failed and restarted
+    /// at once.
+    fn on_worker_death(&self, id: &str, run: u64) -> mix::OnFailure {
+        self.failure_handler(id, run, true)
+    }
+
     /// What a pipeline calls when it fails (from its bus watch): the mix is marked failed and restarted.
     fn on_failure(&self, id: &str, run: u64) -> mix::OnFailure {
+        self.failure_handler(id, run, false)
+    }
+
+    fn failure_handler(&self, id: &str, run: u64, quick: bool) -> mix::OnFailure {
         let weak = Arc::downgrade(&self.inner);
         let id = id.to_string();
         Box::new(move |reason: String| {
@@ -591,7 +647,7 @@ impl Engine {
                     _ => return,
                 }
             };
-            engine.mark_failed(&id, version, &reason);
+            engine.mark_failed_then(&id, version, &reason, quick);
         })
     }
 

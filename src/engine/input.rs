@@ -107,7 +107,7 @@ struct PullCounts {
 }
 
 /// One pulled input as the operator sees it ([`InputHub::metrics`]).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct InputMetrics {
     /// The URL pulled, without user info or query.
     pub input: String,

@@ -55,6 +55,10 @@ pub struct PreparedStills {
     background: Option<Still>,
     background_image: Option<Option<Still>>,
     overlays: HashMap<String, Still>,
+    /// The image files they were rendered from, by location: a mix in a worker process renders them again
+    /// there (rendered here first, so a picture that cannot be decoded refuses the request before anything
+    /// changes).
+    pub images: HashMap<String, Vec<u8>>,
 }
 
 struct InputBranch {
@@ -168,6 +172,7 @@ pub async fn prepare_stills(
             background: None,
             background_image: None,
             overlays: HashMap::new(),
+            images: HashMap::new(),
         });
     }
     let changed = changed(spec, old);
@@ -192,9 +197,30 @@ pub async fn prepare_stills(
         .zip(loaded)
         .collect();
     let spec = spec.clone();
-    tokio::task::spawn_blocking(move || render_stills(&spec, &changed, &images))
-        .await
-        .map_err(Error::internal)?
+    tokio::task::spawn_blocking(move || {
+        let mut stills = render_stills(&spec, &changed, &images)?;
+        stills.images = images;
+        Ok(stills)
+    })
+    .await
+    .map_err(Error::internal)?
+}
+
+/// [`prepare_stills`] from image files already loaded (a worker process, from what its parent loaded). Blocking.
+pub fn render_loaded(
+    spec: &MixSpec,
+    old: Option<&MixSpec>,
+    images: &HashMap<String, Vec<u8>>,
+) -> Result<PreparedStills, Error> {
+    if !spec.has_video_output() {
+        return Ok(PreparedStills {
+            background: None,
+            background_image: None,
+            overlays: HashMap::new(),
+            images: HashMap::new(),
+        });
+    }
+    render_stills(spec, &changed(spec, old), images)
 }
 
 /// Renders what [`changed`] found, from the loaded `images` (by location). Blocking.
@@ -239,6 +265,7 @@ fn render_stills(
         background,
         background_image,
         overlays,
+        images: HashMap::new(),
     })
 }
 
@@ -889,6 +916,7 @@ impl MixPipeline {
                 .unwrap_or(0),
             inputs,
             outputs,
+            process: None,
         }
     }
 
@@ -1018,7 +1046,7 @@ impl MixCounts {
 }
 
 /// A mix's frame counts, read when the operator asks ([`MixPipeline::metrics`]).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct MixMetrics {
     pub output_frames: u64,
     pub lag_seconds: f64,

@@ -20,8 +20,9 @@ mod branch;
 mod control;
 mod corners;
 pub mod input;
-mod mix;
+pub(crate) mod mix;
 mod output;
+mod pipe;
 mod preview;
 pub mod sei;
 pub mod status;
@@ -48,9 +49,9 @@ use crate::{
     store::Records,
 };
 pub use control::Prepared;
-pub use input::InputHub;
-use mix::MixPipeline;
+pub use input::{InputHub, InputMetrics};
 pub use mix::{output_label, MixMetrics};
+use pipe::Pipe;
 pub use preview::Look;
 pub use status::MixStatus;
 pub use still::image_size;
@@ -170,6 +171,9 @@ struct EngineInner {
     creating: Mutex<std::collections::HashSet<String>>,
     /// In a cluster: the cost reserved for each mix, which a create or change is admitted against.
     ledger: Option<Arc<crate::cluster::ledger::Ledger>>,
+    /// The worker processes mixes run in; `None`: they run in this process (`engine.workers = 0`, or a program
+    /// embedding the library without naming a worker program).
+    workers: Option<crate::worker::Workers>,
 }
 
 /// Why a mix is not running.
@@ -186,7 +190,7 @@ enum Phase {
 struct Mix {
     /// The spec that is recorded and, when it runs, running.
     spec: MixSpec,
-    pipeline: Option<Arc<Mutex<MixPipeline>>>,
+    pipeline: Option<Pipe>,
     phase: Phase,
     /// Bumped by every change, so work prepared against an older state is prepared again.
     version: u64,
@@ -214,8 +218,12 @@ impl Engine {
     /// An engine reading the node's live configuration (shared with the API, which reloads it).
     pub fn with_config(config: Live<Config>, parts: NodeParts) -> Self {
         let (ready, _) = watch::channel(false);
+        let workers = crate::worker::pool::program(&config.get().engine).map(|program| {
+            crate::worker::Workers::new(program, config.clone(), parts.events.clone())
+        });
         Self {
             inner: Arc::new(EngineInner {
+                workers,
                 hub: InputHub::new(config.get().ingest.clone(), parts.events.clone()),
                 records: Records::new(parts.store, KIND),
                 events: parts.events,
@@ -312,7 +320,7 @@ impl Engine {
         let (state, error) = phase_view(&phase);
         let status = match &pipeline {
             Some(p) => {
-                let mut status = p.lock().unwrap().status();
+                let mut status = p.status(&spec, &self.inner.config.get());
                 if error.is_some() {
                     status.state = state;
                     status.error = error;
@@ -336,7 +344,12 @@ impl Engine {
 
     /// Number of sources currently pulled (shared between mixes).
     pub fn active_pulls(&self) -> usize {
-        self.inner.hub.active_pulls()
+        self.inner.hub.active_pulls() + self.inner.workers.as_ref().map_or(0, |w| w.pulls())
+    }
+
+    /// The worker processes, when mixes run in them.
+    pub fn workers(&self) -> Option<&crate::worker::Workers> {
+        self.inner.workers.as_ref()
     }
 
     /// Whether every mix recorded before the start has been started or has failed to (see
@@ -421,7 +434,7 @@ impl Engine {
     /// What the operator sees: every mix with its state and counts (none while it is not running), every pulled
     /// input.
     pub fn metrics(&self) -> EngineMetrics {
-        type Entry = (String, Phase, Option<Arc<Mutex<MixPipeline>>>);
+        type Entry = (String, Phase, Option<Pipe>);
         let mixes: Vec<Entry> = self
             .inner
             .mixes
@@ -431,22 +444,42 @@ impl Engine {
             .map(|(id, m)| (id.clone(), m.phase.clone(), m.pipeline.clone()))
             .collect();
         EngineMetrics {
+            processes: mixes
+                .iter()
+                .filter_map(|(id, _, p)| match p {
+                    Some(Pipe::Remote(r)) => Some((id.clone(), r.usage())),
+                    _ => None,
+                })
+                .collect(),
             mixes: mixes
                 .into_iter()
                 .map(|(id, phase, pipeline)| {
                     let counts = pipeline
                         .filter(|_| phase == Phase::Running)
-                        .map(|p| p.lock().unwrap().metrics());
+                        .map(|p| p.metrics());
                     (id, phase_view(&phase).0, counts)
                 })
                 .collect(),
-            inputs: self.inner.hub.metrics(),
+            inputs: {
+                let mut inputs = self.inner.hub.metrics();
+                if let Some(w) = &self.inner.workers {
+                    inputs.extend(w.inputs());
+                }
+                inputs
+            },
         }
     }
 
     /// Fault injection for tests: makes mix `id`'s pipeline report an error.
     #[doc(hidden)]
     pub fn inject_failure(&self, id: &str) -> bool {
+        self.inject_fault(id, crate::worker::Fault::PipelineError)
+    }
+
+    /// Fault injection for tests: `fault` in mix `id`'s pipeline; false when it is not running or (an abort,
+    /// an allocation) runs in this process.
+    #[doc(hidden)]
+    pub fn inject_fault(&self, id: &str, fault: crate::worker::Fault) -> bool {
         let mix = self
             .inner
             .mixes
@@ -454,13 +487,15 @@ impl Engine {
             .unwrap()
             .get(id)
             .and_then(|m| m.pipeline.clone());
-        mix.map(|m| m.lock().unwrap().inject_failure()).is_some()
+        mix.is_some_and(|m| m.fault(fault))
     }
 }
 
 /// What [`Engine::metrics`] reports.
 pub struct EngineMetrics {
     pub mixes: Vec<(String, status::MixState, Option<MixMetrics>)>,
+    /// The worker process each running mix is in (where mixes run in workers).
+    pub processes: Vec<(String, crate::worker::ProcessUsage)>,
     pub inputs: Vec<input::InputMetrics>,
 }
 

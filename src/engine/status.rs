@@ -1,12 +1,12 @@
 //! What the engine reports about running work. Serialised as-is by the native API.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 pub use crate::media::LinkState;
 
 /// One input of a running mix.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct InputStatus {
     pub id: String,
     /// The URL pulled (stream ids resolved through `ingest.pull_url`).
@@ -24,7 +24,7 @@ pub struct InputStatus {
 }
 
 /// One output of a running mix.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct OutputStatus {
     /// The URL published to.
     pub url: String,
@@ -37,7 +37,7 @@ pub struct OutputStatus {
 }
 
 /// Whether a mix runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum MixState {
     /// Being started: after a restart of the process, or to recover from a failure.
@@ -50,7 +50,7 @@ pub enum MixState {
 }
 
 /// What a mix is doing.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct MixStatus {
     pub state: MixState,
     /// Why the mix is not running, when it failed.
@@ -66,6 +66,10 @@ pub struct MixStatus {
     pub output_bitrate_kbps: u64,
     pub inputs: Vec<InputStatus>,
     pub outputs: Vec<OutputStatus>,
+    /// The worker process the mix runs in: its CPU and memory, shared by the mixes it runs (absent while the
+    /// mix is not running, or where mixes run inside the serving process: `engine.workers = 0`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub process: Option<crate::worker::ProcessUsage>,
 }
 
 /// The status of a mix that has no pipeline (starting, or failed to start): its inputs and outputs idle.
@@ -103,5 +107,6 @@ pub fn not_running(
                 reconnects: 0,
             })
             .collect(),
+        process: None,
     }
 }

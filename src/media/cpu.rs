@@ -21,7 +21,7 @@ use std::{
 use crate::events::TaskRef;
 
 /// What a tag stands for.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Owner {
     Task(TaskRef),
     /// A shared input pull, by URL.

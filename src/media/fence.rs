@@ -47,6 +47,49 @@ pub fn close() {
     DEADLINE_MS.store(0, Ordering::Release);
 }
 
+/// Never fenced again (a worker told so by its parent, which is a single node).
+pub fn unfence() {
+    DEADLINE_MS.store(u64::MAX, Ordering::Release);
+}
+
+/// Nanoseconds of CLOCK_MONOTONIC now. `Instant` reads the same clock on Linux, and every process on the
+/// machine shares it, so a deadline in these units means the same moment in a worker as in its parent.
+fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid timespec to write to.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// The fence as a moment of CLOCK_MONOTONIC (for a worker process): `None` when there is none, 0 when closed.
+pub fn deadline_monotonic_ns() -> Option<u64> {
+    let deadline = DEADLINE_MS.load(Ordering::Acquire);
+    if deadline == u64::MAX {
+        return None;
+    }
+    if deadline == 0 {
+        return Some(0);
+    }
+    let left = deadline.saturating_sub(ms_of(Instant::now()));
+    Some((monotonic_ns() + left * 1_000_000).max(1))
+}
+
+/// Outputs may publish until the CLOCK_MONOTONIC moment `ns` (what [`deadline_monotonic_ns`] gave the parent).
+pub fn hold_until_monotonic_ns(ns: u64) {
+    if ns == 0 {
+        return close();
+    }
+    let left = Duration::from_nanos(ns.saturating_sub(monotonic_ns()));
+    let now = Instant::now();
+    match left.is_zero() {
+        true => close(),
+        false => hold_until(now + left),
+    }
+}
+
 /// How long until the fence closes by itself; `None` when there is no fence.
 pub fn remaining() -> Option<Duration> {
     let deadline = DEADLINE_MS.load(Ordering::Acquire);

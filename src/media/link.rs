@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 /// Where a supervised link (an input pull, an output push) stands.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum LinkState {
     /// Not running: nothing is tried (a relay project that is stopped).

@@ -445,7 +445,7 @@ mod tests {
 }
 
 /// What the operator sees of one output (`/metrics`).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct OutputMetrics {
     /// How events and status name it: its stream id, or its URL without user info or query.
     pub output: String,

@@ -14,7 +14,7 @@ use std::{
 use gst::prelude::*;
 
 /// Why there is no snapshot.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 pub enum SnapshotError {
     /// No frame passed within the wait: the pipeline is not producing (an input not live, a mix stalled).
     #[error("no frame arrived within {0:?}")]
@@ -56,6 +56,9 @@ async fn in_turn_of<T: Send + 'static>(
         .await
         .map_err(|e| SnapshotError::Convert(e.to_string()))?
 }
+
+/// How long a snapshot waits for a frame.
+pub const FRAME_WAIT: Duration = Duration::from_secs(2);
 
 /// Smallest and largest width a snapshot is scaled to.
 pub const MIN_WIDTH: u32 = 16;

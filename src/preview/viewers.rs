@@ -47,6 +47,15 @@ pub struct ViewerStream {
     rx: mpsc::Receiver<Bytes>,
 }
 
+impl ViewerStream {
+    /// A stream fed by someone else (a viewer whose bytes a worker process forwards); `QUEUE_TAGS` deep, as
+    /// every viewer's queue.
+    pub fn channel() -> (mpsc::Sender<Bytes>, Self) {
+        let (tx, rx) = mpsc::channel(QUEUE_TAGS);
+        (tx, Self { rx })
+    }
+}
+
 impl futures::Stream for ViewerStream {
     type Item = Result<Bytes, std::convert::Infallible>;
 

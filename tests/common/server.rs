@@ -34,6 +34,16 @@ impl Tessera {
     /// Like [`Tessera::start`], on a given port (one handed to an RTMP server's callbacks beforehand).
     pub fn start_at(mut config: ::tessera::Config, port: u16) -> Tessera {
         super::util::init();
+        // Mixes run in worker processes of the real program, as under `tessera serve` (this test binary cannot
+        // be one).
+        if config.engine.worker_program.is_empty() {
+            config.engine.worker_program = env!("CARGO_BIN_EXE_tessera").into();
+        }
+        // The workers log to the test's stderr, which is not captured: errors only, unless RUST_LOG asks (the
+        // serving process logs only then, into the captured output).
+        if std::env::var_os("RUST_LOG").is_none() {
+            config.log.level = "error".into();
+        }
         let listener =
             std::net::TcpListener::bind(("127.0.0.1", port)).expect("bind 127.0.0.1 for tessera");
         listener.set_nonblocking(true).unwrap();
