@@ -11,6 +11,7 @@ mod metrics;
 mod picture;
 mod preview;
 mod sei;
+mod worker;
 
 use common::*;
 use serde_json::{json, Value};
