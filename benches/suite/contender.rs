@@ -63,31 +63,41 @@ pub struct Running {
     pub api: Option<String>,
     /// Tessera's ids of the mixes started, in the order of the outputs.
     pub mix_ids: Vec<String>,
+    /// Tessera: per mix, from its create request being sent to its first video frame at the RTMP server.
+    pub first_frames: std::sync::Arc<std::sync::Mutex<Vec<Duration>>>,
 }
 
 impl Running {
-    /// CPU seconds used so far by the contender's processes (all threads).
+    /// CPU seconds used so far by the contender's processes (all threads), their worker processes (Tessera's
+    /// `tessera worker`s) included: those alive now, and those that ended and were waited for.
     pub fn cpu_seconds(&self) -> f64 {
         // SAFETY: sysconf has no preconditions.
         let tck = unsafe { sysconf(SC_CLK_TCK) }.max(1) as f64;
+        let procs = descendants(self.children.iter().map(|c| c.id()).collect());
         self.children
             .iter()
-            .filter_map(|c| std::fs::read_to_string(format!("/proc/{}/stat", c.id())).ok())
+            .map(|c| c.id())
+            .chain(procs)
+            .filter_map(|pid| std::fs::read_to_string(format!("/proc/{pid}/stat")).ok())
             .map(|stat| {
-                // Fields after the command name (which may contain spaces): utime is the 14th field overall.
+                // Fields after the command name (which may contain spaces): utime is the 14th field overall,
+                // then stime, cutime and cstime (the children waited for).
                 let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
                 let f: Vec<&str> = rest.split_whitespace().collect();
                 let num = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-                (num(11) + num(12)) / tck
+                (num(11) + num(12) + num(13) + num(14)) / tck
             })
             .sum()
     }
 
-    /// Resident memory of the contender's processes, MiB.
+    /// Resident memory of the contender's processes and their worker processes, MiB.
     pub fn rss_mib(&self) -> f64 {
-        self.children
+        let roots: Vec<u32> = self.children.iter().map(|c| c.id()).collect();
+        roots
             .iter()
-            .filter_map(|c| std::fs::read_to_string(format!("/proc/{}/status", c.id())).ok())
+            .copied()
+            .chain(descendants(roots.clone()))
+            .filter_map(|pid| std::fs::read_to_string(format!("/proc/{pid}/status")).ok())
             .filter_map(|s| {
                 s.lines()
                     .find(|l| l.starts_with("VmRSS:"))
@@ -95,6 +105,11 @@ impl Running {
             })
             .sum::<f64>()
             / 1024.0
+    }
+
+    /// Processes the contender runs besides the ones it started itself (Tessera's workers).
+    pub fn workers(&self) -> usize {
+        descendants(self.children.iter().map(|c| c.id()).collect()).len()
     }
 
     /// Whether every process is still running (a reference that exits has failed).
@@ -124,6 +139,36 @@ impl Running {
         }
         out
     }
+}
+
+/// Every process below `roots` (not `roots` themselves), from `/proc`.
+fn descendants(roots: Vec<u32>) -> Vec<u32> {
+    let mut parent: Vec<(u32, u32)> = Vec::new();
+    if let Ok(entries) = std::fs::read_dir("/proc") {
+        for e in entries.flatten() {
+            let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+                continue;
+            };
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                continue;
+            };
+            let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+            if let Some(ppid) = rest.split_whitespace().nth(1).and_then(|p| p.parse().ok()) {
+                parent.push((pid, ppid));
+            }
+        }
+    }
+    let mut found = Vec::new();
+    let mut frontier = roots;
+    while let Some(p) = frontier.pop() {
+        for &(pid, ppid) in &parent {
+            if ppid == p && !found.contains(&pid) {
+                found.push(pid);
+                frontier.push(pid);
+            }
+        }
+    }
+    found
 }
 
 impl Drop for Running {
@@ -174,6 +219,7 @@ pub fn start(kind: Kind, l: &Launch) -> Result<(Running, Vec<Output>), String> {
     let mut running = Running {
         children: Vec::new(),
         idle_rss_mib: 0.0,
+        first_frames: Default::default(),
         dir,
         api: None,
         mix_ids: Vec::new(),
@@ -198,6 +244,13 @@ pub fn start(kind: Kind, l: &Launch) -> Result<(Running, Vec<Output>), String> {
             } else {
                 for (m, plan) in l.scene.mix_plans(k, tag).into_iter().enumerate() {
                     let id = format!("{}-{m}-{k}", l.scene.name);
+                    let sent = first_frame(
+                        format!("{}/mix/{}", l.base, plan.output_stream),
+                        running.first_frames.clone(),
+                    );
+                    // Its player starts trying (a few ms on loopback).
+                    std::thread::sleep(Duration::from_millis(100));
+                    let _ = sent.set(Instant::now());
                     put(&client, &format!("{api}/v1/mixes/{id}"), &plan.tessera)?;
                     running.mix_ids.push(id);
                     outputs.push(mix_output(plan));
@@ -261,6 +314,52 @@ pub fn start(kind: Kind, l: &Launch) -> Result<(Running, Vec<Output>), String> {
         }]);
     }
     Ok((running, outputs))
+}
+
+/// Plays `url` (again and again until the stream is published) and records, in `into`, the time from
+/// the moment the caller puts in the returned cell (just before it creates the mix) to the first video frame that
+/// is not a sequence header. Gives up after 60 s.
+fn first_frame(
+    url: String,
+    into: std::sync::Arc<std::sync::Mutex<Vec<Duration>>>,
+) -> std::sync::Arc<std::sync::OnceLock<Instant>> {
+    let sent = std::sync::Arc::new(std::sync::OnceLock::<Instant>::new());
+    let asked = sent.clone();
+    std::thread::spawn(move || {
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            return;
+        };
+        rt.block_on(async move {
+            let opts = tessera::rtmp::Options {
+                connect_timeout: Duration::from_secs(60),
+                io_timeout: Duration::from_secs(60),
+                ..Default::default()
+            };
+            // nginx answers "not found" (idle_streams off) until the mix publishes: asked again every 5 ms.
+            let deadline = Instant::now() + Duration::from_secs(60);
+            let mut player = loop {
+                match tessera::rtmp::play(&url, &opts).await {
+                    Ok(p) => break p,
+                    Err(_) if Instant::now() < deadline => {
+                        tokio::time::sleep(Duration::from_millis(5)).await
+                    }
+                    Err(_) => return,
+                }
+            };
+            while let Ok(tag) = player.next_tag().await {
+                if tag.kind == tessera::flv::TagKind::Video && tag.data.get(1) == Some(&1) {
+                    if let Some(at) = asked.get() {
+                        into.lock().unwrap().push(at.elapsed());
+                    }
+                    return;
+                }
+            }
+        });
+    });
+    sent
 }
 
 fn mix_output(plan: MixPlan) -> Output {

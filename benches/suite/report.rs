@@ -46,7 +46,7 @@ pub fn one_line(m: &Measurement) -> String {
         });
     let cont = m.latency.as_ref().map_or("-".into(), continuity);
     format!(
-        "{:<5} {:<8} x{}: {:.3} cores/{} ({:.3} total), {:.1} fps, gaps ts {:.0} / arrival {:.0} ms, latency p50/p95 {lat}, input frames repeated/skipped {cont}, RSS {:.0} MiB (+{:.0} per copy){}{}",
+        "{:<5} {:<8} x{}: {:.3} cores/{} ({:.3} total), {:.1} fps, gaps ts {:.0} / arrival {:.0} ms, latency p50/p95 {lat}, input frames repeated/skipped {cont}, RSS {:.0} MiB (+{:.0} per copy){}{}{}",
         m.scene,
         m.contender.name(),
         m.copies,
@@ -58,6 +58,10 @@ pub fn one_line(m: &Measurement) -> String {
         m.flow.worst_arrival_gap_ms,
         m.rss_mib,
         m.rss_added_per_copy_mib,
+        match (m.first_frame_ms, m.workers) {
+            (Some(ms), w) => format!(", first frame {ms:.0} ms after create, {w} workers"),
+            (None, _) => String::new(),
+        },
         if m.healthy { "" } else { "  UNHEALTHY" },
         m.problem.as_ref().map_or(String::new(), |p| format!("\n    {p}")),
     )

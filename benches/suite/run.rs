@@ -97,6 +97,11 @@ pub struct Measurement {
     pub latency: Option<LatencyStats>,
     /// Every output at ≥ 29.5 fps with no timestamp gap over 100 ms, and every process still running.
     pub healthy: bool,
+    /// Tessera: from a mix's create request to its first video frame at the RTMP server, worst of the run's
+    /// mixes, ms.
+    pub first_frame_ms: Option<f64>,
+    /// Tessera: its worker processes during the run.
+    pub workers: usize,
     /// Why a run produced nothing useful, when it did not.
     pub problem: Option<String>,
 }
@@ -142,6 +147,8 @@ impl Bench {
             flow: FlowStats::default(),
             latency: None,
             healthy: false,
+            first_frame_ms: None,
+            workers: 0,
             problem: None,
         };
         if let Err(e) = self.measure_into(&mut m, scene, kind, copies, warmup, secs, latency) {
@@ -182,6 +189,14 @@ impl Bench {
         std::thread::sleep(secs);
         let (t1, cpu1) = (Instant::now(), running.cpu_seconds());
         m.rss_mib = running.rss_mib();
+        m.workers = running.workers();
+        m.first_frame_ms = running
+            .first_frames
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|d| d.as_secs_f64() * 1000.0)
+            .reduce(f64::max);
         let alive = running.all_alive();
         let wall = (t1 - t0).as_secs_f64();
         m.cpu_cores = (cpu1 - cpu0) / wall;

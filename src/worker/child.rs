@@ -87,6 +87,8 @@ async fn run(socket: std::os::unix::net::UnixStream) -> std::io::Result<()> {
     set_fence(fence);
     crate::engine::init().map_err(|e| std::io::Error::other(e.message))?;
     cpu::start_sampler();
+    // Loaded now, while the worker may still be a spare, not when its first mix starts.
+    tokio::task::spawn_blocking(preload_plugins);
     let (out, mut outgoing) = mpsc::channel::<Frame<FromWorker>>(OUT_QUEUE);
     let events = EventBus::new();
     let host = Arc::new(Host {
@@ -113,6 +115,39 @@ async fn run(socket: std::os::unix::net::UnixStream) -> std::io::Result<()> {
     // The parent closed the socket (it has no mix here any more) or is gone.
     writing.abort();
     Ok(())
+}
+
+/// The plugins every mix needs, loaded into the process (what a first mix would otherwise wait for).
+fn preload_plugins() {
+    use gst::prelude::*;
+    for name in [
+        "compositor",
+        "audiomixer",
+        "x264enc",
+        "avenc_aac",
+        "avdec_h264",
+        "avdec_aac",
+        "h264parse",
+        "aacparse",
+        "flvmux",
+        "videoconvert",
+        "videoscale",
+        "videocrop",
+        "videotestsrc",
+        "audiotestsrc",
+        "audioconvert",
+        "audioresample",
+        "textoverlay",
+        "appsrc",
+        "appsink",
+        "queue",
+        "tee",
+        "capsfilter",
+    ] {
+        if let Some(f) = gst::ElementFactory::find(name) {
+            let _ = f.load();
+        }
+    }
 }
 
 fn set_fence(f: wire::Fence) {

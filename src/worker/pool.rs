@@ -58,10 +58,20 @@ struct PoolInner {
     events: EventBus,
     /// Workers running, and places reserved for workers being started.
     list: Mutex<List>,
+    /// A worker started ahead, with its plugins loaded, so a new mix does not wait for a process to start (it
+    /// runs no mix; not counted in `list`). Started again in the background each time one is taken.
+    spare: Mutex<Spare>,
     /// Numbers requests, to match answers.
     seq: AtomicU64,
     /// Numbers preview viewers.
     streams: AtomicU64,
+}
+
+#[derive(Default)]
+struct Spare {
+    worker: Option<Arc<Worker>>,
+    /// One is being started.
+    starting: bool,
 }
 
 #[derive(Default)]
@@ -154,11 +164,47 @@ impl Workers {
             config,
             events,
             list: Mutex::default(),
+            spare: Mutex::default(),
             seq: AtomicU64::new(1),
             streams: AtomicU64::new(1),
         });
         tokio::spawn(watch_over(Arc::downgrade(&inner)));
-        Self { inner }
+        let pool = Self { inner };
+        pool.refill();
+        pool
+    }
+
+    /// Starts a spare worker in the background unless there is one (or one is starting).
+    fn refill(&self) {
+        {
+            let mut spare = self.inner.spare.lock().unwrap();
+            if spare.starting
+                || spare
+                    .worker
+                    .as_ref()
+                    .is_some_and(|w| !w.dead.load(Ordering::Acquire))
+            {
+                return;
+            }
+            spare.starting = true;
+        }
+        let pool = self.clone();
+        tokio::spawn(async move {
+            let started = pool.spawn();
+            let mut spare = pool.inner.spare.lock().unwrap();
+            spare.starting = false;
+            spare.worker = started.ok();
+        });
+    }
+
+    /// The spare worker, if one is ready (a new one is started meanwhile), told where the fence is now.
+    fn take_spare(&self) -> Option<Arc<Worker>> {
+        let taken = self.inner.spare.lock().unwrap().worker.take();
+        self.refill();
+        let w = taken.filter(|w| !w.dead.load(Ordering::Acquire))?;
+        let now = Fence(fence::deadline_monotonic_ns());
+        *w.fence.lock().unwrap() = now;
+        w.send(Frame::new(ToWorker::Fence(now))).then_some(w)
     }
 
     /// Where a new mix with `inputs` goes (a worker started when needed), with its slot taken there.
@@ -205,7 +251,10 @@ impl Workers {
                 None => list.starting += 1,
             }
         }
-        let started = self.spawn();
+        let started = match self.take_spare() {
+            Some(w) => Ok(w),
+            None => self.spawn(),
+        };
         let mut list = self.inner.list.lock().unwrap();
         list.starting -= 1;
         let worker = started?;
@@ -599,7 +648,7 @@ async fn watch_over(pool: Weak<PoolInner>) {
             }
         }
         n += 1;
-        if n % per_usage != 0 {
+        if !n.is_multiple_of(per_usage) {
             continue;
         }
         let limit_mb = pool.config.get().engine.max_worker_memory_mb;

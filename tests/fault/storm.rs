@@ -482,6 +482,22 @@ fn settled(server: &Server, min_wait: Duration) -> Usage {
     last
 }
 
+/// The processes whose parent is `pid`.
+fn children_of(pid: u32) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|child| {
+            std::fs::read_to_string(format!("/proc/{child}/stat")).is_ok_and(|stat| {
+                let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+                rest.split_whitespace().nth(1) == Some(pid.to_string().as_str())
+            })
+        })
+        .collect()
+}
+
 /// How long after the storm threads are counted: idle pooled threads end by themselves, but late (tokio's
 /// blocking pool keeps one 10 s, GLib's thread pools 15 s); counting before then counts a busy moment's pool.
 const IDLE_THREADS_END: Duration = Duration::from_secs(16);
@@ -714,6 +730,10 @@ input_check_ms = 3000
     );
     let after = settled(&server, IDLE_THREADS_END);
     eprintln!("after the storm, everything stopped: {after:?} (before: {before:?})");
+    // Mixes run in worker processes: with every mix stopped, only the spare (started ahead for the next mix) is
+    // left; a leaked mix would keep its worker.
+    let workers = children_of(server.pid());
+    assert!(workers.len() <= 1, "worker processes left: {workers:?}");
     let kinds = fd_kinds(server.pid());
     // Slack: a few threads and descriptors for pools that grow under load and keep a worker or an idle connection.
     // One leaked mix costs about 20 threads and several descriptors; the storm started and stopped hundreds.

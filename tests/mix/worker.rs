@@ -73,11 +73,22 @@ fn worker_dies(how: impl FnOnce(&Rig, u64)) -> String {
     let (p1, p2) = (rig.probe("out1"), rig.probe("out2"));
     rig.put("victim", &one("a", "out1"));
     rig.put("survivor", &one("b", "out2"));
-    expect_pixels(&p1, &[(160, 90, RED), (480, 270, BLUE)], Duration::from_secs(25));
-    expect_pixels(&p2, &[(160, 90, GREEN), (480, 270, BLUE)], Duration::from_secs(25));
+    expect_pixels(
+        &p1,
+        &[(160, 90, RED), (480, 270, BLUE)],
+        Duration::from_secs(25),
+    );
+    expect_pixels(
+        &p2,
+        &[(160, 90, GREEN), (480, 270, BLUE)],
+        Duration::from_secs(25),
+    );
     let victim = pid_of(&rig.status("victim"));
     let survivor = pid_of(&rig.status("survivor"));
-    assert_ne!(victim, survivor, "mixes without a shared input share a worker");
+    assert_ne!(
+        victim, survivor,
+        "mixes without a shared input share a worker"
+    );
     std::thread::sleep(Duration::from_secs(1));
     let before = Instant::now();
     how(&rig, victim);
@@ -101,7 +112,11 @@ fn worker_dies(how: impl FnOnce(&Rig, u64)) -> String {
         "no frames on out1 after the restart: {:?}",
         p1.errors()
     );
-    expect_pixels(&p1, &[(160, 90, RED), (480, 270, BLUE)], Duration::from_secs(10));
+    expect_pixels(
+        &p1,
+        &[(160, 90, RED), (480, 270, BLUE)],
+        Duration::from_secs(10),
+    );
     // The survivor never noticed: same worker, and every frame on time throughout.
     std::thread::sleep(Duration::from_secs(1));
     assert_smooth(&p2, before, Instant::now(), "the other mix");
@@ -135,7 +150,11 @@ fn a_worker_over_its_memory_limit_is_restarted_and_the_event_says_why() {
     let _a = rig.solid("a", RED, None);
     let p1 = rig.probe("out1");
     rig.put("m", &one("a", "out1"));
-    expect_pixels(&p1, &[(160, 90, RED), (480, 270, BLUE)], Duration::from_secs(25));
+    expect_pixels(
+        &p1,
+        &[(160, 90, RED), (480, 270, BLUE)],
+        Duration::from_secs(25),
+    );
     let st = rig.status("m");
     let pid = pid_of(&st);
     let rss = st["process"]["memory_bytes"].as_u64().unwrap();
