@@ -182,15 +182,7 @@ async fn report(host: Arc<Host>) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        let report = Report {
-            mixes: host.reports(),
-            inputs: host.hub.metrics(),
-            pulls: host.hub.active_pulls(),
-            cpu: cpu::by_owner(),
-        };
-        let _ = host
-            .out
-            .try_send(Frame::new(FromWorker::Report(Box::new(report))));
+        let _ = host.out.try_send(host.full_report());
     }
 }
 
@@ -203,6 +195,27 @@ fn report_of(id: &str, p: &MixPipeline) -> MixReport {
 }
 
 impl Host {
+    /// What every mix and input is doing now, as a frame.
+    fn full_report(&self) -> Frame<FromWorker> {
+        Frame::new(FromWorker::Report(Box::new(Report {
+            mixes: self.reports(),
+            inputs: self.hub.metrics(),
+            pulls: self.hub.active_pulls(),
+            cpu: cpu::by_owner(),
+        })))
+    }
+
+    /// Answers request `seq` with `result`, after a report of everything (the parent reads the inputs and
+    /// counters of a mix it just started or changed at once, not a report later).
+    async fn done(&self, seq: u64, result: Result<Option<MixReport>, Error>) {
+        self.send(self.full_report()).await;
+        self.send(Frame::new(FromWorker::Done {
+            seq,
+            result: result.map_err(WireError::from),
+        }))
+        .await;
+    }
+
     fn reports(&self) -> Vec<MixReport> {
         let pipelines: Vec<(String, Arc<Mutex<MixPipeline>>)> = self
             .mixes
@@ -252,11 +265,7 @@ impl Host {
                     Ok(images) => self.clone().start(id, run, *config, *spec, images).await,
                     Err(e) => Err(e),
                 };
-                self.send(Frame::new(FromWorker::Done {
-                    seq,
-                    result: result.map_err(WireError::from),
-                }))
-                .await;
+                self.done(seq, result).await;
             }
             ToWorker::Update {
                 seq,
@@ -269,19 +278,11 @@ impl Host {
                     Ok(images) => self.clone().update(id, *config, *spec, images).await,
                     Err(e) => Err(e),
                 };
-                self.send(Frame::new(FromWorker::Done {
-                    seq,
-                    result: result.map_err(WireError::from),
-                }))
-                .await;
+                self.done(seq, result).await;
             }
             ToWorker::Stop { seq, id } => {
                 self.stop(&id).await;
-                self.send(Frame::new(FromWorker::Done {
-                    seq,
-                    result: Ok(None),
-                }))
-                .await;
+                self.done(seq, Ok(None)).await;
             }
             ToWorker::Fault { id, fault } => self.fault(&id, fault),
             ToWorker::Snapshot {
