@@ -417,6 +417,14 @@ fn render(s: &AppState) -> String {
         vec![],
         s.engine.workers().map_or(0, |w| w.usage().len()) as f64,
     );
+    let mut workers_cpu = Family::new(
+        "tessera_workers_cpu",
+        "CPU the worker processes used (those running, the spare, and those that ended), which process_cpu does \
+         not include",
+        MetricType::Counter,
+        Some(Unit::Seconds),
+    );
+    workers_cpu.add(vec![], crate::worker::usage::children_cpu_seconds());
     let mut w_cpu = Family::new(
         "tessera_mix_process_cpu_cores",
         "Cores the worker process a mix runs in used over the last second (shared by the mixes in it)",
@@ -434,7 +442,7 @@ fn render(s: &AppState) -> String {
         w_cpu.add(labels.clone(), usage.cpu_cores);
         w_mem.add(labels, usage.memory_bytes as f64);
     }
-    families.extend([workers, w_cpu, w_mem]);
+    families.extend([workers, workers_cpu, w_cpu, w_mem]);
 
     // Per input.
     let mut up = Family::new(

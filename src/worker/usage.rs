@@ -47,6 +47,41 @@ impl Usage {
     }
 }
 
+/// CPU seconds this process's children used: those alive (or ended and not yet waited for) by their own
+/// `stat`, those waited for by this process's `cutime` + `cstime`. For the worker processes, whose CPU
+/// `process_cpu_seconds_total` does not include; it only grows.
+pub fn children_cpu_seconds() -> f64 {
+    let me = std::process::id().to_string();
+    let waited = std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|stat| {
+            let rest = &stat[stat.rfind(')')? + 1..];
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            let cutime: f64 = f.get(13)?.parse().ok()?;
+            let cstime: f64 = f.get(14)?.parse().ok()?;
+            Some((cutime + cstime) / ticks_per_second())
+        })
+        .unwrap_or(0.0);
+    let alive: f64 = std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_str()
+                .is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()))
+        })
+        .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
+        .filter(|stat| {
+            stat.rfind(')')
+                .and_then(|i| stat[i + 1..].split_whitespace().nth(1))
+                == Some(me.as_str())
+        })
+        .filter_map(|stat| cpu_seconds(&stat))
+        .sum();
+    waited + alive
+}
+
 /// User + system CPU seconds from a `stat` line (fields 14 and 15, counted after the command's closing
 /// parenthesis, which may itself contain spaces and parentheses).
 fn cpu_seconds(stat: &str) -> Option<f64> {

@@ -177,7 +177,9 @@ fn mix_cpu_adds_up_to_the_process() {
     let (m1, m2, _) = two_scrapes(&url, 10.0);
     let delta =
         |name: &str, labels: &[(&str, &str)]| m2.value(name, labels) - m1.value(name, labels);
-    let process = delta("process_cpu_seconds_total", &[]);
+    // The serving process and its worker processes, where the mixes run.
+    let process =
+        delta("process_cpu_seconds_total", &[]) + delta("tessera_workers_cpu_seconds_total", &[]);
     let mixes = delta("tessera_mix_cpu_seconds_total", &[("mix", "m1")])
         + delta("tessera_mix_cpu_seconds_total", &[("mix", "m2")]);
     let inputs: f64 = ["a", "b", "c"]

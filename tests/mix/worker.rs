@@ -155,7 +155,10 @@ fn a_worker_over_its_memory_limit_is_restarted_and_the_event_says_why() {
         &[(160, 90, RED), (480, 270, BLUE)],
         Duration::from_secs(25),
     );
-    let st = rig.status("m");
+    // Read from /proc every second.
+    let st = rig.wait_status("m", Duration::from_secs(5), |s| {
+        s["process"]["memory_bytes"].as_u64() > Some(0)
+    });
     let pid = pid_of(&st);
     let rss = st["process"]["memory_bytes"].as_u64().unwrap();
     assert!(rss > 10 << 20 && rss < 400 << 20, "{st}");
