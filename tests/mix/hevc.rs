@@ -329,7 +329,7 @@ fn h265_inputs_of_both_forms_are_mixed_with_an_h264_input() {
         Duration::from_secs(20),
         |l| l.iter().all(|&v| v > 0.02),
     );
-    let st = rig.wait_status("m", Duration::from_secs(10), |s| {
+    rig.wait_status("m", Duration::from_secs(10), |s| {
         (0..3).all(|i| s["inputs"][i]["state"] == "live")
     });
     // The frame rate is measured over 2 s: read once the mix has run longer (a mix in a spare worker gets
