@@ -16,6 +16,9 @@ pub enum Kind {
     Tessera,
     Gst,
     Ffmpeg,
+    /// Not a mixer: the decodes and the one encode every mixer must do (`pipelines/floor-mix.sh`); what the
+    /// others cost above it is what their mixing costs. Mix scenes only.
+    Floor,
 }
 
 impl Kind {
@@ -24,7 +27,8 @@ impl Kind {
             "tessera" => Ok(Kind::Tessera),
             "gst" => Ok(Kind::Gst),
             "ffmpeg" => Ok(Kind::Ffmpeg),
-            _ => Err(format!("contender {s:?}: tessera, gst or ffmpeg")),
+            "floor" => Ok(Kind::Floor),
+            _ => Err(format!("contender {s:?}: tessera, gst, ffmpeg or floor")),
         }
     }
 
@@ -33,6 +37,7 @@ impl Kind {
             Kind::Tessera => "tessera",
             Kind::Gst => "gst",
             Kind::Ffmpeg => "ffmpeg",
+            Kind::Floor => "floor",
         }
     }
 }
@@ -57,6 +62,8 @@ pub struct Running {
     /// Resident memory before any mix started (Tessera: the server alone, shared by all its mixes), MiB; 0 for
     /// the references, which start one process per mix.
     pub idle_rss_mib: f64,
+    /// The same in PSS.
+    pub idle_pss_mib: f64,
     /// Logs and configuration of this run.
     pub dir: tempfile::TempDir,
     /// Tessera's API (`http://127.0.0.1:PORT`); `None` for the references.
@@ -101,6 +108,25 @@ impl Running {
             .filter_map(|s| {
                 s.lines()
                     .find(|l| l.starts_with("VmRSS:"))
+                    .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+            })
+            .sum::<f64>()
+            / 1024.0
+    }
+
+    /// Proportional memory (PSS) of the same processes, MiB: shared pages (libraries, mapped alike in every
+    /// worker) are split between the processes that map them instead of counted in each, so a tree of
+    /// processes is not charged the same library twice.
+    pub fn pss_mib(&self) -> f64 {
+        let roots: Vec<u32> = self.children.iter().map(|c| c.id()).collect();
+        roots
+            .iter()
+            .copied()
+            .chain(descendants(roots.clone()))
+            .filter_map(|pid| std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok())
+            .filter_map(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("Pss:"))
                     .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
             })
             .sum::<f64>()
@@ -219,6 +245,7 @@ pub fn start(kind: Kind, l: &Launch) -> Result<(Running, Vec<Output>), String> {
     let mut running = Running {
         children: Vec::new(),
         idle_rss_mib: 0.0,
+        idle_pss_mib: 0.0,
         first_frames: Default::default(),
         dir,
         api: None,
@@ -230,6 +257,7 @@ pub fn start(kind: Kind, l: &Launch) -> Result<(Running, Vec<Output>), String> {
         let api = start_tessera(&mut running, l)?;
         running.api = Some(api.clone());
         running.idle_rss_mib = running.rss_mib();
+        running.idle_pss_mib = running.pss_mib();
         let client = reqwest::blocking::Client::new();
         for k in 0..l.copies {
             if l.scene.is_relay() {
@@ -260,7 +288,9 @@ pub fn start(kind: Kind, l: &Launch) -> Result<(Running, Vec<Output>), String> {
     } else {
         let ffmpeg = if kind == Kind::Ffmpeg { "-ffmpeg" } else { "" };
         for k in 0..l.copies {
-            if l.scene.is_relay() {
+            if l.scene.is_relay() && kind == Kind::Floor {
+                return Err("the floor is a mix scene's; a relay has no decode or encode".into());
+            } else if l.scene.is_relay() {
                 let (_, input, outs) = l.scene.relay_plan(k, tag, l.base);
                 let script = l.root.join(format!("pipelines/reference-relay{ffmpeg}.sh"));
                 let mut cmd = Command::new("bash");
@@ -276,7 +306,10 @@ pub fn start(kind: Kind, l: &Launch) -> Result<(Running, Vec<Output>), String> {
                 }));
             } else {
                 for (m, plan) in l.scene.mix_plans(k, tag).into_iter().enumerate() {
-                    let script = l.root.join(format!("pipelines/reference-mix{ffmpeg}.sh"));
+                    let script = match kind {
+                        Kind::Floor => l.root.join("pipelines/floor-mix.sh"),
+                        _ => l.root.join(format!("pipelines/reference-mix{ffmpeg}.sh")),
+                    };
                     let mut cmd = Command::new("bash");
                     cmd.arg(script)
                         .arg(l.base)
@@ -285,7 +318,12 @@ pub fn start(kind: Kind, l: &Launch) -> Result<(Running, Vec<Output>), String> {
                         .env("REF_VIDEO_KBPS", plan.video_kbps.to_string());
                     let log = running.dir.path().join(format!("mix-{m}-{k}.log"));
                     running.children.push(spawn(&mut cmd, log)?);
-                    outputs.push(mix_output(plan));
+                    let mut output = mix_output(plan);
+                    if kind == Kind::Floor {
+                        // Only the host is in its picture: no stamps of the others to read.
+                        output.stamps = None;
+                    }
+                    outputs.push(output);
                 }
             }
         }

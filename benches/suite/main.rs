@@ -46,8 +46,13 @@ struct Args {
     /// Scenes to run, from benches/scenes/index.toml.
     #[arg(long, value_delimiter = ',', default_value = "s4,s9,s16,pk1,pk2,r5")]
     scenes: Vec<String>,
-    /// Contenders: tessera, gst (pipelines/reference-*.sh), ffmpeg (pipelines/reference-*-ffmpeg.sh).
-    #[arg(long, value_delimiter = ',', default_value = "tessera,gst,ffmpeg")]
+    /// Contenders: tessera, gst (pipelines/reference-*.sh), ffmpeg (pipelines/reference-*-ffmpeg.sh), floor
+    /// (pipelines/floor-mix.sh: the decodes and the one encode, nothing mixed; mix scenes only).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "tessera,gst,ffmpeg,floor"
+    )]
     contenders: Vec<String>,
     /// Seconds between starting a contender and measuring it.
     #[arg(long, default_value_t = 10)]
@@ -66,8 +71,9 @@ struct Args {
     /// Largest N tried.
     #[arg(long, default_value_t = 10)]
     max_n: usize,
-    /// What the inputs show: `motion` (busy pictures, what cameras send) or `still` (flat colours, nearly free
-    /// to decode and encode).
+    /// What the inputs show: `motion` (a scrolling pattern: every pixel changes every frame), `still` (flat
+    /// colours, nearly free to decode and encode) or `camera` (colour under a fine moving texture and per-frame
+    /// sensor noise, 1.5 Mbps: what webcams in rooms send).
     #[arg(long, value_enum, default_value = "motion")]
     content: media::Content,
     /// Tessera binary to run (default: the one this bench was built with), e.g. an older build to compare.
@@ -81,6 +87,10 @@ struct Args {
     /// live preview's latency beside the RTMP output's, Tessera alone (`preview.json` in `--out`).
     #[arg(long)]
     preview: bool,
+    /// Other work on the machine while every run is measured, in cores (e.g. 0.5): busy threads, each working
+    /// in 5 ms slices and resting in between, so sound and pictures are measured under contention.
+    #[arg(long, default_value_t = 0.0)]
+    background_load: f64,
     /// Where the report goes (report.md, report.json, chart.png).
     #[arg(long, default_value = "target/bench-report")]
     out: PathBuf,
@@ -97,7 +107,12 @@ fn main() {
         // The smoke: cargo test passes libtest's flags (--test-threads=1, filters), which mean nothing here.
         Args {
             scenes: vec!["s4".into(), "r5".into()],
-            contenders: vec!["tessera".into(), "gst".into(), "ffmpeg".into()],
+            contenders: vec![
+                "tessera".into(),
+                "gst".into(),
+                "ffmpeg".into(),
+                "floor".into(),
+            ],
             warmup: 4,
             secs: 5,
             capacity: vec![],
@@ -107,6 +122,7 @@ fn main() {
             content: media::Content::Motion,
             tessera_bin: None,
             tessera_set: vec![],
+            background_load: 0.0,
             out: std::env::temp_dir().join(format!("tessera-bench-smoke-{}", std::process::id())),
             preview: false,
             bench: false,
@@ -116,6 +132,47 @@ fn main() {
     if let Err(e) = run_suite(&args, full) {
         eprintln!("bench: {e}");
         std::process::exit(1);
+    }
+}
+
+/// Keeps `cores` of CPU busy until dropped: ⌈cores⌉ threads, each busy for its share of every 10 ms.
+struct BackgroundLoad {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl BackgroundLoad {
+    fn start(cores: f64) -> Self {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let n = cores.ceil().max(0.0) as usize;
+        let duty = if n > 0 { cores / n as f64 } else { 0.0 };
+        let slice = Duration::from_millis(10);
+        let threads = (0..n)
+            .map(|_| {
+                let stop = stop.clone();
+                std::thread::spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        let began = std::time::Instant::now();
+                        let busy = slice.mul_f64(duty);
+                        while began.elapsed() < busy {
+                            std::hint::spin_loop();
+                        }
+                        std::thread::sleep(slice.saturating_sub(began.elapsed()));
+                    }
+                })
+            })
+            .collect();
+        Self { stop, threads }
+    }
+}
+
+impl Drop for BackgroundLoad {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
     }
 }
 
@@ -193,11 +250,16 @@ fn run_suite(args: &Args, full: bool) -> Result<(), String> {
         }
     }
     let mut report = report::Report::new(full, args.content);
+    report.background_load = args.background_load;
+    let _load = (args.background_load > 0.0).then(|| BackgroundLoad::start(args.background_load));
     for scene in &selected {
         report
             .scenes
             .push((scene.name.clone(), scene.about.clone()));
         for &kind in &contenders {
+            if kind == Kind::Floor && scene.is_relay() {
+                continue;
+            }
             let m = bench.measure(
                 scene,
                 kind,

@@ -118,6 +118,10 @@ pub enum Content {
     /// A flat colour (the stamp aside), like `pipelines/synthetic-input.sh`: nearly free to decode and encode.
     /// The conditions of the reference figures in the GStreamer notes.
     Still,
+    /// What a webcam in a room sends: colour under a fine moving texture (a zone plate) and per-frame sensor
+    /// noise, at the bitrate live encoders use for it (1.5 Mbps at every size). High entropy in every frame, so
+    /// decoding costs what it costs on real cameras, where flat or scrolling patterns flatter a decoder.
+    Camera,
 }
 
 /// One generated input file.
@@ -139,6 +143,7 @@ pub fn input_file(
     let kind = match content {
         Content::Motion => "motion",
         Content::Still => "still",
+        Content::Camera => "camera",
     };
     let path = cache.join(format!("v1-{kind}-{size}-{variant}.flv"));
     if !path.exists() {
@@ -150,28 +155,49 @@ pub fn input_file(
 }
 
 /// Encodes `FILE_SECS` of `content` with the stamp, and a tone, to H.264 + AAC in FLV. 720p and
-/// larger at 2.5 Mbps (as R5 asks), smaller at 800 kbps; a keyframe every second (as live encoders send).
+/// larger at 2.5 Mbps (as R5 asks), smaller at 800 kbps, camera pictures at 1.5 Mbps; a keyframe every second
+/// (as live encoders send).
 fn generate(path: &Path, content: Content, size: Size, variant: u32) -> Result<(), String> {
     let frames = FILE_SECS * FPS;
-    let kbps = if size.h >= 720 { 2500 } else { 800 };
+    let kbps = match content {
+        Content::Camera => 1500,
+        _ if size.h >= 720 => 2500,
+        _ => 800,
+    };
+    let caps = format!(
+        "video/x-raw,format=I420,width={w},height={h},framerate={FPS}/1",
+        w = size.w,
+        h = size.h
+    );
+    // The picture before the stamp: one test source, or (camera) a texture with noise blended over it.
+    let picture = match content {
+        Content::Motion => format!(
+            "videotestsrc pattern=smpte horizontal-speed={} num-buffers={frames} ! {caps}",
+            2 + variant
+        ),
+        Content::Still => format!(
+            "videotestsrc pattern=solid-color foreground-color={} num-buffers={frames} ! {caps}",
+            [0xFFC0_3030u32, 0xFF30_C030, 0xFF30_30C0, 0xFFC0_C030][variant as usize % 4]
+        ),
+        // Colour bars drifting slowly (the scene), a fine moving zone plate over them (texture that never
+        // repeats), and per-frame noise (the sensor). The compositor comes last, so the stamp follows it.
+        Content::Camera => format!(
+            "videotestsrc pattern=smpte horizontal-speed=1 num-buffers={frames} ! {caps} ! cam.sink_0 \
+             videotestsrc pattern=zone-plate kx2={k} ky2={k} kt={kt} num-buffers={frames} ! {caps} ! cam.sink_1 \
+             videotestsrc pattern=snow num-buffers={frames} ! {caps} ! cam.sink_2 \
+             compositor name=cam sink_1::alpha=0.35 sink_2::alpha=0.12 ! {caps}",
+            k = 60 + 10 * variant,
+            kt = 2 + variant,
+        ),
+    };
     let audio_buffers = (FILE_SECS * 44_100).div_ceil(1024);
     let desc = format!(
-        "videotestsrc {pattern} num-buffers={frames} \
-         ! video/x-raw,format=I420,width={w},height={h},framerate={FPS}/1 ! identity name=stamp \
+        "{picture} ! identity name=stamp \
          ! x264enc speed-preset=faster tune=zerolatency bitrate={kbps} key-int-max={FPS} \
          ! h264parse ! queue ! mux.video \
          audiotestsrc wave=sine freq={freq} volume=0.1 samplesperbuffer=1024 num-buffers={audio_buffers} \
          ! audio/x-raw,rate=44100,channels=2 ! avenc_aac bitrate=128000 ! aacparse ! queue ! mux.audio \
          flvmux name=mux streamable=true ! filesink location={loc}",
-        pattern = match content {
-            Content::Motion => format!("pattern=smpte horizontal-speed={}", 2 + variant),
-            Content::Still => format!(
-                "pattern=solid-color foreground-color={}",
-                [0xFFC0_3030u32, 0xFF30_C030, 0xFF30_30C0, 0xFFC0_C030][variant as usize % 4]
-            ),
-        },
-        w = size.w,
-        h = size.h,
         freq = 440 + 110 * variant,
         loc = path.display(),
     );

@@ -64,10 +64,22 @@ pub struct FlowStats {
     pub worst_ts_gap_ms: f64,
     /// Worst time between two video tags arriving, ms.
     pub worst_arrival_gap_ms: f64,
+    /// Audio dropouts: each step between audio timestamps longer than two AAC frames, and each run of silent
+    /// AAC frames (every input sends a tone, so a silent frame in the window is sound the mixer did not get in
+    /// time and filled with silence).
+    pub audio_gaps: u32,
+    /// Silent audio in the window, ms (AAC frames of 1024 samples at the stream's rate).
+    pub silent_ms: f64,
 }
+
+/// An AAC frame (raw, without the FLV tag's two header bytes) this small carries silence: avenc_aac at
+/// 128 kbit/s makes 6 bytes of a silent frame, 60 and more of a quiet tone.
+const SILENT_AAC_BYTES: usize = 16;
 
 pub struct TagProbe {
     frames: Arc<Mutex<Vec<(Instant, u32)>>>,
+    /// Audio frames: arrival, timestamp (ms), whether silent.
+    audio: Arc<Mutex<Vec<(Instant, u32, bool)>>>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
@@ -75,14 +87,15 @@ pub struct TagProbe {
 impl TagProbe {
     pub fn start(url: &str) -> TagProbe {
         let frames = Arc::new(Mutex::new(Vec::new()));
+        let audio = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
         let thread = {
-            let (frames, url) = (frames.clone(), url.to_string());
+            let (frames, audio, url) = (frames.clone(), audio.clone(), url.to_string());
             supervise(stop.clone(), move || {
                 let pipeline = gst::Pipeline::new();
                 let src = rtmp2src(&url)?;
                 let parser = Mutex::new(flv::Parser::new());
-                let frames = frames.clone();
+                let (frames, audio) = (frames.clone(), audio.clone());
                 let sink = gst_app::AppSink::builder()
                     .sync(false)
                     .callbacks(
@@ -98,11 +111,20 @@ impl TagProbe {
                                 let mut parser = parser.lock().unwrap();
                                 parser.push(map.as_slice());
                                 while let Some(item) = parser.next_item() {
-                                    if let Item::Tag(t) = item {
-                                        if t.kind == TagKind::Video && !flv::is_sequence_header(&t)
-                                        {
-                                            frames.lock().unwrap().push((now, t.timestamp));
+                                    let Item::Tag(t) = item else { continue };
+                                    if flv::is_sequence_header(&t) {
+                                        continue;
+                                    }
+                                    match t.kind {
+                                        TagKind::Video => {
+                                            frames.lock().unwrap().push((now, t.timestamp))
                                         }
+                                        TagKind::Audio => {
+                                            let silent =
+                                                t.data.len().saturating_sub(2) <= SILENT_AAC_BYTES;
+                                            audio.lock().unwrap().push((now, t.timestamp, silent));
+                                        }
+                                        _ => {}
                                     }
                                 }
                                 Ok(gst::FlowSuccess::Ok)
@@ -119,6 +141,7 @@ impl TagProbe {
         };
         TagProbe {
             frames,
+            audio,
             stop,
             thread: Some(thread),
         }
@@ -149,6 +172,34 @@ impl TagProbe {
         if window.len() < 2 {
             stats.worst_arrival_gap_ms = secs * 1000.0;
             stats.worst_ts_gap_ms = secs * 1000.0;
+        }
+        drop(frames);
+        let audio = self.audio.lock().unwrap();
+        let window: Vec<_> = audio
+            .iter()
+            .filter(|(t, _, _)| *t >= from && *t <= to)
+            .collect();
+        // The frame duration, from the timestamps themselves (1024 samples: 23 ms at 44.1 kHz).
+        let mut steps: Vec<u32> = window
+            .windows(2)
+            .map(|p| p[1].1.saturating_sub(p[0].1))
+            .collect();
+        steps.sort_unstable();
+        let frame_ms = steps.get(steps.len() / 2).copied().unwrap_or(23).max(1);
+        let mut silent_run = false;
+        for (i, (_, ts, silent)) in window.iter().enumerate() {
+            if *silent {
+                stats.silent_ms += f64::from(frame_ms);
+                if !silent_run {
+                    stats.audio_gaps += 1;
+                }
+            }
+            silent_run = *silent;
+            if let Some((_, prev, _)) = i.checked_sub(1).map(|j| window[j]) {
+                if ts.saturating_sub(*prev) > 2 * frame_ms {
+                    stats.audio_gaps += 1;
+                }
+            }
         }
         stats
     }

@@ -24,6 +24,8 @@ pub struct Report {
     pub machine: String,
     /// What the inputs showed.
     pub content: crate::media::Content,
+    /// Cores of other work kept busy during the runs (`--background-load`).
+    pub background_load: f64,
     /// (scene, what it is) of the scenes run.
     pub scenes: Vec<(String, String)>,
     pub runs: Vec<Measurement>,
@@ -46,7 +48,7 @@ pub fn one_line(m: &Measurement) -> String {
         });
     let cont = m.latency.as_ref().map_or("-".into(), continuity);
     format!(
-        "{:<5} {:<8} x{}: {:.3} cores/{} ({:.3} total), {:.1} fps, gaps ts {:.0} / arrival {:.0} ms, latency p50/p95 {lat}, input frames repeated/skipped {cont}, RSS {:.0} MiB (+{:.0} per copy){}{}{}",
+        "{:<5} {:<8} x{}: {:.3} cores/{} ({:.3} total), {:.1} fps, gaps ts {:.0} / arrival {:.0} ms, audio gaps {} ({:.0} ms silent), latency p50/p95 {lat}, input frames repeated/skipped {cont}, RSS {:.0} MiB (+{:.0} per copy, PSS +{:.0}){}{}{}",
         m.scene,
         m.contender.name(),
         m.copies,
@@ -56,8 +58,11 @@ pub fn one_line(m: &Measurement) -> String {
         m.flow.fps,
         m.flow.worst_ts_gap_ms,
         m.flow.worst_arrival_gap_ms,
+        m.flow.audio_gaps,
+        m.flow.silent_ms,
         m.rss_mib,
         m.rss_added_per_copy_mib,
+        m.pss_added_per_copy_mib,
         match (m.first_frame_ms, m.workers) {
             (Some(ms), w) => format!(", first frame {ms:.0} ms after create, {w} workers"),
             (None, _) => String::new(),
@@ -88,6 +93,15 @@ fn ms(v: f64) -> String {
     }
 }
 
+/// `a` above the floor `b`, in cores and as a share of the floor.
+fn above(a: f64, b: f64) -> String {
+    if a.is_finite() && b.is_finite() && b > 0.0 {
+        format!("{:+.3} ({:+.0} %)", a - b, (a - b) / b * 100.0)
+    } else {
+        "-".into()
+    }
+}
+
 fn ratio(a: f64, b: f64) -> String {
     if a.is_finite() && b.is_finite() && b > 0.0 {
         format!("{:.2}", a / b)
@@ -101,6 +115,7 @@ impl Report {
         Self {
             full_run,
             content,
+            background_load: 0.0,
             machine: machine(),
             scenes: Vec::new(),
             runs: Vec::new(),
@@ -166,9 +181,12 @@ impl Report {
             let mb = s4.rss_per_copy_mib * 1.048_576;
             let added = s4.rss_added_per_copy_mib * 1.048_576;
             t.push(TargetCheck {
-                target: "RSS ≤ 120 MB per S4 mix (what a mix adds to the server; whole process in brackets)"
+                target: "RSS ≤ 120 MB per S4 mix (what a mix adds to the server; whole process in brackets; PSS added after the semicolon)"
                     .into(),
-                measured: format!("{added:.0} MB ({mb:.0} MB)"),
+                measured: format!(
+                    "{added:.0} MB ({mb:.0} MB); PSS {:.0} MB",
+                    s4.pss_added_per_copy_mib * 1.048_576
+                ),
                 met: added <= 120.0,
             });
         }
@@ -201,14 +219,15 @@ impl Report {
         let mut md = String::new();
         let _ = writeln!(
             md,
-            "# Tessera benchmark{}\n\nMachine: {}. Inputs: {:?} pictures. CPU is cores used by the contender's processes (CPU time ÷ wall \
+            "# Tessera benchmark{}\n\nMachine: {}. Inputs: {:?} pictures. Background load: {} cores. CPU is cores used by the contender's processes (CPU time ÷ wall \
              time); per mix (per relayed output for R5). Latency is publisher → RTMP server → contender → RTMP \
              server → decoded by a viewer, worst input, p50/p95. Gaps are the worst step between video timestamps \
              and between arrivals. Capacity: the largest N copies that all keep ≥ 29.5 fps with no timestamp gap \
              over 100 ms.\n",
             if self.full_run { "" } else { " (smoke run: figures mean nothing)" },
             self.machine,
-            self.content
+            self.content,
+            self.background_load
         );
         let mut scenes: Vec<&str> = Vec::new();
         for m in &self.runs {
@@ -224,8 +243,11 @@ impl Report {
                 .map_or("", |(_, a)| a.as_str());
             let _ = writeln!(
                 md,
-                "## {scene}\n\n{about}\n\n| contender | CPU/mix | ÷ gst | ÷ ffmpeg | fps | gap ts/arrival ms | latency p50/p95 ms | skew p95 ms | input frames repeated / skipped | RSS MiB/copy | capacity |\n|---|---|---|---|---|---|---|---|---|---|---|"
+                "## {scene}\n\n{about}\n\n| contender | CPU/mix | above the floor | ÷ gst | ÷ ffmpeg | fps | gap ts/arrival ms | audio gaps (silent ms) | latency p50/p95 ms | skew p95 ms | input frames repeated / skipped | RSS MiB/copy | capacity |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|"
             );
+            let floor = self
+                .single(scene, Kind::Floor)
+                .map_or(f64::NAN, |m| m.cpu_per_unit);
             let gst = self
                 .single(scene, Kind::Gst)
                 .map_or(f64::NAN, |m| m.cpu_per_unit);
@@ -250,15 +272,18 @@ impl Report {
                         });
                 let _ = writeln!(
                     md,
-                    "| {}{} | {:.3} | {} | {} | {:.1} | {:.0} / {:.0} | {lat} | {skew} | {cont} | {:.0} | {} |",
+                    "| {}{} | {:.3} | {} | {} | {} | {:.1} | {:.0} / {:.0} | {} ({:.0}) | {lat} | {skew} | {cont} | {:.0} | {} |",
                     m.contender.name(),
                     if m.problem.is_some() { " (failed)" } else { "" },
                     m.cpu_per_unit,
+                    above(m.cpu_per_unit, floor),
                     ratio(m.cpu_per_unit, gst),
                     ratio(m.cpu_per_unit, ff),
                     m.flow.fps,
                     m.flow.worst_ts_gap_ms,
                     m.flow.worst_arrival_gap_ms,
+                    m.flow.audio_gaps,
+                    m.flow.silent_ms,
                     m.rss_per_copy_mib,
                     self.cap(scene, m.contender)
                         .map_or("-".into(), |c| c.to_string()),
@@ -315,6 +340,7 @@ impl Report {
             (Kind::Tessera, "#d9480f"),
             (Kind::Gst, "#1c7ed6"),
             (Kind::Ffmpeg, "#5c940d"),
+            (Kind::Floor, "#868e96"),
         ];
         let (w, h) = (1000.0, 440.0);
         let mut svg = format!(

@@ -92,6 +92,8 @@ pub struct Measurement {
     pub rss_per_copy_mib: f64,
     /// What each copy adds to the contender's resident memory: for Tessera, above the idle server.
     pub rss_added_per_copy_mib: f64,
+    /// The same in proportional memory (PSS: shared library pages split between the processes mapping them).
+    pub pss_added_per_copy_mib: f64,
     /// The worst output's figures.
     pub flow: FlowStats,
     pub latency: Option<LatencyStats>,
@@ -144,6 +146,7 @@ impl Bench {
             rss_mib: f64::NAN,
             rss_per_copy_mib: f64::NAN,
             rss_added_per_copy_mib: f64::NAN,
+            pss_added_per_copy_mib: f64::NAN,
             flow: FlowStats::default(),
             latency: None,
             healthy: false,
@@ -204,6 +207,7 @@ impl Bench {
         m.cpu_per_unit = m.cpu_per_copy / m.units_per_copy as f64;
         m.rss_per_copy_mib = m.rss_mib / copies as f64;
         m.rss_added_per_copy_mib = (m.rss_mib - running.idle_rss_mib) / copies as f64;
+        m.pss_added_per_copy_mib = (running.pss_mib() - running.idle_pss_mib) / copies as f64;
         let flows: Vec<FlowStats> = probes.iter().map(|p| p.stats(t0, t1)).collect();
         m.flow = FlowStats {
             fps: flows.iter().map(|f| f.fps).fold(f64::INFINITY, f64::min),
@@ -212,6 +216,8 @@ impl Bench {
                 .iter()
                 .map(|f| f.worst_arrival_gap_ms)
                 .fold(0.0, f64::max),
+            audio_gaps: flows.iter().map(|f| f.audio_gaps).max().unwrap_or(0),
+            silent_ms: flows.iter().map(|f| f.silent_ms).fold(0.0, f64::max),
         };
         m.latency = stamp_probe.as_ref().map(|p| p.stats(t0, t1));
         m.healthy = alive && m.flow.fps >= MIN_FPS && m.flow.worst_ts_gap_ms <= MAX_GAP_MS;
