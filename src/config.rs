@@ -229,7 +229,8 @@ pub struct EngineConfig {
     /// own until this many run, then new mixes join the worker with the fewest. Absent: one per mix
     /// ([`EngineConfig::max_mixes`]). 0 runs every mix inside the serving process (no isolation).
     pub workers: Option<usize>,
-    /// The program a worker runs (`PROGRAM worker`); empty: the running `tessera` executable itself.
+    /// The program a worker runs (`PROGRAM worker`); `tessera serve` fills an empty one in with its own
+    /// executable. Left empty by a program that embeds the library, its mixes run in-process.
     pub worker_program: String,
     /// A worker whose resident memory grows past this many MiB is killed and its mixes restarted in a new one
     /// (the `mix.failed` event says why); the node and the other workers go on.

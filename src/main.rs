@@ -66,6 +66,13 @@ fn main() -> std::process::ExitCode {
                     return std::process::ExitCode::from(2);
                 }
             };
+            // Mixes run in worker processes of this very program unless the configuration names another.
+            let mut config = config;
+            if config.engine.worker_program.is_empty() {
+                if let Ok(exe) = std::env::current_exe() {
+                    config.engine.worker_program = exe.display().to_string();
+                }
+            }
             // Logs go to stderr (stdout is for what a command prints), as docs/operations.md says.
             let log = tessera::logging::init(&config.log);
             let json = config.log.format == tessera::config::LogFormat::Json;

@@ -48,6 +48,11 @@ fn restore_kept(old: &Config, new: &mut Config) -> Vec<String> {
     keep!(egress, "egress");
     keep!(engine.latency_ms, "engine.latency_ms");
     keep!(engine.encoder_threads, "engine.encoder_threads");
+    // Left empty, it means the running program, which `tessera serve` filled in at start.
+    if new.engine.worker_program.is_empty() {
+        new.engine.worker_program = old.engine.worker_program.clone();
+    }
+    keep!(engine.worker_program, "engine.worker_program");
     keep!(log.format, "log.format");
     kept
 }

@@ -133,27 +133,18 @@ pub struct ProcessUsage {
     pub mixes: usize,
 }
 
-/// The program workers run, when mixes run in workers: `engine.worker_program`, else the running executable
-/// when it is `tessera` itself. `None` (mixes run in this process) when `engine.workers` is 0, or when a
-/// program embedding the library (a test binary) names no worker program.
+/// The program workers run, when mixes run in workers: `engine.worker_program` (`tessera serve` fills it in with
+/// its own executable when it is empty). `None` (mixes run in this process) when `engine.workers` is 0, or when
+/// a program embedding the library (a test binary) names none.
 pub fn program(config: &crate::config::EngineConfig) -> Option<PathBuf> {
     if config.workers() == 0 {
         return None;
     }
-    if !config.worker_program.is_empty() {
-        return Some(PathBuf::from(&config.worker_program));
+    if config.worker_program.is_empty() {
+        tracing::info!("mixes run in this process: engine.worker_program is empty");
+        return None;
     }
-    let exe = std::env::current_exe().ok()?;
-    match exe.file_name().and_then(|n| n.to_str()) {
-        Some("tessera") => Some(exe),
-        _ => {
-            tracing::info!(
-                "mixes run in this process: {} is not the tessera program and engine.worker_program is empty",
-                exe.display()
-            );
-            None
-        }
-    }
+    Some(PathBuf::from(&config.worker_program))
 }
 
 impl Workers {
