@@ -28,6 +28,22 @@ fn ms_of(at: Instant) -> u64 {
     at.saturating_duration_since(epoch()).as_millis() as u64
 }
 
+/// Bumped at every change of the deadline, so a worker pool passes it on at once (a renewal that comes just
+/// before the old deadline must reach the workers before it passes).
+fn changes() -> &'static tokio::sync::watch::Sender<u64> {
+    static C: OnceLock<tokio::sync::watch::Sender<u64>> = OnceLock::new();
+    C.get_or_init(|| tokio::sync::watch::channel(0).0)
+}
+
+fn changed() {
+    changes().send_modify(|v| *v = v.wrapping_add(1));
+}
+
+/// Wakes when the deadline changes.
+pub fn subscribe() -> tokio::sync::watch::Receiver<u64> {
+    changes().subscribe()
+}
+
 /// Whether outputs may publish now.
 pub fn open() -> bool {
     let deadline = DEADLINE_MS.load(Ordering::Acquire);
@@ -39,17 +55,20 @@ pub fn hold_until(until: Instant) {
     // The epoch is taken before the first deadline, so every deadline is after it.
     let _ = epoch();
     DEADLINE_MS.store(ms_of(until).max(1), Ordering::Release);
+    changed();
 }
 
 /// Closes the fence now: nothing publishes until [`hold_until`] opens it again.
 pub fn close() {
     let _ = epoch();
     DEADLINE_MS.store(0, Ordering::Release);
+    changed();
 }
 
 /// Never fenced again (a worker told so by its parent, which is a single node).
 pub fn unfence() {
     DEADLINE_MS.store(u64::MAX, Ordering::Release);
+    changed();
 }
 
 /// Nanoseconds of CLOCK_MONOTONIC now. `Instant` reads the same clock on Linux, and every process on the

@@ -3,8 +3,8 @@
 //! A mix goes to a worker that already has a mix sharing one of its inputs (the input is then pulled and
 //! decoded once), else to a new worker while fewer than `engine.workers` run, else to the one with the fewest
 //! mixes. A worker whose last mix stopped is closed. Every second the pool reads each worker's CPU time and
-//! resident memory from `/proc`, and kills one over `engine.max_worker_memory_mb`; every 100 ms it passes the
-//! cluster fence on. A worker that dies, however, reports every mix it ran as failed, and the engine's recovery
+//! resident memory from `/proc`, and kills one over `engine.max_worker_memory_mb`; it passes the cluster fence on
+//! the moment it moves. A worker that dies, however, reports every mix it ran as failed, and the engine's recovery
 //! starts them again (in a new worker).
 
 use std::{
@@ -38,7 +38,7 @@ use crate::{
 /// Called with the reason when a mix in a worker fails.
 pub type OnFailure = Box<dyn Fn(String) + Send + Sync>;
 
-/// How often the fence is passed on to the workers.
+/// How often the fence is checked besides each change of it (which is passed on at once).
 const FENCE_EVERY: Duration = Duration::from_millis(100);
 /// How often CPU and memory are read.
 const USAGE_EVERY: Duration = Duration::from_secs(1);
@@ -620,15 +620,23 @@ fn signal_name(sig: i32) -> &'static str {
 }
 
 /// Reads every worker's CPU and memory each second (killing one over its memory limit) and passes the fence
-/// on every 100 ms, while the pool exists.
+/// on as soon as it moves, while the pool exists.
 async fn watch_over(pool: Weak<PoolInner>) {
     let mut tick = tokio::time::interval(FENCE_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let per_usage = (USAGE_EVERY.as_millis() / FENCE_EVERY.as_millis()) as u32;
     let mut usage = Usage::default();
     let mut n = 0u32;
+    let mut fence_moved = fence::subscribe();
     loop {
-        tick.tick().await;
+        // A fence that moves is passed on at once; the tick is for memory and CPU (and a fence change missed).
+        let ticked = tokio::select! {
+            _ = tick.tick() => true,
+            _ = fence_moved.changed() => false,
+        };
+        if ticked {
+            n += 1;
+        }
         let Some(pool) = pool.upgrade() else { return };
         let workers = pool.list.lock().unwrap().workers.clone();
         let now = Fence(fence::deadline_monotonic_ns());
@@ -638,8 +646,7 @@ async fn watch_over(pool: Weak<PoolInner>) {
                 *sent = now;
             }
         }
-        n += 1;
-        if !n.is_multiple_of(per_usage) {
+        if !ticked || !n.is_multiple_of(per_usage) {
             continue;
         }
         let limit_mb = pool.config.get().engine.max_worker_memory_mb;
