@@ -744,7 +744,7 @@ async fn render_stills(
 }
 
 /// Runs blocking GStreamer work on a blocking thread, inside the runtime (pipelines spawn their supervisors).
-async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, Error> + Send + 'static,
 ) -> Result<T, Error> {
     let rt = tokio::runtime::Handle::current();

@@ -48,10 +48,12 @@ use crate::{
     node::NodeParts,
     store::Records,
 };
+pub(crate) use control::blocking;
 pub use control::Prepared;
 pub use input::{InputHub, InputMetrics};
 pub use mix::{output_label, MixMetrics};
 use pipe::Pipe;
+pub(crate) use preview::snapshot_pad;
 pub use preview::Look;
 pub use status::MixStatus;
 pub use still::image_size;

@@ -70,7 +70,7 @@ impl Engine {
 }
 
 /// The pad a snapshot of `look` in mix `id` is taken on.
-fn snapshot_pad(p: &MixPipeline, id: &str, look: Look<'_>) -> Result<gst::Pad, Error> {
+pub(crate) fn snapshot_pad(p: &MixPipeline, id: &str, look: Look<'_>) -> Result<gst::Pad, Error> {
     match look {
         Look::Picture => p.picture_pad().ok_or_else(|| {
             Error::new(

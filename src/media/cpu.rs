@@ -96,7 +96,7 @@ fn ticks_per_second() -> f64 {
 }
 
 /// User + system CPU seconds in a `/proc/…/stat` line (fields 14 and 15, after the parenthesised name).
-fn cpu_of_stat(stat: &str) -> Option<f64> {
+pub(crate) fn cpu_of_stat(stat: &str) -> Option<f64> {
     let rest = &stat[stat.rfind(')')? + 2..];
     let fields: Vec<&str> = rest.split_whitespace().collect();
     let utime: f64 = fields.get(11)?.parse().ok()?;

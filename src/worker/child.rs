@@ -17,6 +17,7 @@ use super::wire::{
 use crate::{
     config::Config,
     engine::{
+        blocking,
         input::InputHub,
         mix::{self, MixPipeline},
     },
@@ -428,29 +429,12 @@ impl Host {
     ) -> Result<Vec<u8>, Snapshot> {
         let refused = |e: Error| Snapshot::Refused(WireError::from(e));
         let pipeline = self.pipeline(id).map_err(refused)?;
-        let pad = {
-            let p = pipeline.lock().unwrap();
-            match input {
-                None => p.picture_pad().ok_or_else(|| {
-                    Error::new(
-                        ErrorKind::State,
-                        format!("mix {id:?} has no picture: every output is audio only"),
-                    )
-                }),
-                Some(input) => match p.input_pad(input) {
-                    None => Err(Error::new(
-                        ErrorKind::NotFound,
-                        format!("mix {id:?} has no input {input:?}"),
-                    )),
-                    Some(None) => Err(Error::new(
-                        ErrorKind::State,
-                        format!("input {input:?} of mix {id:?} has no picture in the mix"),
-                    )),
-                    Some(Some(pad)) => Ok(pad),
-                },
-            }
-        }
-        .map_err(refused)?;
+        let look = match input {
+            None => crate::engine::Look::Picture,
+            Some(i) => crate::engine::Look::Input(i),
+        };
+        let pad =
+            crate::engine::snapshot_pad(&pipeline.lock().unwrap(), id, look).map_err(refused)?;
         let sample = crate::preview::grab(&pad, crate::preview::snapshot::FRAME_WAIT)
             .await
             .map_err(Snapshot::Failed)?;
@@ -496,17 +480,4 @@ async fn stop_pipeline(pipeline: Arc<Mutex<MixPipeline>>) {
         .await
         .unwrap_or_default();
     futures::future::join_all(links.into_iter().map(|l| l.shutdown(UNPUBLISH_WAIT))).await;
-}
-
-/// Runs blocking GStreamer work on a blocking thread, inside the runtime (pipelines spawn their supervisors).
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, Error> + Send + 'static,
-) -> Result<T, Error> {
-    let rt = tokio::runtime::Handle::current();
-    tokio::task::spawn_blocking(move || {
-        let _rt = rt.enter();
-        f()
-    })
-    .await
-    .map_err(Error::internal)?
 }

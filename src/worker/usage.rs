@@ -82,15 +82,9 @@ pub fn children_cpu_seconds() -> f64 {
     waited + alive
 }
 
-/// User + system CPU seconds from a `stat` line (fields 14 and 15, counted after the command's closing
-/// parenthesis, which may itself contain spaces and parentheses).
+/// User + system CPU seconds from a `stat` line (the sampler's own reading).
 fn cpu_seconds(stat: &str) -> Option<f64> {
-    let rest = &stat[stat.rfind(')')? + 1..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // `rest` starts at field 3 (state).
-    let utime: f64 = fields.get(11)?.parse().ok()?;
-    let stime: f64 = fields.get(12)?.parse().ok()?;
-    Some((utime + stime) / ticks_per_second())
+    crate::media::cpu::cpu_of_stat(stat)
 }
 
 fn ticks_per_second() -> f64 {
