@@ -408,12 +408,49 @@ impl AudioBranch {
     }
 }
 
-/// A still picture on its own compositor pad. The compositor repeats the last buffer of a pad for as long as no
-/// new one arrives, so one buffer is enough until the picture changes.
+/// A still picture on its own compositor pad.
+///
+/// The compositor would repeat a pad's last buffer for as long as no new one arrives, but a live aggregator only
+/// produces a frame early when every pad has a buffer queued: a pad fed once would hold every canvas frame until
+/// the compositor's latency ran out (measured: each frame left 40 ms + one frame after its time). So after each
+/// canvas frame the layer queues its picture again (the same memory, no copy) for the next frame, at that frame's
+/// time on the clock: it is never what the compositor waits for once the frame is due, and a frame leaves as soon
+/// as the inputs' frames are there; with no input delivering, the compositor still keeps to the clock.
 pub struct StillLayer {
-    pipeline: gst::glib::WeakRef<gst::Pipeline>,
     appsrc: gst_app::AppSrc,
     pad: gst::Pad,
+    /// The picture and what it is queued for; shared with the probe on the compositor's output.
+    shared: Arc<Mutex<StillFeed>>,
+    /// That probe on the compositor's src pad, removed with the layer.
+    probe: Mutex<Option<gst::PadProbeId>>,
+    compositor_src: gst::Pad,
+}
+
+struct StillFeed {
+    /// The picture and its caps, pushed together (a sample sets both at once, so no buffer is read with another
+    /// picture's caps).
+    buffer: gst::Buffer,
+    caps: gst::Caps,
+    /// The timestamp of the latest buffer queued: the next never goes out earlier.
+    next_pts: gst::ClockTime,
+}
+
+impl StillFeed {
+    fn push(&mut self, appsrc: &gst_app::AppSrc, pts: gst::ClockTime) {
+        let pts = pts.max(self.next_pts);
+        let mut buffer = self.buffer.clone();
+        {
+            let b = buffer.make_mut();
+            b.set_pts(pts);
+            b.set_duration(gst::ClockTime::NONE);
+        }
+        let sample = gst::Sample::builder()
+            .buffer(&buffer)
+            .caps(&self.caps)
+            .build();
+        let _ = appsrc.push_sample(&sample);
+        self.next_pts = pts;
+    }
 }
 
 impl StillLayer {
@@ -439,28 +476,61 @@ impl StillLayer {
         pad.set_property("ypos", y);
         pad.set_property("zorder", zorder);
         appsrc.sync_state_with_parent()?;
-        let layer = Self {
-            pipeline: pipeline.downgrade(),
+        let shared = Arc::new(Mutex::new(StillFeed {
+            buffer: still.buffer.clone(),
+            caps: still.caps.clone(),
+            next_pts: gst::ClockTime::ZERO,
+        }));
+        shared
+            .lock()
+            .unwrap()
+            .push(&appsrc, current_running_time(pipeline));
+        let compositor_src = compositor.static_pad("src").expect("compositor src");
+        let probe = {
+            let (shared, weak) = (Arc::downgrade(&shared), appsrc.downgrade());
+            let compositor = compositor.downgrade();
+            compositor_src.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+                let (Some(b), Some(compositor)) = (info.buffer(), compositor.upgrade()) else {
+                    return gst::PadProbeReturn::Ok;
+                };
+                let (Some(pts), Some(d)) = (b.pts(), b.duration()) else {
+                    return gst::PadProbeReturn::Ok;
+                };
+                let next = pts + d;
+                let (shared, weak) = (shared.clone(), weak.clone());
+                let push = move || {
+                    if let (Some(shared), Some(appsrc)) = (shared.upgrade(), weak.upgrade()) {
+                        shared.lock().unwrap().push(&appsrc, next);
+                    }
+                };
+                // Queued when the next frame is due, not before: with no input delivering, the picture alone
+                // would otherwise let the compositor run ahead of the clock.
+                match (compositor.clock(), compositor.base_time()) {
+                    (Some(clock), Some(base)) => {
+                        let id = clock.new_single_shot_id(base + next);
+                        let _ = id.wait_async(move |_, _, _| push());
+                    }
+                    _ => push(),
+                }
+                gst::PadProbeReturn::Ok
+            })
+        };
+        Ok(Self {
             appsrc,
             pad,
-        };
-        layer.show(still);
-        Ok(layer)
+            shared,
+            probe: Mutex::new(probe),
+            compositor_src,
+        })
     }
 
     /// Replaces the picture (same size and position semantics as when added).
     pub fn show(&self, still: &Still) {
-        let Some(pipeline) = self.pipeline.upgrade() else {
-            return;
-        };
-        self.appsrc.set_caps(Some(&still.caps));
-        let mut buffer = still.buffer.copy();
-        {
-            let b = buffer.make_mut();
-            b.set_pts(current_running_time(&pipeline));
-            b.set_duration(gst::ClockTime::NONE);
-        }
-        let _ = self.appsrc.push_buffer(buffer);
+        let mut feed = self.shared.lock().unwrap();
+        feed.buffer = still.buffer.clone();
+        feed.caps = still.caps.clone();
+        let pts = feed.next_pts;
+        feed.push(&self.appsrc, pts);
     }
 
     pub fn set_position(&self, x: i32, y: i32, zorder: u32) {
@@ -470,6 +540,9 @@ impl StillLayer {
     }
 
     pub fn remove(&self, pipeline: &gst::Pipeline, compositor: &gst::Element) {
+        if let Some(probe) = self.probe.lock().unwrap().take() {
+            self.compositor_src.remove_probe(probe);
+        }
         remove_elements(pipeline, &[self.appsrc.clone().upcast()]);
         compositor.release_request_pad(&self.pad);
     }

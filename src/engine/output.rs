@@ -26,16 +26,10 @@ use crate::{
 /// keeps an H.265 output's cost near an H.264 one's.
 const X265_PRESET: &str = "superfast";
 
-/// FLV stream headers (file header, metadata, codec configuration), sent first on every (re)connect.
-#[derive(Clone)]
-struct Headers {
-    caps: gst::Caps,
-    buffers: Vec<gst::Buffer>,
-}
-
 /// Delivers one encoder's FLV tags to its targets.
 pub struct Fanout {
-    headers: Mutex<Option<Headers>>,
+    /// FLV stream headers (file header, metadata, codec configuration), sent first on every (re)connect.
+    headers: Mutex<Option<Arc<Vec<gst::Buffer>>>>,
     targets: Mutex<Arc<Vec<Arc<PushTarget>>>>,
     /// Whether the stream has a video track; without one every audio tag is a resumption point.
     has_video: bool,
@@ -43,7 +37,18 @@ pub struct Fanout {
     pub bitrate: RateMeter,
     /// The live preview's viewers of this encoding.
     pub viewers: Arc<crate::preview::Viewers>,
+    /// Asks the video encoder for a keyframe: a target that connects, or skipped ahead, starts at once instead
+    /// of waiting up to a GOP for the next one. `None` without video.
+    keyframe: Mutex<Option<KeyframeRequest>>,
+    /// When a keyframe was last asked for: at most one per [`KEYFRAME_REQUEST_EVERY`].
+    last_keyframe_request: Mutex<Option<std::time::Instant>>,
 }
+
+type KeyframeRequest = Box<dyn Fn() + Send + Sync>;
+
+/// The shortest time between two keyframes asked for by waiting targets: targets reconnecting in a loop must not
+/// turn the stream into keyframes.
+const KEYFRAME_REQUEST_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
 
 impl Fanout {
     fn new(has_video: bool) -> Arc<Self> {
@@ -53,36 +58,14 @@ impl Fanout {
             has_video,
             bitrate: RateMeter::new(std::time::Duration::from_secs(2)),
             viewers: crate::preview::Viewers::new("mix output"),
+            keyframe: Mutex::new(None),
+            last_keyframe_request: Mutex::new(None),
         })
     }
 
-    /// Takes one buffer of `flvmux`: its caps carry the stream headers.
-    fn on_sample(&self, sample: &gst::Sample) {
-        if let Some(caps) = sample.caps_owned() {
-            let changed = self.headers.lock().unwrap().as_ref().map(|h| &h.caps) != Some(&caps);
-            if changed {
-                let buffers = caps
-                    .structure(0)
-                    .and_then(|s| s.get::<gst::ArrayRef>("streamheader").ok())
-                    .map(|a| {
-                        a.iter()
-                            .filter_map(|v| v.get::<gst::Buffer>().ok())
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                self.set_headers(caps, buffers);
-            }
-        }
-        if let Some(buffer) = sample.buffer_owned() {
-            if !buffer.flags().contains(gst::BufferFlags::HEADER) {
-                self.deliver(&buffer);
-            }
-        }
-    }
-
     /// New stream headers (file header, metadata, decoder configurations), sent first on every (re)connect.
-    fn set_headers(&self, caps: gst::Caps, buffers: Vec<gst::Buffer>) {
-        *self.headers.lock().unwrap() = Some(Headers { caps, buffers });
+    fn set_headers(&self, buffers: Vec<gst::Buffer>) {
+        *self.headers.lock().unwrap() = Some(Arc::new(buffers));
     }
 
     /// One FLV tag for every target (none before the stream headers are known).
@@ -97,11 +80,30 @@ impl Fanout {
             return;
         }
         let resumption = is_resumption_point(buffer, self.has_video);
+        let mut waiting = false;
         for t in targets.iter() {
-            t.push(buffer, resumption, &headers.buffers);
+            waiting |= t.push(buffer, resumption, &headers);
         }
         if watched {
-            self.viewers.push(buffer, resumption, &headers.buffers);
+            waiting |= self.viewers.push(buffer, resumption, &headers);
+        }
+        if waiting {
+            self.request_keyframe();
+        }
+    }
+
+    fn request_keyframe(&self) {
+        {
+            let mut last = self.last_keyframe_request.lock().unwrap();
+            let now = std::time::Instant::now();
+            if last.is_some_and(|t| now.duration_since(t) < KEYFRAME_REQUEST_EVERY) {
+                return;
+            }
+            *last = Some(now);
+        }
+        if let Some(request) = self.keyframe.lock().unwrap().as_ref() {
+            tracing::debug!("a target waits for a keyframe: asking the encoder for one");
+            request();
         }
     }
 
@@ -155,8 +157,8 @@ pub struct Encoder {
     /// x264enc or x265enc, whose bitrate can change while it runs; `None` for an audio-only output.
     video_encoder: Option<gst::Element>,
     /// Where canvas frames are dropped or repeated on the way to the video encoder: its queue (overruns: the
-    /// encoder fell behind) and its rate adapter (`drop` / `duplicate`).
-    frame_loss: Option<(Arc<std::sync::atomic::AtomicU64>, gst::Element)>,
+    /// encoder fell behind) and its rate adapter (`drop` / `duplicate`), if the output has its own frame rate.
+    frame_loss: Option<(Arc<std::sync::atomic::AtomicU64>, Option<gst::Element>)>,
     pub fanout: Arc<Fanout>,
     pub targets: Vec<(String, Target)>,
 }
@@ -190,11 +192,6 @@ impl EncodeKey {
 
 /// Canvas frames queued in front of a video encoder (see [`Encoder::add`]).
 const ENCODER_QUEUE_FRAMES: u32 = 4;
-/// How long the FLV muxer waits for a late track (see [`Encoder::add`]).
-const MUX_PATIENCE: gst::ClockTime = gst::ClockTime::from_mseconds(300);
-
-/// Where an encoder chain ends: an element and, for flvmux, its request pad's name.
-type ChainEnd = (gst::Element, Option<&'static str>);
 
 fn make(factory: &str) -> Result<gst::Element, gst::glib::BoolError> {
     gst::ElementFactory::make(factory).build()
@@ -202,7 +199,7 @@ fn make(factory: &str) -> Result<gst::Element, gst::glib::BoolError> {
 
 impl Encoder {
     /// Builds the encoder branch behind the tees of a running (or about to run) pipeline. `video_tee` is only
-    /// used (and required) when `key` has video; an audio-only branch feeds flvmux its audio pad alone.
+    /// used (and required) when `key` has video; an audio-only branch feeds the muxer its audio alone.
     pub fn add(
         pipeline: &gst::Pipeline,
         video_tee: Option<&gst::Element>,
@@ -224,9 +221,16 @@ impl Encoder {
                     .property_from_str("leaky", "downstream")
                     .build()?;
                 let vconvert = make("videoconvert")?;
-                let vrate = gst::ElementFactory::make("videorate")
-                    .property("skip-to-first", true)
-                    .build()?;
+                // Only an output with its own frame rate gets a rate adapter: videorate holds every frame until
+                // the next one arrives (to know how often to repeat it), a frame of latency the canvas's own
+                // rate, which the compositor already keeps exactly, does not need.
+                let vrate = (fps != canvas_fps)
+                    .then(|| {
+                        gst::ElementFactory::make("videorate")
+                            .property("skip-to-first", true)
+                            .build()
+                    })
+                    .transpose()?;
                 let overruns = Arc::new(std::sync::atomic::AtomicU64::new(0));
                 {
                     let overruns = overruns.clone();
@@ -245,7 +249,9 @@ impl Encoder {
                             .build(),
                     )
                     .build()?;
-                let mut chain = vec![vqueue, vconvert, vrate, vcaps];
+                let mut chain = vec![vqueue, vconvert];
+                chain.extend(vrate);
+                chain.push(vcaps);
                 let encoder = match v.codec {
                     VideoCodec::H264 => {
                         let x264 = gst::ElementFactory::make("x264enc")
@@ -258,7 +264,17 @@ impl Encoder {
                             .build()?;
                         // SEI rides on the video only: audio-only outputs carry none.
                         sei.attach(&x264);
-                        chain.push(x264.clone());
+                        // The FLV muxer wants length-prefixed access units and the configuration record.
+                        let caps = gst::ElementFactory::make("capsfilter")
+                            .property(
+                                "caps",
+                                gst::Caps::builder("video/x-h264")
+                                    .field("stream-format", "avc")
+                                    .field("alignment", "au")
+                                    .build(),
+                            )
+                            .build()?;
+                        chain.extend([x264.clone(), caps]);
                         x264
                     }
                     VideoCodec::H265 => {
@@ -322,7 +338,7 @@ impl Encoder {
                 .property("cbr", true)
                 .build()?,
         };
-        // flvmux takes MP3 only as parsed frames.
+        // The muxer takes MP3 only as parsed frames.
         let aparse = match key.audio.codec {
             AudioCodec::Aac => make("identity")?,
             AudioCodec::Mp3 => make("mpegaudioparse")?,
@@ -341,89 +357,69 @@ impl Encoder {
             elements.extend(chain.iter().cloned());
         }
         elements.extend(audio_chain.iter().cloned());
-        let h265 = key.video.as_ref().filter(|v| v.codec == VideoCodec::H265);
-        // Where each chain ends: flvmux's pads (H.264, audio only), or our muxer's appsinks (H.265).
-        let (video_end, audio_end, tail): (Option<ChainEnd>, ChainEnd, Vec<gst::Element>) =
-            match h265 {
-                Some(v) => {
-                    let weak = Arc::downgrade(&fanout);
-                    let muxer = Muxer::new(
-                        FlvCodec::H265,
-                        match v.flv_form {
-                            FlvVideoForm::Enhanced => VideoForm::Enhanced,
-                            FlvVideoForm::CodecId12 => VideoForm::Legacy,
-                        },
-                        true,
-                        match key.audio.codec {
-                            AudioCodec::Aac => MuxAudio::Aac,
-                            AudioCodec::Mp3 => MuxAudio::Mp3,
-                        },
-                        Box::new(move |event| {
-                            if let Some(f) = weak.upgrade() {
-                                match event {
-                                    MuxEvent::Headers(caps, buffers) => {
-                                        f.set_headers(caps, buffers)
-                                    }
-                                    MuxEvent::Tag(buffer) => f.deliver(&buffer),
-                                }
-                            }
-                        }),
-                    );
-                    let vsink: gst::Element = muxer.appsink(MuxTrack::Video).upcast();
-                    let asink: gst::Element = muxer.appsink(MuxTrack::Audio).upcast();
-                    (
-                        Some((vsink.clone(), None)),
-                        (asink.clone(), None),
-                        vec![vsink, asink],
-                    )
+        // Every encoding ends in Tessera's FLV muxer (one appsink per track). It writes each access unit the moment
+        // the encoder gives it: flvmux would hold every video frame until the audio encoder had passed its
+        // timestamp (AAC's 1024-sample frames and encoder delay, about 45 ms at 44.1 kHz), and it cannot carry
+        // H.265 in GStreamer 1.22. FLV readers order the tracks by their own timestamps.
+        let (flv_codec, form) = match &key.video {
+            Some(v) if v.codec == VideoCodec::H265 => (
+                FlvCodec::H265,
+                match v.flv_form {
+                    FlvVideoForm::Enhanced => VideoForm::Enhanced,
+                    FlvVideoForm::CodecId12 => VideoForm::Legacy,
+                },
+            ),
+            _ => (FlvCodec::H264, VideoForm::Legacy),
+        };
+        let weak = Arc::downgrade(&fanout);
+        let muxer = Muxer::new(
+            flv_codec,
+            form,
+            key.video.is_some(),
+            match key.audio.codec {
+                AudioCodec::Aac => MuxAudio::Aac,
+                AudioCodec::Mp3 => MuxAudio::Mp3,
+            },
+            Box::new(move |event| {
+                if let Some(f) = weak.upgrade() {
+                    match event {
+                        MuxEvent::Headers(buffers) => f.set_headers(buffers),
+                        MuxEvent::Tag(buffer) => f.deliver(&buffer),
+                    }
                 }
-                None => {
-                    // The muxer interleaves by timestamp and normally outputs as soon as both tracks have data. Its
-                    // latency is only how long it waits for a late track before going on without it (and then
-                    // dropping that track's late frames): long enough to ride out an encoder that falls behind for
-                    // a moment on a loaded machine, at no cost otherwise.
-                    let mux = gst::ElementFactory::make("flvmux")
-                        .property("streamable", true)
-                        .property("latency", MUX_PATIENCE.nseconds())
-                        .build()?;
-                    let weak = Arc::downgrade(&fanout);
-                    let sink = gst_app::AppSink::builder()
-                        .sync(false)
-                        .callbacks(
-                            gst_app::AppSinkCallbacks::builder()
-                                .new_sample(move |sink| {
-                                    let sample =
-                                        sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
-                                    if let Some(f) = weak.upgrade() {
-                                        f.on_sample(&sample);
-                                    }
-                                    Ok(gst::FlowSuccess::Ok)
-                                })
-                                .build(),
-                        )
-                        .build();
-                    (
-                        Some((mux.clone(), Some("video"))),
-                        (mux.clone(), Some("audio")),
-                        vec![mux, sink.upcast()],
-                    )
-                }
+            }),
+        );
+        let vsink: gst::Element = muxer.appsink(MuxTrack::Video).upcast();
+        let asink: gst::Element = muxer.appsink(MuxTrack::Audio).upcast();
+        let (video_end, audio_end, tail): (Option<gst::Element>, gst::Element, Vec<gst::Element>) =
+            if video.is_some() {
+                (Some(vsink.clone()), asink.clone(), vec![vsink, asink])
+            } else {
+                (None, asink.clone(), vec![asink])
             };
         elements.extend(tail.iter().cloned());
         pipeline.add_many(&elements)?;
         let mut branches = vec![(audio_tee, &audio_chain[0])];
-        if let (Some((tee, chain, _, _)), Some((end, pad))) = (&video, &video_end) {
+        if let (Some((tee, chain, _, _)), Some(end)) = (&video, &video_end) {
             gst::Element::link_many(chain)?;
-            chain
-                .last()
-                .expect("a video chain")
-                .link_pads(Some("src"), end, *pad)?;
+            chain.last().expect("a video chain").link(end)?;
             branches.push((tee, &chain[0]));
         }
         gst::Element::link_many(&audio_chain)?;
-        aparse.link_pads(Some("src"), &audio_end.0, audio_end.1)?;
-        if h265.is_none() {
-            tail[0].link(&tail[1])?;
+        aparse.link(&audio_end)?;
+        if let Some((_, _, encoder, _)) = &video {
+            let weak = encoder.downgrade();
+            *fanout.keyframe.lock().unwrap() = Some(Box::new(move || {
+                if let Some(src) = weak.upgrade().and_then(|e| e.static_pad("src")) {
+                    // An upstream event into the encoder's output pad: it only queues the request (under its
+                    // object lock), so asking from the streaming thread that carries its output is safe.
+                    src.send_event(
+                        gst_video::UpstreamForceKeyUnitEvent::builder()
+                            .all_headers(true)
+                            .build(),
+                    );
+                }
+            }));
         }
         for e in elements.iter().rev() {
             e.sync_state_with_parent()?;
@@ -448,8 +444,9 @@ impl Encoder {
     pub fn frames_lost(&self) -> u64 {
         self.frame_loss.as_ref().map_or(0, |(overruns, rate)| {
             overruns.load(std::sync::atomic::Ordering::Relaxed)
-                + rate.property::<u64>("drop")
-                + rate.property::<u64>("duplicate")
+                + rate.as_ref().map_or(0, |r| {
+                    r.property::<u64>("drop") + r.property::<u64>("duplicate")
+                })
         })
     }
 

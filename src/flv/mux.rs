@@ -1,10 +1,12 @@
-//! Encoded media → FLV tags, for encodings `flvmux` cannot carry (H.265 in GStreamer 1.22): the encoders end in
-//! one `appsink` per track ([`Muxer::appsink`]) and the muxer writes each access unit as a tag in the configured
-//! [`VideoForm`], with its decoder configuration in the stream headers.
+//! Encoded media → FLV tags, for every encoding of a mix: the encoders end in one `appsink` per track
+//! ([`Muxer::appsink`]) and the muxer writes each access unit as a tag the moment it arrives, in the configured
+//! [`VideoForm`], with its decoder configuration in the stream headers. Unlike `flvmux` it does not interleave:
+//! a video frame leaves without waiting for the audio encoder to pass its timestamp (AAC frames are 1024 samples
+//! and the encoder holds one back), and FLV readers order the tracks by their own timestamps. It also carries
+//! H.265, which GStreamer 1.22's `flvmux` cannot.
 //!
-//! What it emits ([`MuxEvent`]) is shaped like `flvmux`'s output, so the same fan-out serves both: stream
-//! headers (file header and sequence-header tags, as `streamheader` caps) whenever they change, then one buffer
-//! per tag (tag header, data, `PreviousTagSize`). Nothing is emitted before every track's configuration is known,
+//! What it emits ([`MuxEvent`]): stream headers (file header, `onMetaData` and sequence-header tags) whenever they
+//! change, then one buffer per tag (tag header, data, `PreviousTagSize`). Nothing is emitted before every track's configuration is known,
 //! so a target never starts with a frame whose decoder configuration it has not been sent, and the video's
 //! sequence header is repeated before every keyframe for players that join through a server that does not keep
 //! it (nginx-rtmp keeps only H.264's). Timestamps are the buffers' running time, from 0 at the first buffer of
@@ -12,15 +14,13 @@
 
 use std::sync::{Arc, Mutex};
 
-use gst::prelude::*;
-
 use super::codec::{self, VideoCodec, VideoForm};
 use super::{write_header, write_tag, TagKind};
 
 /// What the muxer produces.
 pub enum MuxEvent {
-    /// New stream headers: `video/x-flv` caps whose `streamheader` holds the buffers, and the buffers.
-    Headers(gst::Caps, Vec<gst::Buffer>),
+    /// New stream headers: the file header, the metadata and the sequence-header tags, one buffer each.
+    Headers(Vec<gst::Buffer>),
     /// One tag.
     Tag(gst::Buffer),
 }
@@ -48,6 +48,18 @@ struct State {
     base: Option<gst::ClockTime>,
     /// The first byte of MP3 tags (format, rate, size, channels).
     mp3_byte: u8,
+    /// What the `onMetaData` tag says of the picture, from the encoder's caps: players and servers show it.
+    picture: Option<Picture>,
+    /// Sample rate and channels of the sound, from the encoder's caps, for `onMetaData`.
+    sound: Option<(i32, i32)>,
+}
+
+/// The picture as `onMetaData` describes it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Picture {
+    width: i32,
+    height: i32,
+    fps: f64,
 }
 
 /// Writes one encoder's tracks as FLV.
@@ -86,6 +98,8 @@ impl Muxer {
                 headers_sent: false,
                 base: None,
                 mp3_byte: 0x2F,
+                picture: None,
+                sound: None,
             }),
             sink,
         })
@@ -144,7 +158,21 @@ impl Muxer {
                     return;
                 };
                 let tag = codec::video_config_tag(self.codec, self.form, &rec);
-                replace(&mut st.video_config, tag)
+                let picture = caps.structure(0).and_then(|s| {
+                    let fps = s
+                        .get::<gst::Fraction>("framerate")
+                        .ok()
+                        .filter(|f| f.denom() > 0)
+                        .map_or(0.0, |f| f.numer() as f64 / f.denom() as f64);
+                    Some(Picture {
+                        width: s.get("width").ok()?,
+                        height: s.get("height").ok()?,
+                        fps,
+                    })
+                });
+                let moved = picture != st.picture;
+                st.picture = picture;
+                replace(&mut st.video_config, tag) | moved
             }
             MuxTrack::Audio => match self.audio {
                 MuxAudio::Aac => {
@@ -165,6 +193,15 @@ impl Muxer {
                 }
             },
         };
+        if track == MuxTrack::Audio {
+            let sound = caps
+                .structure(0)
+                .and_then(|s| Some((s.get::<i32>("rate").ok()?, s.get::<i32>("channels").ok()?)));
+            if sound != st.sound {
+                st.sound = sound;
+                st.headers_sent = false;
+            }
+        }
         if changed {
             st.headers_sent = false;
         }
@@ -176,9 +213,12 @@ impl Muxer {
         let ms = |t: gst::ClockTime| (t.saturating_sub(base).mseconds()) as u32;
         if !st.headers_sent {
             st.headers_sent = true;
-            let (caps, buffers) = self.headers(&st);
-            (self.sink)(MuxEvent::Headers(caps, buffers));
+            let buffers = self.headers(&st);
+            (self.sink)(MuxEvent::Headers(buffers));
             // Targets already connected take the new configuration in-stream.
+            if let Some(b) = tag_buffer(TagKind::Script, ms(dts), &self.metadata(&st), pts) {
+                (self.sink)(MuxEvent::Tag(b));
+            }
             for (kind, cfg) in [
                 (TagKind::Video, &st.video_config),
                 (TagKind::Audio, &st.audio_config),
@@ -231,23 +271,27 @@ impl Muxer {
         }
     }
 
-    fn headers(&self, st: &State) -> (gst::Caps, Vec<gst::Buffer>) {
+    fn headers(&self, st: &State) -> Vec<gst::Buffer> {
         let mut file = Vec::new();
         write_header(&mut file, true, self.has_video);
         let mut buffers = vec![file];
-        if let Some(v) = &st.video_config {
+        let configs = [
+            (TagKind::Script, Some(self.metadata(st))),
+            (TagKind::Video, st.video_config.clone()),
+            (
+                TagKind::Audio,
+                st.audio_config.clone().filter(|a| !a.is_empty()),
+            ),
+        ];
+        for (kind, data) in configs {
             let mut t = Vec::new();
-            if write_tag(&mut t, TagKind::Video, 0, v).is_ok() {
-                buffers.push(t);
+            if let Some(data) = data {
+                if write_tag(&mut t, kind, 0, &data).is_ok() {
+                    buffers.push(t);
+                }
             }
         }
-        if let Some(a) = st.audio_config.as_ref().filter(|a| !a.is_empty()) {
-            let mut t = Vec::new();
-            if write_tag(&mut t, TagKind::Audio, 0, a).is_ok() {
-                buffers.push(t);
-            }
-        }
-        let buffers: Vec<gst::Buffer> = buffers
+        buffers
             .into_iter()
             .map(|b| {
                 let mut b = gst::Buffer::from_mut_slice(b);
@@ -256,15 +300,69 @@ impl Muxer {
                     .set_flags(gst::BufferFlags::HEADER);
                 b
             })
-            .collect();
-        let caps = gst::Caps::builder("video/x-flv")
-            .field(
-                "streamheader",
-                gst::Array::new(buffers.iter().map(|b| b.to_send_value())),
-            )
-            .build();
-        (caps, buffers)
+            .collect()
     }
+
+    /// The `onMetaData` tag's data, as `flvmux` and ffmpeg write it: what is known of the picture and sound.
+    fn metadata(&self, st: &State) -> Vec<u8> {
+        let mut fields: Vec<(&str, Amf)> = Vec::new();
+        if let (true, Some(p)) = (self.has_video, st.picture) {
+            fields.push(("width", Amf::Number(p.width as f64)));
+            fields.push(("height", Amf::Number(p.height as f64)));
+            if p.fps > 0.0 {
+                fields.push(("framerate", Amf::Number(p.fps)));
+            }
+            let id = match self.form {
+                VideoForm::Legacy => self.codec.codec_id() as f64,
+                VideoForm::Enhanced => u32::from_be_bytes(self.codec.fourcc()) as f64,
+            };
+            fields.push(("videocodecid", Amf::Number(id)));
+        }
+        let audio_id = match self.audio {
+            MuxAudio::Aac => 10.0,
+            MuxAudio::Mp3 => 2.0,
+        };
+        fields.push(("audiocodecid", Amf::Number(audio_id)));
+        if let Some((rate, channels)) = st.sound {
+            fields.push(("audiosamplerate", Amf::Number(rate as f64)));
+            fields.push(("audiosamplesize", Amf::Number(16.0)));
+            fields.push(("stereo", Amf::Bool(channels > 1)));
+        }
+        fields.push(("encoder", Amf::Str("Tessera")));
+        let mut out = Vec::new();
+        amf_string(&mut out, "onMetaData");
+        // An ECMA array: its type, a count, then name/value pairs ended by an empty name and the end marker.
+        out.push(0x08);
+        out.extend_from_slice(&(fields.len() as u32).to_be_bytes());
+        for (name, value) in fields {
+            out.extend_from_slice(&(name.len() as u16).to_be_bytes());
+            out.extend_from_slice(name.as_bytes());
+            match value {
+                Amf::Number(n) => {
+                    out.push(0x00);
+                    out.extend_from_slice(&n.to_be_bytes());
+                }
+                Amf::Bool(b) => out.extend_from_slice(&[0x01, b as u8]),
+                Amf::Str(s) => amf_string(&mut out, s),
+            }
+        }
+        out.extend_from_slice(&[0, 0, 0x09]);
+        out
+    }
+}
+
+/// An AMF0 value of the metadata.
+enum Amf {
+    Number(f64),
+    Bool(bool),
+    Str(&'static str),
+}
+
+/// An AMF0 string value (type, length, bytes).
+fn amf_string(out: &mut Vec<u8>, s: &str) {
+    out.push(0x02);
+    out.extend_from_slice(&(s.len() as u16).to_be_bytes());
+    out.extend_from_slice(s.as_bytes());
 }
 
 /// Sets `slot` to `value`; whether it changed.

@@ -68,15 +68,16 @@ impl PushTarget {
     }
 
     /// Queues one FLV tag. `resumption`: the target may (re)start with it; `preamble` is sent first when it
-    /// does. Never blocks: called from streaming threads.
-    pub fn push(&self, buffer: &gst::Buffer, resumption: bool, preamble: &[gst::Buffer]) {
+    /// does. Never blocks: called from streaming threads. Returns whether the target is connected and waiting
+    /// for a resumption point (the caller may ask its encoder for a keyframe).
+    pub fn push(&self, buffer: &gst::Buffer, resumption: bool, preamble: &[gst::Buffer]) -> bool {
         let Some(queue) = self.queue.lock().unwrap().clone() else {
-            return;
+            return false;
         };
         let full = queue.level() > self.max_queue_bytes;
         if self.need_start.load(Ordering::Relaxed) {
             if !resumption || full {
-                return;
+                return !full;
             }
             self.need_start.store(false, Ordering::Relaxed);
             for b in preamble {
@@ -86,9 +87,10 @@ impl PushTarget {
             // The target does not keep up: drop from here and resume at the next resumption point.
             tracing::warn!(url = %crate::media::redact(&self.url), "output queue full; skipping to the next keyframe");
             self.need_start.store(true, Ordering::Relaxed);
-            return;
+            return false;
         }
         queue.push(buffer.clone());
+        false
     }
 
     /// Bytes sent since the target was created.

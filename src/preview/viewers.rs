@@ -98,18 +98,26 @@ impl Viewers {
 
     /// One whole FLV tag of the stream; `preamble` (FLV header, metadata, sequence headers) is what a viewer
     /// joining at `buffer` gets first. Never blocks.
-    pub fn push(&self, buffer: &gst::BufferRef, resumption: bool, preamble: &[gst::Buffer]) {
+    /// Returns whether a viewer is waiting for a resumption point (the caller may ask its encoder for a keyframe).
+    pub fn push(
+        &self,
+        buffer: &gst::BufferRef,
+        resumption: bool,
+        preamble: &[gst::Buffer],
+    ) -> bool {
         if self.count.load(Ordering::Relaxed) == 0 {
-            return;
+            return false;
         }
         let Some(tag) = bytes_of(buffer) else {
-            return;
+            return false;
         };
         let mut list = self.list.lock().unwrap();
         let before = list.len();
+        let mut waiting = false;
         list.retain_mut(|v| {
             if !v.joined {
                 if !resumption {
+                    waiting = true;
                     return !v.tx.is_closed();
                 }
                 let mut head = Vec::new();
@@ -135,6 +143,7 @@ impl Viewers {
         if list.len() != before {
             self.count.store(list.len(), Ordering::Relaxed);
         }
+        waiting
     }
 }
 

@@ -133,7 +133,7 @@ fn the_h265_muxer_output_decodes_back_in_both_forms() {
                 let mut out = out.lock().unwrap();
                 match event {
                     // A file takes the headers once, at its start.
-                    MuxEvent::Headers(_, buffers) if out.is_empty() => {
+                    MuxEvent::Headers(buffers) if out.is_empty() => {
                         for b in buffers {
                             out.extend_from_slice(&b.map_readable().unwrap());
                         }
@@ -176,6 +176,34 @@ fn the_h265_muxer_output_decodes_back_in_both_forms() {
             VideoForm::Enhanced => assert_eq!(&first_video[..5], b"\x90hvc1"),
             VideoForm::Legacy => assert_eq!(&first_video[..2], &[0x1C, 0]),
         }
+        // The metadata before it says what the picture and sound are, as flvmux and ffmpeg write it.
+        let mut parser = tessera::flv::Parser::new();
+        parser.push(&bytes);
+        let meta = std::iter::from_fn(|| parser.next_item())
+            .find_map(|i| match i {
+                tessera::flv::Item::Tag(t) if tessera::flv::is_metadata(&t) => Some(t.data),
+                _ => None,
+            })
+            .expect("an onMetaData tag");
+        let codec_id = match form {
+            VideoForm::Enhanced => u32::from_be_bytes(*b"hvc1") as f64,
+            VideoForm::Legacy => 12.0,
+        };
+        for (name, want) in [
+            ("width", 320.0),
+            ("height", 180.0),
+            ("framerate", 30.0),
+            ("videocodecid", codec_id),
+            ("audiocodecid", 10.0),
+        ] {
+            assert_eq!(amf_number(&meta, name), Some(want), "onMetaData {name}");
+        }
+        // audiotestsrc picks the rate.
+        let rate = amf_number(&meta, "audiosamplerate");
+        assert!(
+            matches!(rate, Some(r) if r >= 8_000.0),
+            "onMetaData audiosamplerate {rate:?}"
+        );
 
         let dec = gst::Pipeline::new();
         let src = gst_app::AppSrc::builder().build();
@@ -480,4 +508,13 @@ fn an_input_switches_codec_after_a_reconnect() {
         &[(160, 90, GREEN), (480, 90, BLUE)],
         Duration::from_secs(25),
     );
+}
+
+/// The number an AMF0 name/value pair called `name` holds in `data` (an `onMetaData` body), if any.
+fn amf_number(data: &[u8], name: &str) -> Option<f64> {
+    let mut key = (name.len() as u16).to_be_bytes().to_vec();
+    key.extend_from_slice(name.as_bytes());
+    key.push(0x00);
+    let at = data.windows(key.len()).position(|w| w == key)? + key.len();
+    Some(f64::from_be_bytes(data.get(at..at + 8)?.try_into().ok()?))
 }

@@ -201,6 +201,69 @@ fn unreachable_target_does_not_stop_another_and_missing_input_is_reported() {
     assert!(st["output_fps"].as_f64().unwrap() >= 28.0, "{st}");
 }
 
+/// With no input delivering, the canvas alone still runs at its frame rate on the clock: the still layers (here
+/// the background) queue their picture for each frame when it is due, so the compositor neither waits for them
+/// nor, with nothing else to wait for, runs ahead of real time.
+#[test]
+fn a_mix_without_any_input_delivering_keeps_to_the_clock() {
+    let rig = Rig::start();
+    let probe = rig.probe("out");
+    let s = spec(
+        "#00FF00",
+        vec![
+            json!({"id": "ghost", "source": {"stream_id": "never-published"}, "rect": rect(0, 0, 320, 180)}),
+        ],
+    );
+    rig.put("m", &s);
+    expect_pixels(&probe, &[(160, 90, GREEN)], Duration::from_secs(25));
+    std::thread::sleep(Duration::from_millis(500));
+    let (before, started) = (probe.frame_count(), Instant::now());
+    std::thread::sleep(Duration::from_secs(4));
+    let frames = (probe.frame_count() - before) as f64 / started.elapsed().as_secs_f64();
+    assert!(
+        (27.0..=33.0).contains(&frames),
+        "{frames:.1} frames a second reached the viewer with no input delivering (canvas 30 fps)"
+    );
+    let st = rig.wait_status("m", Duration::from_secs(10), |s| {
+        s["uptime_s"].as_u64() >= Some(3)
+    });
+    let fps = st["output_fps"].as_f64().unwrap();
+    assert!((28.0..=32.0).contains(&fps), "{st}");
+    assert_continuous(&probe);
+}
+
+/// A target added to a running encoding starts with a keyframe asked of the encoder, not the next one of the
+/// GOP (6 s here): each of two targets added one after the other shows the picture within 2.5 s (by chance, without
+/// the request, both would about one time in nine).
+#[test]
+fn a_target_added_live_gets_a_keyframe_at_once() {
+    let rig = Rig::start();
+    let _a = rig.solid("a", RED, None);
+    let probe = rig.probe("out");
+    let output = |stream: &str| json!({"target": {"stream_id": stream}, "video": {"bitrate_kbps": 1500, "gop_s": 6}});
+    let mut s = spec("#0000FF", vec![input("a", rect(0, 0, 320, 180))]);
+    s["outputs"] = json!([output("out")]);
+    rig.put("m", &s);
+    expect_pixels(&probe, &[(160, 90, RED)], Duration::from_secs(25));
+    for (i, stream) in ["late1", "late2"].into_iter().enumerate() {
+        let late = rig.probe(stream);
+        s["outputs"].as_array_mut().unwrap().push(output(stream));
+        rig.put("m", &s);
+        let added = Instant::now();
+        expect_pixels(&late, &[(160, 90, RED)], Duration::from_millis(2500));
+        eprintln!(
+            "target {} showed the picture {:?} after it was added",
+            i + 2,
+            added.elapsed()
+        );
+        rig.wait_status("m", Duration::from_secs(5), |st| {
+            st["outputs"][i + 1]["state"] == "live"
+        });
+    }
+    // One output session throughout: the targets were added without restarting anything.
+    assert_eq!(probe.sessions(), 1);
+}
+
 /// An `rtmps://` target: the mix is published over TLS (nginx's stream module in front of nginx-rtmp, a
 /// self-signed certificate, so `egress.rtmps_verify = false`) and played back over plain RTMP.
 #[test]
