@@ -68,7 +68,6 @@ pub fn init() -> Result<(), Error> {
             "audiomixer",
             "x264enc",
             "avenc_aac",
-            "flvmux",
             "decodebin",
             "textoverlay",
             "videocrop",

@@ -130,7 +130,6 @@ fn preload_plugins() {
         "avdec_aac",
         "h264parse",
         "aacparse",
-        "flvmux",
         "videoconvert",
         "videoscale",
         "videocrop",

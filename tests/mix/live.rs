@@ -243,9 +243,7 @@ fn a_target_added_live_gets_a_keyframe_at_once() {
     let rig = Rig::start();
     let _a = rig.solid("a", RED, None);
     let probe = rig.probe("out");
-    let output = |stream: &str| {
-        json!({"target": {"stream_id": stream}, "video": {"bitrate_kbps": 1500, "gop_s": 6}})
-    };
+    let output = |stream: &str| json!({"target": {"stream_id": stream}, "video": {"bitrate_kbps": 1500, "gop_s": 6}});
     let mut s = spec("#0000FF", vec![input("a", rect(0, 0, 320, 180))]);
     s["outputs"] = json!([output("out")]);
     rig.put("m", &s);
@@ -272,7 +270,9 @@ fn a_target_added_live_gets_a_keyframe_at_once() {
                 parser.push(&sample.buffer().unwrap().map_readable().unwrap());
                 while let Some(item) = parser.next_item() {
                     if let tessera::flv::Item::Tag(t) = item {
-                        if tessera::flv::is_video_keyframe(&t) && !tessera::flv::is_sequence_header(&t) {
+                        if tessera::flv::is_video_keyframe(&t)
+                            && !tessera::flv::is_sequence_header(&t)
+                        {
                             keyframes.lock().unwrap().push(Instant::now());
                         }
                     }
@@ -295,7 +295,13 @@ fn a_target_added_live_gets_a_keyframe_at_once() {
         assert!(seen, "no keyframe within 1.5 s of adding target {}", i + 2);
         eprintln!(
             "a keyframe reached the player {:?} after target {} was added",
-            keyframes.lock().unwrap().iter().find(|t| **t > added).unwrap().duration_since(added),
+            keyframes
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|t| **t > added)
+                .unwrap()
+                .duration_since(added),
             i + 2
         );
         std::thread::sleep(Duration::from_millis(500));
