@@ -197,6 +197,20 @@ fn make(factory: &str) -> Result<gst::Element, gst::glib::BoolError> {
     gst::ElementFactory::make(factory).build()
 }
 
+/// A capsfilter asking an encoder for what the FLV muxer takes: length-prefixed access units (`stream_format`,
+/// with the configuration record in `codec_data`), one per buffer.
+fn muxable(media: &str, stream_format: &str) -> Result<gst::Element, gst::glib::BoolError> {
+    gst::ElementFactory::make("capsfilter")
+        .property(
+            "caps",
+            gst::Caps::builder(media)
+                .field("stream-format", stream_format)
+                .field("alignment", "au")
+                .build(),
+        )
+        .build()
+}
+
 impl Encoder {
     /// Builds the encoder branch behind the tees of a running (or about to run) pipeline. `video_tee` is only
     /// used (and required) when `key` has video; an audio-only branch feeds the muxer its audio alone.
@@ -264,17 +278,7 @@ impl Encoder {
                             .build()?;
                         // SEI rides on the video only: audio-only outputs carry none.
                         sei.attach(&x264);
-                        // The FLV muxer wants length-prefixed access units and the configuration record.
-                        let caps = gst::ElementFactory::make("capsfilter")
-                            .property(
-                                "caps",
-                                gst::Caps::builder("video/x-h264")
-                                    .field("stream-format", "avc")
-                                    .field("alignment", "au")
-                                    .build(),
-                            )
-                            .build()?;
-                        chain.extend([x264.clone(), caps]);
+                        chain.extend([x264.clone(), muxable("video/x-h264", "avc")?]);
                         x264
                     }
                     VideoCodec::H265 => {
@@ -284,18 +288,8 @@ impl Encoder {
                             .property("bitrate", v.bitrate_kbps)
                             .property("key-int-max", (fps * v.gop_s) as i32)
                             .build()?;
-                        // The FLV muxer wants length-prefixed access units and the configuration record.
                         let parse = make("h265parse")?;
-                        let caps = gst::ElementFactory::make("capsfilter")
-                            .property(
-                                "caps",
-                                gst::Caps::builder("video/x-h265")
-                                    .field("stream-format", "hvc1")
-                                    .field("alignment", "au")
-                                    .build(),
-                            )
-                            .build()?;
-                        chain.extend([x265.clone(), parse, caps]);
+                        chain.extend([x265.clone(), parse, muxable("video/x-h265", "hvc1")?]);
                         x265
                     }
                 };

@@ -6,11 +6,11 @@
 //! H.265, which GStreamer 1.22's `flvmux` cannot.
 //!
 //! What it emits ([`MuxEvent`]): stream headers (file header, `onMetaData` and sequence-header tags) whenever they
-//! change, then one buffer per tag (tag header, data, `PreviousTagSize`). Nothing is emitted before every track's configuration is known,
-//! so a target never starts with a frame whose decoder configuration it has not been sent, and the video's
-//! sequence header is repeated before every keyframe for players that join through a server that does not keep
-//! it (nginx-rtmp keeps only H.264's). Timestamps are the buffers' running time, from 0 at the first buffer of
-//! either track.
+//! change, then one buffer per tag (tag header, data, `PreviousTagSize`). Nothing is emitted before every track's
+//! configuration is known, so a target never starts with a frame whose decoder configuration it has not been
+//! sent, and the video's sequence header is repeated before every keyframe for players that join through a server
+//! that does not keep it (nginx-rtmp keeps only H.264's). Timestamps are the buffers' running time, from 0 at the
+//! first buffer of either track.
 
 use std::sync::{Arc, Mutex};
 
@@ -158,21 +158,7 @@ impl Muxer {
                     return;
                 };
                 let tag = codec::video_config_tag(self.codec, self.form, &rec);
-                let picture = caps.structure(0).and_then(|s| {
-                    let fps = s
-                        .get::<gst::Fraction>("framerate")
-                        .ok()
-                        .filter(|f| f.denom() > 0)
-                        .map_or(0.0, |f| f.numer() as f64 / f.denom() as f64);
-                    Some(Picture {
-                        width: s.get("width").ok()?,
-                        height: s.get("height").ok()?,
-                        fps,
-                    })
-                });
-                let moved = picture != st.picture;
-                st.picture = picture;
-                replace(&mut st.video_config, tag) | moved
+                replace(&mut st.video_config, tag)
             }
             MuxTrack::Audio => match self.audio {
                 MuxAudio::Aac => {
@@ -193,16 +179,8 @@ impl Muxer {
                 }
             },
         };
-        if track == MuxTrack::Audio {
-            let sound = caps
-                .structure(0)
-                .and_then(|s| Some((s.get::<i32>("rate").ok()?, s.get::<i32>("channels").ok()?)));
-            if sound != st.sound {
-                st.sound = sound;
-                st.headers_sent = false;
-            }
-        }
-        if changed {
+        let described = describe(&mut st, track, caps);
+        if changed || described {
             st.headers_sent = false;
         }
         let ready = st.audio_config.is_some() && (!self.has_video || st.video_config.is_some());
@@ -213,10 +191,10 @@ impl Muxer {
         let ms = |t: gst::ClockTime| (t.saturating_sub(base).mseconds()) as u32;
         if !st.headers_sent {
             st.headers_sent = true;
-            let buffers = self.headers(&st);
-            (self.sink)(MuxEvent::Headers(buffers));
+            let metadata = self.metadata(&st);
+            (self.sink)(MuxEvent::Headers(self.headers(&st, &metadata)));
             // Targets already connected take the new configuration in-stream.
-            if let Some(b) = tag_buffer(TagKind::Script, ms(dts), &self.metadata(&st), pts) {
+            if let Some(b) = tag_buffer(TagKind::Script, ms(dts), &metadata, pts) {
                 (self.sink)(MuxEvent::Tag(b));
             }
             for (kind, cfg) in [
@@ -271,12 +249,12 @@ impl Muxer {
         }
     }
 
-    fn headers(&self, st: &State) -> Vec<gst::Buffer> {
+    fn headers(&self, st: &State, metadata: &[u8]) -> Vec<gst::Buffer> {
         let mut file = Vec::new();
         write_header(&mut file, true, self.has_video);
         let mut buffers = vec![file];
         let configs = [
-            (TagKind::Script, Some(self.metadata(st))),
+            (TagKind::Script, Some(metadata.to_vec())),
             (TagKind::Video, st.video_config.clone()),
             (
                 TagKind::Audio,
@@ -363,6 +341,34 @@ fn amf_string(out: &mut Vec<u8>, s: &str) {
     out.push(0x02);
     out.extend_from_slice(&(s.len() as u16).to_be_bytes());
     out.extend_from_slice(s.as_bytes());
+}
+
+/// Records what `onMetaData` says of `track` (the picture's size and rate, the sound's rate and channels) from its
+/// encoder's caps; whether that changed.
+fn describe(st: &mut State, track: MuxTrack, caps: &gst::CapsRef) -> bool {
+    let s = caps.structure(0);
+    match track {
+        MuxTrack::Video => {
+            let picture = s.and_then(|s| {
+                let fps = s
+                    .get::<gst::Fraction>("framerate")
+                    .ok()
+                    .filter(|f| f.denom() > 0)
+                    .map_or(0.0, |f| f.numer() as f64 / f.denom() as f64);
+                Some(Picture {
+                    width: s.get("width").ok()?,
+                    height: s.get("height").ok()?,
+                    fps,
+                })
+            });
+            std::mem::replace(&mut st.picture, picture) != picture
+        }
+        MuxTrack::Audio => {
+            let sound =
+                s.and_then(|s| Some((s.get::<i32>("rate").ok()?, s.get::<i32>("channels").ok()?)));
+            std::mem::replace(&mut st.sound, sound) != sound
+        }
+    }
 }
 
 /// Sets `slot` to `value`; whether it changed.
