@@ -157,21 +157,38 @@ fn set_fence(f: wire::Fence) {
     }
 }
 
-/// Every event of the worker's mixes and inputs goes to the parent, which publishes it as its own.
+/// Every event of the worker's mixes and inputs goes to the parent, which publishes it as its own. A report of
+/// everything goes first, so that whoever acts on an event (a webhook, the console) and then reads the status
+/// sees the state the event announces, not the periodic report before it: the parent reads its frames in order.
 async fn forward_events(host: Arc<Host>) {
+    use tokio::sync::broadcast::error::{RecvError, TryRecvError};
     let mut rx = host.events.subscribe();
     loop {
-        match rx.recv().await {
-            Ok(e) => {
-                let _ = host.out.try_send(Frame::new(FromWorker::Event {
-                    task: e.task,
-                    kind: e.kind,
-                }));
-            }
-            Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+        let first = match rx.recv().await {
+            Ok(e) => e,
+            Err(RecvError::Lagged(n)) => {
                 tracing::warn!(lost = n, "worker events lost on the way to the parent");
+                continue;
             }
-            Err(_) => return,
+            Err(RecvError::Closed) => return,
+        };
+        // Events come in bursts (a mix starting announces every input and output): one report serves them all.
+        let mut batch = vec![first];
+        loop {
+            match rx.try_recv() {
+                Ok(e) => batch.push(e),
+                Err(TryRecvError::Lagged(n)) => {
+                    tracing::warn!(lost = n, "worker events lost on the way to the parent");
+                }
+                Err(TryRecvError::Empty | TryRecvError::Closed) => break,
+            }
+        }
+        let _ = host.out.try_send(host.full_report());
+        for e in batch {
+            let _ = host.out.try_send(Frame::new(FromWorker::Event {
+                task: e.task,
+                kind: e.kind,
+            }));
         }
     }
 }

@@ -219,3 +219,52 @@ fn mixes_sharing_an_input_share_a_worker_and_the_metrics_show_it() {
     assert_eq!(m.value("tessera_workers", &[]), 2.0);
     assert!(m.value("tessera_mix_cpu_seconds_total", &[("mix", "solo")]) > 0.0);
 }
+
+/// A mix runs in a worker and its status is the worker's report: whoever reads the status right after an
+/// event (a webhook's receiver, the console) must see what the event announces, not the report before it.
+#[test]
+fn the_status_read_right_after_an_event_shows_what_it_announces() {
+    let rig = Rig::start();
+    let _a = rig.solid("a", RED, None);
+    let mut rx = rig.tessera.engine.events().subscribe();
+    rig.put("m", &one("a", "out"));
+    let (mut input_live, mut output_live) = (false, false);
+    let deadline = Instant::now() + Duration::from_secs(25);
+    while !(input_live && output_live) {
+        assert!(
+            Instant::now() < deadline,
+            "input live {input_live}, output live {output_live}"
+        );
+        let e = match rx.try_recv() {
+            Ok(e) => e,
+            Err(tokio::sync::broadcast::error::TryRecvError::Empty) => {
+                std::thread::sleep(Duration::from_millis(1));
+                continue;
+            }
+            Err(e) => panic!("events: {e}"),
+        };
+        if e.task.id() != "m" {
+            continue;
+        }
+        match e.kind {
+            EventKind::InputLive { input } => {
+                let st = rig.status("m");
+                assert_eq!(st["inputs"][0]["id"], input.as_str(), "{st}");
+                assert_eq!(
+                    st["inputs"][0]["state"], "live",
+                    "read right after input.live: {st}"
+                );
+                input_live = true;
+            }
+            EventKind::OutputLive { .. } => {
+                let st = rig.status("m");
+                assert_eq!(
+                    st["outputs"][0]["state"], "live",
+                    "read right after output.live: {st}"
+                );
+                output_live = true;
+            }
+            _ => {}
+        }
+    }
+}
